@@ -1,0 +1,125 @@
+//! The errors every operation can return. Each message is one sentence a
+//! user (or a model) can act on: what was wrong and what to do next.
+
+use std::fmt;
+
+/// What kind of record an error is about, with the tool that lists its ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    WorkItem,
+    Vendor,
+    Deployment,
+    Dependency,
+    Enhancement,
+    Configuration,
+}
+
+impl Kind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::WorkItem => "work item",
+            Kind::Vendor => "vendor",
+            Kind::Deployment => "deployment",
+            Kind::Dependency => "dependency",
+            Kind::Enhancement => "enhancement",
+            Kind::Configuration => "project configuration",
+        }
+    }
+
+    fn lister(self) -> &'static str {
+        match self {
+            Kind::WorkItem => "list_work_items (or `waymark item list`) shows the ids",
+            Kind::Vendor => "list_vendors (or `waymark vendor list`) shows the names",
+            Kind::Deployment => "list_deployments (or `waymark deploy list`) shows the ids",
+            Kind::Dependency => "query_work_item shows an item's dependencies",
+            Kind::Enhancement => "manage_enhancement with action list shows the ids",
+            Kind::Configuration => "get_project_configuration shows it",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.noun())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} {id} not found; {}", kind.lister())]
+    NotFound { kind: Kind, id: String },
+
+    /// A value broke a rule of the domain.
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+
+    #[error(
+        "{kind} {id} has changed: you sent version {expected}, but it is at version {current} \
+         (last written by {updated_by}); read it again and retry with version {current}"
+    )]
+    StaleVersion { kind: Kind, id: String, expected: i64, current: i64, updated_by: String },
+
+    #[error(
+        "moving or creating {what} would put a work item at depth {depth}, past the limit of {max} \
+         (six levels, 0 to {max}); attach it higher in the tree"
+    )]
+    DepthLimit { what: String, depth: i64, max: i64 },
+
+    #[error("{0}")]
+    Cycle(String),
+
+    /// The request conflicts with what is stored (not a sync conflict).
+    #[error("{0}")]
+    Conflict(String),
+
+    #[error(
+        "the store at {path} was written by a newer Waymark (schema {found}, this build knows up to \
+         {supported}); upgrade Waymark to use it"
+    )]
+    StoreTooNew { path: String, found: i64, supported: i64 },
+
+    #[error("the store at {path} could not be opened: {message}")]
+    Open { path: String, message: String },
+
+    #[error("store error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Invalid { field: field.into(), message: message.into() }
+    }
+
+    pub fn not_found(kind: Kind, id: impl Into<String>) -> Error {
+        Error::NotFound { kind, id: id.into() }
+    }
+
+    /// A stable code for machines: `not_found`, `invalid`, `stale_version`, ...
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "not_found",
+            Error::Invalid { .. } => "invalid",
+            Error::StaleVersion { .. } => "stale_version",
+            Error::DepthLimit { .. } => "depth_limit",
+            Error::Cycle(_) => "cycle",
+            Error::Conflict(_) => "conflict",
+            Error::StoreTooNew { .. } => "store_too_new",
+            Error::Open { .. } => "store_open",
+            Error::Sqlite(_) | Error::Corrupt(_) => "store",
+            Error::Io(_) => "io",
+        }
+    }
+
+    /// Whether the caller sent something wrong (as opposed to the store failing).
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, Error::Sqlite(_) | Error::Corrupt(_) | Error::Io(_) | Error::Open { .. })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

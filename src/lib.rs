@@ -1,0 +1,15 @@
+//! Waymark: an offline-first project tracker for coding agents.
+//!
+//! The library is the agent: the domain ([`domain`]), the local SQLite store
+//! ([`store`]), the operations both faces call ([`ops`]) and the status
+//! report ([`report`]). The binary adds the command line.
+
+pub mod domain;
+pub mod error;
+pub mod ops;
+pub mod report;
+pub mod store;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use ops::Tracker;

@@ -1,0 +1,240 @@
+//! Deployments: a PR or commit that went out, with its test results and
+//! links to the vendors and work items it touched. Listed newest first.
+
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Tracker;
+use super::page::{Page, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::{vendors, work_items};
+use crate::domain::{self, ids};
+use crate::error::{Error, Kind, Result};
+use crate::store::write::Fields;
+use crate::store::{DEPLOYMENT_LINKS, DEPLOYMENTS, WriteTx};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Deployment {
+    pub id: String,
+    pub deployed_at: String,
+    pub commit_hash: String,
+    pub metadata: Value,
+    pub vendor_ids: Vec<String>,
+    pub work_item_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    pub updated_by: String,
+    #[serde(default)]
+    pub version: i64,
+}
+
+/// A deployment in a list.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DeploymentRow {
+    pub id: String,
+    pub deployed_at: String,
+    pub commit_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr_title: Option<String>,
+}
+
+/// What `record_deployment` takes. Vendors may be given by id or by name.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NewDeployment {
+    pub commit_hash: String,
+    pub deployed_at: Option<String>,
+    pub pr_number: Option<i64>,
+    pub pr_title: Option<String>,
+    pub test_summary: Option<Map<String, Value>>,
+    pub constitutional_compliance: Option<bool>,
+    #[serde(default)]
+    pub vendor_ids: Vec<String>,
+    #[serde(default)]
+    pub work_item_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct DeploymentFilter {
+    /// Only deployments linked to this vendor (id or name).
+    pub vendor: Option<String>,
+    /// Only deployments linked to this work item.
+    pub work_item_id: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, deployed_at, commit_hash, metadata, deleted_at, created_at, created_by, updated_at, updated_by, version";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deployment> {
+    let metadata: String = r.get(3)?;
+    Ok(Deployment {
+        id: r.get(0)?,
+        deployed_at: r.get(1)?,
+        commit_hash: r.get(2)?,
+        metadata: serde_json::from_str(&metadata).unwrap_or_else(|_| Value::Object(Map::new())),
+        vendor_ids: Vec::new(),
+        work_item_ids: Vec::new(),
+        deleted_at: r.get(4)?,
+        created_at: r.get(5)?,
+        created_by: r.get(6)?,
+        updated_at: r.get(7)?,
+        updated_by: r.get(8)?,
+        version: r.get(9)?,
+    })
+}
+
+pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Deployment>> {
+    let Some(mut d) = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM deployments WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT link_type, target_id FROM deployment_links WHERE deployment_id = ?1 AND removed = 0 ORDER BY target_id",
+    )?;
+    let links = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for link in links {
+        let (kind, target) = link?;
+        if kind == "vendor" { d.vendor_ids.push(target) } else { d.work_item_ids.push(target) }
+    }
+    Ok(Some(d))
+}
+
+/// Validate and write a deployment with its links under `id`.
+pub(crate) fn record_in(tx: &mut WriteTx<'_>, id: &str, input: NewDeployment, short_hash_ok: bool) -> Result<Deployment> {
+    let commit = domain::commit_hash("commit_hash", &input.commit_hash, short_hash_ok)?;
+    let deployed_at = match input.deployed_at.as_deref() {
+        Some(t) => domain::timestamp("deployed_at", t)?,
+        None => tx.now(),
+    };
+    let mut meta = Map::new();
+    if let Some(n) = input.pr_number {
+        meta.insert("pr_number".into(), domain::pr_number(n)?.into());
+    }
+    if let Some(t) = &input.pr_title {
+        meta.insert("pr_title".into(), domain::pr_title(t)?.into());
+    }
+    if let Some(s) = input.test_summary {
+        domain::test_summary(&s)?;
+        meta.insert("test_summary".into(), Value::Object(s));
+    }
+    if let Some(c) = input.constitutional_compliance {
+        meta.insert("constitutional_compliance".into(), c.into());
+    }
+    let mut vendor_ids = Vec::new();
+    for v in &input.vendor_ids {
+        let vendor = vendors::find(tx.conn(), v)?.ok_or_else(|| Error::not_found(Kind::Vendor, format!("{v:?}")))?;
+        if vendor_ids.contains(&vendor.id) {
+            return Err(Error::invalid("vendor_ids", format!("vendor {:?} is listed twice", vendor.name)));
+        }
+        vendor_ids.push(vendor.id);
+    }
+    let mut item_ids = Vec::new();
+    for w in &input.work_item_ids {
+        let item = work_items::require(tx.conn(), &ids::parse("work_item_ids", w)?)?;
+        if item_ids.contains(&item.id) {
+            return Err(Error::invalid("work_item_ids", format!("work item {} is listed twice", item.id)));
+        }
+        item_ids.push(item.id);
+    }
+    if load(tx.conn(), id)?.is_some() {
+        return Err(Error::Conflict(format!("deployment {id} already exists")));
+    }
+    let mut fields = Fields::new();
+    fields.insert("deployed_at".into(), deployed_at.to_string().into());
+    fields.insert("commit_hash".into(), commit.into());
+    for (k, v) in meta {
+        fields.insert(format!("metadata.{k}"), v);
+    }
+    fields.insert("created_at".into(), tx.now().to_string().into());
+    fields.insert("created_by".into(), tx.author().into());
+    tx.write(&DEPLOYMENTS, id, fields)?;
+    for (link_type, targets) in [("vendor", &vendor_ids), ("work_item", &item_ids)] {
+        for target in targets {
+            let mut fields = Fields::new();
+            fields.insert("deployment_id".into(), id.into());
+            fields.insert("link_type".into(), link_type.into());
+            fields.insert("target_id".into(), target.as_str().into());
+            fields.insert("removed".into(), false.into());
+            fields.insert("created_at".into(), tx.now().to_string().into());
+            fields.insert("created_by".into(), tx.author().into());
+            tx.write(&DEPLOYMENT_LINKS, &ids::deployment_link(id, link_type, target), fields)?;
+        }
+    }
+    load(tx.conn(), id)?.ok_or_else(|| Error::Corrupt(format!("deployment {id} vanished")))
+}
+
+impl Tracker {
+    /// Record a deployment (a full 40-character commit hash).
+    pub fn record_deployment(&self, author: &str, input: NewDeployment) -> Result<Deployment> {
+        self.store.write(author, move |tx| record_in(tx, &ids::new_id(), input, false))
+    }
+
+    pub fn get_deployment(&self, id: &str) -> Result<Deployment> {
+        let id = ids::parse("id", id)?;
+        self.store.read(|tx| load(tx, &id)?.ok_or_else(|| Error::not_found(Kind::Deployment, &id)))
+    }
+
+    /// Deployments, newest first.
+    pub fn list_deployments(&self, filter: DeploymentFilter) -> Result<Page<DeploymentRow>> {
+        let limit = clamp_limit(filter.limit)?;
+        self.store.read(|tx| {
+            let mut clauses = vec!["d.deleted_at IS NULL".to_owned()];
+            let mut args: Vec<String> = Vec::new();
+            if let Some(v) = &filter.vendor {
+                let vendor = vendors::find(tx, v)?.ok_or_else(|| Error::not_found(Kind::Vendor, format!("{v:?}")))?;
+                args.push(vendor.id);
+                clauses.push(format!(
+                    "d.id IN (SELECT deployment_id FROM deployment_links WHERE target_id = ?{} AND removed = 0)",
+                    args.len()
+                ));
+            }
+            if let Some(w) = &filter.work_item_id {
+                args.push(ids::parse("work_item_id", w)?);
+                clauses.push(format!(
+                    "d.id IN (SELECT deployment_id FROM deployment_links WHERE target_id = ?{} AND removed = 0)",
+                    args.len()
+                ));
+            }
+            let filters = clauses.join(" AND ");
+            let count_args = args.len();
+            let mut page_filters = filters.clone();
+            if let Some(c) = &filter.cursor {
+                let k = decode_cursor(c, 2)?;
+                args.extend(k);
+                let n = args.len();
+                page_filters.push_str(&format!(" AND (d.deployed_at, d.id) < (?{}, ?{n})", n - 1));
+            }
+            let total: i64 = tx
+                .prepare_cached(&format!("SELECT count(*) FROM deployments d WHERE {filters}"))?
+                .query_row(rusqlite::params_from_iter(&args[..count_args]), |r| r.get(0))?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT d.id, d.deployed_at, d.commit_hash, d.metadata FROM deployments d WHERE {page_filters}
+                 ORDER BY d.deployed_at DESC, d.id DESC LIMIT {}",
+                limit + 1
+            ))?;
+            let rows: Vec<DeploymentRow> = stmt
+                .query_map(rusqlite::params_from_iter(&args), |r| {
+                    let metadata: String = r.get(3)?;
+                    let metadata: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
+                    Ok(DeploymentRow {
+                        id: r.get(0)?,
+                        deployed_at: r.get(1)?,
+                        commit_hash: r.get(2)?,
+                        pr_number: metadata.get("pr_number").and_then(Value::as_i64),
+                        pr_title: metadata.get("pr_title").and_then(Value::as_str).map(str::to_owned),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(paginate(rows, limit, total, |row| encode_cursor(&[&row.deployed_at, &row.id])))
+        })
+    }
+}

@@ -1,0 +1,243 @@
+//! Future enhancements: planned work above the level of work items,
+//! filterable by priority, status and quarter.
+
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Tracker;
+use super::page::{Page, clamp_limit, decode_cursor, encode_cursor, paginate};
+use crate::domain::{self, EnhancementStatus, ids};
+use crate::error::{Error, Kind, Result};
+use crate::store::write::Fields;
+use crate::store::{ENHANCEMENTS, WriteTx};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Enhancement {
+    pub id: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub priority: i64,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_quarter: Option<String>,
+    pub requires_constitutional_approval: bool,
+    pub depends_on: Vec<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    pub updated_by: String,
+    #[serde(default)]
+    pub version: i64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NewEnhancement {
+    pub title: String,
+    pub description: Option<String>,
+    pub priority: Option<i64>,
+    pub status: Option<String>,
+    pub target_quarter: Option<String>,
+    pub requires_constitutional_approval: Option<bool>,
+    pub depends_on: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct EnhancementUpdate {
+    pub id: String,
+    pub version: i64,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub priority: Option<i64>,
+    pub status: Option<String>,
+    pub target_quarter: Option<String>,
+    pub requires_constitutional_approval: Option<bool>,
+    pub depends_on: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct EnhancementFilter {
+    pub priority: Option<i64>,
+    pub status: Option<String>,
+    pub target_quarter: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+const COLUMNS: &str = "id, title, description, priority, status, target_quarter, requires_constitutional_approval, \
+     depends_on, created_at, created_by, updated_at, updated_by, version";
+
+pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Enhancement> {
+    let deps: String = r.get(7)?;
+    Ok(Enhancement {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        description: r.get(2)?,
+        priority: r.get(3)?,
+        status: r.get(4)?,
+        target_quarter: r.get(5)?,
+        requires_constitutional_approval: r.get(6)?,
+        depends_on: serde_json::from_str(&deps).unwrap_or_default(),
+        created_at: r.get(8)?,
+        created_by: r.get(9)?,
+        updated_at: r.get(10)?,
+        updated_by: r.get(11)?,
+        version: r.get(12)?,
+    })
+}
+
+fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Enhancement>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM enhancements WHERE id = ?1 AND deleted_at IS NULL"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+fn require(conn: &rusqlite::Connection, id: &str) -> Result<Enhancement> {
+    load(conn, id)?.ok_or_else(|| Error::not_found(Kind::Enhancement, id))
+}
+
+fn check_depends_on(conn: &rusqlite::Connection, own: &str, list: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for d in list {
+        let d = ids::parse("depends_on", d)?;
+        if d == own {
+            return Err(Error::invalid("depends_on", "an enhancement cannot depend on itself"));
+        }
+        require(conn, &d)?;
+        if out.contains(&d) {
+            return Err(Error::invalid("depends_on", format!("enhancement {d} is listed twice")));
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+pub(crate) fn create_in(tx: &mut WriteTx<'_>, id: &str, input: NewEnhancement) -> Result<Enhancement> {
+    let mut fields = Fields::new();
+    fields.insert("title".into(), domain::title(&input.title)?.into());
+    if let Some(d) = input.description.as_deref().map(domain::description).transpose()?.flatten() {
+        fields.insert("description".into(), d.into());
+    }
+    fields.insert("priority".into(), domain::enhancement_priority(input.priority.unwrap_or(3))?.into());
+    let status = input.status.as_deref().map(EnhancementStatus::parse).transpose()?;
+    fields.insert("status".into(), status.unwrap_or(EnhancementStatus::Planned).as_str().into());
+    if let Some(q) = input.target_quarter.as_deref().filter(|q| !q.trim().is_empty()) {
+        fields.insert("target_quarter".into(), domain::quarter("target_quarter", q)?.into());
+    }
+    fields.insert(
+        "requires_constitutional_approval".into(),
+        input.requires_constitutional_approval.unwrap_or(false).into(),
+    );
+    let deps = check_depends_on(tx.conn(), id, &input.depends_on.unwrap_or_default())?;
+    fields.insert("depends_on".into(), deps.into());
+    fields.insert("created_at".into(), tx.now().to_string().into());
+    fields.insert("created_by".into(), tx.author().into());
+    tx.write(&ENHANCEMENTS, id, fields)?;
+    require(tx.conn(), id)
+}
+
+impl Tracker {
+    pub fn create_enhancement(&self, author: &str, input: NewEnhancement) -> Result<Enhancement> {
+        self.store.write(author, move |tx| create_in(tx, &ids::new_id(), input))
+    }
+
+    pub fn get_enhancement(&self, id: &str) -> Result<Enhancement> {
+        let id = ids::parse("id", id)?;
+        self.store.read(|tx| require(tx, &id))
+    }
+
+    pub fn update_enhancement(&self, author: &str, input: EnhancementUpdate) -> Result<Enhancement> {
+        self.store.write(author, move |tx| {
+            let id = ids::parse("id", &input.id)?;
+            let e = require(tx.conn(), &id)?;
+            if e.version != input.version {
+                return Err(Error::StaleVersion {
+                    kind: Kind::Enhancement,
+                    id,
+                    expected: input.version,
+                    current: e.version,
+                    updated_by: e.updated_by,
+                });
+            }
+            let mut fields = Fields::new();
+            let mut set = |name: &str, new: Value, old: Value| {
+                if new != old {
+                    fields.insert(name.to_owned(), new);
+                }
+            };
+            if let Some(t) = &input.title {
+                set("title", domain::title(t)?.into(), e.title.clone().into());
+            }
+            if let Some(d) = &input.description {
+                set("description", domain::description(d)?.into(), e.description.clone().into());
+            }
+            if let Some(p) = input.priority {
+                set("priority", domain::enhancement_priority(p)?.into(), e.priority.into());
+            }
+            if let Some(s) = &input.status {
+                set("status", EnhancementStatus::parse(s)?.as_str().into(), e.status.clone().into());
+            }
+            if let Some(q) = &input.target_quarter {
+                let q = if q.trim().is_empty() { None } else { Some(domain::quarter("target_quarter", q)?) };
+                set("target_quarter", q.into(), e.target_quarter.clone().into());
+            }
+            if let Some(b) = input.requires_constitutional_approval {
+                set("requires_constitutional_approval", b.into(), e.requires_constitutional_approval.into());
+            }
+            if let Some(d) = &input.depends_on {
+                let d = check_depends_on(tx.conn(), &id, d)?;
+                set("depends_on", d.into(), e.depends_on.clone().into());
+            }
+            if fields.is_empty() {
+                return Ok(e);
+            }
+            tx.write(&ENHANCEMENTS, &id, fields)?;
+            require(tx.conn(), &id)
+        })
+    }
+
+    /// Enhancements by priority (1 first), then oldest.
+    pub fn list_enhancements(&self, filter: EnhancementFilter) -> Result<Page<Enhancement>> {
+        let limit = clamp_limit(filter.limit)?;
+        let mut clauses = vec!["deleted_at IS NULL".to_owned()];
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(p) = filter.priority {
+            args.push(domain::enhancement_priority(p)?.into());
+            clauses.push(format!("priority = ?{}", args.len()));
+        }
+        if let Some(s) = &filter.status {
+            args.push(EnhancementStatus::parse(s)?.as_str().to_owned().into());
+            clauses.push(format!("status = ?{}", args.len()));
+        }
+        if let Some(q) = &filter.target_quarter {
+            args.push(domain::quarter("target_quarter", q)?.into());
+            clauses.push(format!("target_quarter = ?{}", args.len()));
+        }
+        let filters = clauses.join(" AND ");
+        let count_args = args.len();
+        let mut page_filters = filters.clone();
+        if let Some(c) = &filter.cursor {
+            let k = decode_cursor(c, 3)?;
+            let p: i64 = k[0].parse().map_err(|_| Error::invalid("cursor", "is not a cursor this list returned"))?;
+            args.push(p.into());
+            args.push(k[1].clone().into());
+            args.push(k[2].clone().into());
+            let n = args.len();
+            page_filters.push_str(&format!(" AND (priority, created_at, id) > (?{}, ?{}, ?{n})", n - 2, n - 1));
+        }
+        self.store.read(|tx| {
+            let total: i64 = tx
+                .prepare_cached(&format!("SELECT count(*) FROM enhancements WHERE {filters}"))?
+                .query_row(rusqlite::params_from_iter(&args[..count_args]), |r| r.get(0))?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM enhancements WHERE {page_filters} ORDER BY priority, created_at, id LIMIT {}",
+                limit + 1
+            ))?;
+            let rows: Vec<Enhancement> =
+                stmt.query_map(rusqlite::params_from_iter(&args), from_row)?.collect::<rusqlite::Result<_>>()?;
+            Ok(paginate(rows, limit, total, |e| encode_cursor(&[&e.priority.to_string(), &e.created_at, &e.id])))
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! The whole store as one canonical JSON document, and back.
+//!
+//! `export json` prints sorted keys and records sorted by id, and leaves out
+//! what is local to one replica (replica id, cursors, the local `version`),
+//! so converged replicas print the same bytes. `import json` reads such a
+//! document into an empty store, keeping ids, authors and times.
+
+use rusqlite::Connection;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::Tracker;
+use super::configuration;
+use super::dependencies::{DEPENDENCY_COLUMNS, dependency_from_row};
+use super::enhancements;
+use super::vendors::{VENDOR_COLUMNS, vendor_from_row};
+use super::work_items::{ITEM_COLUMNS, item_from_row};
+use crate::domain::{self, ids};
+use crate::error::{Error, Result};
+use crate::store::write::{Fields, load_state};
+use crate::store::{
+    CONFIGURATION, Collection, DEPENDENCIES, DEPLOYMENT_LINKS, DEPLOYMENTS, ENHANCEMENTS, VENDORS, WORK_ITEMS,
+    WriteTx,
+};
+use crate::time::Timestamp;
+
+/// One open sync conflict: a field with concurrent, different values.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConflictView {
+    pub collection: String,
+    pub record_id: String,
+    pub field: String,
+    /// The value every replica shows (the latest write by hybrid clock).
+    pub winner: Value,
+    /// Every value still standing, oldest first.
+    pub values: Vec<ConflictValue>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConflictValue {
+    pub value: Value,
+    pub written_by: String,
+    pub written_at: String,
+}
+
+/// What an import brought in.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ImportSummary {
+    pub work_items: i64,
+    pub dependencies: i64,
+    pub vendors: i64,
+    pub deployments: i64,
+    pub enhancements: i64,
+    pub configuration: bool,
+}
+
+pub(crate) fn list_conflicts(conn: &Connection) -> Result<Vec<ConflictView>> {
+    let keys: Vec<(String, String, String)> = conn
+        .prepare_cached("SELECT collection, record_id, field FROM conflicts ORDER BY collection, record_id, field")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(keys.len());
+    for (collection, record_id, field) in keys {
+        let Some(c) = Collection::named(&collection) else { continue };
+        let state = load_state(conn, c, &record_id)?;
+        let Some(register) = state.fields.get(&field) else { continue };
+        let values: Vec<ConflictValue> = register
+            .siblings()
+            .iter()
+            .map(|s| ConflictValue {
+                value: s.value.clone(),
+                written_by: s.author.clone(),
+                written_at: Timestamp::from_millis(s.hlc.millis()).to_string(),
+            })
+            .collect();
+        let winner = register.winner().map(|s| s.value.clone()).unwrap_or(Value::Null);
+        out.push(ConflictView { collection, record_id, field, winner, values });
+    }
+    Ok(out)
+}
+
+fn without_version<T: Serialize>(record: T) -> Value {
+    let mut v = serde_json::to_value(record).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("version");
+    }
+    v
+}
+
+fn all<T>(conn: &Connection, sql: &str, f: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
+    Ok(conn.prepare(sql)?.query_map([], f)?.collect::<rusqlite::Result<_>>()?)
+}
+
+impl Tracker {
+    /// Open sync conflicts, in a stable order.
+    pub fn list_conflicts(&self) -> Result<Vec<ConflictView>> {
+        self.store.read(|tx| list_conflicts(tx))
+    }
+
+    /// The whole store as one canonical JSON value (keys sorted).
+    pub fn export_json(&self) -> Result<Value> {
+        self.store.read(|tx| {
+            let items = all(tx, &format!("SELECT {ITEM_COLUMNS} FROM work_items ORDER BY id"), item_from_row)?;
+            let (archived, live): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.archived_at.is_some());
+            let deps = all(
+                tx,
+                &format!("SELECT {DEPENDENCY_COLUMNS} FROM dependencies WHERE removed = 0 ORDER BY id"),
+                dependency_from_row,
+            )?;
+            let vendors = all(tx, &format!("SELECT {VENDOR_COLUMNS} FROM vendors ORDER BY id"), vendor_from_row)?;
+            let deployment_ids: Vec<String> =
+                all(tx, "SELECT id FROM deployments ORDER BY id", |r| r.get(0))?;
+            let mut deployments = Vec::with_capacity(deployment_ids.len());
+            for id in deployment_ids {
+                if let Some(d) = super::deployments::load(tx, &id)? {
+                    deployments.push(without_version(d));
+                }
+            }
+            let enh = all(
+                tx,
+                "SELECT id, title, description, priority, status, target_quarter, requires_constitutional_approval, \
+                 depends_on, created_at, created_by, updated_at, updated_by, version FROM enhancements \
+                 WHERE deleted_at IS NULL ORDER BY id",
+                enhancements::from_row,
+            )?;
+            let conflicts = list_conflicts(tx)?;
+            Ok(json!({
+                "work_items": live.into_iter().map(without_version).collect::<Vec<_>>(),
+                "archived_work_items": archived.into_iter().map(without_version).collect::<Vec<_>>(),
+                "dependencies": deps.into_iter().map(without_version).collect::<Vec<_>>(),
+                "vendors": vendors.into_iter().map(without_version).collect::<Vec<_>>(),
+                "deployments": deployments,
+                "enhancements": enh.into_iter().map(without_version).collect::<Vec<_>>(),
+                "configuration": without_version(configuration::load(tx)?),
+                "conflicts": conflicts,
+            }))
+        })
+    }
+
+    /// Read an exported document into this store, which must be empty.
+    /// All or nothing: one bad record refuses the whole document.
+    pub fn import_json(&self, author: &str, doc: Value) -> Result<ImportSummary> {
+        let Value::Object(doc) = doc else {
+            return Err(Error::invalid("document", "must be a JSON object as `waymark export json` prints"));
+        };
+        self.store.write(author, move |tx| {
+            let existing: i64 = tx.conn().query_row("SELECT count(*) FROM records", [], |r| r.get(0))?;
+            if existing > 0 {
+                return Err(Error::Conflict(format!(
+                    "the store already holds {existing} records; import json reads only into an empty store \
+                     (use a new --data-dir)"
+                )));
+            }
+            let mut summary = ImportSummary::default();
+            let list = |key: &str| -> Result<Vec<Map<String, Value>>> {
+                match doc.get(key) {
+                    None | Some(Value::Null) => Ok(Vec::new()),
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|v| {
+                            v.as_object()
+                                .cloned()
+                                .ok_or_else(|| Error::invalid(key, "every entry must be an object"))
+                        })
+                        .collect(),
+                    Some(_) => Err(Error::invalid(key, "must be a list")),
+                }
+            };
+            // Parents before children: sort work items by depth.
+            let mut items = list("work_items")?;
+            items.extend(list("archived_work_items")?);
+            items.sort_by_key(|o| o.get("depth").and_then(Value::as_i64).unwrap_or(0));
+            for o in items {
+                import_record(tx, &WORK_ITEMS, o, &["path", "depth"])?;
+                summary.work_items += 1;
+            }
+            for o in list("dependencies")? {
+                let mut o = o;
+                o.insert("removed".into(), false.into());
+                import_record(tx, &DEPENDENCIES, o, &[])?;
+                summary.dependencies += 1;
+            }
+            for o in list("vendors")? {
+                import_record(tx, &VENDORS, o, &[])?;
+                summary.vendors += 1;
+            }
+            for mut o in list("deployments")? {
+                let id = record_id(&o)?;
+                let links: Vec<(&str, Value)> = [("vendor", "vendor_ids"), ("work_item", "work_item_ids")]
+                    .into_iter()
+                    .map(|(kind, key)| (kind, o.remove(key).unwrap_or(Value::Array(vec![]))))
+                    .collect();
+                let (created_at, created_by) = (o.get("created_at").cloned(), o.get("created_by").cloned());
+                let updated_at = o.get("updated_at").cloned();
+                import_record(tx, &DEPLOYMENTS, o, &[])?;
+                for (kind, targets) in links {
+                    for target in targets.as_array().into_iter().flatten() {
+                        let target = ids::parse(kind, target.as_str().unwrap_or_default())?;
+                        let mut link = Map::new();
+                        link.insert("id".into(), ids::deployment_link(&id, kind, &target).into());
+                        link.insert("deployment_id".into(), id.clone().into());
+                        link.insert("link_type".into(), kind.into());
+                        link.insert("target_id".into(), target.into());
+                        link.insert("removed".into(), false.into());
+                        for (k, v) in [("created_at", &created_at), ("created_by", &created_by), ("updated_at", &updated_at)] {
+                            if let Some(v) = v {
+                                link.insert(k.into(), v.clone());
+                            }
+                        }
+                        import_record(tx, &DEPLOYMENT_LINKS, link, &[])?;
+                    }
+                }
+                summary.deployments += 1;
+            }
+            for o in list("enhancements")? {
+                import_record(tx, &ENHANCEMENTS, o, &[])?;
+                summary.enhancements += 1;
+            }
+            if let Some(Value::Object(c)) = doc.get("configuration")
+                && c.contains_key("created_at")
+            {
+                let mut c = c.clone();
+                c.insert("id".into(), ids::configuration().into());
+                import_record(tx, &CONFIGURATION, c, &[])?;
+                summary.configuration = true;
+            }
+            Ok(summary)
+        })
+    }
+}
+
+fn record_id(o: &Map<String, Value>) -> Result<String> {
+    let id = o.get("id").and_then(Value::as_str).ok_or_else(|| Error::invalid("id", "a record has no id"))?;
+    ids::parse("id", id)
+}
+
+/// Write one exported record as a change that carries its own author and
+/// time. Values are checked by their rules where the domain has one.
+fn import_record(tx: &mut WriteTx<'_>, collection: &'static Collection, mut o: Map<String, Value>, derived: &[&str]) -> Result<()> {
+    let id = record_id(&o)?;
+    o.remove("id");
+    o.remove("version");
+    for d in derived {
+        o.remove(*d);
+    }
+    let updated_at = o.remove("updated_at").and_then(|v| v.as_str().and_then(Timestamp::parse));
+    let updated_by = o.remove("updated_by").and_then(|v| v.as_str().map(str::to_owned));
+    check_imported(collection, &o)?;
+    let mut fields = Fields::new();
+    for (k, v) in o {
+        if k == "metadata" {
+            let Value::Object(m) = v else {
+                return Err(Error::invalid(format!("{}/{id}.metadata", collection.name), "must be an object"));
+            };
+            for (mk, mv) in m {
+                fields.insert(format!("metadata.{mk}"), mv);
+            }
+        } else {
+            fields.insert(k, v);
+        }
+    }
+    if fields.is_empty() {
+        return Err(Error::invalid(format!("{}/{id}", collection.name), "has no fields"));
+    }
+    tx.set_time(updated_at);
+    let previous_author = tx.author().to_owned();
+    if let Some(a) = updated_by {
+        tx.set_author(a);
+    }
+    let result = tx.write(collection, &id, fields);
+    tx.set_time(None);
+    tx.set_author(previous_author);
+    result.map(|_| ())
+}
+
+/// The rules an imported record must keep (the same words and bounds the
+/// tools enforce).
+fn check_imported(collection: &Collection, o: &Map<String, Value>) -> Result<()> {
+    let s = |k: &str| o.get(k).and_then(Value::as_str);
+    match collection.name {
+        "work_items" => {
+            domain::ItemType::parse(s("item_type").unwrap_or_default())?;
+            domain::title(s("title").unwrap_or_default())?;
+            domain::WorkStatus::parse(s("status").unwrap_or_default())?;
+            if let Some(p) = s("parent_id") {
+                ids::parse("parent_id", p)?;
+            }
+        }
+        "vendors" => {
+            domain::vendor_name(s("name").unwrap_or_default())?;
+            domain::VendorStatus::parse(s("status").unwrap_or_default())?;
+        }
+        "dependencies" => {
+            domain::DependencyType::parse(s("dependency_type").unwrap_or_default())?;
+        }
+        "deployments" => {
+            domain::timestamp("deployed_at", s("deployed_at").unwrap_or_default())?;
+        }
+        "enhancements" => {
+            domain::title(s("title").unwrap_or_default())?;
+            domain::EnhancementStatus::parse(s("status").unwrap_or_default())?;
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The operations: every thing a user can do to the tracker, once.
+//!
+//! The MCP tools and the CLI commands are thin wrappers over these
+//! functions: same validation, same errors, same JSON. An operation checks
+//! its input with `crate::domain`, then reads or writes through
+//! `crate::store`; it never knows which face called it.
+
+mod archive;
+mod configuration;
+mod dependencies;
+mod deployments;
+mod enhancements;
+mod exchange;
+mod page;
+mod vendors;
+mod work_items;
+
+use std::path::Path;
+
+pub use archive::{ArchiveRequest, ArchiveResult, ArchivedQuery};
+pub use configuration::{Configuration, ConfigurationUpdate, SyncHealth};
+pub use dependencies::{Dependency, DependencyAction, DependencyChange};
+pub use deployments::{Deployment, DeploymentFilter, DeploymentRow, NewDeployment};
+pub use enhancements::{Enhancement, EnhancementFilter, EnhancementUpdate, NewEnhancement};
+pub use exchange::{ConflictView, ImportSummary};
+pub use page::{Page, clamp_limit};
+pub use vendors::{NewVendor, Vendor, VendorFilter, VendorRow, VendorUpdate};
+pub use work_items::{
+    DependencyLink, ItemDependencies, NewWorkItem, ReadyQuery, WorkItem, WorkItemDetail, WorkItemFilter,
+    WorkItemRow, WorkItemUpdate,
+};
+
+use crate::error::Result;
+use crate::store::Store;
+
+/// The author recorded for writes made from the command line.
+pub const CLI_AUTHOR: &str = "cli";
+
+/// The project tracker: one store, every operation of the domain.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    store: Store,
+}
+
+impl Tracker {
+    /// Open (creating if needed) the tracker whose store is in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Tracker> {
+        Ok(Tracker { store: Store::open(data_dir)? })
+    }
+
+    pub fn from_store(store: Store) -> Tracker {
+        Tracker { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+pub(crate) use configuration::sync_health;
+pub(crate) use exchange::list_conflicts as exchange_conflicts;

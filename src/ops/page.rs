@@ -1,0 +1,83 @@
+//! Pages of compact rows with opaque keyset cursors.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The default and largest page sizes of every list.
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 100;
+
+/// One page of a list.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// How many rows match the filters, over all pages.
+    pub total_count: i64,
+    /// Pass back as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Check a requested page size: 1 to 100, 50 when not given.
+pub fn clamp_limit(limit: Option<i64>) -> Result<i64> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(Error::invalid("limit", format!("must be 1 to {MAX_LIMIT} (got {n})"))),
+    }
+}
+
+/// A cursor is the sort key of the last row shown, hex-encoded so that
+/// clients treat it as opaque.
+pub fn encode_cursor(parts: &[&str]) -> String {
+    let joined = parts.join("\u{1f}");
+    joined.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
+    let bad = || Error::invalid("cursor", "is not a cursor this list returned; start again without one");
+    if cursor.len() % 2 != 0 || cursor.len() > 4096 {
+        return Err(bad());
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok()).collect();
+    let text = String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())?;
+    let parts: Vec<String> = text.split('\u{1f}').map(str::to_owned).collect();
+    if parts.len() == arity { Ok(parts) } else { Err(bad()) }
+}
+
+/// Cut a fetched `limit + 1` rows to a page, with the cursor of its last row.
+pub fn paginate<T>(mut rows: Vec<T>, limit: i64, total_count: i64, key: impl Fn(&T) -> String) -> Page<T> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(key) } else { None };
+    Page { items: rows, total_count, next_cursor }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = encode_cursor(&["2026-01-01T00:00:00.000000Z", "abc"]);
+        assert_eq!(decode_cursor(&c, 2).unwrap(), ["2026-01-01T00:00:00.000000Z", "abc"]);
+        assert!(decode_cursor("zz", 2).is_err());
+        assert!(decode_cursor(&c, 3).is_err());
+        assert!(decode_cursor("abc", 1).is_err());
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        assert_eq!(clamp_limit(None).unwrap(), 50);
+        assert!(clamp_limit(Some(0)).is_err() && clamp_limit(Some(101)).is_err());
+    }
+}
+
+impl<T> Page<T> {
+    /// The same page with each row transformed.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(f).collect(), total_count: self.total_count, next_cursor: self.next_cursor }
+    }
+}

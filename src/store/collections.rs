@@ -1,0 +1,347 @@
+//! The typed projection of each collection: which fields map to which
+//! columns, and how a record's registers become one row.
+//!
+//! Materializing is a pure function of the record's state (plus, for work
+//! items, the parent's derived path), so every replica that holds the same
+//! changes holds the same rows, whatever order the changes came in.
+
+use std::sync::OnceLock;
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{OptionalExtension, Transaction};
+use serde_json::{Map, Value};
+use waymark_sync::RecordState;
+
+use crate::error::Result;
+use crate::time::Timestamp;
+
+/// How a field is stored in its column.
+#[derive(Clone, Copy, Debug)]
+enum Ty {
+    /// NOT NULL text.
+    Text,
+    /// Nullable text.
+    OptText,
+    /// NOT NULL integer.
+    Int,
+    /// Nullable integer.
+    OptInt,
+    /// 0 or 1.
+    Bool,
+    /// JSON text; the default when absent.
+    Json(&'static str),
+}
+
+#[derive(Debug)]
+struct Col {
+    name: &'static str,
+    ty: Ty,
+}
+
+const fn col(name: &'static str, ty: Ty) -> Col {
+    Col { name, ty }
+}
+
+/// Rows derived beyond the plain field columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Derived {
+    None,
+    /// `path` and `depth` from the parent chain.
+    Tree,
+    /// `name_key`: the case-folded name.
+    NameKey,
+}
+
+/// One synced collection: a table of the local store.
+#[derive(Debug)]
+pub struct Collection {
+    /// The collection's name in changes, and its table.
+    pub name: &'static str,
+    columns: &'static [Col],
+    /// Whether `metadata.<key>` fields are gathered into a `metadata` column.
+    metadata: bool,
+    derived: Derived,
+    upsert: OnceLock<String>,
+}
+
+/// Fields that are written once, at creation; two replicas creating the
+/// same natural key disagree on them without anyone's work being at stake.
+const QUIET_FIELDS: [&str; 2] = ["created_at", "created_by"];
+
+pub(crate) static WORK_ITEMS: Collection = Collection {
+    name: "work_items",
+    columns: &[
+        col("item_type", Ty::Text),
+        col("title", Ty::Text),
+        col("description", Ty::OptText),
+        col("status", Ty::Text),
+        col("priority", Ty::Int),
+        col("parent_id", Ty::OptText),
+        col("branch_name", Ty::OptText),
+        col("commit_hash", Ty::OptText),
+        col("pr_number", Ty::OptInt),
+        col("deleted_at", Ty::OptText),
+        col("archived_at", Ty::OptText),
+    ],
+    metadata: true,
+    derived: Derived::Tree,
+    upsert: OnceLock::new(),
+};
+
+pub(crate) static DEPENDENCIES: Collection = Collection {
+    name: "dependencies",
+    columns: &[
+        col("source_id", Ty::Text),
+        col("target_id", Ty::Text),
+        col("dependency_type", Ty::Text),
+        col("removed", Ty::Bool),
+    ],
+    metadata: false,
+    derived: Derived::None,
+    upsert: OnceLock::new(),
+};
+
+pub(crate) static VENDORS: Collection = Collection {
+    name: "vendors",
+    columns: &[
+        col("name", Ty::Text),
+        col("status", Ty::Text),
+        col("extractor_version", Ty::Text),
+        col("deleted_at", Ty::OptText),
+    ],
+    metadata: true,
+    derived: Derived::NameKey,
+    upsert: OnceLock::new(),
+};
+
+pub(crate) static DEPLOYMENTS: Collection = Collection {
+    name: "deployments",
+    columns: &[col("deployed_at", Ty::Text), col("commit_hash", Ty::Text), col("deleted_at", Ty::OptText)],
+    metadata: true,
+    derived: Derived::None,
+    upsert: OnceLock::new(),
+};
+
+pub(crate) static DEPLOYMENT_LINKS: Collection = Collection {
+    name: "deployment_links",
+    columns: &[
+        col("deployment_id", Ty::Text),
+        col("link_type", Ty::Text),
+        col("target_id", Ty::Text),
+        col("removed", Ty::Bool),
+    ],
+    metadata: false,
+    derived: Derived::None,
+    upsert: OnceLock::new(),
+};
+
+pub(crate) static ENHANCEMENTS: Collection = Collection {
+    name: "enhancements",
+    columns: &[
+        col("title", Ty::Text),
+        col("description", Ty::OptText),
+        col("priority", Ty::Int),
+        col("status", Ty::Text),
+        col("target_quarter", Ty::OptText),
+        col("requires_constitutional_approval", Ty::Bool),
+        col("depends_on", Ty::Json("[]")),
+        col("deleted_at", Ty::OptText),
+    ],
+    metadata: false,
+    derived: Derived::None,
+    upsert: OnceLock::new(),
+};
+
+pub(crate) static CONFIGURATION: Collection = Collection {
+    name: "configuration",
+    columns: &[
+        col("active_context_type", Ty::Text),
+        col("current_session_id", Ty::OptText),
+        col("git_branch", Ty::OptText),
+        col("git_head_commit", Ty::OptText),
+        col("default_token_budget", Ty::Int),
+    ],
+    metadata: false,
+    derived: Derived::None,
+    upsert: OnceLock::new(),
+};
+
+const ALL: [&Collection; 7] =
+    [&WORK_ITEMS, &DEPENDENCIES, &VENDORS, &DEPLOYMENTS, &DEPLOYMENT_LINKS, &ENHANCEMENTS, &CONFIGURATION];
+
+impl Collection {
+    pub fn named(name: &str) -> Option<&'static Collection> {
+        ALL.into_iter().find(|c| c.name == name)
+    }
+
+    pub fn all() -> [&'static Collection; 7] {
+        ALL
+    }
+
+    fn upsert_sql(&self) -> &str {
+        self.upsert.get_or_init(|| {
+            let mut names: Vec<&str> = vec!["id"];
+            names.extend(self.columns.iter().map(|c| c.name));
+            if self.metadata {
+                names.push("metadata");
+            }
+            match self.derived {
+                Derived::Tree => names.extend(["path", "depth"]),
+                Derived::NameKey => names.push("name_key"),
+                Derived::None => {}
+            }
+            names.extend(["created_at", "created_by", "updated_at", "updated_by", "version"]);
+            let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+            let sets: Vec<String> =
+                names[1..].iter().map(|n| format!("{n} = excluded.{n}")).collect();
+            format!(
+                "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+                self.name,
+                names.join(", "),
+                params.join(", "),
+                sets.join(", ")
+            )
+        })
+    }
+
+    /// Rewrite the row of record `id` from its state. Returns its new
+    /// local version.
+    pub(super) fn materialize(&self, tx: &Transaction<'_>, id: &str, state: &RecordState) -> Result<i64> {
+        let (old_version, old_path): (i64, Option<String>) = {
+            let sql = if self.derived == Derived::Tree {
+                format!("SELECT version, path FROM {} WHERE id = ?1", self.name)
+            } else {
+                format!("SELECT version, NULL FROM {} WHERE id = ?1", self.name)
+            };
+            tx.prepare_cached(&sql)?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or((0, None))
+        };
+        let version = old_version + 1;
+
+        let mut params: Vec<Sql> = Vec::with_capacity(self.columns.len() + 10);
+        params.push(Sql::Text(id.to_owned()));
+        for c in self.columns {
+            params.push(to_sql(state.value(c.name), c.ty));
+        }
+        if self.metadata {
+            params.push(Sql::Text(metadata_of(state).to_string()));
+        }
+        let mut new_path = None;
+        match self.derived {
+            Derived::Tree => {
+                let parent = state.value("parent_id").and_then(Value::as_str);
+                let (path, depth) = derive_path(tx, id, parent)?;
+                params.push(Sql::Text(path.clone()));
+                params.push(Sql::Integer(depth));
+                new_path = Some(path);
+            }
+            Derived::NameKey => {
+                let name = state.value("name").and_then(Value::as_str).unwrap_or_default();
+                params.push(Sql::Text(crate::domain::vendor_key(name)));
+            }
+            Derived::None => {}
+        }
+        let first = state.first_write();
+        let last = state.last_write();
+        let time_of = |s: Option<&waymark_sync::Sibling>| {
+            s.map(|s| Timestamp::from_millis(s.hlc.millis()).to_string()).unwrap_or_default()
+        };
+        let created_at = match state.value("created_at").and_then(Value::as_str) {
+            Some(t) => t.to_owned(),
+            None => time_of(first),
+        };
+        let created_by = match state.value("created_by").and_then(Value::as_str) {
+            Some(a) => a.to_owned(),
+            None => first.map(|s| s.author.clone()).unwrap_or_default(),
+        };
+        // A record's update time never reads earlier than its creation time
+        // (imports may carry a creation time ahead of the clock reading).
+        let updated_at = time_of(last).max(created_at.clone());
+        params.push(Sql::Text(created_at));
+        params.push(Sql::Text(created_by));
+        params.push(Sql::Text(updated_at));
+        params.push(Sql::Text(last.map(|s| s.author.clone()).unwrap_or_default()));
+        params.push(Sql::Integer(version));
+        tx.prepare_cached(self.upsert_sql())?.execute(rusqlite::params_from_iter(params))?;
+
+        if let (Some(old), Some(new)) = (old_path, new_path)
+            && old != new
+        {
+            rederive_subtree(tx, &old, &new)?;
+        }
+        self.refresh_conflicts(tx, id, state)?;
+        Ok(version)
+    }
+
+    fn refresh_conflicts(&self, tx: &Transaction<'_>, id: &str, state: &RecordState) -> Result<()> {
+        tx.prepare_cached("DELETE FROM conflicts WHERE collection = ?1 AND record_id = ?2")?
+            .execute([self.name, id])?;
+        for (field, _) in state.conflicts().filter(|(f, _)| !QUIET_FIELDS.contains(f)) {
+            tx.prepare_cached("INSERT INTO conflicts (collection, record_id, field) VALUES (?1, ?2, ?3)")?
+                .execute([self.name, id, field])?;
+        }
+        Ok(())
+    }
+}
+
+/// The `metadata.<key>` fields of a record, gathered into one object
+/// (a key whose value is null has been removed).
+fn metadata_of(state: &RecordState) -> Value {
+    let mut map = Map::new();
+    for (name, register) in state.fields.range("metadata.".to_owned()..) {
+        let Some(key) = name.strip_prefix("metadata.") else { break };
+        if let Some(winner) = register.winner()
+            && !winner.value.is_null()
+        {
+            map.insert(key.to_owned(), winner.value.clone());
+        }
+    }
+    Value::Object(map)
+}
+
+fn to_sql(value: Option<&Value>, ty: Ty) -> Sql {
+    let value = value.filter(|v| !v.is_null());
+    match (ty, value) {
+        (Ty::Text | Ty::OptText, Some(Value::String(s))) => Sql::Text(s.clone()),
+        (Ty::Text | Ty::OptText, Some(other)) => Sql::Text(other.to_string()),
+        (Ty::Text, None) => Sql::Text(String::new()),
+        (Ty::Int | Ty::OptInt, Some(v)) if v.as_i64().is_some() => Sql::Integer(v.as_i64().unwrap_or(0)),
+        (Ty::Int, _) => Sql::Integer(0),
+        (Ty::Bool, Some(Value::Bool(b))) => Sql::Integer(i64::from(*b)),
+        (Ty::Bool, _) => Sql::Integer(0),
+        (Ty::Json(_), Some(v)) => Sql::Text(v.to_string()),
+        (Ty::Json(default), None) => Sql::Text(default.to_owned()),
+        (Ty::OptText | Ty::OptInt, _) => Sql::Null,
+    }
+}
+
+/// The materialized path and depth of work item `id` under `parent`. A
+/// parent that is unknown here, or whose own path runs through `id` (a cycle
+/// made by concurrent moves), leaves the item at the root.
+fn derive_path(tx: &Transaction<'_>, id: &str, parent: Option<&str>) -> Result<(String, i64)> {
+    let root = || (format!("/{id}"), 0);
+    let Some(parent) = parent.filter(|p| !p.is_empty()) else { return Ok(root()) };
+    let found: Option<(String, i64)> = tx
+        .prepare_cached("SELECT path, depth FROM work_items WHERE id = ?1")?
+        .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match found {
+        Some((path, depth)) if !path.split('/').any(|seg| seg == id) => {
+            Ok((format!("{path}/{id}"), depth + 1))
+        }
+        _ => Ok(root()),
+    }
+}
+
+/// Move every descendant of the node whose path was `old` under `new`.
+fn rederive_subtree(tx: &Transaction<'_>, old: &str, new: &str) -> Result<()> {
+    let delta = new.matches('/').count() as i64 - old.matches('/').count() as i64;
+    tx.prepare_cached(
+        "UPDATE work_items SET path = ?2 || substr(path, length(?1) + 1), depth = depth + ?3
+         WHERE path > ?1 || '/' AND path < ?1 || '0'",
+    )?
+    .execute(rusqlite::params![old, new, delta])?;
+    Ok(())
+}

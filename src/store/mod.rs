@@ -1,0 +1,298 @@
+//! The local SQLite store: Waymark's primary store.
+//!
+//! Owns the connection setup (pragmas, migrations, replica identity), the one
+//! write path ([`write::WriteTx`]) and read access. It knows SQL and the
+//! replication state; it knows nothing of MCP, the CLI or the network.
+//!
+//! Writes run on one owner thread per process, fed through a channel, each in
+//! a `BEGIN IMMEDIATE` transaction; other processes on the same file wait on
+//! SQLite's busy handler. Reads use a small pool of connections and see every
+//! committed write at once (WAL).
+
+mod collections;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite_migration::{M, Migrations};
+use waymark_sync::{Hlc, ReplicaId};
+
+pub use collections::Collection;
+pub(crate) use collections::{
+    CONFIGURATION, DEPENDENCIES, DEPLOYMENT_LINKS, DEPLOYMENTS, ENHANCEMENTS, VENDORS, WORK_ITEMS,
+};
+pub use write::WriteTx;
+
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+/// The store file's name inside the data directory.
+pub const DB_FILE: &str = "waymark.db";
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../../sql/sqlite/0001_initial.sql"))])
+}
+
+/// The schema version this build writes.
+pub fn schema_version() -> i64 {
+    1
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A handle on one store. Cheap to clone; every clone shares the owner
+/// thread and the read pool.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+/// Open a connection with the pragmas every connection must have.
+fn connect(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| Error::Open {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Where this store lives: a copied store file no longer matches.
+fn fingerprint(path: &Path) -> String {
+    let place = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let machine = std::fs::read_to_string("/etc/machine-id")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    format!("{}@{}", place.display(), machine.trim())
+}
+
+impl Store {
+    /// Open (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::Open {
+            path: data_dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Store::open_file(&data_dir.join(DB_FILE))
+    }
+
+    /// Open (creating if needed) the store file at `path`.
+    pub fn open_file(path: &Path) -> Result<Store> {
+        let mut conn = connect(path)?;
+        migrate(&mut conn, path)?;
+        ensure_replica(&mut conn, path)?;
+
+        let (tx, rx) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("waymark-store-writer".into())
+            .spawn(move || {
+                let mut conn = conn;
+                for job in rx {
+                    job(&mut conn);
+                }
+            })
+            .map_err(Error::Io)?;
+        Ok(Store {
+            inner: Arc::new(Inner { path: path.to_path_buf(), writer: tx, readers: Mutex::new(Vec::new()) }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Run `f` in one write transaction on the owner thread. Every change it
+    /// writes is stamped and appended to the outbox; all of it commits or
+    /// none of it does.
+    pub fn write<T, F>(&self, author: &str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        let author = author.to_owned();
+        self.on_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut wtx = WriteTx::begin(tx, author)?;
+            let value = f(&mut wtx)?;
+            wtx.commit()?;
+            Ok(value)
+        })
+    }
+
+    /// Run `f` with the owner thread's connection (for maintenance that is
+    /// not a change: local state, the outbox).
+    pub fn on_writer<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.inner
+            .writer
+            .send(job)
+            .map_err(|_| Error::Corrupt("the store's writer thread has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| Error::Corrupt("the store's writer thread stopped during a write".into()))?
+    }
+
+    /// Run `f` in a read transaction on a pooled connection: a consistent
+    /// snapshot that includes every write committed before it began.
+    pub fn read<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let pooled = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => connect(&self.inner.path)?,
+        };
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let value = f(&tx)?;
+            tx.finish()?;
+            Ok(value)
+        })();
+        let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// This replica's id.
+    pub fn replica_id(&self) -> Result<ReplicaId> {
+        self.read(|tx| read_replica(tx).map(|r| r.0))
+    }
+
+    /// A value of this replica's local state (never synced).
+    pub fn local_get(&self, key: &str) -> Result<Option<String>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row("SELECT value FROM local_state WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    /// Set a value of this replica's local state.
+    pub fn local_set(&self, key: &str, value: &str) -> Result<()> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.on_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO local_state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Changes written here that the hub has not acknowledged.
+    pub fn pending_changes(&self) -> Result<i64> {
+        self.read(|tx| Ok(tx.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?))
+    }
+}
+
+fn read_replica(conn: &Connection) -> Result<(ReplicaId, u64, Hlc, String)> {
+    let (id, counter, hlc, fp): (String, i64, i64, String) = conn.query_row(
+        "SELECT replica_id, counter, hlc, fingerprint FROM replica WHERE singleton = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let id = id.parse().map_err(|_| Error::Corrupt(format!("replica id {id:?} is not a UUID")))?;
+    Ok((id, counter as u64, Hlc(hlc as u64), fp))
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let migrations = migrations();
+    let supported = schema_version();
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > supported {
+        return Err(Error::StoreTooNew { path: path.display().to_string(), found, supported });
+    }
+    if found == supported {
+        return Ok(());
+    }
+    // Two processes may race to create a new store: the loser's migration
+    // fails on the winner's tables, and then finds the store up to date.
+    match migrations.to_latest(conn) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let now: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now == supported {
+                Ok(())
+            } else {
+                Err(Error::Open { path: path.display().to_string(), message: e.to_string() })
+            }
+        }
+    }
+}
+
+/// Mint the replica identity of a new store, or a new one for a store that
+/// was copied from elsewhere (two stores must never share a replica id).
+fn ensure_replica(conn: &mut Connection, path: &Path) -> Result<()> {
+    let here = fingerprint(path);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let existing = tx
+        .query_row("SELECT replica_id, fingerprint FROM replica WHERE singleton = 1", [], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()?;
+    let now = Timestamp::now().to_string();
+    match existing {
+        None => {
+            tx.execute(
+                "INSERT INTO replica (singleton, replica_id, counter, hlc, fingerprint, created_at)
+                 VALUES (1, ?1, 0, 0, ?2, ?3)",
+                rusqlite::params![ReplicaId::mint().to_string(), here, now],
+            )?;
+        }
+        Some((_, fp)) if fp == here => {}
+        Some((old, fp)) => {
+            let new = ReplicaId::mint();
+            tracing::warn!(
+                old_replica = %old, new_replica = %new, was = %fp,
+                "this store was copied or moved; it takes a new replica id before writing"
+            );
+            tx.execute(
+                "INSERT OR IGNORE INTO retired_replicas (replica_id, retired_at) VALUES (?1, ?2)",
+                [&old, &now],
+            )?;
+            tx.execute(
+                "UPDATE replica SET replica_id = ?1, counter = 0, fingerprint = ?2 WHERE singleton = 1",
+                [new.to_string(), here],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}

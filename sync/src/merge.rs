@@ -1,0 +1,205 @@
+//! Field-level merge: a record is a map of multi-value registers.
+//!
+//! Pure: no IO, no clock reads. Applying a change drops, for each field it
+//! writes, every value whose dot the change's context covers, and adds its
+//! own. Values written concurrently survive side by side (a conflict); every
+//! replica picks the same winner for display: the greatest `(hlc, dot)`.
+//!
+//! Precondition (kept by the hub's log, which is a causal order): a change
+//! is applied after every change its context covers.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::change::Change;
+use crate::clock::{Dot, Hlc, VersionVector};
+
+/// One value of a register, with the write that produced it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sibling {
+    #[serde(rename = "d")]
+    pub dot: Dot,
+    #[serde(rename = "h")]
+    pub hlc: Hlc,
+    #[serde(rename = "a")]
+    pub author: String,
+    #[serde(rename = "v")]
+    pub value: Value,
+}
+
+impl Sibling {
+    fn order_key(&self) -> (Hlc, Dot) {
+        (self.hlc, self.dot)
+    }
+}
+
+/// The values of one field that no later write has seen, in ascending
+/// `(hlc, dot)` order: the last one is the winner shown to users.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Register(Vec<Sibling>);
+
+impl Register {
+    pub fn winner(&self) -> Option<&Sibling> {
+        self.0.last()
+    }
+
+    pub fn siblings(&self) -> &[Sibling] {
+        &self.0
+    }
+
+    /// Concurrent writes left different values.
+    pub fn is_conflict(&self) -> bool {
+        match self.0.split_last() {
+            Some((last, rest)) => rest.iter().any(|s| s.value != last.value),
+            None => false,
+        }
+    }
+
+    fn write(&mut self, context: &VersionVector, sibling: Sibling) {
+        self.0.retain(|s| !context.covers(&s.dot));
+        let at = self.0.partition_point(|s| s.order_key() < sibling.order_key());
+        self.0.insert(at, sibling);
+    }
+}
+
+/// What a replica knows of one record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordState {
+    /// Every change applied to this record.
+    pub vv: VersionVector,
+    /// Field name -> register. Fields this code does not know are kept too.
+    pub fields: BTreeMap<String, Register>,
+}
+
+/// Whether applying a change did anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The change was new; the record changed.
+    Changed,
+    /// The change was already reflected (a duplicate delivery).
+    AlreadySeen,
+}
+
+impl RecordState {
+    /// Apply one change. Idempotent: a change already seen does nothing.
+    pub fn apply(&mut self, change: &Change) -> Applied {
+        if self.vv.covers(&change.dot) {
+            return Applied::AlreadySeen;
+        }
+        for (name, value) in &change.fields {
+            let sibling = Sibling {
+                dot: change.dot,
+                hlc: change.hlc,
+                author: change.author.clone(),
+                value: value.clone(),
+            };
+            self.fields.entry(name.clone()).or_default().write(&change.context, sibling);
+        }
+        self.vv.insert(change.dot);
+        Applied::Changed
+    }
+
+    /// The displayed value of a field.
+    pub fn value(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field).and_then(Register::winner).map(|s| &s.value)
+    }
+
+    /// The latest write still visible in any field: who last changed the
+    /// record, and when.
+    pub fn last_write(&self) -> Option<&Sibling> {
+        self.fields.values().filter_map(Register::winner).max_by_key(|s| s.order_key())
+    }
+
+    /// The earliest write still visible in any field.
+    pub fn first_write(&self) -> Option<&Sibling> {
+        self.fields
+            .values()
+            .flat_map(|r| r.siblings().iter())
+            .min_by_key(|s| s.order_key())
+    }
+
+    /// Fields whose register holds concurrent, different values.
+    pub fn conflicts(&self) -> impl Iterator<Item = (&str, &Register)> {
+        self.fields.iter().filter(|(_, r)| r.is_conflict()).map(|(n, r)| (n.as_str(), r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ReplicaId;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn replica(n: u128) -> ReplicaId {
+        ReplicaId(Uuid::from_u128(n))
+    }
+
+    fn change(r: u128, counter: u64, hlc: u64, context: &VersionVector, fields: Value) -> Change {
+        Change {
+            collection: "work_items".into(),
+            record_id: "r".into(),
+            dot: Dot { replica: replica(r), counter },
+            context: context.clone(),
+            fields: serde_json::from_value(fields).unwrap(),
+            hlc: Hlc(hlc),
+            author: format!("replica-{r}"),
+            schema_version: 1,
+        }
+    }
+
+    #[test]
+    fn a_later_write_replaces_what_it_saw() {
+        let mut state = RecordState::default();
+        let c1 = change(1, 1, 10, &VersionVector::new(), json!({"title": "a", "status": "active"}));
+        state.apply(&c1);
+        let c2 = change(1, 2, 11, &state.vv.clone(), json!({"title": "b"}));
+        state.apply(&c2);
+        assert_eq!(state.value("title"), Some(&json!("b")));
+        assert_eq!(state.value("status"), Some(&json!("active")));
+        assert_eq!(state.conflicts().count(), 0);
+    }
+
+    #[test]
+    fn concurrent_writes_to_one_field_conflict_with_the_same_winner_in_any_order() {
+        let base = change(1, 1, 10, &VersionVector::new(), json!({"title": "a"}));
+        let mut seen = VersionVector::new();
+        seen.insert(base.dot);
+        let left = change(1, 2, 20, &seen, json!({"title": "left"}));
+        let right = change(2, 1, 15, &seen, json!({"title": "right", "priority": 1}));
+
+        let mut one = RecordState::default();
+        for c in [&base, &left, &right] {
+            one.apply(c);
+        }
+        let mut two = RecordState::default();
+        for c in [&base, &right, &left, &right] {
+            two.apply(c);
+        }
+        assert_eq!(one, two);
+        assert_eq!(one.value("title"), Some(&json!("left")));
+        assert_eq!(one.value("priority"), Some(&json!(1)));
+        let conflicts: Vec<_> = one.conflicts().map(|(n, _)| n).collect();
+        assert_eq!(conflicts, ["title"]);
+    }
+
+    #[test]
+    fn equal_concurrent_values_are_not_a_conflict() {
+        let mut state = RecordState::default();
+        state.apply(&change(1, 1, 10, &VersionVector::new(), json!({"status": "broken"})));
+        state.apply(&change(2, 1, 11, &VersionVector::new(), json!({"status": "broken"})));
+        assert_eq!(state.conflicts().count(), 0);
+        assert_eq!(state.fields["status"].siblings().len(), 2);
+    }
+
+    #[test]
+    fn a_duplicate_change_is_ignored() {
+        let mut state = RecordState::default();
+        let c = change(1, 1, 10, &VersionVector::new(), json!({"title": "a"}));
+        assert_eq!(state.apply(&c), Applied::Changed);
+        assert_eq!(state.apply(&c), Applied::AlreadySeen);
+    }
+}
