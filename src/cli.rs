@@ -14,7 +14,12 @@ use waymark::ops::{self, CLI_AUTHOR, Page, Tracker};
 use waymark::report;
 
 #[derive(Parser)]
-#[command(name = "waymark", version, about = "An offline-first project tracker for coding agents", max_term_width = 100)]
+#[command(
+    name = "waymark",
+    version,
+    about = "An offline-first project tracker for coding agents",
+    max_term_width = 100
+)]
 struct Cli {
     /// The directory that holds the store (default: the nearest .waymark/ up from here,
     /// else .waymark/ at the root of the enclosing git repository).
@@ -427,7 +432,9 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
                 return ExitCode::SUCCESS;
             }
             let mut sentence = e.to_string();
@@ -456,14 +463,19 @@ fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 fn git_root(from: &Path) -> Option<PathBuf> {
-    from.ancestors().find(|a| a.join(".git").exists()).map(Path::to_path_buf)
+    from.ancestors()
+        .find(|a| a.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 /// Open the store for a command that only reads: a missing store is an error
 /// with a hint, not an empty file left behind.
 fn open_existing(dir: &Path) -> Result<Tracker> {
     if !dir.join(waymark::store::DB_FILE).exists() {
-        bail!("no Waymark store at {}; run `waymark init` there, or pass --data-dir", dir.display());
+        bail!(
+            "no Waymark store at {}; run `waymark init` there, or pass --data-dir",
+            dir.display()
+        );
     }
     Ok(Tracker::open(dir)?)
 }
@@ -514,13 +526,22 @@ fn show_page<T: Serialize>(json: bool, page: &Page<T>, row: impl Fn(&T) -> Strin
 }
 
 fn item_line(r: &ops::WorkItemRow) -> String {
-    format!("{}  P{}  {:<9} {:<8} v{}  {}", r.id, r.priority, r.status, r.item_type, r.version, r.title)
+    format!(
+        "{}  P{}  {:<9} {:<8} v{}  {}",
+        r.id, r.priority, r.status, r.item_type, r.version, r.title
+    )
 }
 
 fn item_human(i: &ops::WorkItem) -> String {
     let mut s = format!(
         "{} ({}) {}\n  id: {}\n  status: {}  priority: {}  version: {}\n",
-        i.title, i.item_type, if i.deleted_at.is_some() { "[deleted]" } else { "" }, i.id, i.status, i.priority, i.version
+        i.title,
+        i.item_type,
+        if i.deleted_at.is_some() { "[deleted]" } else { "" },
+        i.id,
+        i.status,
+        i.priority,
+        i.version
     );
     if let Some(p) = &i.parent_id {
         s.push_str(&format!("  parent: {p}  depth: {}\n", i.depth));
@@ -544,7 +565,11 @@ fn item_human(i: &ops::WorkItem) -> String {
 }
 
 fn vendor_human(v: &ops::Vendor) -> String {
-    let tests = v.metadata.get("test_results").map(|t| format!("  tests: {t}\n")).unwrap_or_default();
+    let tests = v
+        .metadata
+        .get("test_results")
+        .map(|t| format!("  tests: {t}\n"))
+        .unwrap_or_default();
     format!(
         "{}: {} (extractor {})\n  id: {}  version: {}\n{tests}  updated {} by {}",
         v.name, v.status, v.extractor_version, v.id, v.version, v.updated_at, v.updated_by
@@ -552,8 +577,17 @@ fn vendor_human(v: &ops::Vendor) -> String {
 }
 
 fn deployment_human(d: &ops::Deployment) -> String {
-    let pr = d.metadata.get("pr_number").map(|n| format!(" PR #{n}")).unwrap_or_default();
-    let title = d.metadata.get("pr_title").and_then(Value::as_str).map(|t| format!(" {t}")).unwrap_or_default();
+    let pr = d
+        .metadata
+        .get("pr_number")
+        .map(|n| format!(" PR #{n}"))
+        .unwrap_or_default();
+    let title = d
+        .metadata
+        .get("pr_title")
+        .and_then(Value::as_str)
+        .map(|t| format!(" {t}"))
+        .unwrap_or_default();
     format!(
         "{} {}{pr}{title}\n  id: {}\n  vendors: {}\n  work items: {}",
         d.deployed_at,
@@ -600,26 +634,57 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status { json } => {
             let t = open_existing(&dir)?;
             let report = t.status_report()?;
-            if json { print_json(&report) } else { out(report::render_markdown(&report, None)?) }
+            if json {
+                print_json(&report)
+            } else {
+                out(report::render_markdown(&report, None)?)
+            }
         }
         Command::Item(cmd) => item(&dir, cmd),
-        Command::Ready { item_type, limit, cursor, json } => {
-            let page = open_existing(&dir)?.ready_work(ops::ReadyQuery { item_type, limit, cursor })?;
+        Command::Ready {
+            item_type,
+            limit,
+            cursor,
+            json,
+        } => {
+            let page = open_existing(&dir)?.ready_work(ops::ReadyQuery {
+                item_type,
+                limit,
+                cursor,
+            })?;
             show_page(json, &page, item_line, "nothing is ready")
         }
         Command::Dep(cmd) => {
             let t = Tracker::open(&dir)?;
             let (action, source, target, dependency_type, json) = match cmd {
-                DepCommand::Add { source, target, dependency_type, json } => {
-                    (ops::DependencyAction::Add, source, target, dependency_type, json)
-                }
-                DepCommand::Remove { source, target, dependency_type, json } => {
-                    (ops::DependencyAction::Remove, source, target, dependency_type, json)
-                }
+                DepCommand::Add {
+                    source,
+                    target,
+                    dependency_type,
+                    json,
+                } => (ops::DependencyAction::Add, source, target, dependency_type, json),
+                DepCommand::Remove {
+                    source,
+                    target,
+                    dependency_type,
+                    json,
+                } => (ops::DependencyAction::Remove, source, target, dependency_type, json),
             };
-            let dep = t.manage_dependency(a, ops::DependencyChange { action, source_id: source, target_id: target, dependency_type })?;
+            let dep = t.manage_dependency(
+                a,
+                ops::DependencyChange {
+                    action,
+                    source_id: source,
+                    target_id: target,
+                    dependency_type,
+                },
+            )?;
             show(json, &dep, |d| {
-                let verb = if action == ops::DependencyAction::Add { "added" } else { "removed" };
+                let verb = if action == ops::DependencyAction::Add {
+                    "added"
+                } else {
+                    "removed"
+                };
                 format!("{verb}: {} {} {}", d.source_id, d.dependency_type, d.target_id)
             })
         }
@@ -636,8 +701,11 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 cs.iter()
                     .map(|c| {
-                        let values: Vec<String> =
-                            c.values.iter().map(|v| format!("{} (by {} at {})", v.value, v.written_by, v.written_at)).collect();
+                        let values: Vec<String> = c
+                            .values
+                            .iter()
+                            .map(|v| format!("{} (by {} at {})", v.value, v.written_by, v.written_at))
+                            .collect();
                         format!("{}/{} {}: {}", c.collection, c.record_id, c.field, values.join(" | "))
                     })
                     .collect::<Vec<_>>()
@@ -665,7 +733,11 @@ fn run(cli: Cli) -> Result<()> {
                 summary.vendors,
                 summary.deployments,
                 summary.enhancements,
-                if summary.configuration { " and the configuration" } else { "" }
+                if summary.configuration {
+                    " and the configuration"
+                } else {
+                    ""
+                }
             ))
         }
     }
@@ -703,7 +775,11 @@ fn init(dir: &Path) -> Result<()> {
     let replica = tracker.store().replica_id()?;
     out(format!(
         "{} store at {} (replica {replica})",
-        if existed { "Waymark already initialized:" } else { "Initialized Waymark" },
+        if existed {
+            "Waymark already initialized:"
+        } else {
+            "Initialized Waymark"
+        },
         tracker.store().path().display()
     ))
 }
@@ -711,7 +787,12 @@ fn init(dir: &Path) -> Result<()> {
 fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
     let a = CLI_AUTHOR;
     match cmd {
-        ItemCommand::Create { item_type, title, fields, json } => {
+        ItemCommand::Create {
+            item_type,
+            title,
+            fields,
+            json,
+        } => {
             let t = Tracker::open(dir)?;
             let metadata = parse_object("metadata", fields.metadata.as_deref())?;
             let item = t.create_work_item(
@@ -729,7 +810,9 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
                     metadata,
                 },
             )?;
-            show(json, &item, |i| format!("created {} ({}) {}", i.id, i.item_type, i.title))
+            show(json, &item, |i| {
+                format!("created {} ({}) {}", i.id, i.item_type, i.title)
+            })
         }
         ItemCommand::Show { id, json } => {
             let d = open_existing(dir)?.query_work_item(&id, true, true)?;
@@ -763,7 +846,14 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
                 s
             })
         }
-        ItemCommand::Update { id, version, item_type, title, fields, json } => {
+        ItemCommand::Update {
+            id,
+            version,
+            item_type,
+            title,
+            fields,
+            json,
+        } => {
             let t = Tracker::open(dir)?;
             let metadata = parse_object("metadata", fields.metadata.as_deref())?;
             let item = t.update_work_item(
@@ -788,7 +878,16 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
         }
         ItemCommand::Delete { id, version, json } => set_deleted(dir, id, version, true, json),
         ItemCommand::Restore { id, version, json } => set_deleted(dir, id, version, false, json),
-        ItemCommand::List { item_type, status, parent, text, include_deleted, limit, cursor, json } => {
+        ItemCommand::List {
+            item_type,
+            status,
+            parent,
+            text,
+            include_deleted,
+            limit,
+            cursor,
+            json,
+        } => {
             let page = open_existing(dir)?.list_work_items(ops::WorkItemFilter {
                 item_type,
                 status,
@@ -806,7 +905,12 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
 fn set_deleted(dir: &Path, id: String, version: i64, deleted: bool, json: bool) -> Result<()> {
     let item = open_existing(dir)?.update_work_item(
         CLI_AUTHOR,
-        ops::WorkItemUpdate { id, version, deleted: Some(deleted), ..Default::default() },
+        ops::WorkItemUpdate {
+            id,
+            version,
+            deleted: Some(deleted),
+            ..Default::default()
+        },
     )?;
     let verb = if deleted { "deleted" } else { "restored" };
     show(json, &item, |i| format!("{verb} {} (version {})", i.id, i.version))
@@ -815,29 +919,71 @@ fn set_deleted(dir: &Path, id: String, version: i64, deleted: bool, json: bool) 
 fn vendor(dir: &Path, cmd: VendorCommand) -> Result<()> {
     let a = CLI_AUTHOR;
     match cmd {
-        VendorCommand::Create { name, extractor_version, metadata, json } => {
+        VendorCommand::Create {
+            name,
+            extractor_version,
+            metadata,
+            json,
+        } => {
             let metadata = parse_object("metadata", metadata.as_deref())?;
-            let v = Tracker::open(dir)?.create_vendor(a, ops::NewVendor { name, extractor_version, metadata })?;
-            show(json, &v, |v| format!("created vendor {} ({}, {})", v.name, v.status, v.id))
+            let v = Tracker::open(dir)?.create_vendor(
+                a,
+                ops::NewVendor {
+                    name,
+                    extractor_version,
+                    metadata,
+                },
+            )?;
+            show(json, &v, |v| {
+                format!("created vendor {} ({}, {})", v.name, v.status, v.id)
+            })
         }
         VendorCommand::Show { name, json } => {
             let v = open_existing(dir)?.query_vendor_status(&name)?;
             show(json, &v, vendor_human)
         }
-        VendorCommand::Update { name, version, status, extractor_version, metadata, json } => {
+        VendorCommand::Update {
+            name,
+            version,
+            status,
+            extractor_version,
+            metadata,
+            json,
+        } => {
             let metadata = parse_object("metadata", metadata.as_deref())?;
             let v = open_existing(dir)?.update_vendor_status(
                 a,
-                ops::VendorUpdate { name, version, status, extractor_version, metadata },
+                ops::VendorUpdate {
+                    name,
+                    version,
+                    status,
+                    extractor_version,
+                    metadata,
+                },
             )?;
-            show(json, &v, |v| format!("updated vendor {}: {} (version {})", v.name, v.status, v.version))
+            show(json, &v, |v| {
+                format!("updated vendor {}: {} (version {})", v.name, v.status, v.version)
+            })
         }
-        VendorCommand::List { status, limit, cursor, json } => {
+        VendorCommand::List {
+            status,
+            limit,
+            cursor,
+            json,
+        } => {
             let page = open_existing(dir)?.list_vendors(ops::VendorFilter { status, limit, cursor })?;
             show_page(
                 json,
                 &page,
-                |v| format!("{:<30} {:<12} {:<10} tests {}", v.name, v.status, v.extractor_version, v.tests.as_deref().unwrap_or("-")),
+                |v| {
+                    format!(
+                        "{:<30} {:<12} {:<10} tests {}",
+                        v.name,
+                        v.status,
+                        v.extractor_version,
+                        v.tests.as_deref().unwrap_or("-")
+                    )
+                },
                 "no vendors",
             )
         }
@@ -846,7 +992,17 @@ fn vendor(dir: &Path, cmd: VendorCommand) -> Result<()> {
 
 fn deploy(dir: &Path, cmd: DeployCommand) -> Result<()> {
     match cmd {
-        DeployCommand::Record { commit, at, pr, title, tests, compliant, vendors, items, json } => {
+        DeployCommand::Record {
+            commit,
+            at,
+            pr,
+            title,
+            tests,
+            compliant,
+            vendors,
+            items,
+            json,
+        } => {
             let test_summary = tests.as_deref().map(parse_tests).transpose()?;
             let d = Tracker::open(dir)?.record_deployment(
                 CLI_AUTHOR,
@@ -867,7 +1023,13 @@ fn deploy(dir: &Path, cmd: DeployCommand) -> Result<()> {
             let d = open_existing(dir)?.get_deployment(&id)?;
             show(json, &d, deployment_human)
         }
-        DeployCommand::List { vendor, item, limit, cursor, json } => {
+        DeployCommand::List {
+            vendor,
+            item,
+            limit,
+            cursor,
+            json,
+        } => {
             let page = open_existing(dir)?.list_deployments(ops::DeploymentFilter {
                 vendor,
                 work_item_id: item,
@@ -880,7 +1042,12 @@ fn deploy(dir: &Path, cmd: DeployCommand) -> Result<()> {
                 |d| {
                     let pr = d.pr_number.map(|n| format!("PR #{n} ")).unwrap_or_default();
                     let short: String = d.commit_hash.chars().take(10).collect();
-                    format!("{}  {}  {short}  {pr}{}", d.id, d.deployed_at, d.pr_title.as_deref().unwrap_or(""))
+                    format!(
+                        "{}  {}  {short}  {pr}{}",
+                        d.id,
+                        d.deployed_at,
+                        d.pr_title.as_deref().unwrap_or("")
+                    )
                 },
                 "no deployments",
             )
@@ -911,11 +1078,23 @@ fn config(dir: &Path, cmd: ConfigCommand) -> Result<()> {
                     c.version,
                     s.sync.pending_changes,
                     s.sync.open_conflicts,
-                    if s.sync.hub_configured { "" } else { "; no hub configured" }
+                    if s.sync.hub_configured {
+                        ""
+                    } else {
+                        "; no hub configured"
+                    }
                 )
             })
         }
-        ConfigCommand::Set { version, context, session, branch, head, token_budget, json } => {
+        ConfigCommand::Set {
+            version,
+            context,
+            session,
+            branch,
+            head,
+            token_budget,
+            json,
+        } => {
             let c = Tracker::open(dir)?.update_project_configuration(
                 CLI_AUTHOR,
                 ops::ConfigurationUpdate {
@@ -949,7 +1128,13 @@ fn enhancement(dir: &Path, cmd: EnhancementCommand) -> Result<()> {
             )?;
             show(json, &e, |e| format!("created enhancement {} {}", e.id, e.title))
         }
-        EnhancementCommand::Update { id, version, title, fields, json } => {
+        EnhancementCommand::Update {
+            id,
+            version,
+            title,
+            fields,
+            json,
+        } => {
             let e = open_existing(dir)?.update_enhancement(
                 CLI_AUTHOR,
                 ops::EnhancementUpdate {
@@ -961,12 +1146,25 @@ fn enhancement(dir: &Path, cmd: EnhancementCommand) -> Result<()> {
                     status: fields.status,
                     target_quarter: fields.quarter,
                     requires_constitutional_approval: fields.requires_approval,
-                    depends_on: if fields.depends_on.is_empty() { None } else { Some(fields.depends_on) },
+                    depends_on: if fields.depends_on.is_empty() {
+                        None
+                    } else {
+                        Some(fields.depends_on)
+                    },
                 },
             )?;
-            show(json, &e, |e| format!("updated enhancement {} to version {}", e.id, e.version))
+            show(json, &e, |e| {
+                format!("updated enhancement {} to version {}", e.id, e.version)
+            })
         }
-        EnhancementCommand::List { priority, status, quarter, limit, cursor, json } => {
+        EnhancementCommand::List {
+            priority,
+            status,
+            quarter,
+            limit,
+            cursor,
+            json,
+        } => {
             let page = open_existing(dir)?.list_enhancements(ops::EnhancementFilter {
                 priority,
                 status,
@@ -981,10 +1179,17 @@ fn enhancement(dir: &Path, cmd: EnhancementCommand) -> Result<()> {
 
 fn archive(dir: &Path, cmd: ArchiveCommand) -> Result<()> {
     match cmd {
-        ArchiveCommand::Run { older_than_days, dry_run, json } => {
+        ArchiveCommand::Run {
+            older_than_days,
+            dry_run,
+            json,
+        } => {
             let r = open_existing(dir)?.archive_work_items(
                 CLI_AUTHOR,
-                ops::ArchiveRequest { older_than_days: Some(older_than_days), dry_run },
+                ops::ArchiveRequest {
+                    older_than_days: Some(older_than_days),
+                    dry_run,
+                },
             )?;
             show(json, &r, |r| {
                 let verb = if r.dry_run { "would archive" } else { "archived" };
@@ -995,8 +1200,19 @@ fn archive(dir: &Path, cmd: ArchiveCommand) -> Result<()> {
                 s
             })
         }
-        ArchiveCommand::List { text, item_type, limit, cursor, json } => {
-            let page = open_existing(dir)?.query_archived_work_items(ops::ArchivedQuery { text, item_type, limit, cursor })?;
+        ArchiveCommand::List {
+            text,
+            item_type,
+            limit,
+            cursor,
+            json,
+        } => {
+            let page = open_existing(dir)?.query_archived_work_items(ops::ArchivedQuery {
+                text,
+                item_type,
+                limit,
+                cursor,
+            })?;
             show_page(json, &page, item_line, "the archive is empty")
         }
     }

@@ -57,7 +57,13 @@ pub enum Error {
         "{kind} {id} has changed: you sent version {expected}, but it is at version {current} \
          (last written by {updated_by}); read it again and retry with version {current}"
     )]
-    StaleVersion { kind: Kind, id: String, expected: i64, current: i64, updated_by: String },
+    StaleVersion {
+        kind: Kind,
+        id: String,
+        expected: i64,
+        current: i64,
+        updated_by: String,
+    },
 
     #[error(
         "moving or creating {what} would put a work item at depth {depth}, past the limit of {max} \
@@ -93,7 +99,10 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::Invalid { field: field.into(), message: message.into() }
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn not_found(kind: Kind, id: impl Into<String>) -> Error {
@@ -118,7 +127,10 @@ impl Error {
 
     /// Whether the caller sent something wrong (as opposed to the store failing).
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, Error::Sqlite(_) | Error::Corrupt(_) | Error::Io(_) | Error::Open { .. })
+        !matches!(
+            self,
+            Error::Sqlite(_) | Error::Corrupt(_) | Error::Io(_) | Error::Open { .. }
+        )
     }
 }
 

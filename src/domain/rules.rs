@@ -71,9 +71,7 @@ impl WorkStatus {
     /// (`need to be done`, `in-progress` -> active; `complete` -> completed).
     pub fn parse_legacy(text: &str) -> Result<WorkStatus> {
         match text.trim().to_ascii_lowercase().replace('_', " ").as_str() {
-            "need to be done" | "in-progress" | "in progress" | "todo" | "pending" | "open" => {
-                Ok(WorkStatus::Active)
-            }
+            "need to be done" | "in-progress" | "in progress" | "todo" | "pending" | "open" => Ok(WorkStatus::Active),
             "complete" | "done" => Ok(WorkStatus::Completed),
             _ => WorkStatus::parse(text),
         }
@@ -120,7 +118,10 @@ pub fn work_priority(value: i64) -> Result<i64> {
     if (0..=4).contains(&value) {
         Ok(value)
     } else {
-        Err(Error::invalid("priority", format!("must be 0 (highest) to 4 (got {value})")))
+        Err(Error::invalid(
+            "priority",
+            format!("must be 0 (highest) to 4 (got {value})"),
+        ))
     }
 }
 
@@ -133,34 +134,55 @@ pub fn branch_name(value: &str) -> Result<Option<String>> {
 pub fn commit_hash(field: &str, value: &str, short_ok: bool) -> Result<String> {
     let t = value.trim();
     let hex = !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
-    let len_ok = if short_ok { (7..=40).contains(&t.len()) } else { t.len() == 40 };
+    let len_ok = if short_ok {
+        (7..=40).contains(&t.len())
+    } else {
+        t.len() == 40
+    };
     if hex && len_ok {
         Ok(t.to_owned())
     } else if short_ok {
-        Err(Error::invalid(field, format!("{value:?} is not 7-40 hexadecimal characters")))
+        Err(Error::invalid(
+            field,
+            format!("{value:?} is not 7-40 hexadecimal characters"),
+        ))
     } else {
-        Err(Error::invalid(field, format!("{value:?} is not a full commit hash (40 hexadecimal characters)")))
+        Err(Error::invalid(
+            field,
+            format!("{value:?} is not a full commit hash (40 hexadecimal characters)"),
+        ))
     }
 }
 
 pub fn pr_number(value: i64) -> Result<i64> {
-    if value >= 1 { Ok(value) } else { Err(Error::invalid("pr_number", format!("must be 1 or more (got {value})"))) }
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(Error::invalid("pr_number", format!("must be 1 or more (got {value})")))
+    }
 }
 
 /// `YYYY-Qn`, n in 1..=4.
 pub fn quarter(field: &str, value: &str) -> Result<String> {
     let t = value.trim();
     let b = t.as_bytes();
-    let ok = b.len() == 7
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && &t[4..6] == "-Q"
-        && (b'1'..=b'4').contains(&b[6]);
-    if ok { Ok(t.to_owned()) } else { Err(Error::invalid(field, format!("{value:?} is not a quarter like 2026-Q1"))) }
+    let ok = b.len() == 7 && b[..4].iter().all(u8::is_ascii_digit) && &t[4..6] == "-Q" && (b'1'..=b'4').contains(&b[6]);
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{value:?} is not a quarter like 2026-Q1"),
+        ))
+    }
 }
 
 pub fn timestamp(field: &str, value: &str) -> Result<Timestamp> {
     Timestamp::parse(value).ok_or_else(|| {
-        Error::invalid(field, format!("{value:?} is not an RFC 3339 date-time like 2026-01-31T12:00:00Z"))
+        Error::invalid(
+            field,
+            format!("{value:?} is not an RFC 3339 date-time like 2026-01-31T12:00:00Z"),
+        )
     })
 }
 
@@ -184,11 +206,17 @@ fn nesting(v: &Value) -> usize {
 pub fn metadata_bounds(field: &str, m: &Map<String, Value>) -> Result<()> {
     let depth = m.values().map(nesting).max().unwrap_or(0) + 1;
     if depth > MAX_METADATA_DEPTH {
-        return Err(Error::invalid(field, format!("is nested {depth} levels deep; the limit is {MAX_METADATA_DEPTH}")));
+        return Err(Error::invalid(
+            field,
+            format!("is nested {depth} levels deep; the limit is {MAX_METADATA_DEPTH}"),
+        ));
     }
     let size = Value::Object(m.clone()).to_string().len();
     if size > MAX_METADATA_BYTES {
-        return Err(Error::invalid(field, format!("is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
+        return Err(Error::invalid(
+            field,
+            format!("is {size} bytes; the limit is {MAX_METADATA_BYTES}"),
+        ));
     }
     Ok(())
 }
@@ -201,7 +229,10 @@ fn int_in(m: &Map<String, Value>, key: &str, min: i64, max: i64) -> Result<()> {
     if let Some(v) = m.get(key) {
         let ok = v.as_i64().is_some_and(|n| (min..=max).contains(&n));
         if !ok {
-            return Err(Error::invalid(meta_field(key), format!("must be a whole number from {min} to {max} (got {v})")));
+            return Err(Error::invalid(
+                meta_field(key),
+                format!("must be a whole number from {min} to {max} (got {v})"),
+            ));
         }
     }
     Ok(())
@@ -211,7 +242,10 @@ fn number_in(m: &Map<String, Value>, key: &str, min: f64, max: f64) -> Result<()
     if let Some(v) = m.get(key) {
         let ok = v.as_f64().is_some_and(|n| (min..=max).contains(&n));
         if !ok {
-            return Err(Error::invalid(meta_field(key), format!("must be a number from {min} to {max} (got {v})")));
+            return Err(Error::invalid(
+                meta_field(key),
+                format!("must be a number from {min} to {max} (got {v})"),
+            ));
         }
     }
     Ok(())
@@ -222,7 +256,10 @@ fn string_max(m: &Map<String, Value>, key: &str, max: usize) -> Result<()> {
         match v.as_str() {
             Some(s) if char_len(s) <= max => {}
             Some(s) => {
-                return Err(Error::invalid(meta_field(key), format!("must be at most {max} characters (got {})", char_len(s))));
+                return Err(Error::invalid(
+                    meta_field(key),
+                    format!("must be at most {max} characters (got {})", char_len(s)),
+                ));
             }
             None => return Err(Error::invalid(meta_field(key), format!("must be a string (got {v})"))),
         }
@@ -234,7 +271,10 @@ fn string_list(m: &Map<String, Value>, key: &str) -> Result<()> {
     if let Some(v) = m.get(key) {
         let ok = v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
         if !ok {
-            return Err(Error::invalid(meta_field(key), format!("must be a list of strings (got {v})")));
+            return Err(Error::invalid(
+                meta_field(key),
+                format!("must be a list of strings (got {v})"),
+            ));
         }
     }
     Ok(())
@@ -242,7 +282,10 @@ fn string_list(m: &Map<String, Value>, key: &str) -> Result<()> {
 
 fn boolean(m: &Map<String, Value>, key: &str) -> Result<()> {
     match m.get(key) {
-        Some(v) if !v.is_boolean() => Err(Error::invalid(meta_field(key), format!("must be true or false (got {v})"))),
+        Some(v) if !v.is_boolean() => Err(Error::invalid(
+            meta_field(key),
+            format!("must be true or false (got {v})"),
+        )),
         _ => Ok(()),
     }
 }
@@ -250,7 +293,10 @@ fn boolean(m: &Map<String, Value>, key: &str) -> Result<()> {
 fn time_value(m: &Map<String, Value>, key: &str) -> Result<()> {
     match m.get(key) {
         Some(Value::String(s)) => timestamp(&meta_field(key), s).map(|_| ()),
-        Some(v) => Err(Error::invalid(meta_field(key), format!("must be an RFC 3339 date-time string (got {v})"))),
+        Some(v) => Err(Error::invalid(
+            meta_field(key),
+            format!("must be an RFC 3339 date-time string (got {v})"),
+        )),
         None => Ok(()),
     }
 }
@@ -261,7 +307,11 @@ pub fn work_item_metadata(item_type: ItemType, m: &Map<String, Value>, created_b
     metadata_bounds("metadata", m)?;
     match item_type {
         ItemType::Project => {
-            if created_by_tool && !m.get("description").is_some_and(|d| d.as_str().is_some_and(|s| !s.trim().is_empty())) {
+            if created_by_tool
+                && m.get("description")
+                    .and_then(Value::as_str)
+                    .is_none_or(|s| s.trim().is_empty())
+            {
                 return Err(Error::invalid(
                     "metadata.description",
                     "a project needs a description (metadata.description, up to 1,000 characters)",
@@ -271,7 +321,10 @@ pub fn work_item_metadata(item_type: ItemType, m: &Map<String, Value>, created_b
             if let Some(Value::String(q)) = m.get("target_quarter") {
                 quarter("metadata.target_quarter", q)?;
             } else if let Some(v) = m.get("target_quarter") {
-                return Err(Error::invalid("metadata.target_quarter", format!("must be a quarter like 2026-Q1 (got {v})")));
+                return Err(Error::invalid(
+                    "metadata.target_quarter",
+                    format!("must be a quarter like 2026-Q1 (got {v})"),
+                ));
             }
             string_list(m, "constitutional_principles")?;
         }
@@ -282,7 +335,10 @@ pub fn work_item_metadata(item_type: ItemType, m: &Map<String, Value>, created_b
                 match fm.as_object() {
                     Some(o) if o.contains_key("schema_version") => {}
                     Some(_) => {
-                        return Err(Error::invalid("metadata.yaml_frontmatter", "must contain schema_version"));
+                        return Err(Error::invalid(
+                            "metadata.yaml_frontmatter",
+                            "must contain schema_version",
+                        ));
                     }
                     None => return Err(Error::invalid("metadata.yaml_frontmatter", "must be an object")),
                 }
@@ -312,7 +368,10 @@ pub fn vendor_key(name: &str) -> String {
 /// 1-100 characters of letters, digits, space, `-` and `_`.
 pub fn vendor_name(value: &str) -> Result<String> {
     let t = text("name", value, 1, 100)?;
-    if let Some(bad) = t.chars().find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))) {
+    if let Some(bad) = t
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_')))
+    {
         return Err(Error::invalid(
             "name",
             format!("{value:?} has {bad:?}; a vendor name has only letters, digits, spaces, - and _"),
@@ -330,7 +389,10 @@ pub fn vendor_metadata(m: &Map<String, Value>) -> Result<()> {
     metadata_bounds("metadata", m)?;
     if let Some(v) = m.get("format_support") {
         let Some(o) = v.as_object() else {
-            return Err(Error::invalid("metadata.format_support", format!("must be an object of booleans (got {v})")));
+            return Err(Error::invalid(
+                "metadata.format_support",
+                format!("must be an object of booleans (got {v})"),
+            ));
         };
         for (k, b) in o {
             if !["excel", "csv", "pdf", "ocr"].contains(&k.as_str()) {
@@ -340,7 +402,10 @@ pub fn vendor_metadata(m: &Map<String, Value>) -> Result<()> {
                 ));
             }
             if !b.is_boolean() {
-                return Err(Error::invalid(format!("metadata.format_support.{k}"), format!("must be true or false (got {b})")));
+                return Err(Error::invalid(
+                    format!("metadata.format_support.{k}"),
+                    format!("must be true or false (got {b})"),
+                ));
             }
         }
     }
@@ -362,23 +427,34 @@ pub fn vendor_metadata(m: &Map<String, Value>) -> Result<()> {
 pub fn test_results(v: &Value) -> Result<()> {
     let field = "metadata.test_results";
     let Some(o) = v.as_object() else {
-        return Err(Error::invalid(field, format!("must be an object with passing, total and skipped (got {v})")));
+        return Err(Error::invalid(
+            field,
+            format!("must be an object with passing, total and skipped (got {v})"),
+        ));
     };
     let get = |k: &str| -> Result<i64> {
         match o.get(k) {
             None => Ok(0),
-            Some(n) => n
-                .as_i64()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| Error::invalid(format!("{field}.{k}"), format!("must be a whole number, 0 or more (got {n})"))),
+            Some(n) => n.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+                Error::invalid(
+                    format!("{field}.{k}"),
+                    format!("must be a whole number, 0 or more (got {n})"),
+                )
+            }),
         }
     };
     let (passing, total, skipped) = (get("passing")?, get("total")?, get("skipped")?);
     if passing > total {
-        return Err(Error::invalid(field, format!("passing ({passing}) is more than total ({total})")));
+        return Err(Error::invalid(
+            field,
+            format!("passing ({passing}) is more than total ({total})"),
+        ));
     }
     if passing + skipped > total {
-        return Err(Error::invalid(field, format!("passing + skipped ({}) is more than total ({total})", passing + skipped)));
+        return Err(Error::invalid(
+            field,
+            format!("passing + skipped ({}) is more than total ({total})", passing + skipped),
+        ));
     }
     Ok(())
 }
@@ -396,8 +472,11 @@ pub fn test_summary(v: &Map<String, Value>) -> Result<()> {
         if k.trim().is_empty() {
             return Err(Error::invalid("test_summary", "a category name is empty"));
         }
-        if !n.as_i64().is_some_and(|n| n >= 0) {
-            return Err(Error::invalid(format!("test_summary.{k}"), format!("must be a whole number, 0 or more (got {n})")));
+        if n.as_i64().is_none_or(|n| n < 0) {
+            return Err(Error::invalid(
+                format!("test_summary.{k}"),
+                format!("must be a whole number, 0 or more (got {n})"),
+            ));
         }
     }
     Ok(())
@@ -409,7 +488,10 @@ pub fn token_budget(field: &str, value: i64) -> Result<i64> {
     if (1_000..=1_000_000).contains(&value) {
         Ok(value)
     } else {
-        Err(Error::invalid(field, format!("must be 1,000 to 1,000,000 (got {value})")))
+        Err(Error::invalid(
+            field,
+            format!("must be 1,000 to 1,000,000 (got {value})"),
+        ))
     }
 }
 
@@ -417,7 +499,10 @@ pub fn enhancement_priority(value: i64) -> Result<i64> {
     if (1..=5).contains(&value) {
         Ok(value)
     } else {
-        Err(Error::invalid("priority", format!("must be 1 (highest) to 5 (got {value})")))
+        Err(Error::invalid(
+            "priority",
+            format!("must be 1 (highest) to 5 (got {value})"),
+        ))
     }
 }
 
@@ -474,10 +559,24 @@ mod tests {
         assert!(work_item_metadata(ItemType::Project, &obj(json!({})), true).is_err());
         assert!(work_item_metadata(ItemType::Project, &obj(json!({"description": "d"})), true).is_ok());
         assert!(work_item_metadata(ItemType::Project, &obj(json!({})), false).is_ok());
-        assert!(work_item_metadata(ItemType::Project, &obj(json!({"description": "d", "target_quarter": "2026-Q9"})), true).is_err());
+        assert!(
+            work_item_metadata(
+                ItemType::Project,
+                &obj(json!({"description": "d", "target_quarter": "2026-Q9"})),
+                true
+            )
+            .is_err()
+        );
         assert!(work_item_metadata(ItemType::Session, &obj(json!({"token_budget": 500})), true).is_err());
         assert!(work_item_metadata(ItemType::Session, &obj(json!({"yaml_frontmatter": {"a": 1}})), true).is_err());
-        assert!(work_item_metadata(ItemType::Session, &obj(json!({"yaml_frontmatter": {"schema_version": 1}})), true).is_ok());
+        assert!(
+            work_item_metadata(
+                ItemType::Session,
+                &obj(json!({"yaml_frontmatter": {"schema_version": 1}})),
+                true
+            )
+            .is_ok()
+        );
         assert!(work_item_metadata(ItemType::Task, &obj(json!({"estimated_hours": 1001})), true).is_err());
         assert!(work_item_metadata(ItemType::Task, &obj(json!({"blocked_reason": "x".repeat(501)})), true).is_err());
         assert!(work_item_metadata(ItemType::Task, &obj(json!({"custom": {"kept": true}})), true).is_ok());

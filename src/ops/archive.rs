@@ -57,7 +57,10 @@ impl Tracker {
     pub fn archive_work_items(&self, author: &str, request: ArchiveRequest) -> Result<ArchiveResult> {
         let days = request.older_than_days.unwrap_or(365);
         if !(0..=36_500).contains(&days) {
-            return Err(Error::invalid("older_than_days", format!("must be 0 to 36,500 (got {days})")));
+            return Err(Error::invalid(
+                "older_than_days",
+                format!("must be 0 to 36,500 (got {days})"),
+            ));
         }
         let dry_run = request.dry_run;
         self.store.write(author, move |tx| {
@@ -76,7 +79,12 @@ impl Tracker {
                 }
             }
             let count = rows.len() as i64;
-            Ok(ArchiveResult { dry_run, older_than_days: days, count, items: rows.into_iter().take(SHOWN).collect() })
+            Ok(ArchiveResult {
+                dry_run,
+                older_than_days: days,
+                count,
+                items: rows.into_iter().take(SHOWN).collect(),
+            })
         })
     }
 

@@ -184,7 +184,11 @@ impl Tracker {
                 }
             }
             if let Some(c) = &input.git_head_commit {
-                let c = if c.trim().is_empty() { None } else { Some(domain::commit_hash("git_head_commit", c, false)?) };
+                let c = if c.trim().is_empty() {
+                    None
+                } else {
+                    Some(domain::commit_hash("git_head_commit", c, false)?)
+                };
                 if c != current.git_head_commit {
                     fields.insert("git_head_commit".into(), c.into());
                 }
@@ -199,8 +203,12 @@ impl Tracker {
                 return Ok(current);
             }
             if current.version == 0 {
-                fields.entry("active_context_type".into()).or_insert(current.active_context_type.into());
-                fields.entry("default_token_budget".into()).or_insert(current.default_token_budget.into());
+                fields
+                    .entry("active_context_type".into())
+                    .or_insert(current.active_context_type.into());
+                fields
+                    .entry("default_token_budget".into())
+                    .or_insert(current.default_token_budget.into());
                 fields.insert("created_at".into(), tx.now().to_string().into());
                 fields.insert("created_by".into(), tx.author().into());
             }

@@ -101,7 +101,10 @@ pub(crate) fn add_in(tx: &mut WriteTx<'_>, source: &str, target: &str, kind: Dep
     for id in [&source, &target] {
         let item = require(tx.conn(), id)?;
         if item.deleted_at.is_some() {
-            return Err(Error::invalid("dependency", format!("work item {id} is deleted; restore it first")));
+            return Err(Error::invalid(
+                "dependency",
+                format!("work item {id} is deleted; restore it first"),
+            ));
         }
     }
     let id = ids::dependency(&source, &target, kind.as_str());
@@ -136,7 +139,9 @@ pub(crate) fn add_in(tx: &mut WriteTx<'_>, source: &str, target: &str, kind: Dep
 
 fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Dependency>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {DEPENDENCY_COLUMNS} FROM dependencies WHERE id = ?1 AND removed = 0"))?
+        .prepare_cached(&format!(
+            "SELECT {DEPENDENCY_COLUMNS} FROM dependencies WHERE id = ?1 AND removed = 0"
+        ))?
         .query_row([id], dependency_from_row)
         .optional()?)
 }

@@ -103,13 +103,22 @@ pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Deplo
     let links = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     for link in links {
         let (kind, target) = link?;
-        if kind == "vendor" { d.vendor_ids.push(target) } else { d.work_item_ids.push(target) }
+        if kind == "vendor" {
+            d.vendor_ids.push(target)
+        } else {
+            d.work_item_ids.push(target)
+        }
     }
     Ok(Some(d))
 }
 
 /// Validate and write a deployment with its links under `id`.
-pub(crate) fn record_in(tx: &mut WriteTx<'_>, id: &str, input: NewDeployment, short_hash_ok: bool) -> Result<Deployment> {
+pub(crate) fn record_in(
+    tx: &mut WriteTx<'_>,
+    id: &str,
+    input: NewDeployment,
+    short_hash_ok: bool,
+) -> Result<Deployment> {
     let commit = domain::commit_hash("commit_hash", &input.commit_hash, short_hash_ok)?;
     let deployed_at = match input.deployed_at.as_deref() {
         Some(t) => domain::timestamp("deployed_at", t)?,
@@ -133,7 +142,10 @@ pub(crate) fn record_in(tx: &mut WriteTx<'_>, id: &str, input: NewDeployment, sh
     for v in &input.vendor_ids {
         let vendor = vendors::find(tx.conn(), v)?.ok_or_else(|| Error::not_found(Kind::Vendor, format!("{v:?}")))?;
         if vendor_ids.contains(&vendor.id) {
-            return Err(Error::invalid("vendor_ids", format!("vendor {:?} is listed twice", vendor.name)));
+            return Err(Error::invalid(
+                "vendor_ids",
+                format!("vendor {:?} is listed twice", vendor.name),
+            ));
         }
         vendor_ids.push(vendor.id);
     }
@@ -141,7 +153,10 @@ pub(crate) fn record_in(tx: &mut WriteTx<'_>, id: &str, input: NewDeployment, sh
     for w in &input.work_item_ids {
         let item = work_items::require(tx.conn(), &ids::parse("work_item_ids", w)?)?;
         if item_ids.contains(&item.id) {
-            return Err(Error::invalid("work_item_ids", format!("work item {} is listed twice", item.id)));
+            return Err(Error::invalid(
+                "work_item_ids",
+                format!("work item {} is listed twice", item.id),
+            ));
         }
         item_ids.push(item.id);
     }
@@ -175,12 +190,14 @@ pub(crate) fn record_in(tx: &mut WriteTx<'_>, id: &str, input: NewDeployment, sh
 impl Tracker {
     /// Record a deployment (a full 40-character commit hash).
     pub fn record_deployment(&self, author: &str, input: NewDeployment) -> Result<Deployment> {
-        self.store.write(author, move |tx| record_in(tx, &ids::new_id(), input, false))
+        self.store
+            .write(author, move |tx| record_in(tx, &ids::new_id(), input, false))
     }
 
     pub fn get_deployment(&self, id: &str) -> Result<Deployment> {
         let id = ids::parse("id", id)?;
-        self.store.read(|tx| load(tx, &id)?.ok_or_else(|| Error::not_found(Kind::Deployment, &id)))
+        self.store
+            .read(|tx| load(tx, &id)?.ok_or_else(|| Error::not_found(Kind::Deployment, &id)))
     }
 
     /// Deployments, newest first.
@@ -234,7 +251,9 @@ impl Tracker {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(paginate(rows, limit, total, |row| encode_cursor(&[&row.deployed_at, &row.id])))
+            Ok(paginate(rows, limit, total, |row| {
+                encode_cursor(&[&row.deployed_at, &row.id])
+            }))
         })
     }
 }

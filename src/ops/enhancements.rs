@@ -89,7 +89,9 @@ pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Enhancement> {
 
 fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Enhancement>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM enhancements WHERE id = ?1 AND deleted_at IS NULL"))?
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM enhancements WHERE id = ?1 AND deleted_at IS NULL"
+        ))?
         .query_row([id], from_row)
         .optional()?)
 }
@@ -117,12 +119,24 @@ fn check_depends_on(conn: &rusqlite::Connection, own: &str, list: &[String]) -> 
 pub(crate) fn create_in(tx: &mut WriteTx<'_>, id: &str, input: NewEnhancement) -> Result<Enhancement> {
     let mut fields = Fields::new();
     fields.insert("title".into(), domain::title(&input.title)?.into());
-    if let Some(d) = input.description.as_deref().map(domain::description).transpose()?.flatten() {
+    if let Some(d) = input
+        .description
+        .as_deref()
+        .map(domain::description)
+        .transpose()?
+        .flatten()
+    {
         fields.insert("description".into(), d.into());
     }
-    fields.insert("priority".into(), domain::enhancement_priority(input.priority.unwrap_or(3))?.into());
+    fields.insert(
+        "priority".into(),
+        domain::enhancement_priority(input.priority.unwrap_or(3))?.into(),
+    );
     let status = input.status.as_deref().map(EnhancementStatus::parse).transpose()?;
-    fields.insert("status".into(), status.unwrap_or(EnhancementStatus::Planned).as_str().into());
+    fields.insert(
+        "status".into(),
+        status.unwrap_or(EnhancementStatus::Planned).as_str().into(),
+    );
     if let Some(q) = input.target_quarter.as_deref().filter(|q| !q.trim().is_empty()) {
         fields.insert("target_quarter".into(), domain::quarter("target_quarter", q)?.into());
     }
@@ -171,20 +185,36 @@ impl Tracker {
                 set("title", domain::title(t)?.into(), e.title.clone().into());
             }
             if let Some(d) = &input.description {
-                set("description", domain::description(d)?.into(), e.description.clone().into());
+                set(
+                    "description",
+                    domain::description(d)?.into(),
+                    e.description.clone().into(),
+                );
             }
             if let Some(p) = input.priority {
                 set("priority", domain::enhancement_priority(p)?.into(), e.priority.into());
             }
             if let Some(s) = &input.status {
-                set("status", EnhancementStatus::parse(s)?.as_str().into(), e.status.clone().into());
+                set(
+                    "status",
+                    EnhancementStatus::parse(s)?.as_str().into(),
+                    e.status.clone().into(),
+                );
             }
             if let Some(q) = &input.target_quarter {
-                let q = if q.trim().is_empty() { None } else { Some(domain::quarter("target_quarter", q)?) };
+                let q = if q.trim().is_empty() {
+                    None
+                } else {
+                    Some(domain::quarter("target_quarter", q)?)
+                };
                 set("target_quarter", q.into(), e.target_quarter.clone().into());
             }
             if let Some(b) = input.requires_constitutional_approval {
-                set("requires_constitutional_approval", b.into(), e.requires_constitutional_approval.into());
+                set(
+                    "requires_constitutional_approval",
+                    b.into(),
+                    e.requires_constitutional_approval.into(),
+                );
             }
             if let Some(d) = &input.depends_on {
                 let d = check_depends_on(tx.conn(), &id, d)?;
@@ -220,12 +250,18 @@ impl Tracker {
         let mut page_filters = filters.clone();
         if let Some(c) = &filter.cursor {
             let k = decode_cursor(c, 3)?;
-            let p: i64 = k[0].parse().map_err(|_| Error::invalid("cursor", "is not a cursor this list returned"))?;
+            let p: i64 = k[0]
+                .parse()
+                .map_err(|_| Error::invalid("cursor", "is not a cursor this list returned"))?;
             args.push(p.into());
             args.push(k[1].clone().into());
             args.push(k[2].clone().into());
             let n = args.len();
-            page_filters.push_str(&format!(" AND (priority, created_at, id) > (?{}, ?{}, ?{n})", n - 2, n - 1));
+            page_filters.push_str(&format!(
+                " AND (priority, created_at, id) > (?{}, ?{}, ?{n})",
+                n - 2,
+                n - 1
+            ));
         }
         self.store.read(|tx| {
             let total: i64 = tx
@@ -235,9 +271,12 @@ impl Tracker {
                 "SELECT {COLUMNS} FROM enhancements WHERE {page_filters} ORDER BY priority, created_at, id LIMIT {}",
                 limit + 1
             ))?;
-            let rows: Vec<Enhancement> =
-                stmt.query_map(rusqlite::params_from_iter(&args), from_row)?.collect::<rusqlite::Result<_>>()?;
-            Ok(paginate(rows, limit, total, |e| encode_cursor(&[&e.priority.to_string(), &e.created_at, &e.id])))
+            let rows: Vec<Enhancement> = stmt
+                .query_map(rusqlite::params_from_iter(&args), from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(paginate(rows, limit, total, |e| {
+                encode_cursor(&[&e.priority.to_string(), &e.created_at, &e.id])
+            }))
         })
     }
 }

@@ -19,8 +19,7 @@ use crate::domain::{self, ids};
 use crate::error::{Error, Result};
 use crate::store::write::{Fields, load_state};
 use crate::store::{
-    CONFIGURATION, Collection, DEPENDENCIES, DEPLOYMENT_LINKS, DEPLOYMENTS, ENHANCEMENTS, VENDORS, WORK_ITEMS,
-    WriteTx,
+    CONFIGURATION, Collection, DEPENDENCIES, DEPLOYMENT_LINKS, DEPLOYMENTS, ENHANCEMENTS, VENDORS, WORK_ITEMS, WriteTx,
 };
 use crate::time::Timestamp;
 
@@ -61,9 +60,13 @@ pub(crate) fn list_conflicts(conn: &Connection) -> Result<Vec<ConflictView>> {
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::with_capacity(keys.len());
     for (collection, record_id, field) in keys {
-        let Some(c) = Collection::named(&collection) else { continue };
+        let Some(c) = Collection::named(&collection) else {
+            continue;
+        };
         let state = load_state(conn, c, &record_id)?;
-        let Some(register) = state.fields.get(&field) else { continue };
+        let Some(register) = state.fields.get(&field) else {
+            continue;
+        };
         let values: Vec<ConflictValue> = register
             .siblings()
             .iter()
@@ -74,7 +77,13 @@ pub(crate) fn list_conflicts(conn: &Connection) -> Result<Vec<ConflictView>> {
             })
             .collect();
         let winner = register.winner().map(|s| s.value.clone()).unwrap_or(Value::Null);
-        out.push(ConflictView { collection, record_id, field, winner, values });
+        out.push(ConflictView {
+            collection,
+            record_id,
+            field,
+            winner,
+            values,
+        });
     }
     Ok(out)
 }
@@ -100,16 +109,23 @@ impl Tracker {
     /// The whole store as one canonical JSON value (keys sorted).
     pub fn export_json(&self) -> Result<Value> {
         self.store.read(|tx| {
-            let items = all(tx, &format!("SELECT {ITEM_COLUMNS} FROM work_items ORDER BY id"), item_from_row)?;
+            let items = all(
+                tx,
+                &format!("SELECT {ITEM_COLUMNS} FROM work_items ORDER BY id"),
+                item_from_row,
+            )?;
             let (archived, live): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.archived_at.is_some());
             let deps = all(
                 tx,
                 &format!("SELECT {DEPENDENCY_COLUMNS} FROM dependencies WHERE removed = 0 ORDER BY id"),
                 dependency_from_row,
             )?;
-            let vendors = all(tx, &format!("SELECT {VENDOR_COLUMNS} FROM vendors ORDER BY id"), vendor_from_row)?;
-            let deployment_ids: Vec<String> =
-                all(tx, "SELECT id FROM deployments ORDER BY id", |r| r.get(0))?;
+            let vendors = all(
+                tx,
+                &format!("SELECT {VENDOR_COLUMNS} FROM vendors ORDER BY id"),
+                vendor_from_row,
+            )?;
+            let deployment_ids: Vec<String> = all(tx, "SELECT id FROM deployments ORDER BY id", |r| r.get(0))?;
             let mut deployments = Vec::with_capacity(deployment_ids.len());
             for id in deployment_ids {
                 if let Some(d) = super::deployments::load(tx, &id)? {
@@ -141,7 +157,10 @@ impl Tracker {
     /// All or nothing: one bad record refuses the whole document.
     pub fn import_json(&self, author: &str, doc: Value) -> Result<ImportSummary> {
         let Value::Object(doc) = doc else {
-            return Err(Error::invalid("document", "must be a JSON object as `waymark export json` prints"));
+            return Err(Error::invalid(
+                "document",
+                "must be a JSON object as `waymark export json` prints",
+            ));
         };
         self.store.write(author, move |tx| {
             let existing: i64 = tx.conn().query_row("SELECT count(*) FROM records", [], |r| r.get(0))?;
@@ -202,7 +221,11 @@ impl Tracker {
                         link.insert("link_type".into(), kind.into());
                         link.insert("target_id".into(), target.into());
                         link.insert("removed".into(), false.into());
-                        for (k, v) in [("created_at", &created_at), ("created_by", &created_by), ("updated_at", &updated_at)] {
+                        for (k, v) in [
+                            ("created_at", &created_at),
+                            ("created_by", &created_by),
+                            ("updated_at", &updated_at),
+                        ] {
                             if let Some(v) = v {
                                 link.insert(k.into(), v.clone());
                             }
@@ -230,27 +253,40 @@ impl Tracker {
 }
 
 fn record_id(o: &Map<String, Value>) -> Result<String> {
-    let id = o.get("id").and_then(Value::as_str).ok_or_else(|| Error::invalid("id", "a record has no id"))?;
+    let id = o
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid("id", "a record has no id"))?;
     ids::parse("id", id)
 }
 
 /// Write one exported record as a change that carries its own author and
 /// time. Values are checked by their rules where the domain has one.
-fn import_record(tx: &mut WriteTx<'_>, collection: &'static Collection, mut o: Map<String, Value>, derived: &[&str]) -> Result<()> {
+fn import_record(
+    tx: &mut WriteTx<'_>,
+    collection: &'static Collection,
+    mut o: Map<String, Value>,
+    derived: &[&str],
+) -> Result<()> {
     let id = record_id(&o)?;
     o.remove("id");
     o.remove("version");
     for d in derived {
         o.remove(*d);
     }
-    let updated_at = o.remove("updated_at").and_then(|v| v.as_str().and_then(Timestamp::parse));
+    let updated_at = o
+        .remove("updated_at")
+        .and_then(|v| v.as_str().and_then(Timestamp::parse));
     let updated_by = o.remove("updated_by").and_then(|v| v.as_str().map(str::to_owned));
     check_imported(collection, &o)?;
     let mut fields = Fields::new();
     for (k, v) in o {
         if k == "metadata" {
             let Value::Object(m) = v else {
-                return Err(Error::invalid(format!("{}/{id}.metadata", collection.name), "must be an object"));
+                return Err(Error::invalid(
+                    format!("{}/{id}.metadata", collection.name),
+                    "must be an object",
+                ));
             };
             for (mk, mv) in m {
                 fields.insert(format!("metadata.{mk}"), mv);

@@ -26,8 +26,8 @@ pub use exchange::{ConflictView, ImportSummary};
 pub use page::{Page, clamp_limit};
 pub use vendors::{NewVendor, Vendor, VendorFilter, VendorRow, VendorUpdate};
 pub use work_items::{
-    DependencyLink, ItemDependencies, NewWorkItem, ReadyQuery, WorkItem, WorkItemDetail, WorkItemFilter,
-    WorkItemRow, WorkItemUpdate,
+    DependencyLink, ItemDependencies, NewWorkItem, ReadyQuery, WorkItem, WorkItemDetail, WorkItemFilter, WorkItemRow,
+    WorkItemUpdate,
 };
 
 use crate::error::Result;
@@ -45,7 +45,9 @@ pub struct Tracker {
 impl Tracker {
     /// Open (creating if needed) the tracker whose store is in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Tracker> {
-        Ok(Tracker { store: Store::open(data_dir)? })
+        Ok(Tracker {
+            store: Store::open(data_dir)?,
+        })
     }
 
     pub fn from_store(store: Store) -> Tracker {

@@ -37,11 +37,13 @@ pub fn encode_cursor(parts: &[&str]) -> String {
 
 pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
     let bad = || Error::invalid("cursor", "is not a cursor this list returned; start again without one");
-    if cursor.len() % 2 != 0 || cursor.len() > 4096 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
         return Err(bad());
     }
-    let bytes: Option<Vec<u8>> =
-        (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok()).collect();
+    let bytes: Option<Vec<u8>> = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
+        .collect();
     let text = String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())?;
     let parts: Vec<String> = text.split('\u{1f}').map(str::to_owned).collect();
     if parts.len() == arity { Ok(parts) } else { Err(bad()) }
@@ -52,7 +54,22 @@ pub fn paginate<T>(mut rows: Vec<T>, limit: i64, total_count: i64, key: impl Fn(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(key) } else { None };
-    Page { items: rows, total_count, next_cursor }
+    Page {
+        items: rows,
+        total_count,
+        next_cursor,
+    }
+}
+
+impl<T> Page<T> {
+    /// The same page with each row transformed.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            total_count: self.total_count,
+            next_cursor: self.next_cursor,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -72,12 +89,5 @@ mod tests {
     fn limits_are_bounded() {
         assert_eq!(clamp_limit(None).unwrap(), 50);
         assert!(clamp_limit(Some(0)).is_err() && clamp_limit(Some(101)).is_err());
-    }
-}
-
-impl<T> Page<T> {
-    /// The same page with each row transformed.
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), total_count: self.total_count, next_cursor: self.next_cursor }
     }
 }

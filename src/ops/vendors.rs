@@ -100,7 +100,9 @@ pub(crate) fn find(conn: &rusqlite::Connection, name_or_id: &str) -> Result<Opti
         Err(_) => ids::vendor(name_or_id),
     };
     Ok(conn
-        .prepare_cached(&format!("SELECT {VENDOR_COLUMNS} FROM vendors WHERE id = ?1 AND deleted_at IS NULL"))?
+        .prepare_cached(&format!(
+            "SELECT {VENDOR_COLUMNS} FROM vendors WHERE id = ?1 AND deleted_at IS NULL"
+        ))?
         .query_row([id], vendor_from_row)
         .optional()?)
 }

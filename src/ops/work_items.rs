@@ -220,13 +220,22 @@ fn parse_status(text: &str) -> Result<WorkStatus> {
 fn check_parent(conn: &rusqlite::Connection, parent_id: &str, moving: Option<&WorkItem>) -> Result<(String, i64)> {
     let parent_id = ids::parse("parent_id", parent_id)?;
     let parent = load(conn, &parent_id)?.ok_or_else(|| {
-        Error::invalid("parent_id", format!("work item {parent_id} not found; list_work_items shows the ids"))
+        Error::invalid(
+            "parent_id",
+            format!("work item {parent_id} not found; list_work_items shows the ids"),
+        )
     })?;
     if parent.deleted_at.is_some() {
-        return Err(Error::invalid("parent_id", format!("work item {parent_id} is deleted; restore it or pick another parent")));
+        return Err(Error::invalid(
+            "parent_id",
+            format!("work item {parent_id} is deleted; restore it or pick another parent"),
+        ));
     }
     if parent.archived_at.is_some() {
-        return Err(Error::invalid("parent_id", format!("work item {parent_id} is archived; pick another parent")));
+        return Err(Error::invalid(
+            "parent_id",
+            format!("work item {parent_id} is archived; pick another parent"),
+        ));
     }
     let mut height = 0;
     if let Some(item) = moving {
@@ -241,10 +250,17 @@ fn check_parent(conn: &rusqlite::Connection, parent_id: &str, moving: Option<&Wo
     let depth = parent.depth + 1;
     if depth + height > MAX_DEPTH {
         let what = match moving {
-            Some(item) => format!("work item {} (its subtree is {height} levels below it) under {}", item.id, parent.id),
+            Some(item) => format!(
+                "work item {} (its subtree is {height} levels below it) under {}",
+                item.id, parent.id
+            ),
             None => format!("a child of {} (at depth {})", parent.id, parent.depth),
         };
-        return Err(Error::DepthLimit { what, depth: depth + height, max: MAX_DEPTH });
+        return Err(Error::DepthLimit {
+            what,
+            depth: depth + height,
+            max: MAX_DEPTH,
+        });
     }
     Ok((parent.id, depth))
 }
@@ -264,10 +280,25 @@ fn put<T: Serialize>(fields: &mut Fields, name: &str, value: T) {
 pub(crate) fn create_in(tx: &mut WriteTx<'_>, id: &str, input: NewWorkItem, created_by_tool: bool) -> Result<WorkItem> {
     let item_type = ItemType::parse(&input.item_type)?;
     let title = domain::title(&input.title)?;
-    let description = input.description.as_deref().map(domain::description).transpose()?.flatten();
-    let status = input.status.as_deref().map(parse_status).transpose()?.unwrap_or(WorkStatus::Active);
+    let description = input
+        .description
+        .as_deref()
+        .map(domain::description)
+        .transpose()?
+        .flatten();
+    let status = input
+        .status
+        .as_deref()
+        .map(parse_status)
+        .transpose()?
+        .unwrap_or(WorkStatus::Active);
     let priority = domain::work_priority(input.priority.unwrap_or(2))?;
-    let branch = input.branch_name.as_deref().map(domain::branch_name).transpose()?.flatten();
+    let branch = input
+        .branch_name
+        .as_deref()
+        .map(domain::branch_name)
+        .transpose()?
+        .flatten();
     let commit = input
         .commit_hash
         .as_deref()
@@ -282,7 +313,9 @@ pub(crate) fn create_in(tx: &mut WriteTx<'_>, id: &str, input: NewWorkItem, crea
         None => None,
     };
     if load(tx.conn(), id)?.is_some() {
-        return Err(Error::Conflict(format!("work item {id} already exists; update_work_item changes it")));
+        return Err(Error::Conflict(format!(
+            "work item {id} already exists; update_work_item changes it"
+        )));
     }
 
     let mut fields = Fields::new();
@@ -367,7 +400,11 @@ fn update_in(tx: &mut WriteTx<'_>, input: WorkItemUpdate) -> Result<WorkItem> {
         }
     }
     if let Some(c) = &input.commit_hash {
-        let c = if c.trim().is_empty() { None } else { Some(domain::commit_hash("commit_hash", c, false)?) };
+        let c = if c.trim().is_empty() {
+            None
+        } else {
+            Some(domain::commit_hash("commit_hash", c, false)?)
+        };
         if c != item.commit_hash {
             put(&mut fields, "commit_hash", c);
         }
@@ -397,7 +434,11 @@ fn update_in(tx: &mut WriteTx<'_>, input: WorkItemUpdate) -> Result<WorkItem> {
         }
     }
     if let Some(p) = &input.parent_id {
-        let new_parent = if p.trim().is_empty() { None } else { Some(check_parent(tx.conn(), p, Some(&item))?.0) };
+        let new_parent = if p.trim().is_empty() {
+            None
+        } else {
+            Some(check_parent(tx.conn(), p, Some(&item))?.0)
+        };
         if new_parent != item.parent_id {
             put(&mut fields, "parent_id", new_parent);
         }
@@ -417,7 +458,8 @@ fn update_in(tx: &mut WriteTx<'_>, input: WorkItemUpdate) -> Result<WorkItem> {
 impl Tracker {
     /// Create a work item. Projects need `metadata.description`.
     pub fn create_work_item(&self, author: &str, input: NewWorkItem) -> Result<WorkItem> {
-        self.store.write(author, move |tx| create_in(tx, &ids::new_id(), input, true))
+        self.store
+            .write(author, move |tx| create_in(tx, &ids::new_id(), input, true))
     }
 
     /// Update a work item with optimistic locking: `version` must be the
@@ -434,12 +476,20 @@ impl Tracker {
 
     /// One item with its ancestors, descendants, dependencies and open
     /// conflicts.
-    pub fn query_work_item(&self, id: &str, include_children: bool, include_dependencies: bool) -> Result<WorkItemDetail> {
+    pub fn query_work_item(
+        &self,
+        id: &str,
+        include_children: bool,
+        include_dependencies: bool,
+    ) -> Result<WorkItemDetail> {
         let id = ids::parse("id", id)?;
         self.store.read(|tx| {
             let item = require(tx, &id)?;
-            let ancestor_ids: Vec<&str> =
-                item.path.split('/').filter(|s| !s.is_empty() && *s != item.id).collect();
+            let ancestor_ids: Vec<&str> = item
+                .path
+                .split('/')
+                .filter(|s| !s.is_empty() && *s != item.id)
+                .collect();
             let mut ancestors = Vec::with_capacity(ancestor_ids.len());
             {
                 let mut stmt = tx.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM work_items WHERE id = ?1"))?;
@@ -462,12 +512,25 @@ impl Tracker {
                     .query_map(rusqlite::params![item.path, MAX_DESCENDANTS], row_from_row)?
                     .collect::<rusqlite::Result<_>>()?;
             }
-            let dependencies = if include_dependencies { Some(item_dependencies(tx, &item.id)?) } else { None };
+            let dependencies = if include_dependencies {
+                Some(item_dependencies(tx, &item.id)?)
+            } else {
+                None
+            };
             let conflicts = tx
-                .prepare_cached("SELECT field FROM conflicts WHERE collection = 'work_items' AND record_id = ?1 ORDER BY field")?
+                .prepare_cached(
+                    "SELECT field FROM conflicts WHERE collection = 'work_items' AND record_id = ?1 ORDER BY field",
+                )?
                 .query_map([&item.id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(WorkItemDetail { item, ancestors, descendants, descendant_count, dependencies, conflicts })
+            Ok(WorkItemDetail {
+                item,
+                ancestors,
+                descendants,
+                descendant_count,
+                dependencies,
+                conflicts,
+            })
         })
     }
 
@@ -490,7 +553,11 @@ impl Tracker {
             arg(&mut clauses, "parent_id = ?", ids::parse("parent_id", p)?);
         }
         if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
-            arg(&mut clauses, "rowid IN (SELECT rowid FROM work_items_fts WHERE work_items_fts MATCH ?)", fts_query(text));
+            arg(
+                &mut clauses,
+                "rowid IN (SELECT rowid FROM work_items_fts WHERE work_items_fts MATCH ?)",
+                fts_query(text),
+            );
         }
         if !filter.include_deleted {
             clauses.push("deleted_at IS NULL".to_owned());
@@ -537,12 +604,18 @@ impl Tracker {
         let mut page_filters = filters.clone();
         if let Some(c) = &query.cursor {
             let k = decode_cursor(c, 3)?;
-            let priority: i64 = k[0].parse().map_err(|_| Error::invalid("cursor", "is not a cursor this list returned"))?;
+            let priority: i64 = k[0]
+                .parse()
+                .map_err(|_| Error::invalid("cursor", "is not a cursor this list returned"))?;
             args.push(priority.into());
             args.push(k[1].clone().into());
             args.push(k[2].clone().into());
             let n = args.len();
-            page_filters.push_str(&format!(" AND (w.priority, w.created_at, w.id) > (?{}, ?{}, ?{n})", n - 2, n - 1));
+            page_filters.push_str(&format!(
+                " AND (w.priority, w.created_at, w.id) > (?{}, ?{}, ?{n})",
+                n - 2,
+                n - 1
+            ));
         }
         self.store.read(|tx| {
             let total: i64 = tx
@@ -560,7 +633,8 @@ impl Tracker {
                 .collect::<rusqlite::Result<_>>()?;
             Ok(paginate(rows, limit, total, |(row, created)| {
                 encode_cursor(&[&row.priority.to_string(), created, &row.id])
-            }).map(|(row, _)| row))
+            })
+            .map(|(row, _)| row))
         })
     }
 }

@@ -97,7 +97,9 @@ pub struct ReportEnhancement {
 }
 
 fn legacy_time(rfc3339: &str) -> String {
-    Timestamp::parse(rfc3339).map(Timestamp::to_legacy).unwrap_or_else(|| rfc3339.to_owned())
+    Timestamp::parse(rfc3339)
+        .map(Timestamp::to_legacy)
+        .unwrap_or_else(|| rfc3339.to_owned())
 }
 
 /// `2026-Q1` -> `Q1 2026`.
@@ -115,7 +117,12 @@ fn tests_line(summary: &Value) -> Option<String> {
     if o.is_empty() {
         return None;
     }
-    Some(o.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "))
+    Some(
+        o.iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }
 
 impl Tracker {
@@ -256,7 +263,9 @@ pub fn render_markdown(report: &StatusReport, template: Option<&str>) -> Result<
     env.set_syntax(syntax.build().map_err(|e| Error::invalid("template", e.to_string()))?);
     env.add_template("status", template.unwrap_or(DEFAULT_TEMPLATE))
         .map_err(|e| Error::invalid("template", format!("does not parse: {e}")))?;
-    let tmpl = env.get_template("status").map_err(|e| Error::invalid("template", e.to_string()))?;
+    let tmpl = env
+        .get_template("status")
+        .map_err(|e| Error::invalid("template", e.to_string()))?;
     tmpl.render(minijinja::Value::from(minijinja::value::Serde(report)))
         .map_err(|e| Error::invalid("template", format!("failed to render: {e}")))
 }

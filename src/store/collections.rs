@@ -116,7 +116,11 @@ pub(crate) static VENDORS: Collection = Collection {
 
 pub(crate) static DEPLOYMENTS: Collection = Collection {
     name: "deployments",
-    columns: &[col("deployed_at", Ty::Text), col("commit_hash", Ty::Text), col("deleted_at", Ty::OptText)],
+    columns: &[
+        col("deployed_at", Ty::Text),
+        col("commit_hash", Ty::Text),
+        col("deleted_at", Ty::OptText),
+    ],
     metadata: true,
     derived: Derived::None,
     upsert: OnceLock::new(),
@@ -166,8 +170,15 @@ pub(crate) static CONFIGURATION: Collection = Collection {
     upsert: OnceLock::new(),
 };
 
-const ALL: [&Collection; 7] =
-    [&WORK_ITEMS, &DEPENDENCIES, &VENDORS, &DEPLOYMENTS, &DEPLOYMENT_LINKS, &ENHANCEMENTS, &CONFIGURATION];
+const ALL: [&Collection; 7] = [
+    &WORK_ITEMS,
+    &DEPENDENCIES,
+    &VENDORS,
+    &DEPLOYMENTS,
+    &DEPLOYMENT_LINKS,
+    &ENHANCEMENTS,
+    &CONFIGURATION,
+];
 
 impl Collection {
     pub fn named(name: &str) -> Option<&'static Collection> {
@@ -192,8 +203,7 @@ impl Collection {
             }
             names.extend(["created_at", "created_by", "updated_at", "updated_by", "version"]);
             let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-            let sets: Vec<String> =
-                names[1..].iter().map(|n| format!("{n} = excluded.{n}")).collect();
+            let sets: Vec<String> = names[1..].iter().map(|n| format!("{n} = excluded.{n}")).collect();
             format!(
                 "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
                 self.name,
@@ -246,7 +256,8 @@ impl Collection {
         let first = state.first_write();
         let last = state.last_write();
         let time_of = |s: Option<&waymark_sync::Sibling>| {
-            s.map(|s| Timestamp::from_millis(s.hlc.millis()).to_string()).unwrap_or_default()
+            s.map(|s| Timestamp::from_millis(s.hlc.millis()).to_string())
+                .unwrap_or_default()
         };
         let created_at = match state.value("created_at").and_then(Value::as_str) {
             Some(t) => t.to_owned(),
@@ -264,7 +275,8 @@ impl Collection {
         params.push(Sql::Text(updated_at));
         params.push(Sql::Text(last.map(|s| s.author.clone()).unwrap_or_default()));
         params.push(Sql::Integer(version));
-        tx.prepare_cached(self.upsert_sql())?.execute(rusqlite::params_from_iter(params))?;
+        tx.prepare_cached(self.upsert_sql())?
+            .execute(rusqlite::params_from_iter(params))?;
 
         if let (Some(old), Some(new)) = (old_path, new_path)
             && old != new
@@ -291,7 +303,9 @@ impl Collection {
 fn metadata_of(state: &RecordState) -> Value {
     let mut map = Map::new();
     for (name, register) in state.fields.range("metadata.".to_owned()..) {
-        let Some(key) = name.strip_prefix("metadata.") else { break };
+        let Some(key) = name.strip_prefix("metadata.") else {
+            break;
+        };
         if let Some(winner) = register.winner()
             && !winner.value.is_null()
         {
@@ -322,15 +336,15 @@ fn to_sql(value: Option<&Value>, ty: Ty) -> Sql {
 /// made by concurrent moves), leaves the item at the root.
 fn derive_path(tx: &Transaction<'_>, id: &str, parent: Option<&str>) -> Result<(String, i64)> {
     let root = || (format!("/{id}"), 0);
-    let Some(parent) = parent.filter(|p| !p.is_empty()) else { return Ok(root()) };
+    let Some(parent) = parent.filter(|p| !p.is_empty()) else {
+        return Ok(root());
+    };
     let found: Option<(String, i64)> = tx
         .prepare_cached("SELECT path, depth FROM work_items WHERE id = ?1")?
         .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match found {
-        Some((path, depth)) if !path.split('/').any(|seg| seg == id) => {
-            Ok((format!("{path}/{id}"), depth + 1))
-        }
+        Some((path, depth)) if !path.split('/').any(|seg| seg == id) => Ok((format!("{path}/{id}"), depth + 1)),
         _ => Ok(root()),
     }
 }

@@ -63,7 +63,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,7 +124,11 @@ impl Store {
             })
             .map_err(Error::Io)?;
         Ok(Store {
-            inner: Arc::new(Inner { path: path.to_path_buf(), writer: tx, readers: Mutex::new(Vec::new()) }),
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+            }),
         })
     }
 
@@ -228,7 +234,9 @@ fn read_replica(conn: &Connection) -> Result<(ReplicaId, u64, Hlc, String)> {
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    let id = id.parse().map_err(|_| Error::Corrupt(format!("replica id {id:?} is not a UUID")))?;
+    let id = id
+        .parse()
+        .map_err(|_| Error::Corrupt(format!("replica id {id:?} is not a UUID")))?;
     Ok((id, counter as u64, Hlc(hlc as u64), fp))
 }
 
@@ -237,7 +245,11 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     let supported = schema_version();
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > supported {
-        return Err(Error::StoreTooNew { path: path.display().to_string(), found, supported });
+        return Err(Error::StoreTooNew {
+            path: path.display().to_string(),
+            found,
+            supported,
+        });
     }
     if found == supported {
         return Ok(());
@@ -251,7 +263,10 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
             if now == supported {
                 Ok(())
             } else {
-                Err(Error::Open { path: path.display().to_string(), message: e.to_string() })
+                Err(Error::Open {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
             }
         }
     }
@@ -263,9 +278,11 @@ fn ensure_replica(conn: &mut Connection, path: &Path) -> Result<()> {
     let here = fingerprint(path);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let existing = tx
-        .query_row("SELECT replica_id, fingerprint FROM replica WHERE singleton = 1", [], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
+        .query_row(
+            "SELECT replica_id, fingerprint FROM replica WHERE singleton = 1",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
         .optional()?;
     let now = Timestamp::now().to_string();
     match existing {

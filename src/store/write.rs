@@ -32,7 +32,15 @@ pub struct WriteTx<'c> {
 impl<'c> WriteTx<'c> {
     pub(super) fn begin(tx: Transaction<'c>, author: String) -> Result<WriteTx<'c>> {
         let (replica, counter, hlc, _) = super::read_replica(&tx)?;
-        Ok(WriteTx { tx, author, replica, counter, hlc, dirty: false, at: None })
+        Ok(WriteTx {
+            tx,
+            author,
+            replica,
+            counter,
+            hlc,
+            dirty: false,
+            at: None,
+        })
     }
 
     /// The transaction, for reads and validation inside the write.
@@ -85,7 +93,10 @@ impl<'c> WriteTx<'c> {
         let change = Change {
             collection: collection.name.to_owned(),
             record_id: id.to_owned(),
-            dot: Dot { replica: self.replica, counter: self.counter },
+            dot: Dot {
+                replica: self.replica,
+                counter: self.counter,
+            },
             context: state.vv.clone(),
             fields,
             hlc: self.hlc,
@@ -104,9 +115,8 @@ impl<'c> WriteTx<'c> {
     /// entry; the clock observes the change's time. Returns the record's
     /// local version, or `None` when the change was already applied.
     pub fn apply_remote(&mut self, change: &Change) -> Result<Option<i64>> {
-        let collection = Collection::named(&change.collection).ok_or_else(|| {
-            Error::Corrupt(format!("change for unknown collection {:?}", change.collection))
-        })?;
+        let collection = Collection::named(&change.collection)
+            .ok_or_else(|| Error::Corrupt(format!("change for unknown collection {:?}", change.collection)))?;
         let state = load_state(&self.tx, collection, &change.record_id)?;
         if state.vv.covers(&change.dot) {
             return Ok(None);
@@ -153,8 +163,9 @@ pub fn load_state(tx: &rusqlite::Connection, collection: &Collection, id: &str) 
         .optional()?;
     match text {
         None => Ok(RecordState::default()),
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|e| Error::Corrupt(format!("record {}/{id}: {e}", collection.name))),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("record {}/{id}: {e}", collection.name)))
+        }
     }
 }
 

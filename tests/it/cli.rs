@@ -18,8 +18,17 @@ fn waymark(dir: &Path, args: &[&str]) -> Output {
 
 fn ok_json(dir: &Path, args: &[&str]) -> Value {
     let out = waymark(dir, args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 fn fails(dir: &Path, args: &[&str]) -> String {
@@ -41,13 +50,37 @@ fn a_session_on_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Initialized Waymark"));
     assert!(waymark(dir, &["init"]).status.success(), "init is idempotent");
 
-    let p = ok_json(dir, &["item", "create", "--type", "project", "--title", "Tracker", "--metadata", r#"{"description":"d"}"#, "--json"]);
+    let p = ok_json(
+        dir,
+        &[
+            "item",
+            "create",
+            "--type",
+            "project",
+            "--title",
+            "Tracker",
+            "--metadata",
+            r#"{"description":"d"}"#,
+            "--json",
+        ],
+    );
     let pid = p["id"].as_str().unwrap();
     assert_eq!(p["created_by"], "cli");
-    let t = ok_json(dir, &["item", "create", "--type", "task", "--title", "Store", "--parent", pid, "--json"]);
+    let t = ok_json(
+        dir,
+        &[
+            "item", "create", "--type", "task", "--title", "Store", "--parent", pid, "--json",
+        ],
+    );
     let tid = t["id"].as_str().unwrap();
-    let u = ok_json(dir, &["item", "update", tid, "--version", "1", "--status", "blocked", "--json"]);
-    assert_eq!((u["status"].as_str(), u["version"].as_i64()), (Some("blocked"), Some(2)));
+    let u = ok_json(
+        dir,
+        &["item", "update", tid, "--version", "1", "--status", "blocked", "--json"],
+    );
+    assert_eq!(
+        (u["status"].as_str(), u["version"].as_i64()),
+        (Some("blocked"), Some(2))
+    );
     let err = fails(dir, &["item", "update", tid, "--version", "1", "--title", "stale"]);
     assert!(err.contains("version 1") && err.contains("version 2"), "{err}");
 
@@ -56,22 +89,71 @@ fn a_session_on_the_command_line() {
     let listed = ok_json(dir, &["item", "list", "--type", "task", "--json"]);
     assert_eq!(listed["total_count"], 1);
     let ready = ok_json(dir, &["ready", "--json"]);
-    assert_eq!(ready["items"].as_array().unwrap().len(), 1, "the blocked task is not ready");
+    assert_eq!(
+        ready["items"].as_array().unwrap().len(),
+        1,
+        "the blocked task is not ready"
+    );
 
     ok_json(dir, &["vendor", "create", "EPSON", "--json"]);
     let v = ok_json(dir, &["vendor", "show", "epson", "--json"]);
     assert_eq!(v["status"], "broken");
-    let v = ok_json(dir, &["vendor", "update", "Epson", "--version", "1", "--status", "operational", "--json"]);
+    let v = ok_json(
+        dir,
+        &[
+            "vendor",
+            "update",
+            "Epson",
+            "--version",
+            "1",
+            "--status",
+            "operational",
+            "--json",
+        ],
+    );
     assert_eq!(v["version"], 2);
-    let d1 = ok_json(dir, &["deploy", "record", "--commit", &"c".repeat(40), "--pr", "3", "--title", "Ship", "--tests", "unit=5,integration=2", "--vendor", "epson", "--item", tid, "--json"]);
+    let d1 = ok_json(
+        dir,
+        &[
+            "deploy",
+            "record",
+            "--commit",
+            &"c".repeat(40),
+            "--pr",
+            "3",
+            "--title",
+            "Ship",
+            "--tests",
+            "unit=5,integration=2",
+            "--vendor",
+            "epson",
+            "--item",
+            tid,
+            "--json",
+        ],
+    );
     assert_eq!(d1["metadata"]["test_summary"]["unit"], 5);
     ok_json(dir, &["dep", "add", tid, pid, "--json"]);
     ok_json(dir, &["config", "set", "--context", "maintenance", "--json"]);
-    ok_json(dir, &["enhancement", "create", "--title", "Sync", "--quarter", "2027-Q1", "--json"]);
+    ok_json(
+        dir,
+        &[
+            "enhancement",
+            "create",
+            "--title",
+            "Sync",
+            "--quarter",
+            "2027-Q1",
+            "--json",
+        ],
+    );
 
     let status = waymark(dir, &["status"]);
     let md = String::from_utf8(status.stdout).unwrap();
-    assert!(md.contains("## Operational Vendors (1/1)") && md.contains("PR #3"), "{md}");
+    assert!(
+        md.contains("## Operational Vendors (1/1)") && md.contains("PR #3"),
+        "{md}"
+    );
     let report = ok_json(dir, &["status", "--json"]);
     assert_eq!(report["vendors"]["operational"], 1);
 
@@ -95,14 +177,32 @@ fn bad_input_is_one_sentence_and_changes_nothing() {
     for (args, needle) in [
         (vec!["item", "create", "--type", "epic", "--title", "x"], "item_type"),
         (vec!["item", "create", "--type", "task", "--title", " "], "title"),
-        (vec!["item", "create", "--type", "task", "--title", "x", "--metadata", "{not json"], "metadata"),
-        (vec!["item", "create", "--type", "task", "--title", "x", "--metadata", "[1]"], "metadata"),
+        (
+            vec![
+                "item",
+                "create",
+                "--type",
+                "task",
+                "--title",
+                "x",
+                "--metadata",
+                "{not json",
+            ],
+            "metadata",
+        ),
+        (
+            vec!["item", "create", "--type", "task", "--title", "x", "--metadata", "[1]"],
+            "metadata",
+        ),
         (vec!["item", "show", &nil], "not found"),
         (vec!["item", "show", "zzz"], "not a UUID"),
         (vec!["vendor", "show", "nobody"], "not found"),
         (vec!["vendor", "create", "no/slash"], "name"),
         (vec!["deploy", "record", "--commit", "xyz"], "commit_hash"),
-        (vec!["deploy", "record", "--commit", &"a".repeat(40), "--tests", "unit=lots"], "tests"),
+        (
+            vec!["deploy", "record", "--commit", &"a".repeat(40), "--tests", "unit=lots"],
+            "tests",
+        ),
         (vec!["dep", "add", &nil, &nil], "itself"),
         (vec!["import", "json", "/nonexistent/file.json"], "cannot read"),
         (vec!["item", "list", "--limit", "1000"], "limit"),
@@ -125,17 +225,36 @@ fn reading_a_missing_store_says_how_to_make_one() {
 fn the_store_is_found_walking_up_and_kept_out_of_git() {
     let d = tempfile::tempdir().unwrap();
     let repo = d.path();
-    assert!(Command::new("git").args(["init", "-q"]).current_dir(repo).status().unwrap().success());
+    assert!(
+        Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(repo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let sub = repo.join("src/deep");
     std::fs::create_dir_all(&sub).unwrap();
     let run = |cwd: &Path, args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_waymark")).args(args).current_dir(cwd).env_remove("WAYMARK_DATA_DIR").output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("WAYMARK_DATA_DIR")
+            .output()
+            .unwrap()
     };
     assert!(run(&sub, &["init"]).status.success());
-    assert!(repo.join(".waymark/waymark.db").exists(), "init in a subdirectory uses the git root");
+    assert!(
+        repo.join(".waymark/waymark.db").exists(),
+        "init in a subdirectory uses the git root"
+    );
     let exclude = std::fs::read_to_string(repo.join(".git/info/exclude")).unwrap();
     assert!(exclude.lines().any(|l| l == ".waymark/"));
-    assert!(run(&sub, &["item", "create", "--type", "task", "--title", "found"]).status.success());
+    assert!(
+        run(&sub, &["item", "create", "--type", "task", "--title", "found"])
+            .status
+            .success()
+    );
     let listed = run(repo, &["item", "list", "--json"]);
     let v: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(v["total_count"], 1);
@@ -157,12 +276,22 @@ fn two_processes_write_one_store_at_once() {
     };
     let children: Vec<_> = ["left", "right"]
         .iter()
-        .map(|tag| Command::new("sh").arg("-c").arg(script(tag)).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|tag| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(script(tag))
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && !err.contains("locked"), "a writer failed: {err}");
+        assert!(
+            out.status.success() && !err.contains("locked"),
+            "a writer failed: {err}"
+        );
     }
     let listed = ok_json(&dir, &["item", "list", "--limit", "1", "--json"]);
     assert_eq!(listed["total_count"], 1000);
@@ -170,7 +299,11 @@ fn two_processes_write_one_store_at_once() {
     assert_eq!(ready["total_count"], 1000);
     // Every write reached the outbox with a distinct, dense counter.
     let conn = rusqlite::Connection::open(dir.join("waymark.db")).unwrap();
-    let (n, max): (i64, i64) = conn.query_row("SELECT count(*), max(counter) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let (n, max): (i64, i64) = conn
+        .query_row("SELECT count(*), max(counter) FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
     assert_eq!((n, max), (1000, 1000));
 }
 
@@ -181,7 +314,18 @@ fn concurrent_updates_with_one_version_let_exactly_one_win() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().to_path_buf();
     for round in 0..10 {
-        let item = ok_json(&dir, &["item", "create", "--type", "task", "--title", &format!("contested {round}"), "--json"]);
+        let item = ok_json(
+            &dir,
+            &[
+                "item",
+                "create",
+                "--type",
+                "task",
+                "--title",
+                &format!("contested {round}"),
+                "--json",
+            ],
+        );
         let id = item["id"].as_str().unwrap().to_owned();
         let spawned: Vec<_> = ["one", "two"]
             .iter()

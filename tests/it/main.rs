@@ -17,7 +17,11 @@ pub fn tracker() -> (TempDir, Tracker) {
 
 pub fn new_item(item_type: &str, title: &str, parent: Option<&str>) -> NewWorkItem {
     let metadata = (item_type == "project")
-        .then(|| serde_json::json!({"description": format!("{title}, described")}).as_object().cloned())
+        .then(|| {
+            serde_json::json!({"description": format!("{title}, described")})
+                .as_object()
+                .cloned()
+        })
         .flatten();
     NewWorkItem {
         item_type: item_type.into(),

@@ -91,7 +91,12 @@ fn check_tree(t: &waymark::Tracker, model: &Model) {
     let mut cursor = None;
     loop {
         let page = t
-            .list_work_items(WorkItemFilter { include_deleted: true, limit: Some(100), cursor, ..Default::default() })
+            .list_work_items(WorkItemFilter {
+                include_deleted: true,
+                limit: Some(100),
+                cursor,
+                ..Default::default()
+            })
             .unwrap();
         for row in page.items {
             let full = t.get_work_item(&row.id).unwrap();
