@@ -6,6 +6,7 @@
 
 pub mod domain;
 pub mod error;
+pub mod mcp;
 pub mod ops;
 pub mod report;
 pub mod store;

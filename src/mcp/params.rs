@@ -168,7 +168,11 @@ pub struct ListReadyWork {
 
 impl From<ListReadyWork> for ops::ReadyQuery {
     fn from(p: ListReadyWork) -> Self {
-        ops::ReadyQuery { item_type: p.item_type, limit: p.limit, cursor: p.cursor }
+        ops::ReadyQuery {
+            item_type: p.item_type,
+            limit: p.limit,
+            cursor: p.cursor,
+        }
     }
 }
 
@@ -245,7 +249,12 @@ pub struct ListDeployments {
 
 impl From<ListDeployments> for ops::DeploymentFilter {
     fn from(p: ListDeployments) -> Self {
-        ops::DeploymentFilter { vendor: p.vendor, work_item_id: p.work_item_id, limit: p.limit, cursor: p.cursor }
+        ops::DeploymentFilter {
+            vendor: p.vendor,
+            work_item_id: p.work_item_id,
+            limit: p.limit,
+            cursor: p.cursor,
+        }
     }
 }
 
@@ -264,7 +273,11 @@ pub struct CreateVendor {
 
 impl From<CreateVendor> for ops::NewVendor {
     fn from(p: CreateVendor) -> Self {
-        ops::NewVendor { name: p.name, extractor_version: p.extractor_version, metadata: p.metadata }
+        ops::NewVendor {
+            name: p.name,
+            extractor_version: p.extractor_version,
+            metadata: p.metadata,
+        }
     }
 }
 
@@ -315,7 +328,11 @@ pub struct ListVendors {
 
 impl From<ListVendors> for ops::VendorFilter {
     fn from(p: ListVendors) -> Self {
-        ops::VendorFilter { status: p.status, limit: p.limit, cursor: p.cursor }
+        ops::VendorFilter {
+            status: p.status,
+            limit: p.limit,
+            cursor: p.cursor,
+        }
     }
 }
 
@@ -395,7 +412,9 @@ impl ManageEnhancement {
         };
         Ok(match self.action.trim().to_ascii_lowercase().as_str() {
             "create" => EnhancementAction::Create(ops::NewEnhancement {
-                title: self.title.ok_or_else(|| Error::invalid("title", "is required to create an enhancement"))?,
+                title: self
+                    .title
+                    .ok_or_else(|| Error::invalid("title", "is required to create an enhancement"))?,
                 description: self.description,
                 priority: self.priority,
                 status: self.status,
@@ -406,7 +425,10 @@ impl ManageEnhancement {
             "update" => EnhancementAction::Update(ops::EnhancementUpdate {
                 id: id(self.id, "update")?,
                 version: self.version.ok_or_else(|| {
-                    Error::invalid("version", "is required to update an enhancement; get it with action get")
+                    Error::invalid(
+                        "version",
+                        "is required to update an enhancement; get it with action get",
+                    )
                 })?,
                 title: self.title,
                 description: self.description,
@@ -424,7 +446,12 @@ impl ManageEnhancement {
                 limit: self.limit,
                 cursor: self.cursor,
             }),
-            _ => return Err(Error::invalid("action", format!("{:?} is not one of create, update, get, list", self.action))),
+            _ => {
+                return Err(Error::invalid(
+                    "action",
+                    format!("{:?} is not one of create, update, get, list", self.action),
+                ));
+            }
         })
     }
 }
@@ -441,7 +468,10 @@ pub struct ArchiveWorkItems {
 
 impl From<ArchiveWorkItems> for ops::ArchiveRequest {
     fn from(p: ArchiveWorkItems) -> Self {
-        ops::ArchiveRequest { older_than_days: p.older_than_days, dry_run: p.dry_run.unwrap_or(false) }
+        ops::ArchiveRequest {
+            older_than_days: p.older_than_days,
+            dry_run: p.dry_run.unwrap_or(false),
+        }
     }
 }
 
@@ -461,7 +491,12 @@ pub struct QueryArchived {
 
 impl From<QueryArchived> for ops::ArchivedQuery {
     fn from(p: QueryArchived) -> Self {
-        ops::ArchivedQuery { text: p.text, item_type: p.item_type, limit: p.limit, cursor: p.cursor }
+        ops::ArchivedQuery {
+            text: p.text,
+            item_type: p.item_type,
+            limit: p.limit,
+            cursor: p.cursor,
+        }
     }
 }
 

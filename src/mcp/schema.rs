@@ -37,8 +37,10 @@ fn strip_null(schema: &mut schemars::Schema) {
         }
         let collapse = match obj.get("anyOf") {
             Some(Value::Array(branches)) if branches.len() == 2 => {
-                let non_null: Vec<&Value> =
-                    branches.iter().filter(|b| b.get("type") != Some(&json!("null"))).collect();
+                let non_null: Vec<&Value> = branches
+                    .iter()
+                    .filter(|b| b.get("type") != Some(&json!("null")))
+                    .collect();
                 (non_null.len() == 1).then(|| non_null[0].clone())
             }
             _ => None,
@@ -63,11 +65,19 @@ pub fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
     let mut settings = schemars::generate::SchemaSettings::draft2020_12();
     settings.inline_subschemas = true;
     settings.meta_schema = None;
-    let schema = settings.with_transform(strip_null).into_generator().into_root_schema_for::<T>();
+    let schema = settings
+        .with_transform(strip_null)
+        .into_generator()
+        .into_root_schema_for::<T>();
     let Value::Object(mut obj) = schema.to_value() else {
         panic!("the input schema of {} is not an object", std::any::type_name::<T>());
     };
-    assert_eq!(obj.get("type"), Some(&json!("object")), "{} is not object-rooted", std::any::type_name::<T>());
+    assert_eq!(
+        obj.get("type"),
+        Some(&json!("object")),
+        "{} is not object-rooted",
+        std::any::type_name::<T>()
+    );
     obj.remove("title");
     obj.remove("description");
     obj.entry("properties").or_insert_with(|| json!({}));
@@ -77,8 +87,10 @@ pub fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
 /// An object schema with the given `(field, JSON type)` properties, of
 /// which `required` must be present. Other fields may appear too.
 fn object(fields: &[(&str, &str)], required: &[&str]) -> Arc<JsonObject> {
-    let properties: serde_json::Map<String, Value> =
-        fields.iter().map(|(name, ty)| ((*name).to_owned(), json!({ "type": ty }))).collect();
+    let properties: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|(name, ty)| ((*name).to_owned(), json!({ "type": ty })))
+        .collect();
     let mut obj = JsonObject::new();
     obj.insert("type".into(), json!("object"));
     obj.insert("properties".into(), Value::Object(properties));
@@ -122,14 +134,26 @@ pub fn work_item_detail() -> Arc<JsonObject> {
 /// A page of a list: `columns` names the fields of each row of `rows`.
 pub fn page() -> Arc<JsonObject> {
     object(
-        &[("columns", "array"), ("rows", "array"), ("total_count", "integer"), ("next_cursor", "string")],
+        &[
+            ("columns", "array"),
+            ("rows", "array"),
+            ("total_count", "integer"),
+            ("next_cursor", "string"),
+        ],
         &["columns", "rows", "total_count"],
     )
 }
 
 pub fn vendor() -> Arc<JsonObject> {
     object(
-        &[("id", "string"), ("name", "string"), ("status", "string"), ("extractor_version", "string"), ("metadata", "object"), ("version", "integer")],
+        &[
+            ("id", "string"),
+            ("name", "string"),
+            ("status", "string"),
+            ("extractor_version", "string"),
+            ("metadata", "object"),
+            ("version", "integer"),
+        ],
         &["id", "name", "status", "version"],
     )
 }
@@ -150,7 +174,13 @@ pub fn deployment() -> Arc<JsonObject> {
 
 pub fn dependency() -> Arc<JsonObject> {
     object(
-        &[("id", "string"), ("source_id", "string"), ("target_id", "string"), ("dependency_type", "string"), ("version", "integer")],
+        &[
+            ("id", "string"),
+            ("source_id", "string"),
+            ("target_id", "string"),
+            ("dependency_type", "string"),
+            ("version", "integer"),
+        ],
         &["id", "source_id", "target_id", "dependency_type"],
     )
 }
@@ -189,11 +219,19 @@ pub fn enhancement_or_page() -> Arc<JsonObject> {
 
 pub fn archive() -> Arc<JsonObject> {
     object(
-        &[("dry_run", "boolean"), ("count", "integer"), ("columns", "array"), ("rows", "array")],
+        &[
+            ("dry_run", "boolean"),
+            ("count", "integer"),
+            ("columns", "array"),
+            ("rows", "array"),
+        ],
         &["dry_run", "count", "rows"],
     )
 }
 
 pub fn status() -> Arc<JsonObject> {
-    object(&[("format", "string"), ("markdown", "string"), ("report", "object")], &["format"])
+    object(
+        &[("format", "string"), ("markdown", "string"), ("report", "object")],
+        &["format"],
+    )
 }

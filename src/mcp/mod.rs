@@ -1,0 +1,302 @@
+//! The MCP server: every operation of [`Tracker`] as a tool, the status
+//! report and single work items as resources, over stdio.
+//!
+//! This module is the only one that knows rmcp and JSON Schema. Each tool is
+//! a thin wrapper over one operation (see `tools.rs`); the arguments are
+//! structs of `params.rs` that convert into the operations' inputs; the
+//! schemas come from `schema.rs`. It never writes to stdout except through
+//! the protocol: logs go through `tracing`, which the binary sends to stderr.
+//!
+//! Tool sets (`--toolset`, `--read-only`):
+//! - `all` (default): every tool.
+//! - `core`: the ten tools of the earlier tracker ([`LEGACY_TOOLS`]) plus
+//!   `list_ready_work` and `manage_dependency`, the two that make the
+//!   work-item tree usable for planning. Listing, archive, enhancement and
+//!   report tools are left out; the `waymark://status` resource still
+//!   gives the report.
+//! - `read_only`: of the chosen set, only the tools annotated read-only.
+//!   `manage_enhancement` writes, so it goes too.
+
+mod params;
+mod schema;
+mod status;
+mod tools;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientRequest, GetMeta, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, ServerJsonRpcMessage, ServerResult,
+};
+use rmcp::service::{RequestContext, RxJsonRpcMessage, ServerInitializeError, TxJsonRpcMessage};
+use rmcp::transport::Transport;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool_handler};
+
+use crate::ops::Tracker;
+
+pub use tools::WORK_ITEM_COLUMNS;
+
+/// The tools of the earlier tracker, kept under their names.
+pub const LEGACY_TOOLS: &[&str] = &[
+    "create_work_item",
+    "update_work_item",
+    "query_work_item",
+    "list_work_items",
+    "record_deployment",
+    "query_vendor_status",
+    "update_vendor_status",
+    "get_project_configuration",
+    "update_project_configuration",
+    "create_vendor",
+];
+
+/// The `core` tool set: the legacy tools plus ready work and dependencies.
+pub const CORE_TOOLS: &[&str] = &[
+    "create_work_item",
+    "update_work_item",
+    "query_work_item",
+    "list_work_items",
+    "record_deployment",
+    "query_vendor_status",
+    "update_vendor_status",
+    "get_project_configuration",
+    "update_project_configuration",
+    "create_vendor",
+    "list_ready_work",
+    "manage_dependency",
+];
+
+const STATUS_URI: &str = "waymark://status";
+const WORK_ITEM_TEMPLATE: &str = "waymark://work-item/{id}";
+const WORK_ITEM_PREFIX: &str = "waymark://work-item/";
+
+const INSTRUCTIONS: &str = "Waymark is this project's tracker. Work items (project, session, task, research) form a \
+tree at most 6 levels deep; ids are UUIDs. Start with list_ready_work or get_project_status; query_work_item shows \
+one item in full. Updates take the version you last read: after a stale-version error, read again and retry. \
+Lists answer rows under columns; pass next_cursor back as cursor for more. Error messages say what to do next.";
+
+/// Which tools the server offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Toolset {
+    /// The tools of the earlier tracker plus `list_ready_work` and `manage_dependency`.
+    Core,
+    /// Every tool.
+    #[default]
+    All,
+}
+
+impl FromStr for Toolset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Toolset, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "core" => Ok(Toolset::Core),
+            "all" => Ok(Toolset::All),
+            _ => Err(format!("unknown toolset {s:?}; use core or all")),
+        }
+    }
+}
+
+impl fmt::Display for Toolset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Toolset::Core => "core",
+            Toolset::All => "all",
+        })
+    }
+}
+
+/// How `waymark serve` runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServeOptions {
+    pub toolset: Toolset,
+    /// Offer only the tools that do not write.
+    pub read_only: bool,
+}
+
+/// The MCP server over one tracker.
+#[derive(Clone)]
+pub struct WaymarkServer {
+    tracker: Tracker,
+    tool_router: ToolRouter<WaymarkServer>,
+}
+
+impl WaymarkServer {
+    /// A server offering the tools `options` select.
+    pub fn new(tracker: Tracker, options: ServeOptions) -> WaymarkServer {
+        let mut router = Self::tool_router();
+        let names: Vec<String> = router.map.keys().map(|k| k.to_string()).collect();
+        for name in names {
+            let read_only = router.map[name.as_str()]
+                .attr
+                .annotations
+                .as_ref()
+                .and_then(|a| a.read_only_hint)
+                .unwrap_or(false);
+            let outside_toolset = options.toolset == Toolset::Core && !CORE_TOOLS.contains(&name.as_str());
+            if outside_toolset || (options.read_only && !read_only) {
+                router.remove_route(&name);
+            }
+        }
+        WaymarkServer {
+            tracker,
+            tool_router: router,
+        }
+    }
+
+    /// The names of the tools this server offers, sorted.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tool_router
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.into_owned())
+            .collect()
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for WaymarkServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
+            .with_server_info(Implementation::new("waymark", env!("CARGO_PKG_VERSION")).with_title("Waymark"))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            Resource::new(STATUS_URI, "status")
+                .with_title("Project status")
+                .with_description("The status report: vendors, active work, deployments, enhancements, conflicts.")
+                .with_mime_type("text/markdown"),
+        ]))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(WORK_ITEM_TEMPLATE, "work-item")
+                .with_title("Work item")
+                .with_description("One work item, every field, as JSON.")
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let uri = request.uri.as_str();
+        let not_found =
+            |message: String| McpError::resource_not_found(message, Some(serde_json::json!({ "uri": uri })));
+        let contents = if uri == STATUS_URI {
+            let md = status::markdown(&self.tracker).map_err(|e| not_found(e.to_string()))?;
+            ResourceContents::text(md, uri).with_mime_type("text/markdown")
+        } else if let Some(id) = uri.strip_prefix(WORK_ITEM_PREFIX) {
+            let item = self.tracker.get_work_item(id).map_err(|e| not_found(e.to_string()))?;
+            let json = serde_json::to_string(&item).map_err(|e| McpError::internal_error(e.to_string(), None))?;
+            ResourceContents::text(json, uri).with_mime_type("application/json")
+        } else {
+            return Err(not_found(format!(
+                "unknown resource {uri:?}; the resources are {STATUS_URI} and {WORK_ITEM_TEMPLATE}"
+            )));
+        };
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+}
+
+/// Serve MCP on stdin/stdout until stdin closes. Builds its own runtime.
+pub fn serve_stdio(tracker: Tracker, options: ServeOptions) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let server = WaymarkServer::new(tracker, options);
+        tracing::info!(toolset = %options.toolset, read_only = options.read_only, "serving MCP on stdio");
+        let (stdin, stdout) = rmcp::transport::stdio();
+        let transport = HandshakeGuard {
+            inner: rmcp::transport::async_rw::AsyncRwTransport::new(stdin, stdout),
+            decided: false,
+        };
+        match server.serve(transport).await {
+            Ok(running) => {
+                let reason = running.waiting().await.map_err(std::io::Error::other)?;
+                tracing::info!(?reason, "MCP session ended");
+                Ok(())
+            }
+            Err(ServerInitializeError::ConnectionClosed(_)) => {
+                tracing::info!("stdin closed before the MCP handshake");
+                Ok(())
+            }
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    })
+}
+
+/// Drops notifications and responses that arrive before the client has
+/// chosen a lifecycle: rmcp would otherwise end the session on them.
+struct HandshakeGuard<T> {
+    inner: T,
+    decided: bool,
+}
+
+impl<T: Transport<RoleServer>> Transport<RoleServer> for HandshakeGuard<T> {
+    type Error = T::Error;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleServer>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        if let ServerJsonRpcMessage::Response(r) = &item
+            && matches!(r.result, ServerResult::InitializeResult(_))
+        {
+            self.decided = true;
+        }
+        self.inner.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
+        loop {
+            let message = self.inner.receive().await?;
+            if self.decided {
+                return Some(message);
+            }
+            match &message {
+                ClientJsonRpcMessage::Request(r) => {
+                    let request = &r.request;
+                    let inline_lifecycle = !matches!(
+                        request,
+                        ClientRequest::PingRequest(_)
+                            | ClientRequest::DiscoverRequest(_)
+                            | ClientRequest::InitializeRequest(_)
+                    ) && request
+                        .get_meta()
+                        .missing_required_keys(&ProtocolVersion::V_2026_07_28)
+                        .is_empty();
+                    if inline_lifecycle {
+                        self.decided = true;
+                    }
+                    return Some(message);
+                }
+                _ => tracing::warn!("ignored a message that is not a request before the MCP handshake"),
+            }
+        }
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.close()
+    }
+}

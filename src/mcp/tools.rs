@@ -1,0 +1,387 @@
+//! The tools: each one turns its arguments into the input of one operation
+//! of [`Tracker`], calls it, and shapes the answer. No tool validates
+//! anything the operation validates, and no tool knows the store.
+//!
+//! Answers carry `structuredContent` and the same JSON, compact, as text.
+//! Errors of the operation become `isError` results whose text is the
+//! error's sentence; rmcp turns arguments that do not deserialize into such
+//! results too. Lists answer in pages of rows under named `columns`, which
+//! keeps a 50-row page small.
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::WaymarkServer;
+use super::params::{self, EnhancementAction};
+use super::schema::{self, input_schema};
+use super::status;
+use crate::error::{Error, Result};
+use crate::ops::{Page, Tracker};
+
+/// The columns of each kind of list row.
+pub const WORK_ITEM_COLUMNS: &[&str] = &[
+    "id",
+    "title",
+    "item_type",
+    "status",
+    "priority",
+    "parent_id",
+    "updated_at",
+    "version",
+];
+const VENDOR_COLUMNS: &[&str] = &["name", "status", "extractor_version", "tests", "updated_at", "version"];
+const DEPLOYMENT_COLUMNS: &[&str] = &["id", "deployed_at", "commit_hash", "pr_number", "pr_title"];
+const ENHANCEMENT_COLUMNS: &[&str] = &["id", "title", "priority", "status", "target_quarter", "version"];
+
+/// The author of a write: the calling client's name, or `mcp` when the
+/// protocol did not give one.
+fn author(ctx: &RequestContext<RoleServer>) -> String {
+    let name = ctx.client_info().map(|info| info.name).unwrap_or_default();
+    let name: String = name.trim().chars().filter(|c| !c.is_control()).take(100).collect();
+    if name.is_empty() { "mcp".to_owned() } else { name }
+}
+
+/// A successful answer: the value as structured content and as compact JSON text.
+fn success(value: Value) -> CallToolResult {
+    CallToolResult::structured(value)
+}
+
+/// A failed operation: `isError` with the error's sentence.
+fn failure(error: &Error) -> CallToolResult {
+    if error.is_user_error() {
+        tracing::debug!(code = error.code(), "tool error: {error}");
+    } else {
+        tracing::error!(code = error.code(), "tool failed: {error}");
+    }
+    CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+}
+
+fn answer<T: Serialize>(result: Result<T>) -> CallToolResult {
+    match result.and_then(|v| serde_json::to_value(v).map_err(|e| Error::Corrupt(e.to_string()))) {
+        Ok(value) => success(value),
+        Err(e) => failure(&e),
+    }
+}
+
+/// Rows of `values` as arrays of the named fields (missing ones null).
+pub fn rows<T: Serialize>(values: &[T], columns: &[&str]) -> Vec<Value> {
+    values
+        .iter()
+        .map(|item| {
+            let v = serde_json::to_value(item).unwrap_or(Value::Null);
+            Value::Array(
+                columns
+                    .iter()
+                    .map(|c| v.get(*c).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A page as `{columns, rows, total_count, next_cursor?}`.
+pub fn page_value<T: Serialize>(page: &Page<T>, columns: &[&str]) -> Value {
+    let mut v = json!({ "columns": columns, "rows": rows(&page.items, columns), "total_count": page.total_count });
+    if let Some(c) = &page.next_cursor {
+        v["next_cursor"] = json!(c);
+    }
+    v
+}
+
+fn answer_page<T: Serialize>(result: Result<Page<T>>, columns: &[&str]) -> CallToolResult {
+    match result {
+        Ok(page) => success(page_value(&page, columns)),
+        Err(e) => failure(&e),
+    }
+}
+
+fn configuration_value(tracker: &Tracker) -> Result<Value> {
+    let (configuration, health) = tracker.get_project_configuration()?;
+    let mut v = serde_json::to_value(configuration).map_err(|e| Error::Corrupt(e.to_string()))?;
+    v["sync"] = serde_json::to_value(health).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(v)
+}
+
+#[tool_router(vis = "pub(super)")]
+impl WaymarkServer {
+    #[tool(
+        title = "Create work item",
+        description = "Create a work item (project, session, task or research), optionally under a parent. Returns it with its id and version.",
+        input_schema = input_schema::<params::CreateWorkItem>(),
+        output_schema = schema::work_item(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn create_work_item(
+        &self,
+        Parameters(p): Parameters<params::CreateWorkItem>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(self.tracker.create_work_item(&author(&ctx), p.into()))
+    }
+
+    #[tool(
+        title = "Update work item",
+        description = "Change a work item's given fields. Send the version you last read: if it changed since, nothing is written and the error names the current version. \"\" clears a text field.",
+        input_schema = input_schema::<params::UpdateWorkItem>(),
+        output_schema = schema::work_item(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn update_work_item(
+        &self,
+        Parameters(p): Parameters<params::UpdateWorkItem>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(self.tracker.update_work_item(&author(&ctx), p.into()))
+    }
+
+    #[tool(
+        title = "Query work item",
+        description = "One work item in full with its ancestors (root first), descendants (up to 200 rows), dependencies both ways and open sync conflicts.",
+        input_schema = input_schema::<params::QueryWorkItem>(),
+        output_schema = schema::work_item_detail(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn query_work_item(&self, Parameters(p): Parameters<params::QueryWorkItem>) -> CallToolResult {
+        answer(self.tracker.query_work_item(
+            &p.id,
+            p.include_children.unwrap_or(true),
+            p.include_dependencies.unwrap_or(true),
+        ))
+    }
+
+    #[tool(
+        title = "List work items",
+        description = "Work items, oldest first, as rows of columns, with total_count. Pass next_cursor back as cursor for the next page.",
+        input_schema = input_schema::<params::ListWorkItems>(),
+        output_schema = schema::page(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_work_items(&self, Parameters(p): Parameters<params::ListWorkItems>) -> CallToolResult {
+        answer_page(self.tracker.list_work_items(p.into()), WORK_ITEM_COLUMNS)
+    }
+
+    #[tool(
+        title = "List ready work",
+        description = "Work items that can start now (active, nothing they wait for still open), highest priority then oldest first, as rows.",
+        input_schema = input_schema::<params::ListReadyWork>(),
+        output_schema = schema::page(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_ready_work(&self, Parameters(p): Parameters<params::ListReadyWork>) -> CallToolResult {
+        answer_page(self.tracker.ready_work(p.into()), WORK_ITEM_COLUMNS)
+    }
+
+    #[tool(
+        title = "Manage dependency",
+        description = "Add or remove a dependency. depends_on: source waits for target; blocks: target waits for source. Adding twice is harmless; self-edges and cycles are refused.",
+        input_schema = input_schema::<params::ManageDependency>(),
+        output_schema = schema::dependency(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn manage_dependency(
+        &self,
+        Parameters(p): Parameters<params::ManageDependency>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(
+            p.into_change()
+                .and_then(|change| self.tracker.manage_dependency(&author(&ctx), change)),
+        )
+    }
+
+    #[tool(
+        title = "Record deployment",
+        description = "Record a deployment of a commit with the vendors and work items it shipped.",
+        input_schema = input_schema::<params::RecordDeployment>(),
+        output_schema = schema::deployment(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn record_deployment(
+        &self,
+        Parameters(p): Parameters<params::RecordDeployment>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(self.tracker.record_deployment(&author(&ctx), p.into()))
+    }
+
+    #[tool(
+        title = "List deployments",
+        description = "Deployments, newest first, as rows.",
+        input_schema = input_schema::<params::ListDeployments>(),
+        output_schema = schema::page(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_deployments(&self, Parameters(p): Parameters<params::ListDeployments>) -> CallToolResult {
+        answer_page(self.tracker.list_deployments(p.into()), DEPLOYMENT_COLUMNS)
+    }
+
+    #[tool(
+        title = "Create vendor",
+        description = "Start tracking a vendor (a component with a health status and test results). It starts broken until update_vendor_status says otherwise.",
+        input_schema = input_schema::<params::CreateVendor>(),
+        output_schema = schema::vendor(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn create_vendor(
+        &self,
+        Parameters(p): Parameters<params::CreateVendor>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(self.tracker.create_vendor(&author(&ctx), p.into()))
+    }
+
+    #[tool(
+        title = "Query vendor status",
+        description = "One vendor by name: status, extractor version, metadata and version.",
+        input_schema = input_schema::<params::QueryVendor>(),
+        output_schema = schema::vendor(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn query_vendor_status(&self, Parameters(p): Parameters<params::QueryVendor>) -> CallToolResult {
+        answer(self.tracker.query_vendor_status(&p.name))
+    }
+
+    #[tool(
+        title = "Update vendor status",
+        description = "Change a vendor's status, extractor version or metadata. Send the version you last read.",
+        input_schema = input_schema::<params::UpdateVendor>(),
+        output_schema = schema::vendor(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn update_vendor_status(
+        &self,
+        Parameters(p): Parameters<params::UpdateVendor>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(self.tracker.update_vendor_status(&author(&ctx), p.into()))
+    }
+
+    #[tool(
+        title = "List vendors",
+        description = "Vendors by name as rows (tests = passing/total).",
+        input_schema = input_schema::<params::ListVendors>(),
+        output_schema = schema::page(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_vendors(&self, Parameters(p): Parameters<params::ListVendors>) -> CallToolResult {
+        answer_page(self.tracker.list_vendors(p.into()), VENDOR_COLUMNS)
+    }
+
+    #[tool(
+        title = "Get project configuration",
+        description = "The project configuration (context type, current session, git branch and head, token budget) with this replica's sync health.",
+        input_schema = input_schema::<params::NoArguments>(),
+        output_schema = schema::configuration(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_project_configuration(&self, Parameters(_): Parameters<params::NoArguments>) -> CallToolResult {
+        answer(configuration_value(&self.tracker))
+    }
+
+    #[tool(
+        title = "Update project configuration",
+        description = "Change configuration fields; \"\" clears an optional one.",
+        input_schema = input_schema::<params::UpdateConfiguration>(),
+        output_schema = schema::configuration(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn update_project_configuration(
+        &self,
+        Parameters(p): Parameters<params::UpdateConfiguration>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(
+            self.tracker
+                .update_project_configuration(&author(&ctx), p.into())
+                .and_then(|_| configuration_value(&self.tracker)),
+        )
+    }
+
+    #[tool(
+        title = "Manage enhancements",
+        description = "Planned enhancements. create (title), update (id, version), get (id), or list (rows by priority; priority, status and target_quarter filter).",
+        input_schema = input_schema::<params::ManageEnhancement>(),
+        output_schema = schema::enhancement_or_page(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn manage_enhancement(
+        &self,
+        Parameters(p): Parameters<params::ManageEnhancement>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let action = match p.into_action() {
+            Ok(action) => action,
+            Err(e) => return failure(&e),
+        };
+        match action {
+            EnhancementAction::Create(input) => answer(self.tracker.create_enhancement(&author(&ctx), input)),
+            EnhancementAction::Update(input) => answer(self.tracker.update_enhancement(&author(&ctx), input)),
+            EnhancementAction::Get(id) => answer(self.tracker.get_enhancement(&id)),
+            EnhancementAction::List(filter) => answer_page(self.tracker.list_enhancements(filter), ENHANCEMENT_COLUMNS),
+        }
+    }
+
+    #[tool(
+        title = "Archive work items",
+        description = "Archive completed or deleted work items not updated for older_than_days, whole subtrees only. They leave lists and the report; query_archived_work_items finds them.",
+        input_schema = input_schema::<params::ArchiveWorkItems>(),
+        output_schema = schema::archive(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn archive_work_items(
+        &self,
+        Parameters(p): Parameters<params::ArchiveWorkItems>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        match self.tracker.archive_work_items(&author(&ctx), p.into()) {
+            Ok(r) => success(json!({
+                "dry_run": r.dry_run,
+                "older_than_days": r.older_than_days,
+                "count": r.count,
+                "columns": WORK_ITEM_COLUMNS,
+                "rows": rows(&r.items, WORK_ITEM_COLUMNS),
+            })),
+            Err(e) => failure(&e),
+        }
+    }
+
+    #[tool(
+        title = "Query archived work items",
+        description = "Archived work items, most recently archived first, as rows.",
+        input_schema = input_schema::<params::QueryArchived>(),
+        output_schema = schema::page(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn query_archived_work_items(&self, Parameters(p): Parameters<params::QueryArchived>) -> CallToolResult {
+        answer_page(self.tracker.query_archived_work_items(p.into()), WORK_ITEM_COLUMNS)
+    }
+
+    #[tool(
+        title = "Get project status",
+        description = "The status report: vendor health, active work as a tree, recent deployments, pending enhancements, sync conflicts.",
+        input_schema = input_schema::<params::ProjectStatus>(),
+        output_schema = schema::status(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_project_status(&self, Parameters(p): Parameters<params::ProjectStatus>) -> CallToolResult {
+        let format = p.format.as_deref().map(|f| f.trim().to_ascii_lowercase());
+        match format.as_deref() {
+            None | Some("markdown") => match status::markdown(&self.tracker) {
+                Ok(md) => success(json!({ "format": "markdown", "markdown": md })),
+                Err(e) => failure(&e),
+            },
+            Some("json") => match status::report(&self.tracker) {
+                Ok(report) => success(json!({ "format": "json", "report": report })),
+                Err(e) => failure(&e),
+            },
+            Some(_) => failure(&Error::invalid(
+                "format",
+                format!("{:?} is not one of markdown, json", p.format.unwrap_or_default()),
+            )),
+        }
+    }
+}
