@@ -34,6 +34,15 @@ struct Cli {
 enum Command {
     /// Create the store and its config (idempotent).
     Init,
+    /// The MCP server on stdio (stdout carries only the protocol; logs go to stderr).
+    Serve {
+        /// core: the essential tools only; all: every tool.
+        #[arg(long, default_value = "all", value_parser = ["core", "all"])]
+        toolset: String,
+        /// Offer only the tools that do not write.
+        #[arg(long)]
+        read_only: bool,
+    },
     /// The status report: vendors, open work, deployments, enhancements, conflicts.
     Status {
         #[arg(long)]
@@ -631,6 +640,13 @@ fn run(cli: Cli) -> Result<()> {
     let a = CLI_AUTHOR;
     match cli.command {
         Command::Init => init(&dir),
+        Command::Serve { toolset, read_only } => {
+            let toolset = toolset.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let tracker = Tracker::open(&dir)?;
+            waymark::mcp::serve_stdio(tracker, waymark::mcp::ServeOptions { toolset, read_only })
+                .context("the MCP server stopped")?;
+            Ok(())
+        }
         Command::Status { json } => {
             let t = open_existing(&dir)?;
             let report = t.status_report()?;
