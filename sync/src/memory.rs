@@ -1,0 +1,385 @@
+//! The in-memory model of the protocol: a [`MemoryHub`] and a
+//! [`MemoryReplica`] that keep every promise of [`crate::protocol`] with
+//! plain maps.
+//!
+//! They are the reference the real implementations are tested against (the
+//! same conformance suite runs on both) and the actors of the model-based
+//! property test. The hub can inject faults: fail a call before it commits,
+//! lose a reply after it committed, serve short pages. Nothing here does IO
+//! or reads a clock; callers pass the time in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
+
+use crate::change::{Change, SCHEMA_VERSION};
+use crate::clock::{Dot, Hlc, ReplicaId};
+use crate::merge::{Applied, RecordState};
+use crate::protocol::{Hub, HubError, PageApplied, PullPage, PushAck, RecordStates, Replica, ReplicaError};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A fault the [`MemoryHub`] injects into one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The call fails before anything commits (a connection reset, an
+    /// aborted transaction): the caller sees [`HubError::Unreachable`].
+    FailBeforeCommit,
+    /// The call commits (a push stores its batch; a pull reads its page),
+    /// then the reply is lost: the caller sees [`HubError::Unreachable`].
+    DropReplyAfterCommit,
+}
+
+/// An in-memory hub: one ordered log per space. It accepts schema versions
+/// from [`SCHEMA_VERSION`] on, like a hub deployed with this code.
+#[derive(Debug)]
+pub struct MemoryHub {
+    inner: Mutex<HubInner>,
+}
+
+#[derive(Debug, Default)]
+struct HubInner {
+    spaces: HashMap<String, Space>,
+    /// Hub calls served so far (push and pull alike).
+    calls: u64,
+    /// Call number -> the fault injected into that call.
+    faults: BTreeMap<u64, Fault>,
+    /// Serve at most this many changes per page, whatever the caller asks.
+    page_limit: Option<usize>,
+    /// Refuse changes of a schema version below this.
+    oldest_schema: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Space {
+    /// The log: the change at index `i` has seq `i + 1`.
+    log: Vec<Change>,
+    /// Where each stored change sits in the log.
+    index: HashMap<Dot, usize>,
+    /// Replica -> its highest stored counter.
+    last: HashMap<ReplicaId, u64>,
+}
+
+impl Space {
+    /// Check and stage one change; `Ok(true)` when it is new.
+    fn stage(&mut self, change: &Change, oldest_schema: u32) -> Result<bool, HubError> {
+        if change.schema_version < oldest_schema {
+            return Err(HubError::SchemaRejected {
+                schema_version: change.schema_version,
+                oldest_accepted: oldest_schema,
+            });
+        }
+        let dot = change.dot;
+        if let Some(&at) = self.index.get(&dot) {
+            return if self.log[at] == *change {
+                Ok(false)
+            } else {
+                Err(HubError::DuplicateReplica {
+                    replica: dot.replica,
+                    counter: dot.counter,
+                })
+            };
+        }
+        let expected = self.last.get(&dot.replica).copied().unwrap_or(0) + 1;
+        if dot.counter != expected {
+            return if dot.counter == 0 {
+                Err(HubError::Other(format!(
+                    "change of replica {} has counter 0",
+                    dot.replica
+                )))
+            } else {
+                Err(HubError::Gap {
+                    replica: dot.replica,
+                    expected,
+                })
+            };
+        }
+        self.index.insert(dot, self.log.len());
+        self.last.insert(dot.replica, dot.counter);
+        self.log.push(change.clone());
+        Ok(true)
+    }
+}
+
+impl Default for MemoryHub {
+    fn default() -> Self {
+        let inner = HubInner {
+            oldest_schema: SCHEMA_VERSION,
+            ..HubInner::default()
+        };
+        MemoryHub {
+            inner: Mutex::new(inner),
+        }
+    }
+}
+
+impl MemoryHub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inject `fault` into the hub call `calls_from_now` calls ahead (0: the
+    /// next call).
+    pub fn inject(&self, calls_from_now: u64, fault: Fault) {
+        let mut inner = lock(&self.inner);
+        let at = inner.calls + calls_from_now;
+        inner.faults.insert(at, fault);
+    }
+
+    /// Forget every injected fault not yet triggered.
+    pub fn clear_faults(&self) {
+        lock(&self.inner).faults.clear();
+    }
+
+    /// Serve at most `limit` changes per page (`None`: what the caller asks).
+    pub fn set_page_limit(&self, limit: Option<usize>) {
+        lock(&self.inner).page_limit = limit;
+    }
+
+    /// Refuse changes whose schema version is below `version`.
+    pub fn set_oldest_schema(&self, version: u32) {
+        lock(&self.inner).oldest_schema = version;
+    }
+
+    /// The whole log of `space`, as `(seq, change)`.
+    pub fn log(&self, space: &str) -> Vec<(u64, Change)> {
+        let inner = lock(&self.inner);
+        inner.spaces.get(space).map_or_else(Vec::new, |s| {
+            s.log
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i as u64 + 1, c.clone()))
+                .collect()
+        })
+    }
+
+    /// Hub calls served so far.
+    pub fn calls(&self) -> u64 {
+        lock(&self.inner).calls
+    }
+
+    fn take_fault(inner: &mut HubInner) -> Option<Fault> {
+        let call = inner.calls;
+        inner.calls += 1;
+        inner.faults.remove(&call)
+    }
+
+    fn push_now(&self, space: &str, changes: &[Change]) -> Result<PushAck, HubError> {
+        let mut inner = lock(&self.inner);
+        let fault = Self::take_fault(&mut inner);
+        if fault == Some(Fault::FailBeforeCommit) {
+            return Err(HubError::Unreachable("injected: connection reset before commit".into()));
+        }
+        let oldest_schema = inner.oldest_schema;
+        // The transaction: stage on a copy, keep it only if every change passes.
+        let mut staged = inner.spaces.get(space).cloned().unwrap_or_default();
+        let mut inserted = 0;
+        for change in changes {
+            if staged.stage(change, oldest_schema)? {
+                inserted += 1;
+            }
+        }
+        let head_seq = staged.log.len() as u64;
+        inner.spaces.insert(space.to_owned(), staged);
+        if fault == Some(Fault::DropReplyAfterCommit) {
+            return Err(HubError::Unreachable("injected: reply lost after commit".into()));
+        }
+        Ok(PushAck {
+            inserted,
+            already_stored: changes.len() - inserted,
+            head_seq,
+        })
+    }
+
+    fn pull_now(&self, space: &str, after_seq: u64, limit: usize) -> Result<PullPage, HubError> {
+        let mut inner = lock(&self.inner);
+        if Self::take_fault(&mut inner).is_some() {
+            return Err(HubError::Unreachable("injected: pull reply lost".into()));
+        }
+        let limit = inner.page_limit.map_or(limit, |l| l.min(limit));
+        let Some(log) = inner.spaces.get(space).map(|s| &s.log) else {
+            return Ok(PullPage::default());
+        };
+        let from = usize::try_from(after_seq).unwrap_or(usize::MAX).min(log.len());
+        let changes = log[from..]
+            .iter()
+            .take(limit)
+            .enumerate()
+            .map(|(i, c)| ((from + i) as u64 + 1, c.clone()))
+            .collect();
+        Ok(PullPage {
+            changes,
+            head_seq: log.len() as u64,
+        })
+    }
+}
+
+impl Hub for MemoryHub {
+    async fn push(&self, space: &str, changes: &[Change]) -> Result<PushAck, HubError> {
+        self.push_now(space, changes)
+    }
+
+    async fn pull(&self, space: &str, after_seq: u64, limit: usize) -> Result<PullPage, HubError> {
+        self.pull_now(space, after_seq, limit)
+    }
+}
+
+/// An in-memory replica: records, an outbox, a counter, a clock and a
+/// cursor. Every method is one atomic step, like one SQLite transaction, and
+/// everything it holds is durable: [`MemoryReplica::reopen`] is a crash and
+/// restart.
+#[derive(Debug)]
+pub struct MemoryReplica {
+    state: Mutex<Durable>,
+}
+
+#[derive(Clone, Debug)]
+struct Durable {
+    id: ReplicaId,
+    counter: u64,
+    hlc: Hlc,
+    author: String,
+    records: RecordStates,
+    outbox: Vec<Change>,
+    cursor: u64,
+}
+
+impl MemoryReplica {
+    /// A new, empty store with replica id `id`.
+    pub fn new(id: ReplicaId) -> Self {
+        let state = Durable {
+            id,
+            counter: 0,
+            hlc: Hlc::default(),
+            author: "model".into(),
+            records: RecordStates::new(),
+            outbox: Vec::new(),
+            cursor: 0,
+        };
+        MemoryReplica {
+            state: Mutex::new(state),
+        }
+    }
+
+    /// Write `fields` of one record as a local change, like the store's one
+    /// write path: take the next dot, use the record's version vector as the
+    /// context, tick the clock, apply, append to the outbox. Returns the change.
+    pub fn write(&self, collection: &str, id: &str, fields: BTreeMap<String, Value>, now_millis: u64) -> Change {
+        let mut s = lock(&self.state);
+        s.counter += 1;
+        s.hlc = s.hlc.tick(now_millis);
+        let key = (collection.to_owned(), id.to_owned());
+        let record = s.records.get(&key).cloned().unwrap_or_default();
+        let change = Change {
+            collection: key.0.clone(),
+            record_id: key.1.clone(),
+            dot: Dot {
+                replica: s.id,
+                counter: s.counter,
+            },
+            context: record.vv.clone(),
+            fields,
+            hlc: s.hlc,
+            author: s.author.clone(),
+            schema_version: SCHEMA_VERSION,
+        };
+        let mut record = record;
+        record.apply(&change);
+        s.records.insert(key, record);
+        s.outbox.push(change.clone());
+        change
+    }
+
+    /// The state of one record (empty when never written or received).
+    pub fn record(&self, collection: &str, id: &str) -> RecordState {
+        let s = lock(&self.state);
+        s.records
+            .get(&(collection.to_owned(), id.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Unacknowledged local changes.
+    pub fn pending(&self) -> usize {
+        lock(&self.state).outbox.len()
+    }
+
+    /// A crash and restart: a new handle on what was durably stored, with
+    /// nothing of any in-flight work.
+    pub fn reopen(&self) -> MemoryReplica {
+        MemoryReplica {
+            state: Mutex::new(lock(&self.state).clone()),
+        }
+    }
+
+    /// A byte-for-byte copy of the store file, replica id included (what a
+    /// user's `cp` produces before the copy notices it moved).
+    pub fn copy_file(&self) -> MemoryReplica {
+        self.reopen()
+    }
+
+    /// The store noticed it was copied: write under a new replica id from
+    /// now on, counting from 1. Its outbox keeps the changes written under
+    /// the old id; they are pushed as they are.
+    pub fn take_new_id(&self, id: ReplicaId) {
+        let mut s = lock(&self.state);
+        s.id = id;
+        s.counter = 0;
+    }
+}
+
+impl Replica for MemoryReplica {
+    fn replica_id(&self) -> Result<ReplicaId, ReplicaError> {
+        Ok(lock(&self.state).id)
+    }
+
+    fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError> {
+        Ok(lock(&self.state).outbox.iter().take(limit).cloned().collect())
+    }
+
+    fn acknowledge(&self, dots: &[Dot]) -> Result<(), ReplicaError> {
+        let mut s = lock(&self.state);
+        s.outbox.retain(|c| !dots.contains(&c.dot));
+        Ok(())
+    }
+
+    fn cursor(&self) -> Result<u64, ReplicaError> {
+        Ok(lock(&self.state).cursor)
+    }
+
+    fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
+        let mut s = lock(&self.state);
+        // The transaction: work on a copy, keep it only if the whole page applies.
+        let mut next = s.clone();
+        let mut report = PageApplied::default();
+        for (seq, change) in changes {
+            if change.collection.is_empty() || change.record_id.is_empty() {
+                return Err(ReplicaError::permanent(format!(
+                    "change {seq} names no collection or record; the page was not applied"
+                )));
+            }
+            let key = (change.collection.clone(), change.record_id.clone());
+            let record = next.records.entry(key).or_default();
+            match record.apply(change) {
+                Applied::AlreadySeen => report.already_seen += 1,
+                Applied::Changed => {
+                    report.applied += 1;
+                    if record.conflicts().next().is_some() {
+                        report.conflicts += 1;
+                    }
+                    next.hlc = next.hlc.observe(change.hlc);
+                }
+            }
+        }
+        next.cursor = new_cursor;
+        *s = next;
+        Ok(report)
+    }
+
+    fn record_states(&self) -> Result<RecordStates, ReplicaError> {
+        Ok(lock(&self.state).records.clone())
+    }
+}

@@ -1,0 +1,196 @@
+//! The hub protocol: what a replica and a hub promise each other.
+//!
+//! Owns the two traits a sync round is written against ([`Hub`] and
+//! [`Replica`]), their errors and the values they exchange. Implementations
+//! live elsewhere: the in-memory model in [`crate::memory`], the Postgres hub
+//! in this crate, the SQLite replica in the agent's store. This module must
+//! never do IO itself, read a clock, or know SQL: it only states contracts,
+//! and [`crate::testing`] checks every implementation against them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::change::Change;
+use crate::clock::{Dot, ReplicaId};
+use crate::merge::RecordState;
+
+/// A shared, ordered log of changes per space. Not a merge authority: it
+/// stores and orders; replicas merge.
+///
+/// Contract (checked by [`crate::hub_conformance_tests`]):
+/// - **push** is one transaction: every change of the batch is stored, or
+///   none is. Changes are keyed by `(space, replica, counter)`. A change
+///   already stored with the same body is accepted again and not duplicated
+///   (a resent batch after a lost reply). The same key with a different body
+///   is [`HubError::DuplicateReplica`]. A replica's counters must be dense:
+///   a counter above the stored last + 1 is [`HubError::Gap`] with the
+///   counter the hub expects. A change whose `schema_version` the hub no
+///   longer accepts is [`HubError::SchemaRejected`].
+/// - Each newly stored change gets a `server_seq`: dense (1, 2, 3, ...) and
+///   increasing per space, in commit order, so a reader that has seen seq
+///   `n` can never later find a change at or below `n` that it missed.
+/// - **pull** returns changes with `seq > after_seq`, in seq order, at most
+///   `limit` of them (a hub may serve fewer), and the space's head seq.
+/// - Spaces are isolated: nothing pushed to one space is visible in another,
+///   and the keys of one space never collide with another's.
+pub trait Hub: Send + Sync {
+    /// Store `changes` (in order) in `space`, in one transaction.
+    fn push(&self, space: &str, changes: &[Change]) -> impl Future<Output = Result<PushAck, HubError>> + Send;
+
+    /// Read up to `limit` changes of `space` with `seq > after_seq`, in seq order.
+    fn pull(
+        &self,
+        space: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<PullPage, HubError>> + Send;
+}
+
+/// The hub's answer to a successful push: every change of the batch is now
+/// stored (all or nothing), so the replica may acknowledge all of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushAck {
+    /// Changes stored by this push, each with a new seq.
+    pub inserted: usize,
+    /// Changes that were already stored with the same body (a resend).
+    pub already_stored: usize,
+    /// The space's highest seq after the push.
+    pub head_seq: u64,
+}
+
+/// One page of a pull.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PullPage {
+    /// `(seq, change)` in increasing, dense seq order, starting at
+    /// `after_seq + 1`; empty when the reader is up to date.
+    pub changes: Vec<(u64, Change)>,
+    /// The space's highest seq when the page was read: a reader whose cursor
+    /// reached it can stop without asking again.
+    pub head_seq: u64,
+}
+
+/// Why the hub refused or failed a request. [`HubError::is_retryable`] says
+/// whether sending the same request later may succeed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    /// Not retryable as is: the batch skipped counters of `replica`; the hub
+    /// stored nothing and expects counter `expected` next.
+    #[error("the hub expects change {expected} of replica {replica} next, and the push skipped it; nothing was stored")]
+    Gap { replica: ReplicaId, expected: u64 },
+    /// Not retryable: the hub already holds a different change under
+    /// `(replica, counter)`, so two stores share one replica id (a store
+    /// file was copied). Never overwritten.
+    #[error(
+        "the hub already holds a different change {counter} of replica {replica}: two stores share this replica id (was a store file copied?); nothing was stored"
+    )]
+    DuplicateReplica { replica: ReplicaId, counter: u64 },
+    /// Not retryable: the hub no longer accepts changes of this schema version.
+    #[error(
+        "the hub no longer accepts changes of schema version {schema_version} (oldest accepted: {oldest_accepted}); upgrade waymark and sync again"
+    )]
+    SchemaRejected { schema_version: u32, oldest_accepted: u32 },
+    /// Retryable: the hub could not be reached, or the connection broke or
+    /// timed out. A push may or may not have committed; resending is safe.
+    #[error("the hub is unreachable: {0}")]
+    Unreachable(String),
+    /// Retryable: the hub is reachable but aborted the transaction (a
+    /// serialization failure it did not resolve by itself, a deadlock, a
+    /// restart). Nothing of the push was committed.
+    #[error("the hub aborted the transaction: {0}")]
+    Aborted(String),
+    /// Not retryable: anything else (a malformed request, a permission the
+    /// hub's role lacks, a broken invariant).
+    #[error("the hub failed: {0}")]
+    Other(String),
+}
+
+impl HubError {
+    /// Whether the same request may succeed if sent again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, HubError::Unreachable(_) | HubError::Aborted(_))
+    }
+
+    /// Whether this error means the hub could not be talked to at all.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, HubError::Unreachable(_))
+    }
+}
+
+/// A local store, as the sync round sees it. Methods are blocking and each
+/// is one local transaction: the SQLite store answers in microseconds, and
+/// no method is ever called with a transaction left open across a network
+/// call.
+///
+/// Contract (checked by [`crate::replica_conformance_tests`]):
+/// - [`Replica::outbox`] returns unacknowledged local changes in the order
+///   they were written. They may carry more than one replica id when the
+///   store took a new id after noticing it was copied; per replica id, the
+///   counters are dense and increasing.
+/// - [`Replica::acknowledge`] removes the given changes from the outbox
+///   (unknown dots are ignored: acknowledging twice is harmless).
+/// - [`Replica::apply_page`] applies a page of the hub's log and sets the
+///   cursor to `new_cursor` atomically: on error neither any change of the
+///   page nor the cursor is kept. Changes already applied (the replica's
+///   own, or a page fetched twice) are skipped.
+/// - The cursor belongs to the (hub, space) the replica syncs with; the
+///   store resets it when either changes.
+pub trait Replica {
+    /// The id this store writes new changes under.
+    fn replica_id(&self) -> Result<ReplicaId, ReplicaError>;
+
+    /// Up to `limit` unacknowledged local changes, oldest first.
+    fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError>;
+
+    /// The hub stored these changes: drop them from the outbox.
+    fn acknowledge(&self, dots: &[Dot]) -> Result<(), ReplicaError>;
+
+    /// The seq of the last hub change applied here (0 for none).
+    fn cursor(&self) -> Result<u64, ReplicaError>;
+
+    /// Apply `changes` (in order) and set the cursor to `new_cursor`, in one
+    /// local transaction.
+    fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError>;
+
+    /// Every record's replication state, for tests that compare replicas.
+    fn record_states(&self) -> Result<RecordStates, ReplicaError>;
+}
+
+/// `(collection, record id)` -> state: a replica's whole replicated content.
+pub type RecordStates = BTreeMap<(String, String), RecordState>;
+
+/// What applying one page did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageApplied {
+    /// Changes that were new here.
+    pub applied: usize,
+    /// Changes already reflected here (skipped).
+    pub already_seen: usize,
+    /// New changes that left their record with an open conflict.
+    pub conflicts: usize,
+}
+
+/// A local store failed. `retryable` says whether trying again later may
+/// succeed (a busy database) or not (a corrupt record, an unknown
+/// collection).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ReplicaError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl ReplicaError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        ReplicaError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ReplicaError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}

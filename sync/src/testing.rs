@@ -1,0 +1,469 @@
+//! The conformance suite of the protocol: one set of tests that every
+//! [`Hub`] and every [`Replica`] must pass, instantiated per implementation
+//! by a macro (TaskChampion's storage-test style).
+//!
+//! ```ignore
+//! waymark_sync::hub_conformance_tests!(block_on = my_block_on, hub = PgHub::connect(&url()).await?);
+//! waymark_sync::replica_conformance_tests!(SqliteFixture::new());
+//! ```
+//!
+//! The hub expression is evaluated inside the test's async block, so it may
+//! `.await`; each test uses its own freshly named space and fresh replica
+//! ids, so the tests can share one database. Compiled for this crate's tests
+//! and behind the `testing` feature; never part of a release build.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake};
+use std::thread::{self, Thread};
+
+use serde_json::{Value, json};
+
+use crate::change::{Change, SCHEMA_VERSION};
+use crate::clock::{Dot, Hlc, ReplicaId, VersionVector};
+use crate::memory::MemoryReplica;
+use crate::protocol::{Replica, ReplicaError};
+
+/// Run a future to completion on this thread (enough for hubs that need no
+/// runtime of their own, like [`crate::memory::MemoryHub`]).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(value) => return value,
+            Poll::Pending => thread::park(),
+        }
+    }
+}
+
+/// A space name no other test uses.
+pub fn fresh_space(test: &str) -> String {
+    format!("conformance-{test}-{}", uuid::Uuid::now_v7())
+}
+
+/// A change of `replica` with the given counter, to record `record`.
+pub fn change(replica: ReplicaId, counter: u64, record: &str, fields: Value) -> Change {
+    let fields: BTreeMap<String, Value> = serde_json::from_value(fields).expect("fields are an object");
+    Change {
+        collection: "items".into(),
+        record_id: record.into(),
+        dot: Dot { replica, counter },
+        context: VersionVector::new(),
+        fields,
+        hlc: Hlc::from_parts(1_000 + counter, 0),
+        author: "conformance".into(),
+        schema_version: SCHEMA_VERSION,
+    }
+}
+
+/// Changes 1..=n of `replica`, each to its own record.
+pub fn run_of(replica: ReplicaId, n: u64) -> Vec<Change> {
+    (1..=n)
+        .map(|c| change(replica, c, &format!("r{c}"), json!({"title": format!("t{c}")})))
+        .collect()
+}
+
+/// A replica under test, with a way to make local writes as a tool would.
+pub trait ReplicaFixture: Replica {
+    /// Make one local write to record number `record` (creating it when
+    /// new), carrying `label` somewhere in its fields: exactly one change
+    /// lands in the outbox.
+    fn write_record(&self, record: u32, label: &str) -> Result<(), ReplicaError>;
+
+    /// A change this replica refuses to apply (the default names no
+    /// collection and no record).
+    fn poison_change(&self) -> Change {
+        let mut poison = change(ReplicaId::mint(), 1, "", json!({"title": "poison"}));
+        poison.collection = String::new();
+        poison
+    }
+}
+
+impl ReplicaFixture for MemoryReplica {
+    fn write_record(&self, record: u32, label: &str) -> Result<(), ReplicaError> {
+        let fields = BTreeMap::from([("title".to_owned(), json!(label))]);
+        self.write("items", &format!("r{record}"), fields, 1_000);
+        Ok(())
+    }
+}
+
+/// The hub half of the suite. Each test takes a hub and a space of its own.
+pub mod hub {
+    use serde_json::json;
+
+    use super::{change, run_of};
+    use crate::clock::ReplicaId;
+    use crate::protocol::{Hub, HubError, PushAck};
+
+    async fn pull_all<H: Hub>(hub: &H, space: &str) -> Vec<(u64, crate::Change)> {
+        hub.pull(space, 0, usize::MAX).await.expect("pull").changes
+    }
+
+    /// A resent batch is accepted again without duplicating anything.
+    pub async fn push_is_idempotent<H: Hub>(hub: &H, space: &str) {
+        let a = ReplicaId::mint();
+        let run = run_of(a, 3);
+        let ack = hub.push(space, &run[..2]).await.expect("first push");
+        assert_eq!(
+            ack,
+            PushAck {
+                inserted: 2,
+                already_stored: 0,
+                head_seq: 2
+            }
+        );
+        let again = hub.push(space, &run[..2]).await.expect("resent push");
+        assert_eq!(
+            again,
+            PushAck {
+                inserted: 0,
+                already_stored: 2,
+                head_seq: 2
+            }
+        );
+        let overlapping = hub.push(space, &run).await.expect("overlapping push");
+        assert_eq!(
+            overlapping,
+            PushAck {
+                inserted: 1,
+                already_stored: 2,
+                head_seq: 3
+            }
+        );
+        let log = pull_all(hub, space).await;
+        let stored: Vec<_> = log.iter().map(|(_, c)| c.clone()).collect();
+        assert_eq!(stored, run, "each change stored once, with its body intact");
+    }
+
+    /// A counter above the last stored + 1 is refused with the counter the
+    /// hub expects, and the whole batch is refused with it.
+    pub async fn push_rejects_a_gap_with_the_expected_counter<H: Hub>(hub: &H, space: &str) {
+        let a = ReplicaId::mint();
+        let run = run_of(a, 4);
+        hub.push(space, &run[..1]).await.expect("push 1");
+        let gap = hub.push(space, &run[2..3]).await;
+        assert_eq!(
+            gap,
+            Err(HubError::Gap {
+                replica: a,
+                expected: 2
+            })
+        );
+        let holey = hub.push(space, &[run[1].clone(), run[3].clone()]).await;
+        assert_eq!(
+            holey,
+            Err(HubError::Gap {
+                replica: a,
+                expected: 3
+            })
+        );
+        assert_eq!(pull_all(hub, space).await.len(), 1, "a refused batch stores nothing");
+        let b = ReplicaId::mint();
+        let late_start = hub.push(space, &[change(b, 2, "x", json!({"title": "x"}))]).await;
+        assert_eq!(
+            late_start,
+            Err(HubError::Gap {
+                replica: b,
+                expected: 1
+            })
+        );
+        assert!(!late_start.unwrap_err().is_retryable());
+        hub.push(space, &run[1..]).await.expect("the gap filled");
+        assert_eq!(pull_all(hub, space).await.len(), 4);
+    }
+
+    /// The same `(replica, counter)` with a different body means two stores
+    /// share an id: an error, never an overwrite.
+    pub async fn push_refuses_a_duplicate_replica<H: Hub>(hub: &H, space: &str) {
+        let a = ReplicaId::mint();
+        let original = change(a, 1, "r", json!({"title": "mine"}));
+        hub.push(space, std::slice::from_ref(&original)).await.expect("push");
+        let twin = change(a, 1, "r", json!({"title": "theirs"}));
+        let refused = hub.push(space, &[twin]).await;
+        assert_eq!(refused, Err(HubError::DuplicateReplica { replica: a, counter: 1 }));
+        assert!(!refused.unwrap_err().is_retryable());
+        let next = change(a, 2, "r", json!({"title": "next"}));
+        let twin_behind = change(a, 1, "q", json!({"title": "theirs"}));
+        let mixed = hub.push(space, &[next, twin_behind]).await;
+        assert_eq!(mixed, Err(HubError::DuplicateReplica { replica: a, counter: 1 }));
+        let log = pull_all(hub, space).await;
+        assert_eq!(
+            log,
+            vec![(1, original)],
+            "nothing overwritten, nothing of the refused batch stored"
+        );
+    }
+
+    /// A change of a schema version the hub no longer accepts is refused.
+    pub async fn push_refuses_a_retired_schema_version<H: Hub>(hub: &H, space: &str) {
+        let mut old = change(ReplicaId::mint(), 1, "r", json!({"title": "old"}));
+        old.schema_version = 0;
+        let refused = hub.push(space, &[old]).await;
+        assert!(
+            matches!(refused, Err(HubError::SchemaRejected { schema_version: 0, .. })),
+            "{refused:?}"
+        );
+        assert!(pull_all(hub, space).await.is_empty());
+    }
+
+    /// Seqs are 1, 2, 3, ... per space, in push order, across replicas and batches.
+    pub async fn seqs_are_dense_and_increasing<H: Hub>(hub: &H, space: &str) {
+        let replicas = [ReplicaId::mint(), ReplicaId::mint(), ReplicaId::mint()];
+        let runs: Vec<_> = replicas.iter().map(|&r| run_of(r, 4)).collect();
+        let mut pushed = Vec::new();
+        for round in 0..2 {
+            for run in &runs {
+                let batch = &run[round * 2..round * 2 + 2];
+                let ack = hub.push(space, batch).await.expect("push");
+                pushed.extend_from_slice(batch);
+                assert_eq!(ack.head_seq, pushed.len() as u64);
+            }
+        }
+        let log = pull_all(hub, space).await;
+        let seqs: Vec<u64> = log.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+        let stored: Vec<_> = log.into_iter().map(|(_, c)| c).collect();
+        assert_eq!(stored, pushed, "seq order is push order");
+    }
+
+    /// Pull pages through the log from any cursor, in order, and ends empty.
+    pub async fn pull_pages_through_the_log<H: Hub>(hub: &H, space: &str) {
+        let run = run_of(ReplicaId::mint(), 10);
+        hub.push(space, &run).await.expect("push");
+        let mut cursor = 0;
+        let mut seen = Vec::new();
+        loop {
+            let page = hub.pull(space, cursor, 3).await.expect("pull");
+            assert_eq!(page.head_seq, 10);
+            assert!(page.changes.len() <= 3);
+            let Some(&(last, _)) = page.changes.last() else { break };
+            for (i, (seq, _)) in page.changes.iter().enumerate() {
+                assert_eq!(
+                    *seq,
+                    cursor + 1 + i as u64,
+                    "pages are dense and start after the cursor"
+                );
+            }
+            seen.extend(page.changes.into_iter().map(|(_, c)| c));
+            cursor = last;
+        }
+        assert_eq!(seen, run);
+        let middle = hub.pull(space, 4, 100).await.expect("pull");
+        assert_eq!(middle.changes.first().map(|(s, _)| *s), Some(5));
+        assert_eq!(middle.changes.len(), 6);
+        let beyond = hub.pull(space, 10, 100).await.expect("pull");
+        assert!(beyond.changes.is_empty());
+        assert_eq!(beyond.head_seq, 10);
+    }
+
+    /// Nothing crosses spaces: not changes, not seqs, not keys.
+    pub async fn spaces_are_isolated<H: Hub>(hub: &H, space: &str) {
+        let other = format!("{space}-other");
+        let a = ReplicaId::mint();
+        let here = change(a, 1, "r", json!({"title": "here"}));
+        let there = change(a, 1, "r", json!({"title": "there"}));
+        hub.push(space, std::slice::from_ref(&here)).await.expect("push here");
+        let empty = hub.pull(&other, 0, 100).await.expect("pull other");
+        assert!(empty.changes.is_empty());
+        assert_eq!(empty.head_seq, 0);
+        let ack = hub
+            .push(&other, std::slice::from_ref(&there))
+            .await
+            .expect("same key in another space");
+        assert_eq!(ack.head_seq, 1);
+        assert_eq!(pull_all(hub, space).await, vec![(1, here)]);
+        assert_eq!(pull_all(hub, &other).await, vec![(1, there)]);
+    }
+}
+
+/// The replica half of the suite. Each test takes a constructor of fresh,
+/// empty replicas.
+pub mod replica {
+    use super::ReplicaFixture;
+    use crate::change::Change;
+    use crate::clock::Dot;
+
+    fn page(changes: &[Change], first_seq: u64) -> Vec<(u64, Change)> {
+        changes.iter().cloned().zip(first_seq..).map(|(c, s)| (s, c)).collect()
+    }
+
+    /// The outbox holds local writes in write order, with dense counters.
+    pub fn outbox_keeps_write_order<R: ReplicaFixture>(make: impl Fn() -> R) {
+        let replica = make();
+        assert!(replica.outbox(10).unwrap().is_empty());
+        for (record, label) in [(1, "a"), (2, "b"), (1, "c")] {
+            replica.write_record(record, label).unwrap();
+        }
+        let id = replica.replica_id().unwrap();
+        let outbox = replica.outbox(10).unwrap();
+        assert_eq!(outbox.len(), 3);
+        let counters: Vec<u64> = outbox.iter().map(|c| c.dot.counter).collect();
+        assert!(outbox.iter().all(|c| c.dot.replica == id));
+        assert!(
+            counters.windows(2).all(|w| w[1] == w[0] + 1),
+            "dense and increasing: {counters:?}"
+        );
+        assert_eq!(outbox[2].record_id, outbox[0].record_id);
+        assert!(
+            outbox[2].context.covers(&outbox[0].dot),
+            "a write's context is what the record had seen"
+        );
+        assert_eq!(replica.outbox(2).unwrap(), outbox[..2]);
+    }
+
+    /// Acknowledging removes exactly the given changes, and is harmless twice.
+    pub fn acknowledge_removes_what_the_hub_stored<R: ReplicaFixture>(make: impl Fn() -> R) {
+        let replica = make();
+        for record in 1..=3 {
+            replica.write_record(record, "x").unwrap();
+        }
+        let outbox = replica.outbox(10).unwrap();
+        replica.acknowledge(&[outbox[0].dot]).unwrap();
+        assert_eq!(replica.outbox(10).unwrap(), outbox[1..]);
+        let unknown = Dot {
+            replica: crate::ReplicaId::mint(),
+            counter: 7,
+        };
+        replica.acknowledge(&[outbox[0].dot, unknown]).unwrap();
+        assert_eq!(replica.outbox(10).unwrap(), outbox[1..]);
+        replica.acknowledge(&[outbox[1].dot, outbox[2].dot]).unwrap();
+        assert!(replica.outbox(10).unwrap().is_empty());
+        assert_eq!(
+            replica.record_states().unwrap().len(),
+            3,
+            "acknowledging keeps the records"
+        );
+    }
+
+    /// Applying a page twice (or one's own changes) changes nothing the second time.
+    pub fn apply_page_is_idempotent<R: ReplicaFixture>(make: impl Fn() -> R) {
+        let (here, there) = (make(), make());
+        here.write_record(1, "here").unwrap();
+        there.write_record(2, "there").unwrap();
+        there.write_record(1, "there too").unwrap();
+        let mut log = here.outbox(10).unwrap();
+        log.extend(there.outbox(10).unwrap());
+        let log = page(&log, 1);
+        assert_eq!(here.cursor().unwrap(), 0);
+
+        let first = here.apply_page(&log, 3).unwrap();
+        assert_eq!((first.applied, first.already_seen), (2, 1), "its own change is skipped");
+        assert_eq!(first.conflicts, 1, "record 1 was written on both sides");
+        assert_eq!(here.cursor().unwrap(), 3);
+        let after_once = here.record_states().unwrap();
+        assert_eq!(after_once.len(), 2);
+
+        let again = here.apply_page(&log, 3).unwrap();
+        assert_eq!((again.applied, again.already_seen), (0, 3));
+        assert_eq!(here.record_states().unwrap(), after_once);
+
+        there.apply_page(&log[..1], 1).unwrap();
+        there.apply_page(&log[1..], 3).unwrap();
+        assert_eq!(
+            there.record_states().unwrap(),
+            after_once,
+            "the same log gives the same state"
+        );
+    }
+
+    /// A page and its cursor commit together: a page that fails leaves
+    /// neither its changes nor the new cursor behind.
+    pub fn apply_page_moves_the_cursor_atomically<R: ReplicaFixture>(make: impl Fn() -> R) {
+        let (here, there) = (make(), make());
+        there.write_record(1, "first").unwrap();
+        there.write_record(2, "second").unwrap();
+        let log = page(&there.outbox(10).unwrap(), 1);
+        here.apply_page(&log[..1], 1).unwrap();
+        let before = here.record_states().unwrap();
+
+        let poisoned = vec![log[1].clone(), (3, here.poison_change())];
+        assert!(here.apply_page(&poisoned, 3).is_err());
+        assert_eq!(here.cursor().unwrap(), 1, "the cursor did not move");
+        assert_eq!(
+            here.record_states().unwrap(),
+            before,
+            "no change of the failed page was kept"
+        );
+
+        here.apply_page(&log[1..], 2).unwrap();
+        assert_eq!(here.cursor().unwrap(), 2);
+        assert_eq!(here.record_states().unwrap(), there.record_states().unwrap());
+    }
+}
+
+/// Instantiate the hub half of the conformance suite.
+///
+/// `block_on` runs a future to completion; `hub` is an expression evaluated
+/// inside the test's async block (it may `.await`) that yields the hub.
+#[macro_export]
+macro_rules! hub_conformance_tests {
+    (block_on = $block_on:path, hub = $hub:expr $(,)?) => {
+        $crate::hub_conformance_tests!(@tests $block_on, $hub;
+            push_is_idempotent,
+            push_rejects_a_gap_with_the_expected_counter,
+            push_refuses_a_duplicate_replica,
+            push_refuses_a_retired_schema_version,
+            seqs_are_dense_and_increasing,
+            pull_pages_through_the_log,
+            spaces_are_isolated,
+        );
+    };
+    (@tests $block_on:path, $hub:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $block_on(async {
+                    let hub = $hub;
+                    let space = $crate::testing::fresh_space(stringify!($test));
+                    $crate::testing::hub::$test(&hub, &space).await;
+                })
+            }
+        )*
+    };
+}
+
+/// Instantiate the replica half of the conformance suite. `make` is an
+/// expression that yields a fresh, empty [`ReplicaFixture`] each time it is
+/// evaluated.
+#[macro_export]
+macro_rules! replica_conformance_tests {
+    ($make:expr $(,)?) => {
+        $crate::replica_conformance_tests!(@tests $make;
+            outbox_keeps_write_order,
+            acknowledge_removes_what_the_hub_stored,
+            apply_page_is_idempotent,
+            apply_page_moves_the_cursor_atomically,
+        );
+    };
+    (@tests $make:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::testing::replica::$test(|| $make);
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod memory_hub {
+    crate::hub_conformance_tests!(
+        block_on = crate::testing::block_on,
+        hub = crate::memory::MemoryHub::new()
+    );
+}
+
+#[cfg(test)]
+mod memory_replica {
+    crate::replica_conformance_tests!(crate::memory::MemoryReplica::new(crate::ReplicaId::mint()));
+}

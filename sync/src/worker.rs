@@ -1,0 +1,318 @@
+//! The sync worker: when to run a round, and what the last ones did.
+//!
+//! Owns the schedule (a timer, a debounce after local writes, capped
+//! exponential backoff with jitter after failures) as a pure state machine,
+//! [`Worker`], that a caller drives with the time and events; and the
+//! visible health of sync, [`SyncStatus`]. [`run`] is the small async loop
+//! the agent's `serve` runs; it is generic over the clock, the sleep and the
+//! command channel, so this crate needs no runtime. The worker never reads a
+//! clock or sleeps by itself, and never blocks a tool call: tools only send
+//! it [`Command`]s.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::protocol::{Hub, Replica};
+use crate::round::{RoundReport, SyncError, SyncOptions, sync_round};
+
+/// Capped exponential backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackoffPolicy {
+    /// The delay after the first failure (before jitter).
+    pub base: Duration,
+    /// The longest delay between two attempts.
+    pub cap: Duration,
+}
+
+impl Default for BackoffPolicy {
+    fn default() -> Self {
+        BackoffPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The delay before attempt `attempt + 1` after `attempt` consecutive
+/// failures (`attempt >= 1`): `base * 2^(attempt-1)`, capped, then jittered
+/// into its upper half (`[d/2, d]`), so a fleet of replicas that lost the hub
+/// together does not come back in lockstep, and no retry comes sooner than
+/// half the nominal delay. `jitter` yields uniformly random `u64`s.
+pub fn next_delay(policy: BackoffPolicy, attempt: u32, jitter: &mut impl FnMut() -> u64) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
+    let nominal = policy.base.saturating_mul(factor).min(policy.cap);
+    let half = nominal / 2;
+    let spread = u64::try_from((nominal - half).as_nanos()).unwrap_or(u64::MAX);
+    half + Duration::from_nanos(jitter() % spread.saturating_add(1))
+}
+
+/// When the worker syncs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Sync at least this often (`WAYMARK_SYNC_INTERVAL`, default 30 s).
+    pub interval: Duration,
+    /// Sync this long after the last local write.
+    pub debounce: Duration,
+    /// ... but no later than this after the first write not yet synced, so
+    /// a steady stream of writes cannot postpone sync forever.
+    pub debounce_max: Duration,
+    pub backoff: BackoffPolicy,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            interval: Duration::from_secs(30),
+            debounce: Duration::from_millis(500),
+            debounce_max: Duration::from_secs(5),
+            backoff: BackoffPolicy::default(),
+        }
+    }
+}
+
+/// What the worker is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Waiting for the timer or a local write.
+    Idle,
+    /// A round is running.
+    Syncing,
+    /// The last `attempt` rounds failed; the next runs at `until` (or when
+    /// someone asks for a sync explicitly).
+    Backoff { attempt: u32, until: Instant },
+}
+
+/// What the driver should do after [`Worker::on_tick`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tick {
+    /// Run a round now, then report it with [`Worker::on_result`].
+    Sync,
+    /// Nothing is due before this instant (a local write may make it sooner).
+    WaitUntil(Instant),
+    /// A round is already running.
+    Busy,
+}
+
+/// The health of sync, as tools and the status report show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub last_success_at: Option<SystemTime>,
+    pub last_attempt_at: Option<SystemTime>,
+    /// The last failure's message, cleared by a success. Hub errors never
+    /// carry credentials (the hub implementations redact them).
+    pub last_error: Option<String>,
+    /// `None` until a round has talked to the hub.
+    pub hub_reachable: Option<bool>,
+    pub consecutive_failures: u32,
+    pub last_report: Option<RoundReport>,
+}
+
+/// The worker's schedule: a pure state machine, driven by the caller with
+/// the current time.
+#[derive(Clone, Debug)]
+pub struct Worker {
+    config: WorkerConfig,
+    state: WorkerState,
+    status: SyncStatus,
+    /// When the timer next fires.
+    next_periodic: Instant,
+    /// The last and the first local write not yet covered by a round.
+    last_write: Option<Instant>,
+    first_write: Option<Instant>,
+    /// Someone asked for a sync now.
+    requested: bool,
+    rng: u64,
+}
+
+impl Worker {
+    /// A worker that syncs at once (`now`), then on its schedule. `seed`
+    /// feeds the jitter (any value; the replica id's bits are a good one).
+    pub fn new(config: WorkerConfig, now: Instant, seed: u64) -> Worker {
+        Worker {
+            config,
+            state: WorkerState::Idle,
+            status: SyncStatus::default(),
+            next_periodic: now,
+            last_write: None,
+            first_write: None,
+            requested: false,
+            rng: seed,
+        }
+    }
+
+    pub fn state(&self) -> WorkerState {
+        self.state
+    }
+
+    pub fn status(&self) -> &SyncStatus {
+        &self.status
+    }
+
+    /// A tool wrote locally: sync soon, once writes pause.
+    pub fn on_local_write(&mut self, now: Instant) {
+        self.last_write = Some(now);
+        self.first_write.get_or_insert(now);
+    }
+
+    /// Someone asked for a round now (`sync now`): it runs at the next
+    /// tick, even during backoff.
+    pub fn on_sync_requested(&mut self) {
+        self.requested = true;
+    }
+
+    /// When the next round is due; `None` while one runs.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            WorkerState::Syncing => None,
+            WorkerState::Backoff { until, .. } => Some(until),
+            WorkerState::Idle => Some(match self.due_after_writes() {
+                Some(due) => due.min(self.next_periodic),
+                None => self.next_periodic,
+            }),
+        }
+    }
+
+    /// The time has come to check the schedule: start a round if one is due.
+    pub fn on_tick(&mut self, now: Instant) -> Tick {
+        if self.state == WorkerState::Syncing {
+            return Tick::Busy;
+        }
+        let due = self.requested || self.deadline().is_some_and(|d| d <= now);
+        if !due {
+            return self.deadline().map_or(Tick::Busy, Tick::WaitUntil);
+        }
+        // The round pushes the whole outbox, so it covers every write so far.
+        self.requested = false;
+        self.last_write = None;
+        self.first_write = None;
+        self.state = WorkerState::Syncing;
+        Tick::Sync
+    }
+
+    /// A round ended, at `now` (monotonic) and `at` (wall time, shown to users).
+    pub fn on_result(&mut self, now: Instant, at: SystemTime, result: &Result<RoundReport, SyncError>) {
+        self.status.last_attempt_at = Some(at);
+        self.next_periodic = now + self.config.interval;
+        match result {
+            Ok(report) => {
+                self.state = WorkerState::Idle;
+                self.status.last_success_at = Some(at);
+                self.status.last_error = None;
+                self.status.hub_reachable = Some(true);
+                self.status.consecutive_failures = 0;
+                self.status.last_report = Some(*report);
+            }
+            Err(error) => {
+                let attempt = self.status.consecutive_failures.saturating_add(1);
+                self.status.consecutive_failures = attempt;
+                self.status.last_error = Some(error.to_string());
+                match error {
+                    SyncError::Hub(_) | SyncError::HubLostChanges { .. } | SyncError::Protocol(_) => {
+                        self.status.hub_reachable = Some(!error.is_unreachable());
+                    }
+                    SyncError::Replica(_) => {}
+                }
+                // A retryable failure backs off exponentially; one that will
+                // not heal by itself is retried at the slowest pace.
+                let delay = if error.is_retryable() {
+                    let rng = &mut self.rng;
+                    next_delay(self.config.backoff, attempt, &mut || splitmix64(rng))
+                } else {
+                    self.config.backoff.cap
+                };
+                self.state = WorkerState::Backoff {
+                    attempt,
+                    until: now + delay,
+                };
+            }
+        }
+    }
+
+    fn due_after_writes(&self) -> Option<Instant> {
+        let last = self.last_write?;
+        let first = self.first_write.unwrap_or(last);
+        Some((last + self.config.debounce).min(first + self.config.debounce_max))
+    }
+}
+
+/// A small, good-enough generator for jitter (SplitMix64).
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// What tools tell the running worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// A local write committed.
+    LocalWrite,
+    /// Run a round now.
+    SyncNow,
+    /// Finish and return.
+    Stop,
+}
+
+/// The runtime the worker loop runs on: time and sleeping (the agent
+/// implements it over tokio).
+pub trait Runtime {
+    fn now(&self) -> Instant;
+    fn wall_time(&self) -> SystemTime;
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send;
+}
+
+/// Where the worker loop receives [`Command`]s. `recv` must be cancel-safe
+/// (dropping its future loses no command), like tokio's `mpsc::Receiver::recv`;
+/// `None` means every sender is gone, and the loop ends.
+pub trait Commands {
+    fn recv(&mut self) -> impl Future<Output = Option<Command>> + Send;
+}
+
+/// The worker loop: wait for the schedule or a command, run rounds, publish
+/// the status after each. Returns on [`Command::Stop`] or when the command
+/// channel closes. Commands sent during a round are handled after it.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<R: Replica, H: Hub, T: Runtime, C: Commands>(
+    mut worker: Worker,
+    replica: &R,
+    hub: &H,
+    space: &str,
+    opts: SyncOptions,
+    runtime: &T,
+    commands: &mut C,
+    mut publish: impl FnMut(&SyncStatus),
+) {
+    loop {
+        match worker.on_tick(runtime.now()) {
+            Tick::Sync => {
+                let result = sync_round(replica, hub, space, opts).await;
+                worker.on_result(runtime.now(), runtime.wall_time(), &result);
+                publish(worker.status());
+            }
+            Tick::WaitUntil(deadline) => {
+                let woke = {
+                    let mut sleep = pin!(runtime.sleep_until(deadline));
+                    let mut recv = pin!(commands.recv());
+                    poll_fn(|cx| {
+                        if let Poll::Ready(command) = recv.as_mut().poll(cx) {
+                            return Poll::Ready(Some(command));
+                        }
+                        sleep.as_mut().poll(cx).map(|()| None)
+                    })
+                    .await
+                };
+                match woke {
+                    None => {}
+                    Some(None) | Some(Some(Command::Stop)) => return,
+                    Some(Some(Command::LocalWrite)) => worker.on_local_write(runtime.now()),
+                    Some(Some(Command::SyncNow)) => worker.on_sync_requested(),
+                }
+            }
+            Tick::Busy => unreachable!("the loop runs one round at a time"),
+        }
+    }
+}
