@@ -194,3 +194,172 @@ pub async fn pull_log<R: Replica, H: Hub>(
     report.cursor = cursor;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::memory::{Fault, MemoryHub, MemoryReplica};
+    use crate::testing::block_on;
+
+    const SPACE: &str = "team";
+    const SMALL: SyncOptions = SyncOptions {
+        push_batch: 2,
+        page_size: 2,
+    };
+
+    fn write(replica: &MemoryReplica, record: &str, field: &str, value: serde_json::Value) {
+        replica.write("items", record, BTreeMap::from([(field.to_owned(), value)]), 1_000);
+    }
+
+    fn round(replica: &MemoryReplica, hub: &MemoryHub) -> Result<RoundReport, SyncError> {
+        block_on(sync_round(replica, hub, SPACE, SMALL))
+    }
+
+    #[test]
+    fn two_replicas_converge_through_short_pages() {
+        let hub = MemoryHub::new();
+        hub.set_page_limit(Some(1));
+        let (a, b) = (
+            MemoryReplica::new(ReplicaId::mint()),
+            MemoryReplica::new(ReplicaId::mint()),
+        );
+        for i in 0..5 {
+            write(&a, &format!("r{i}"), "title", json!(i));
+        }
+        write(&b, "r0", "title", json!("b's title"));
+        write(&b, "r0", "status", json!("active"));
+        let pushed = round(&a, &hub).unwrap();
+        assert_eq!((pushed.pushed, pushed.pulled, pushed.cursor), (5, 0, 5));
+        let report = round(&b, &hub).unwrap();
+        assert_eq!(
+            (report.pushed, report.pulled, report.conflicts, report.cursor),
+            (2, 5, 1, 7)
+        );
+        round(&a, &hub).unwrap();
+        assert_eq!(a.record_states().unwrap(), b.record_states().unwrap());
+        assert_eq!(a.record("items", "r0").conflicts().count(), 1, "both titles kept");
+        assert_eq!(a.pending() + b.pending(), 0);
+    }
+
+    #[test]
+    fn a_lost_reply_is_resent_and_not_duplicated() {
+        let hub = MemoryHub::new();
+        let a = MemoryReplica::new(ReplicaId::mint());
+        write(&a, "r", "title", json!("one"));
+        write(&a, "r", "title", json!("two"));
+        hub.inject(0, Fault::DropReplyAfterCommit);
+        let lost = round(&a, &hub).unwrap_err();
+        assert!(lost.is_retryable() && lost.is_unreachable(), "{lost}");
+        assert_eq!(a.pending(), 2, "not acknowledged without a reply");
+        assert_eq!(hub.log(SPACE).len(), 2, "but the hub kept them");
+        let report = round(&a, &hub).unwrap();
+        assert_eq!((report.pushed, report.resent), (2, 2));
+        assert_eq!(hub.log(SPACE).len(), 2);
+        assert_eq!(a.pending(), 0);
+    }
+
+    #[test]
+    fn a_push_that_failed_before_commit_is_pushed_later() {
+        let hub = MemoryHub::new();
+        let a = MemoryReplica::new(ReplicaId::mint());
+        write(&a, "r", "title", json!("one"));
+        hub.inject(0, Fault::FailBeforeCommit);
+        assert!(round(&a, &hub).unwrap_err().is_retryable());
+        assert!(hub.log(SPACE).is_empty());
+        assert_eq!(round(&a, &hub).unwrap().pushed, 1);
+        assert_eq!(hub.log(SPACE).len(), 1);
+    }
+
+    #[test]
+    fn a_pull_cut_midway_resumes_from_the_last_applied_page() {
+        let hub = MemoryHub::new();
+        let (a, b) = (
+            MemoryReplica::new(ReplicaId::mint()),
+            MemoryReplica::new(ReplicaId::mint()),
+        );
+        for i in 0..5 {
+            write(&a, &format!("r{i}"), "title", json!(i));
+        }
+        round(&a, &hub).unwrap();
+        hub.inject(1, Fault::DropReplyAfterCommit); // b's second pull (b has nothing to push)
+        assert!(round(&b, &hub).unwrap_err().is_retryable());
+        assert_eq!(b.cursor().unwrap(), 2, "the first page and its cursor were kept");
+        let b = b.reopen();
+        assert_eq!(round(&b, &hub).unwrap().pulled, 3);
+        assert_eq!(a.record_states().unwrap(), b.record_states().unwrap());
+    }
+
+    #[test]
+    fn a_copied_store_that_keeps_its_id_is_refused() {
+        let hub = MemoryHub::new();
+        let original = MemoryReplica::new(ReplicaId::mint());
+        write(&original, "r", "title", json!("before the copy"));
+        let copy = original.copy_file();
+        write(&original, "r", "title", json!("original"));
+        write(&copy, "r", "title", json!("copy"));
+        round(&original, &hub).unwrap();
+        let refused = round(&copy, &hub).unwrap_err();
+        assert!(
+            matches!(refused, SyncError::Hub(HubError::DuplicateReplica { counter: 2, .. })),
+            "{refused}"
+        );
+        assert!(!refused.is_retryable());
+        assert_eq!(hub.log(SPACE).len(), 2, "the original's changes were not overwritten");
+    }
+
+    #[test]
+    fn a_copied_store_that_took_a_new_id_converges() {
+        let hub = MemoryHub::new();
+        let original = MemoryReplica::new(ReplicaId::mint());
+        write(&original, "r", "title", json!("before the copy"));
+        let copy = original.copy_file();
+        copy.take_new_id(ReplicaId::mint());
+        write(&original, "r", "title", json!("original"));
+        write(&copy, "r", "status", json!("copy"));
+        let from_copy = round(&copy, &hub).unwrap();
+        assert_eq!(from_copy.pushed, 2, "the shared change under the old id, then its own");
+        let from_original = round(&original, &hub).unwrap();
+        assert_eq!((from_original.pushed, from_original.resent), (2, 1));
+        round(&copy, &hub).unwrap();
+        assert_eq!(copy.record_states().unwrap(), original.record_states().unwrap());
+        assert_eq!(hub.log(SPACE).len(), 3);
+    }
+
+    #[test]
+    fn a_hub_that_lost_acknowledged_changes_is_reported() {
+        let hub = MemoryHub::new();
+        let a = MemoryReplica::new(ReplicaId::mint());
+        write(&a, "r", "title", json!("one"));
+        write(&a, "r", "title", json!("two"));
+        let first = a.outbox(1).unwrap()[0].dot;
+        a.acknowledge(&[first]).unwrap(); // as if pushed to a hub later restored from a backup
+        let error = round(&a, &hub).unwrap_err();
+        assert_eq!(
+            error,
+            SyncError::HubLostChanges {
+                replica: first.replica,
+                expected: 1,
+                oldest_waiting: "2".into()
+            }
+        );
+        assert!(!error.is_retryable());
+    }
+
+    #[test]
+    fn a_hub_log_shorter_than_the_cursor_is_reported() {
+        let (old_hub, new_hub) = (MemoryHub::new(), MemoryHub::new());
+        let (a, b) = (
+            MemoryReplica::new(ReplicaId::mint()),
+            MemoryReplica::new(ReplicaId::mint()),
+        );
+        write(&a, "r", "title", json!("one"));
+        round(&a, &old_hub).unwrap();
+        round(&b, &old_hub).unwrap();
+        let error = round(&b, &new_hub).unwrap_err();
+        assert!(matches!(error, SyncError::Protocol(_)), "{error}");
+    }
+}

@@ -316,3 +316,228 @@ pub async fn run<R: Replica, H: Hub, T: Runtime, C: Commands>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::memory::{Fault, MemoryHub, MemoryReplica};
+    use crate::protocol::HubError;
+    use crate::testing::block_on;
+    use crate::{Replica, ReplicaId};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn ok() -> Result<RoundReport, SyncError> {
+        Ok(RoundReport::default())
+    }
+
+    fn unreachable() -> Result<RoundReport, SyncError> {
+        Err(SyncError::Hub(HubError::Unreachable("connection refused".into())))
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitters_in_the_upper_half() {
+        let policy = BackoffPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        let (mut low, mut high) = (|| 0u64, || u64::MAX - 1);
+        for (attempt, nominal) in [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (40, 60), (u32::MAX, 60)] {
+            let nominal = Duration::from_secs(nominal);
+            assert_eq!(next_delay(policy, attempt, &mut low), nominal / 2, "attempt {attempt}");
+            let top = next_delay(policy, attempt, &mut high);
+            assert!(top > nominal / 2 && top <= nominal, "attempt {attempt}: {top:?}");
+        }
+        let mut state = 7;
+        for _ in 0..1000 {
+            let d = next_delay(policy, 3, &mut || splitmix64(&mut state));
+            assert!(d >= Duration::from_secs(2) && d <= Duration::from_secs(4));
+        }
+    }
+
+    #[test]
+    fn a_new_worker_syncs_at_once_then_on_the_timer() {
+        let t0 = Instant::now();
+        let mut worker = Worker::new(WorkerConfig::default(), t0, 1);
+        assert_eq!(worker.on_tick(t0), Tick::Sync);
+        assert_eq!(worker.state(), WorkerState::Syncing);
+        assert_eq!(worker.on_tick(t0), Tick::Busy);
+        worker.on_result(t0 + 10 * MS, SystemTime::UNIX_EPOCH, &ok());
+        assert_eq!(worker.state(), WorkerState::Idle);
+        let next = t0 + 10 * MS + Duration::from_secs(30);
+        assert_eq!(worker.on_tick(t0 + Duration::from_secs(1)), Tick::WaitUntil(next));
+        assert_eq!(worker.on_tick(next), Tick::Sync);
+    }
+
+    #[test]
+    fn local_writes_sync_soon_after_they_pause() {
+        let t0 = Instant::now();
+        let mut worker = Worker::new(WorkerConfig::default(), t0, 1);
+        worker.on_tick(t0);
+        worker.on_result(t0, SystemTime::UNIX_EPOCH, &ok());
+        worker.on_local_write(t0 + 100 * MS);
+        assert_eq!(worker.on_tick(t0 + 400 * MS), Tick::WaitUntil(t0 + 600 * MS));
+        worker.on_local_write(t0 + 400 * MS);
+        assert_eq!(worker.on_tick(t0 + 600 * MS), Tick::WaitUntil(t0 + 900 * MS));
+        assert_eq!(worker.on_tick(t0 + 900 * MS), Tick::Sync);
+    }
+
+    #[test]
+    fn a_stream_of_writes_cannot_postpone_sync_forever() {
+        let t0 = Instant::now();
+        let mut worker = Worker::new(WorkerConfig::default(), t0, 1);
+        worker.on_tick(t0);
+        worker.on_result(t0, SystemTime::UNIX_EPOCH, &ok());
+        let mut now = t0;
+        while worker.on_tick(now) != Tick::Sync {
+            worker.on_local_write(now);
+            now += 300 * MS;
+        }
+        assert_eq!(
+            now,
+            t0 + Duration::from_millis(5100),
+            "debounce_max after the first write"
+        );
+    }
+
+    #[test]
+    fn writes_during_a_round_get_a_round_of_their_own() {
+        let t0 = Instant::now();
+        let mut worker = Worker::new(WorkerConfig::default(), t0, 1);
+        assert_eq!(worker.on_tick(t0), Tick::Sync);
+        worker.on_local_write(t0 + MS);
+        worker.on_result(t0 + 2 * MS, SystemTime::UNIX_EPOCH, &ok());
+        assert_eq!(worker.on_tick(t0 + 2 * MS), Tick::WaitUntil(t0 + 501 * MS));
+    }
+
+    #[test]
+    fn failures_back_off_until_a_success_and_a_request_cuts_the_wait() {
+        let t0 = Instant::now();
+        let mut worker = Worker::new(WorkerConfig::default(), t0, 42);
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for attempt in 1..=4 {
+            assert_eq!(worker.on_tick(now), Tick::Sync);
+            worker.on_result(now, SystemTime::UNIX_EPOCH, &unreachable());
+            let WorkerState::Backoff { attempt: a, until } = worker.state() else {
+                panic!("not backing off")
+            };
+            assert_eq!(a, attempt);
+            worker.on_local_write(now);
+            assert_eq!(
+                worker.on_tick(now + 600 * MS),
+                Tick::WaitUntil(until),
+                "writes do not hammer a down hub"
+            );
+            waits.push(until - now);
+            now = until;
+        }
+        assert!(waits.windows(2).all(|w| w[1] > w[0]), "{waits:?}");
+        let status = worker.status().clone();
+        assert_eq!((status.consecutive_failures, status.hub_reachable), (4, Some(false)));
+        assert!(status.last_error.unwrap().contains("connection refused"));
+
+        assert_eq!(worker.on_tick(now), Tick::Sync);
+        worker.on_result(now, SystemTime::UNIX_EPOCH, &unreachable());
+        worker.on_sync_requested();
+        assert_eq!(worker.on_tick(now + MS), Tick::Sync, "sync now overrides the backoff");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(99);
+        worker.on_result(now + 2 * MS, at, &ok());
+        let status = worker.status();
+        assert_eq!(
+            (
+                status.consecutive_failures,
+                status.hub_reachable,
+                status.last_success_at
+            ),
+            (0, Some(true), Some(at))
+        );
+        assert!(status.last_error.is_none());
+    }
+
+    #[test]
+    fn a_failure_that_cannot_heal_by_itself_retries_at_the_slowest_pace() {
+        let t0 = Instant::now();
+        let mut worker = Worker::new(WorkerConfig::default(), t0, 1);
+        worker.on_tick(t0);
+        let refused = HubError::DuplicateReplica {
+            replica: ReplicaId::mint(),
+            counter: 3,
+        };
+        worker.on_result(t0, SystemTime::UNIX_EPOCH, &Err(SyncError::Hub(refused)));
+        assert_eq!(
+            worker.state(),
+            WorkerState::Backoff {
+                attempt: 1,
+                until: t0 + Duration::from_secs(300)
+            }
+        );
+        assert_eq!(worker.status().hub_reachable, Some(true));
+    }
+
+    /// A runtime whose sleeps, once polled, return at once and move its clock forward.
+    struct FakeRuntime {
+        start: Instant,
+        elapsed: Mutex<Duration>,
+    }
+
+    impl Runtime for FakeRuntime {
+        fn now(&self) -> Instant {
+            self.start + *self.elapsed.lock().unwrap()
+        }
+        fn wall_time(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH + *self.elapsed.lock().unwrap()
+        }
+        fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send {
+            async move {
+                let mut elapsed = self.elapsed.lock().unwrap();
+                *elapsed = (*elapsed).max(deadline - self.start);
+            }
+        }
+    }
+
+    struct Script(VecDeque<Command>);
+
+    impl Commands for Script {
+        fn recv(&mut self) -> impl Future<Output = Option<Command>> + Send {
+            std::future::ready(self.0.pop_front())
+        }
+    }
+
+    #[test]
+    fn the_loop_syncs_writes_and_stops_when_asked() {
+        let hub = MemoryHub::new();
+        let replica = MemoryReplica::new(ReplicaId::mint());
+        let runtime = FakeRuntime {
+            start: Instant::now(),
+            elapsed: Mutex::new(Duration::ZERO),
+        };
+        hub.inject(0, Fault::FailBeforeCommit);
+        replica.write("items", "r", BTreeMap::from([("title".to_owned(), "t".into())]), 1);
+        let mut commands = Script(VecDeque::from([Command::LocalWrite, Command::SyncNow, Command::Stop]));
+        let mut published = Vec::new();
+        let worker = Worker::new(WorkerConfig::default(), runtime.now(), 1);
+        block_on(run(
+            worker,
+            &replica,
+            &hub,
+            "team",
+            SyncOptions::default(),
+            &runtime,
+            &mut commands,
+            |s| published.push(s.clone()),
+        ));
+        assert_eq!(
+            published.len(),
+            2,
+            "the first round failed, the requested one succeeded"
+        );
+        assert_eq!(published[0].consecutive_failures, 1);
+        assert!(published[1].last_error.is_none());
+        assert_eq!(replica.outbox(10).unwrap().len(), 0);
+        assert_eq!(hub.log("team").len(), 1);
+    }
+}
