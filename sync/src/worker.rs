@@ -491,11 +491,9 @@ mod tests {
         fn wall_time(&self) -> SystemTime {
             SystemTime::UNIX_EPOCH + *self.elapsed.lock().unwrap()
         }
-        fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send {
-            async move {
-                let mut elapsed = self.elapsed.lock().unwrap();
-                *elapsed = (*elapsed).max(deadline - self.start);
-            }
+        async fn sleep_until(&self, deadline: Instant) {
+            let mut elapsed = self.elapsed.lock().unwrap();
+            *elapsed = (*elapsed).max(deadline - self.start);
         }
     }
 
