@@ -185,10 +185,13 @@ CREATE TABLE configuration (
     version              INTEGER NOT NULL
 );
 
--- Fields whose register holds concurrent, different values (derived from records).
+-- Open conflicts, derived from records: `value` (a field whose register holds
+-- concurrent, different values), or, on a work item's parent_id, `cycle`,
+-- `depth` or `orphan` (how the derived tree departs from the merged links).
 CREATE TABLE conflicts (
     collection TEXT NOT NULL,
     record_id  TEXT NOT NULL,
     field      TEXT NOT NULL,
-    PRIMARY KEY (collection, record_id, field)
+    kind       TEXT NOT NULL,
+    PRIMARY KEY (collection, record_id, field, kind)
 ) WITHOUT ROWID;

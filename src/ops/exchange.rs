@@ -29,6 +29,10 @@ pub struct ConflictView {
     pub collection: String,
     pub record_id: String,
     pub field: String,
+    /// `value`: concurrent writes left different values; on a work item's
+    /// `parent_id`, `cycle`, `depth` or `orphan`: merged moves made a tree
+    /// that breaks a rule, and every replica placed the item the same way.
+    pub kind: String,
     /// The value every replica shows (the latest write by hybrid clock).
     pub winner: Value,
     /// Every value still standing, oldest first.
@@ -54,12 +58,14 @@ pub struct ImportSummary {
 }
 
 pub(crate) fn list_conflicts(conn: &Connection) -> Result<Vec<ConflictView>> {
-    let keys: Vec<(String, String, String)> = conn
-        .prepare_cached("SELECT collection, record_id, field FROM conflicts ORDER BY collection, record_id, field")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let keys: Vec<(String, String, String, String)> = conn
+        .prepare_cached(
+            "SELECT collection, record_id, field, kind FROM conflicts ORDER BY collection, record_id, field, kind",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::with_capacity(keys.len());
-    for (collection, record_id, field) in keys {
+    for (collection, record_id, field, kind) in keys {
         let Some(c) = Collection::named(&collection) else {
             continue;
         };
@@ -81,6 +87,7 @@ pub(crate) fn list_conflicts(conn: &Connection) -> Result<Vec<ConflictView>> {
             collection,
             record_id,
             field,
+            kind,
             winner,
             values,
         });

@@ -12,6 +12,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 use waymark_sync::RecordState;
 
+use super::tree;
 use crate::error::Result;
 use crate::time::Timestamp;
 
@@ -238,14 +239,14 @@ impl Collection {
         if self.metadata {
             params.push(Sql::Text(metadata_of(state).to_string()));
         }
-        let mut new_path = None;
+        let mut new_place = None;
         match self.derived {
             Derived::Tree => {
                 let parent = state.value("parent_id").and_then(Value::as_str);
-                let (path, depth) = derive_path(tx, id, parent)?;
-                params.push(Sql::Text(path.clone()));
-                params.push(Sql::Integer(depth));
-                new_path = Some(path);
+                let place = tree::place(tx, id, parent)?;
+                params.push(Sql::Text(place.path.clone()));
+                params.push(Sql::Integer(place.depth));
+                new_place = Some(place);
             }
             Derived::NameKey => {
                 let name = state.value("name").and_then(Value::as_str).unwrap_or_default();
@@ -278,21 +279,26 @@ impl Collection {
         tx.prepare_cached(self.upsert_sql())?
             .execute(rusqlite::params_from_iter(params))?;
 
-        if let (Some(old), Some(new)) = (old_path, new_path)
-            && old != new
-        {
-            rederive_subtree(tx, &old, &new)?;
+        if let Some(place) = new_place {
+            tree::set_issue(tx, id, place.issue)?;
+            if let Some(breaker) = &place.reroot {
+                tree::reroot(tx, breaker)?;
+            } else if old_path.as_deref() != Some(place.path.as_str()) {
+                tree::rederive_below(tx, id, &place.path, place.depth)?;
+            }
         }
         self.refresh_conflicts(tx, id, state)?;
         Ok(version)
     }
 
     fn refresh_conflicts(&self, tx: &Transaction<'_>, id: &str, state: &RecordState) -> Result<()> {
-        tx.prepare_cached("DELETE FROM conflicts WHERE collection = ?1 AND record_id = ?2")?
+        tx.prepare_cached("DELETE FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND kind = 'value'")?
             .execute([self.name, id])?;
         for (field, _) in state.conflicts().filter(|(f, _)| !QUIET_FIELDS.contains(f)) {
-            tx.prepare_cached("INSERT INTO conflicts (collection, record_id, field) VALUES (?1, ?2, ?3)")?
-                .execute([self.name, id, field])?;
+            tx.prepare_cached(
+                "INSERT INTO conflicts (collection, record_id, field, kind) VALUES (?1, ?2, ?3, 'value')",
+            )?
+            .execute([self.name, id, field])?;
         }
         Ok(())
     }
@@ -329,33 +335,4 @@ fn to_sql(value: Option<&Value>, ty: Ty) -> Sql {
         (Ty::Json(default), None) => Sql::Text(default.to_owned()),
         (Ty::OptText | Ty::OptInt, _) => Sql::Null,
     }
-}
-
-/// The materialized path and depth of work item `id` under `parent`. A
-/// parent that is unknown here, or whose own path runs through `id` (a cycle
-/// made by concurrent moves), leaves the item at the root.
-fn derive_path(tx: &Transaction<'_>, id: &str, parent: Option<&str>) -> Result<(String, i64)> {
-    let root = || (format!("/{id}"), 0);
-    let Some(parent) = parent.filter(|p| !p.is_empty()) else {
-        return Ok(root());
-    };
-    let found: Option<(String, i64)> = tx
-        .prepare_cached("SELECT path, depth FROM work_items WHERE id = ?1")?
-        .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match found {
-        Some((path, depth)) if !path.split('/').any(|seg| seg == id) => Ok((format!("{path}/{id}"), depth + 1)),
-        _ => Ok(root()),
-    }
-}
-
-/// Move every descendant of the node whose path was `old` under `new`.
-fn rederive_subtree(tx: &Transaction<'_>, old: &str, new: &str) -> Result<()> {
-    let delta = new.matches('/').count() as i64 - old.matches('/').count() as i64;
-    tx.prepare_cached(
-        "UPDATE work_items SET path = ?2 || substr(path, length(?1) + 1), depth = depth + ?3
-         WHERE path > ?1 || '/' AND path < ?1 || '0'",
-    )?
-    .execute(rusqlite::params![old, new, delta])?;
-    Ok(())
 }

@@ -215,3 +215,177 @@ proptest! {
         }
     }
 }
+
+mod derived_tree {
+    //! Merged parent links that break the tree's rules (cycles from
+    //! concurrent moves, chains past the depth limit, children that arrive
+    //! before their parent) are resolved the same way on every replica,
+    //! whatever order the changes arrive in, and match the rule computed
+    //! from the final links alone.
+
+    use std::collections::{BTreeMap, HashMap};
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use waymark_sync::{Change, Dot, Hlc, ReplicaId, SCHEMA_VERSION, VersionVector};
+
+    use crate::tracker;
+
+    fn replica(n: u128) -> ReplicaId {
+        ReplicaId(uuid::Uuid::from_u128(0xabc0 + n))
+    }
+
+    fn item_id(n: usize) -> String {
+        uuid::Uuid::from_u128(0x1000 + n as u128 * 7919 % 97).to_string()
+    }
+
+    fn change(record: &str, dot: Dot, context: &VersionVector, hlc: u64, fields: Value) -> Change {
+        Change {
+            collection: "work_items".into(),
+            record_id: record.into(),
+            dot,
+            context: context.clone(),
+            fields: serde_json::from_value(fields).unwrap(),
+            hlc: Hlc::from_parts(1_700_000_000_000 + hlc, 0),
+            author: "peer".into(),
+            schema_version: SCHEMA_VERSION,
+        }
+    }
+
+    /// The rule, from the final links alone: cut each cycle above its
+    /// smallest member, then every sixth level starts a new root; unknown
+    /// parents make roots.
+    fn reference(links: &BTreeMap<String, Option<String>>) -> BTreeMap<String, (String, i64)> {
+        let mut parent: HashMap<String, Option<String>> = links
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().filter(|p| links.contains_key(p))))
+            .collect();
+        for start in links.keys() {
+            let mut seen = Vec::new();
+            let mut at = Some(start.clone());
+            while let Some(n) = at {
+                if let Some(pos) = seen.iter().position(|s| *s == n) {
+                    let min = seen[pos..].iter().min().cloned().unwrap();
+                    parent.insert(min, None);
+                    break;
+                }
+                seen.push(n.clone());
+                at = parent[&n].clone();
+            }
+        }
+        let mut out = BTreeMap::new();
+        for id in links.keys() {
+            let mut chain = vec![id.clone()];
+            while let Some(Some(p)) = parent.get(chain.last().unwrap()) {
+                chain.push(p.clone());
+            }
+            chain.reverse();
+            let from = 6 * ((chain.len() - 1) / 6);
+            let path = chain[from..].iter().map(|s| format!("/{s}")).collect::<String>();
+            out.insert(id.clone(), (path, (chain.len() - 1 - from) as i64));
+        }
+        out
+    }
+
+    fn derived(t: &waymark::Tracker) -> BTreeMap<String, (String, i64)> {
+        t.store()
+            .read(|tx| {
+                let mut stmt = tx.prepare("SELECT id, path, depth FROM work_items")?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                    .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+                Ok(rows)
+            })
+            .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_arrival_order_derives_the_same_tree(
+            n in 2usize..12,
+            initial in proptest::collection::vec(proptest::option::of(0usize..12), 12),
+            moves in proptest::collection::vec((0usize..12, proptest::option::of(0usize..12), 0u128..3), 0..25),
+            seed in any::<u64>(),
+        ) {
+            // Creations (with an initial parent each) from one replica,
+            // then concurrent moves from three others that all saw every creation.
+            let creator = replica(9);
+            let mut creations = Vec::new();
+            let mut seen = VersionVector::new();
+            for i in 0..n {
+                let dot = Dot { replica: creator, counter: i as u64 + 1 };
+                let parent = initial[i].filter(|p| *p < n && *p != i).map(item_id);
+                creations.push(change(&item_id(i), dot, &VersionVector::new(), i as u64, json!({
+                    "item_type": "task", "title": format!("item {i}"), "status": "active", "priority": 2,
+                    "parent_id": parent, "created_at": "2026-01-01T00:00:00.000000Z", "created_by": "peer",
+                })));
+                seen.insert(dot);
+            }
+            // Each mover has seen every creation and its own earlier moves.
+            let mut contexts: Vec<VersionVector> = vec![seen.clone(); 3];
+            let mut counters = [0u64; 3];
+            let mut hlc = 1_000;
+            let mut by_replica: Vec<Vec<Change>> = vec![Vec::new(); 3];
+            let mut written = Vec::new();
+            for (item, parent, r) in moves.into_iter().filter(|(item, _, _)| *item < n) {
+                let r = r as usize;
+                counters[r] += 1;
+                hlc += 1;
+                let dot = Dot { replica: replica(r as u128), counter: counters[r] };
+                let parent = parent.filter(|p| *p < n).map(item_id);
+                let c = change(&item_id(item), dot, &contexts[r], hlc, json!({ "parent_id": parent }));
+                contexts[r].insert(dot);
+                by_replica[r].push(c.clone());
+                written.push(c);
+            }
+
+            // Order one: as written. Order two: creations shuffled, and the
+            // movers' changes interleaved at random (each mover's own in order,
+            // as the hub delivers them).
+            let mut rng = seed;
+            let mut next = |bound: usize| {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (rng >> 33) as usize % bound
+            };
+            let mut shuffled_creations = creations.clone();
+            for i in (1..shuffled_creations.len()).rev() {
+                shuffled_creations.swap(i, next(i + 1));
+            }
+            let mut interleaved = Vec::new();
+            let mut queues: Vec<std::collections::VecDeque<Change>> = by_replica.into_iter().map(Into::into).collect();
+            while queues.iter().any(|q| !q.is_empty()) {
+                let live: Vec<usize> = (0..3).filter(|r| !queues[*r].is_empty()).collect();
+                let r = live[next(live.len())];
+                interleaved.push(queues[r].pop_front().unwrap());
+            }
+            let orders = [
+                [creations.clone(), written].concat(),
+                [shuffled_creations, interleaved].concat(),
+            ];
+            let mut results = Vec::new();
+            for order in orders {
+                let (_dir, t) = tracker();
+                t.store()
+                    .write("test", move |tx| {
+                        for c in &order {
+                            tx.apply_remote(c)?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+                results.push((derived(&t), t.export_json().unwrap()));
+            }
+            prop_assert_eq!(&results[0].0, &results[1].0);
+            prop_assert_eq!(&results[0].1, &results[1].1);
+            let links: BTreeMap<String, Option<String>> = results[0].1["work_items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| (w["id"].as_str().unwrap().to_owned(), w["parent_id"].as_str().map(str::to_owned)))
+                .collect();
+            prop_assert_eq!(&results[0].0, &reference(&links));
+        }
+    }
+}
