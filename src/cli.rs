@@ -421,12 +421,38 @@ enum ArchiveCommand {
 enum ExportCommand {
     /// The whole store as canonical JSON on stdout.
     Json,
+    /// Write the status report as markdown (the template is .waymark/status.md.j2 when present).
+    Markdown {
+        /// Where to write it (default: .project_status.md at the repository root).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
 enum ImportCommand {
     /// Read a document from `waymark export json` (a file, or - for stdin) into an empty store.
     Json { file: PathBuf },
+    /// Import deployments, branch work items, vendor status and the git state from git history.
+    Git {
+        /// The repository (default: the one holding the working directory).
+        #[arg(long, value_name = "PATH")]
+        repo: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a legacy .project_status.md; prints what it imported and each line it skipped.
+    Markdown {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import session prompt files (markdown with YAML front matter) from a directory.
+    Sessions {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -731,6 +757,33 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export(ExportCommand::Json) => {
             let doc = open_existing(&dir)?.export_json()?;
             print_json(&doc)
+        }
+        Command::Export(ExportCommand::Markdown { out: file }) => {
+            let t = open_existing(&dir)?;
+            let file = match file {
+                Some(f) => f,
+                None => waymark::import::default_status_path(
+                    &std::env::current_dir().context("cannot read the working directory")?,
+                ),
+            };
+            let written = t.export_markdown(Some(&dir), &file)?;
+            out(format!("wrote {}", written.display()))
+        }
+        Command::Import(ImportCommand::Git { repo, json }) => {
+            let repo = match repo {
+                Some(r) => r,
+                None => std::env::current_dir().context("cannot read the working directory")?,
+            };
+            let result = Tracker::open(&dir)?.import_git(a, &repo)?;
+            show(json, &result, |r| r.to_text())
+        }
+        Command::Import(ImportCommand::Markdown { file, json }) => {
+            let report = Tracker::open(&dir)?.import_markdown(a, &file)?;
+            show(json, &report, |r| r.to_text())
+        }
+        Command::Import(ImportCommand::Sessions { dir: from, json }) => {
+            let report = Tracker::open(&dir)?.import_sessions(a, &from)?;
+            show(json, &report, |r| r.to_text())
         }
         Command::Import(ImportCommand::Json { file }) => {
             let text = if file.as_os_str() == "-" {

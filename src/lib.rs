@@ -6,11 +6,13 @@
 
 pub mod domain;
 pub mod error;
+pub mod import;
 pub mod mcp;
 pub mod ops;
 pub mod report;
 pub mod store;
 pub mod time;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use ops::Tracker;

@@ -32,6 +32,30 @@ pub fn work_item_from_branch(branch: &str) -> String {
     derived("branch", branch.trim())
 }
 
+/// A work item imported from a legacy `.project_status.md`, from its
+/// stable key (its parent's key, type, title and created time).
+pub fn legacy_work_item(key: &str) -> String {
+    derived("legacy_work_item", key)
+}
+
+/// A deployment imported from a legacy status file whose commit hash is
+/// unusable, from its time, PR number and the raw hash text.
+pub fn legacy_deployment(key: &str) -> String {
+    derived("legacy_deployment", key)
+}
+
+/// An enhancement imported from a legacy status file, from its title (and
+/// its rank among entries of the same title).
+pub fn legacy_enhancement(key: &str) -> String {
+    derived("legacy_enhancement", key)
+}
+
+/// A session work item imported from a prompt file, from its path relative
+/// to the imported directory.
+pub fn session_prompt(relative_path: &str) -> String {
+    derived("session_prompt", relative_path)
+}
+
 /// A dependency edge, from its endpoints and type.
 pub fn dependency(source: &str, target: &str, dependency_type: &str) -> String {
     derived("dependency", &format!("{source}:{target}:{dependency_type}"))

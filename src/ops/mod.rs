@@ -6,14 +6,14 @@
 //! `crate::store`; it never knows which face called it.
 
 mod archive;
-mod configuration;
+pub(crate) mod configuration;
 mod dependencies;
-mod deployments;
-mod enhancements;
+pub(crate) mod deployments;
+pub(crate) mod enhancements;
 mod exchange;
 mod page;
-mod vendors;
-mod work_items;
+pub(crate) mod vendors;
+pub(crate) mod work_items;
 
 use std::path::Path;
 

@@ -159,7 +159,7 @@ impl Tracker {
             {
                 let mut stmt = tx.prepare_cached(
                     "SELECT w.id, w.title, w.item_type, w.status, w.depth, w.created_at, w.branch_name, w.parent_id,
-                            p.title
+                            p.title, w.path
                      FROM work_items w LEFT JOIN work_items p ON p.id = w.parent_id
                      WHERE w.status != 'completed' AND w.deleted_at IS NULL AND w.archived_at IS NULL
                      ORDER BY w.path",
@@ -167,7 +167,7 @@ impl Tracker {
                 let rows = stmt.query_map([], |r| {
                     let depth: i64 = r.get(4)?;
                     let created: String = r.get(5)?;
-                    Ok(ReportItem {
+                    Ok((ReportItem {
                         id: r.get(0)?,
                         title: r.get(1)?,
                         item_type: r.get(2)?,
@@ -177,13 +177,35 @@ impl Tracker {
                         created: legacy_time(&created),
                         branch_name: r.get(6)?,
                         parent_title: r.get(8)?,
-                    })
+                    }, r.get::<_, String>(9)?))
                 })?;
+                let mut keyed = Vec::new();
                 for row in rows {
-                    let row = row?;
+                    let (row, path) = row?;
                     titles.insert(row.id.clone(), row.title.clone());
-                    work_items.push(row);
+                    keyed.push((path, row));
                 }
+                // Tree order with siblings by what the report shows (created
+                // time to the second, then title), so that a report read back
+                // by the legacy importer lists its items in the same order.
+                let mut shown: HashMap<String, (String, String)> = HashMap::new();
+                let mut stmt = tx.prepare_cached("SELECT id, substr(created_at, 1, 19), title FROM work_items")?;
+                for r in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))? {
+                    let (id, key) = r?;
+                    shown.insert(id, key);
+                }
+                let key = |path: &str| -> Vec<(String, String, String)> {
+                    path.split('/')
+                        .filter(|s| !s.is_empty())
+                        .map(|id| {
+                            let (c, t) = shown.get(id).cloned().unwrap_or_default();
+                            (c, t, id.to_owned())
+                        })
+                        .collect()
+                };
+                let mut keyed: Vec<_> = keyed.into_iter().map(|(path, row)| (key(&path), row)).collect();
+                keyed.sort_by(|a, b| a.0.cmp(&b.0));
+                work_items.extend(keyed.into_iter().map(|(_, row)| row));
             }
 
             let mut deployments = Vec::new();
