@@ -25,7 +25,7 @@ pub struct NoArguments {}
 pub struct CreateWorkItem {
     #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
     pub item_type: String,
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(max = 200))]
     pub title: String,
     #[schemars(length(max = 10000))]
     pub description: Option<String>,
@@ -43,7 +43,7 @@ pub struct CreateWorkItem {
     pub commit_hash: Option<String>,
     #[schemars(range(min = 1))]
     pub pr_number: Option<i64>,
-    /// By type. project: description (required), target_quarter (YYYY-Q1..4), constitutional_principles [str]. session: token_budget (1000-1000000), prompts_count, yaml_frontmatter {schema_version}. task: estimated_hours, actual_hours (0-1000), blocked_reason. research: research_questions [str], findings_summary, references [str].
+    /// Keys by type. project: description (required), target_quarter, constitutional_principles. session: token_budget, prompts_count. task: estimated_hours, actual_hours, blocked_reason. research: research_questions, findings_summary, references.
     pub metadata: Option<Map<String, Value>>,
 }
 
@@ -72,7 +72,7 @@ pub struct UpdateWorkItem {
     pub version: i64,
     #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
     pub item_type: Option<String>,
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(max = 200))]
     pub title: Option<String>,
     pub description: Option<String>,
     #[schemars(extend("enum" = ["active", "completed", "blocked"]))]
@@ -136,7 +136,7 @@ pub struct ListWorkItems {
     /// Default 50.
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
-    /// next_cursor of the previous page.
+    /// From next_cursor.
     pub cursor: Option<String>,
 }
 
@@ -162,7 +162,7 @@ pub struct ListReadyWork {
     /// Default 50.
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
-    /// next_cursor of the previous page.
+    /// From next_cursor.
     pub cursor: Option<String>,
 }
 
@@ -207,7 +207,7 @@ pub struct RecordDeployment {
     pub deployed_at: Option<String>,
     #[schemars(range(min = 1))]
     pub pr_number: Option<i64>,
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(max = 200))]
     pub pr_title: Option<String>,
     /// Test counts by category, e.g. {"unit":150}.
     #[schemars(with = "Option<BTreeMap<String, u64>>")]
@@ -243,7 +243,7 @@ pub struct ListDeployments {
     /// Default 50.
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
-    /// next_cursor of the previous page.
+    /// From next_cursor.
     pub cursor: Option<String>,
 }
 
@@ -262,10 +262,10 @@ impl From<ListDeployments> for ops::DeploymentFilter {
 #[serde(deny_unknown_fields)]
 pub struct CreateVendor {
     /// Letters, digits, space, - and _; unique in any case.
-    #[schemars(length(min = 1, max = 100))]
+    #[schemars(length(max = 100))]
     pub name: String,
     /// Default 0.0.0.
-    #[schemars(length(min = 1, max = 50))]
+    #[schemars(length(max = 50))]
     pub extractor_version: Option<String>,
     /// format_support {excel,csv,pdf,ocr: bool}, test_results {passing,total,skipped}, manifest_compliant, last_test_run, notes.
     pub metadata: Option<Map<String, Value>>,
@@ -296,7 +296,7 @@ pub struct UpdateVendor {
     pub version: i64,
     #[schemars(extend("enum" = ["operational", "broken"]))]
     pub status: Option<String>,
-    #[schemars(length(min = 1, max = 50))]
+    #[schemars(length(max = 50))]
     pub extractor_version: Option<String>,
     /// Keys to merge (as in create_vendor); null removes a key.
     pub metadata: Option<Map<String, Value>>,
@@ -322,7 +322,7 @@ pub struct ListVendors {
     /// Default 50.
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
-    /// next_cursor of the previous page.
+    /// From next_cursor.
     pub cursor: Option<String>,
 }
 
@@ -339,7 +339,7 @@ impl From<ListVendors> for ops::VendorFilter {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConfiguration {
-    /// If given, refuse the update unless it is still this version.
+    /// If given, refuse unless still this version.
     pub version: Option<i64>,
     #[schemars(extend("enum" = ["feature", "maintenance", "research"]))]
     pub active_context_type: Option<String>,
@@ -375,7 +375,7 @@ pub struct ManageEnhancement {
     pub id: Option<String>,
     /// For update: the version you last read.
     pub version: Option<i64>,
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(max = 200))]
     pub title: Option<String>,
     pub description: Option<String>,
     /// 1 highest; default 3. Also a list filter.
@@ -392,7 +392,7 @@ pub struct ManageEnhancement {
     /// Default 50.
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
-    /// next_cursor of the previous page.
+    /// From next_cursor.
     pub cursor: Option<String>,
 }
 
@@ -485,7 +485,7 @@ pub struct QueryArchived {
     /// Default 50.
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
-    /// next_cursor of the previous page.
+    /// From next_cursor.
     pub cursor: Option<String>,
 }
 

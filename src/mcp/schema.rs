@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 /// Remove `null` from a schema and its subschemas: `"type": ["string",
 /// "null"]` becomes `"type": "string"`, `anyOf: [X, {"type": "null"}]`
 /// becomes X, `null` leaves `enum` lists and `"default": null` goes. Integer
-/// `format`s (`int64`, `uint32`) go too: the ranges say what matters.
+/// `format`s (`int64`, `uint32`) and `additionalProperties: true` (the
+/// default) go too.
 fn strip_null(schema: &mut schemars::Schema) {
     if let Some(obj) = schema.as_object_mut() {
         if obj.get("default") == Some(&Value::Null) {
@@ -34,6 +35,9 @@ fn strip_null(schema: &mut schemars::Schema) {
         }
         if obj.get("type") == Some(&json!("integer")) {
             obj.remove("format");
+        }
+        if obj.get("additionalProperties") == Some(&Value::Bool(true)) {
+            obj.remove("additionalProperties");
         }
         let collapse = match obj.get("anyOf") {
             Some(Value::Array(branches)) if branches.len() == 2 => {
@@ -80,6 +84,9 @@ pub fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
     );
     obj.remove("title");
     obj.remove("description");
+    // `deny_unknown_fields` says `additionalProperties: false`; serde's
+    // error names an unknown field anyway, so the bytes are not spent here.
+    obj.remove("additionalProperties");
     obj.entry("properties").or_insert_with(|| json!({}));
     Arc::new(obj)
 }
@@ -101,103 +108,39 @@ fn object(fields: &[(&str, &str)], required: &[&str]) -> Arc<JsonObject> {
 }
 
 pub fn work_item() -> Arc<JsonObject> {
-    object(
-        &[
-            ("id", "string"),
-            ("item_type", "string"),
-            ("title", "string"),
-            ("status", "string"),
-            ("priority", "integer"),
-            ("parent_id", "string"),
-            ("depth", "integer"),
-            ("metadata", "object"),
-            ("version", "integer"),
-        ],
-        &["id", "item_type", "title", "status", "version"],
-    )
+    object(&[("id", "string"), ("version", "integer")], &["id", "version"])
 }
 
 pub fn work_item_detail() -> Arc<JsonObject> {
     object(
-        &[
-            ("item", "object"),
-            ("ancestors", "array"),
-            ("descendants", "array"),
-            ("descendant_count", "integer"),
-            ("dependencies", "object"),
-            ("conflicts", "array"),
-        ],
+        &[("item", "object"), ("descendants", "array"), ("dependencies", "object")],
         &["item"],
     )
 }
 
-/// A page of a list: `columns` names the fields of each row of `rows`.
+/// A page of a list: `columns` names the fields of each row of `rows`;
+/// `next_cursor` comes on every page but the last.
 pub fn page() -> Arc<JsonObject> {
     object(
-        &[
-            ("columns", "array"),
-            ("rows", "array"),
-            ("total_count", "integer"),
-            ("next_cursor", "string"),
-        ],
-        &["columns", "rows", "total_count"],
+        &[("columns", "array"), ("rows", "array"), ("total_count", "integer")],
+        &["rows", "total_count"],
     )
 }
 
 pub fn vendor() -> Arc<JsonObject> {
-    object(
-        &[
-            ("id", "string"),
-            ("name", "string"),
-            ("status", "string"),
-            ("extractor_version", "string"),
-            ("metadata", "object"),
-            ("version", "integer"),
-        ],
-        &["id", "name", "status", "version"],
-    )
+    object(&[("name", "string"), ("version", "integer")], &["name", "version"])
 }
 
 pub fn deployment() -> Arc<JsonObject> {
-    object(
-        &[
-            ("id", "string"),
-            ("deployed_at", "string"),
-            ("commit_hash", "string"),
-            ("metadata", "object"),
-            ("vendor_ids", "array"),
-            ("work_item_ids", "array"),
-        ],
-        &["id", "deployed_at", "commit_hash"],
-    )
+    object(&[("id", "string"), ("commit_hash", "string")], &["id"])
 }
 
 pub fn dependency() -> Arc<JsonObject> {
-    object(
-        &[
-            ("id", "string"),
-            ("source_id", "string"),
-            ("target_id", "string"),
-            ("dependency_type", "string"),
-            ("version", "integer"),
-        ],
-        &["id", "source_id", "target_id", "dependency_type"],
-    )
+    object(&[("id", "string")], &["id"])
 }
 
 pub fn configuration() -> Arc<JsonObject> {
-    object(
-        &[
-            ("active_context_type", "string"),
-            ("current_session_id", "string"),
-            ("git_branch", "string"),
-            ("git_head_commit", "string"),
-            ("default_token_budget", "integer"),
-            ("version", "integer"),
-            ("sync", "object"),
-        ],
-        &["active_context_type", "default_token_budget", "version"],
-    )
+    object(&[("version", "integer"), ("sync", "object")], &["version"])
 }
 
 /// An enhancement (create, update, get) or a page of them (list).
@@ -205,11 +148,7 @@ pub fn enhancement_or_page() -> Arc<JsonObject> {
     object(
         &[
             ("id", "string"),
-            ("title", "string"),
-            ("priority", "integer"),
-            ("status", "string"),
             ("version", "integer"),
-            ("columns", "array"),
             ("rows", "array"),
             ("total_count", "integer"),
         ],
@@ -218,15 +157,7 @@ pub fn enhancement_or_page() -> Arc<JsonObject> {
 }
 
 pub fn archive() -> Arc<JsonObject> {
-    object(
-        &[
-            ("dry_run", "boolean"),
-            ("count", "integer"),
-            ("columns", "array"),
-            ("rows", "array"),
-        ],
-        &["dry_run", "count", "rows"],
-    )
+    object(&[("count", "integer"), ("rows", "array")], &["count", "rows"])
 }
 
 pub fn status() -> Arc<JsonObject> {

@@ -22,17 +22,11 @@ use super::status;
 use crate::error::{Error, Result};
 use crate::ops::{Page, Tracker};
 
-/// The columns of each kind of list row.
-pub const WORK_ITEM_COLUMNS: &[&str] = &[
-    "id",
-    "title",
-    "item_type",
-    "status",
-    "priority",
-    "parent_id",
-    "updated_at",
-    "version",
-];
+/// The columns of each kind of list row. Work item rows leave out
+/// `updated_at`: with two ids and a title a row is already ~150 bytes, and a
+/// 50-row page must stay under 8 KB. `version` stays, so that a model can
+/// update an item straight from a list.
+pub const WORK_ITEM_COLUMNS: &[&str] = &["id", "title", "item_type", "status", "priority", "parent_id", "version"];
 const VENDOR_COLUMNS: &[&str] = &["name", "status", "extractor_version", "tests", "updated_at", "version"];
 const DEPLOYMENT_COLUMNS: &[&str] = &["id", "deployed_at", "commit_hash", "pr_number", "pr_title"];
 const ENHANCEMENT_COLUMNS: &[&str] = &["id", "title", "priority", "status", "target_quarter", "version"];
@@ -109,11 +103,10 @@ fn configuration_value(tracker: &Tracker) -> Result<Value> {
 #[tool_router(vis = "pub(super)")]
 impl WaymarkServer {
     #[tool(
-        title = "Create work item",
-        description = "Create a work item (project, session, task or research), optionally under a parent. Returns it with its id and version.",
+        description = "Create a work item, optionally under a parent. Returns it with its id and version.",
         input_schema = input_schema::<params::CreateWorkItem>(),
         output_schema = schema::work_item(),
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+        annotations(read_only_hint = false, destructive_hint = false, open_world_hint = false)
     )]
     async fn create_work_item(
         &self,
@@ -124,7 +117,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Update work item",
         description = "Change a work item's given fields. Send the version you last read: if it changed since, nothing is written and the error names the current version. \"\" clears a text field.",
         input_schema = input_schema::<params::UpdateWorkItem>(),
         output_schema = schema::work_item(),
@@ -139,7 +131,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Query work item",
         description = "One work item in full with its ancestors (root first), descendants (up to 200 rows), dependencies both ways and open sync conflicts.",
         input_schema = input_schema::<params::QueryWorkItem>(),
         output_schema = schema::work_item_detail(),
@@ -154,7 +145,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "List work items",
         description = "Work items, oldest first, as rows of columns, with total_count. Pass next_cursor back as cursor for the next page.",
         input_schema = input_schema::<params::ListWorkItems>(),
         output_schema = schema::page(),
@@ -165,7 +155,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "List ready work",
         description = "Work items that can start now (active, nothing they wait for still open), highest priority then oldest first, as rows.",
         input_schema = input_schema::<params::ListReadyWork>(),
         output_schema = schema::page(),
@@ -176,7 +165,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Manage dependency",
         description = "Add or remove a dependency. depends_on: source waits for target; blocks: target waits for source. Adding twice is harmless; self-edges and cycles are refused.",
         input_schema = input_schema::<params::ManageDependency>(),
         output_schema = schema::dependency(),
@@ -194,11 +182,10 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Record deployment",
         description = "Record a deployment of a commit with the vendors and work items it shipped.",
         input_schema = input_schema::<params::RecordDeployment>(),
         output_schema = schema::deployment(),
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+        annotations(read_only_hint = false, destructive_hint = false, open_world_hint = false)
     )]
     async fn record_deployment(
         &self,
@@ -209,7 +196,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "List deployments",
         description = "Deployments, newest first, as rows.",
         input_schema = input_schema::<params::ListDeployments>(),
         output_schema = schema::page(),
@@ -220,11 +206,10 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Create vendor",
         description = "Start tracking a vendor (a component with a health status and test results). It starts broken until update_vendor_status says otherwise.",
         input_schema = input_schema::<params::CreateVendor>(),
         output_schema = schema::vendor(),
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+        annotations(read_only_hint = false, destructive_hint = false, open_world_hint = false)
     )]
     async fn create_vendor(
         &self,
@@ -235,7 +220,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Query vendor status",
         description = "One vendor by name: status, extractor version, metadata and version.",
         input_schema = input_schema::<params::QueryVendor>(),
         output_schema = schema::vendor(),
@@ -246,7 +230,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Update vendor status",
         description = "Change a vendor's status, extractor version or metadata. Send the version you last read.",
         input_schema = input_schema::<params::UpdateVendor>(),
         output_schema = schema::vendor(),
@@ -261,7 +244,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "List vendors",
         description = "Vendors by name as rows (tests = passing/total).",
         input_schema = input_schema::<params::ListVendors>(),
         output_schema = schema::page(),
@@ -272,7 +254,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Get project configuration",
         description = "The project configuration (context type, current session, git branch and head, token budget) with this replica's sync health.",
         input_schema = input_schema::<params::NoArguments>(),
         output_schema = schema::configuration(),
@@ -283,7 +264,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Update project configuration",
         description = "Change configuration fields; \"\" clears an optional one.",
         input_schema = input_schema::<params::UpdateConfiguration>(),
         output_schema = schema::configuration(),
@@ -302,11 +282,10 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Manage enhancements",
         description = "Planned enhancements. create (title), update (id, version), get (id), or list (rows by priority; priority, status and target_quarter filter).",
         input_schema = input_schema::<params::ManageEnhancement>(),
         output_schema = schema::enhancement_or_page(),
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+        annotations(read_only_hint = false, destructive_hint = false, open_world_hint = false)
     )]
     async fn manage_enhancement(
         &self,
@@ -326,7 +305,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Archive work items",
         description = "Archive completed or deleted work items not updated for older_than_days, whole subtrees only. They leave lists and the report; query_archived_work_items finds them.",
         input_schema = input_schema::<params::ArchiveWorkItems>(),
         output_schema = schema::archive(),
@@ -350,7 +328,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Query archived work items",
         description = "Archived work items, most recently archived first, as rows.",
         input_schema = input_schema::<params::QueryArchived>(),
         output_schema = schema::page(),
@@ -361,7 +338,6 @@ impl WaymarkServer {
     }
 
     #[tool(
-        title = "Get project status",
         description = "The status report: vendor health, active work as a tree, recent deployments, pending enhancements, sync conflicts.",
         input_schema = input_schema::<params::ProjectStatus>(),
         output_schema = schema::status(),

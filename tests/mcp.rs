@@ -1,0 +1,1666 @@
+//! The MCP server, as a client sees it: every tool's happy path and error
+//! paths over an in-process duplex pipe, hostile input each followed by a
+//! call that works, the size budgets of `tools/list` and of a list page, and
+//! end-to-end sessions against the built binary over stdio.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ErrorCode, Implementation,
+    ProtocolVersion, ReadResourceRequestParams, ResourceContents, Tool,
+};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{RoleClient, ServiceError, ServiceExt};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use waymark::Tracker;
+use waymark::mcp::{CORE_TOOLS, ServeOptions, Toolset, WaymarkServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_waymark");
+const CLIENT: &str = "test-agent";
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+fn client_config(name: &str) -> ClientConfig {
+    ClientConfig::new(ClientCapabilities::default(), Implementation::new(name, "1.0.0"))
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+}
+
+/// A client talking to a server over an in-process pipe.
+struct Session {
+    client: Client,
+    tracker: Tracker,
+    _dir: Option<TempDir>,
+}
+
+impl Session {
+    async fn new(options: ServeOptions) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = Tracker::open(dir.path()).unwrap();
+        let mut s = Session::on(tracker, options, CLIENT).await;
+        s._dir = Some(dir);
+        s
+    }
+
+    async fn all() -> Session {
+        Session::new(ServeOptions::default()).await
+    }
+
+    /// A second server and client on the same store.
+    async fn on(tracker: Tracker, options: ServeOptions, client_name: &str) -> Session {
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let server = WaymarkServer::new(tracker.clone(), options);
+        tokio::spawn(async move {
+            if let Ok(running) = server.serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = client_config(client_name).serve(client_io).await.unwrap();
+        Session {
+            client,
+            tracker,
+            _dir: None,
+        }
+    }
+
+    async fn call(&self, tool: &str, args: Value) -> Result<CallToolResult, ServiceError> {
+        let params = CallToolRequestParams::new(tool.to_owned());
+        let params = match args {
+            Value::Object(m) => params.with_arguments(m),
+            Value::Null => params,
+            other => panic!("arguments must be an object, not {other}"),
+        };
+        tokio::time::timeout(Duration::from_secs(10), self.client.call_tool(params))
+            .await
+            .expect("server answers")
+    }
+
+    /// Call a tool that must succeed; its structured content, checked against
+    /// its text copy.
+    async fn ok(&self, tool: &str, args: Value) -> Value {
+        let r = self
+            .call(tool, args)
+            .await
+            .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
+        assert_ne!(r.is_error, Some(true), "{tool} failed: {}", text(&r));
+        let sc = r
+            .structured_content
+            .clone()
+            .unwrap_or_else(|| panic!("{tool}: no structuredContent"));
+        assert!(sc.is_object(), "{tool}: structuredContent is not an object");
+        assert_eq!(text(&r), sc.to_string(), "{tool}: the text copy is the compact JSON");
+        sc
+    }
+
+    /// Call a tool that must fail with `isError`; its message.
+    async fn err(&self, tool: &str, args: Value) -> String {
+        let r = self
+            .call(tool, args)
+            .await
+            .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
+        assert_eq!(
+            r.is_error,
+            Some(true),
+            "{tool} should fail but gave {:?}",
+            r.structured_content
+        );
+        assert!(r.structured_content.is_none());
+        text(&r)
+    }
+
+    async fn tools(&self) -> Vec<Tool> {
+        self.client.list_all_tools().await.unwrap()
+    }
+
+    async fn project(&self, title: &str) -> Value {
+        self.ok(
+            "create_work_item",
+            json!({"item_type": "project", "title": title, "metadata": {"description": "a project"}}),
+        )
+        .await
+    }
+
+    async fn item(&self, item_type: &str, title: &str, parent: &Value) -> Value {
+        self.ok(
+            "create_work_item",
+            json!({"item_type": item_type, "title": title, "parent_id": parent["id"]}),
+        )
+        .await
+    }
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn size(v: &impl serde::Serialize) -> usize {
+    serde_json::to_string(v).unwrap().len()
+}
+
+fn names(tools: &[Tool]) -> Vec<String> {
+    tools.iter().map(|t| t.name.to_string()).collect()
+}
+
+fn sorted(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+const ALL_TOOLS: &[&str] = &[
+    "archive_work_items",
+    "create_vendor",
+    "create_work_item",
+    "get_project_configuration",
+    "get_project_status",
+    "list_deployments",
+    "list_ready_work",
+    "list_vendors",
+    "list_work_items",
+    "manage_dependency",
+    "manage_enhancement",
+    "query_archived_work_items",
+    "query_vendor_status",
+    "query_work_item",
+    "record_deployment",
+    "update_project_configuration",
+    "update_vendor_status",
+    "update_work_item",
+];
+
+const READ_TOOLS: &[&str] = &[
+    "get_project_configuration",
+    "get_project_status",
+    "list_deployments",
+    "list_ready_work",
+    "list_vendors",
+    "list_work_items",
+    "query_archived_work_items",
+    "query_vendor_status",
+    "query_work_item",
+];
+
+/// No `$ref`, `$defs` or nullable type array anywhere in a schema.
+fn assert_clean_schema(at: &str, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            for key in ["$ref", "$defs", "$schema", "definitions"] {
+                assert!(!m.contains_key(key), "{key} in {at}");
+            }
+            if let Some(t) = m.get("type") {
+                assert!(t.is_string(), "type array at {at}: {t}");
+                assert_ne!(t, "null", "null type at {at}");
+            }
+            assert!(!m.contains_key("anyOf") && !m.contains_key("oneOf"), "union at {at}");
+            for (k, v) in m {
+                assert_clean_schema(&format!("{at}.{k}"), v);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| assert_clean_schema(at, v)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_server_names_itself_and_describes_every_tool() {
+    let s = Session::all().await;
+    let info = s.client.peer_info().unwrap();
+    let server = info.server_info.as_ref().unwrap();
+    assert_eq!(
+        (server.name.as_str(), server.version.as_str()),
+        ("waymark", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(info.instructions.as_deref().unwrap().contains("list_ready_work"));
+    assert!(info.capabilities.tools.is_some() && info.capabilities.resources.is_some());
+
+    let tools = s.tools().await;
+    assert_eq!(names(&tools), sorted(ALL_TOOLS));
+    for t in &tools {
+        let name = t.name.as_ref();
+        let description = t.description.as_deref().unwrap_or_default();
+        assert!(description.len() > 30, "{name} needs a description a model can act on");
+        let input = serde_json::to_value(&*t.input_schema).unwrap();
+        assert_eq!(input["type"], "object", "{name} input is object-rooted");
+        assert_clean_schema(&format!("{name}.inputSchema"), &input);
+        for (field, schema) in input["properties"].as_object().unwrap() {
+            assert!(schema.get("type").is_some(), "{name}.{field} has a type");
+        }
+        let output = serde_json::to_value(t.output_schema.as_deref().expect("output schema")).unwrap();
+        assert_eq!(output["type"], "object", "{name} output is object-rooted");
+        assert_clean_schema(&format!("{name}.outputSchema"), &output);
+        let a = t.annotations.as_ref().expect("annotations");
+        assert_eq!(a.open_world_hint, Some(false), "{name} is closed-world");
+        let read_only = a.read_only_hint.expect("readOnlyHint set");
+        assert_eq!(read_only, READ_TOOLS.contains(&name), "{name} readOnlyHint");
+        if !read_only {
+            assert!(a.destructive_hint.is_some(), "{name} says whether it destroys");
+        }
+    }
+    let destructive: Vec<&str> = tools
+        .iter()
+        .filter(|t| t.annotations.as_ref().unwrap().destructive_hint == Some(true))
+        .map(|t| t.name.as_ref())
+        .collect();
+    assert_eq!(
+        destructive,
+        ["archive_work_items", "manage_dependency", "update_work_item"]
+    );
+
+    // Field descriptions and ranges reach the client.
+    let create = tools.iter().find(|t| t.name == "create_work_item").unwrap();
+    let props = &create.input_schema["properties"];
+    assert_eq!(props["priority"]["minimum"], 0);
+    assert_eq!(props["priority"]["maximum"], 4);
+    assert_eq!(props["title"]["maxLength"], 200);
+    assert_eq!(
+        props["item_type"]["enum"],
+        json!(["project", "session", "task", "research"])
+    );
+    assert!(props["parent_id"]["description"].as_str().unwrap().contains("depth"));
+    assert_eq!(create.input_schema["required"], json!(["item_type", "title"]));
+    let list = tools.iter().find(|t| t.name == "list_work_items").unwrap();
+    assert_eq!(list.input_schema["properties"]["limit"]["maximum"], 100);
+}
+
+#[tokio::test]
+async fn tools_list_fits_its_budgets() {
+    let all = Session::all().await.tools().await;
+    let core = Session::new(ServeOptions {
+        toolset: Toolset::Core,
+        read_only: false,
+    })
+    .await
+    .tools()
+    .await;
+    let all_size = size(&json!({ "tools": all }));
+    let core_size = size(&json!({ "tools": core }));
+    let mut sizes: Vec<(usize, &str)> = all.iter().map(|t| (size(t), t.name.as_ref())).collect();
+    sizes.sort();
+    eprintln!("tools/list: all {all_size} bytes, core {core_size} bytes; per tool: {sizes:?}");
+    assert!(all_size < 24_000, "whole tools/list is {all_size} bytes");
+    assert!(core_size < 10_000, "core tools/list is {core_size} bytes");
+}
+
+#[tokio::test]
+async fn toolsets_and_read_only_narrow_the_list() {
+    let core = Session::new(ServeOptions {
+        toolset: Toolset::Core,
+        read_only: false,
+    })
+    .await;
+    assert_eq!(names(&core.tools().await), sorted(CORE_TOOLS));
+    assert_eq!(CORE_TOOLS.len(), 12);
+    // A tool outside the set is unknown to this server: a protocol error.
+    let e = core
+        .call("manage_enhancement", json!({"action": "list"}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::McpError(d) if d.code == ErrorCode::INVALID_PARAMS),
+        "{e}"
+    );
+    core.ok("list_ready_work", json!({})).await;
+
+    let read_only = Session::new(ServeOptions {
+        toolset: Toolset::All,
+        read_only: true,
+    })
+    .await;
+    assert_eq!(names(&read_only.tools().await), sorted(READ_TOOLS));
+    let e = read_only
+        .call("create_work_item", json!({"item_type": "task", "title": "x"}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::McpError(d) if d.code == ErrorCode::INVALID_PARAMS),
+        "{e}"
+    );
+    read_only.ok("get_project_configuration", json!({})).await;
+
+    let both = Session::new(ServeOptions {
+        toolset: Toolset::Core,
+        read_only: true,
+    })
+    .await;
+    let expected: Vec<&str> = CORE_TOOLS.iter().copied().filter(|t| READ_TOOLS.contains(t)).collect();
+    assert_eq!(names(&both.tools().await), sorted(&expected));
+
+    assert_eq!("core".parse::<Toolset>(), Ok(Toolset::Core));
+    assert_eq!(" ALL ".parse::<Toolset>(), Ok(Toolset::All));
+    assert!("some".parse::<Toolset>().unwrap_err().contains("core or all"));
+    assert_eq!(
+        ServeOptions::default(),
+        ServeOptions {
+            toolset: Toolset::All,
+            read_only: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn work_items_are_created_updated_queried_and_listed() {
+    let s = Session::all().await;
+    let p = s.project("Waymark").await;
+    assert_eq!(
+        (p["item_type"].as_str(), p["version"].as_i64()),
+        (Some("project"), Some(1))
+    );
+    assert_eq!(
+        (p["created_by"].as_str(), p["updated_by"].as_str()),
+        (Some(CLIENT), Some(CLIENT))
+    );
+    let session = s.item("session", "First session", &p).await;
+    let task = s
+        .ok(
+            "create_work_item",
+            json!({"item_type": "task", "title": "Write the MCP server", "parent_id": session["id"],
+                   "priority": 0, "branch_name": "003-mcp", "metadata": {"estimated_hours": 4}}),
+        )
+        .await;
+    assert_eq!((task["depth"].as_i64(), task["priority"].as_i64()), (Some(2), Some(0)));
+
+    // update with the version read; a stale version names both versions and the writer.
+    let updated = s
+        .ok(
+            "update_work_item",
+            json!({"id": task["id"], "version": 1, "status": "completed", "metadata": {"actual_hours": 5}}),
+        )
+        .await;
+    assert_eq!(
+        (updated["status"].as_str(), updated["version"].as_i64()),
+        (Some("completed"), Some(2))
+    );
+    assert_eq!(updated["metadata"], json!({"estimated_hours": 4, "actual_hours": 5}));
+    let stale = s
+        .err(
+            "update_work_item",
+            json!({"id": task["id"], "version": 1, "title": "Late"}),
+        )
+        .await;
+    assert!(
+        stale.contains("version 1") && stale.contains("version 2") && stale.contains(CLIENT),
+        "{stale}"
+    );
+
+    // query: the item with its ancestors, root first, and descendants.
+    let q = s.ok("query_work_item", json!({"id": task["id"]})).await;
+    assert_eq!(q["item"]["title"], "Write the MCP server");
+    let ancestors: Vec<&Value> = q["ancestors"].as_array().unwrap().iter().map(|a| &a["id"]).collect();
+    assert_eq!(ancestors, [&p["id"], &session["id"]]);
+    let q = s
+        .ok("query_work_item", json!({"id": p["id"], "include_dependencies": false}))
+        .await;
+    assert_eq!(q["descendant_count"], 2);
+    assert!(q.get("dependencies").is_none());
+    let q = s
+        .ok("query_work_item", json!({"id": p["id"], "include_children": false}))
+        .await;
+    assert_eq!(q["descendants"], json!([]));
+
+    // list: rows under columns, filters, pages with an opaque cursor.
+    let page = s.ok("list_work_items", json!({})).await;
+    assert_eq!(page["columns"], json!(waymark::mcp::WORK_ITEM_COLUMNS));
+    assert_eq!(page["total_count"], 3);
+    assert_eq!(page["rows"][0][0], p["id"]);
+    assert!(page.get("next_cursor").is_none());
+    let tasks = s
+        .ok("list_work_items", json!({"item_type": "task", "status": "completed"}))
+        .await;
+    assert_eq!(tasks["total_count"], 1);
+    let found = s.ok("list_work_items", json!({"text": "mcp"})).await;
+    assert_eq!(found["rows"][0][1], "Write the MCP server");
+    let children = s.ok("list_work_items", json!({"parent_id": p["id"]})).await;
+    assert_eq!(children["total_count"], 1);
+    let first = s.ok("list_work_items", json!({"limit": 2})).await;
+    assert_eq!(first["rows"].as_array().unwrap().len(), 2);
+    let second = s
+        .ok("list_work_items", json!({"limit": 2, "cursor": first["next_cursor"]}))
+        .await;
+    assert_eq!(second["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(second["rows"][0][0], task["id"]);
+
+    // soft delete hides it from lists unless asked, and restores.
+    let v = updated["version"].clone();
+    s.ok(
+        "update_work_item",
+        json!({"id": task["id"], "version": v, "deleted": true}),
+    )
+    .await;
+    assert_eq!(s.ok("list_work_items", json!({})).await["total_count"], 2);
+    assert_eq!(
+        s.ok("list_work_items", json!({"include_deleted": true})).await["total_count"],
+        3
+    );
+}
+
+#[tokio::test]
+async fn work_item_errors_are_tool_errors_that_say_what_to_do() {
+    let s = Session::all().await;
+    let missing = "0190a4b2-7c1e-7d3a-9f2e-123456789abc";
+    let cases = [
+        (
+            "create_work_item",
+            json!({"item_type": "epic", "title": "x"}),
+            "project, session, task, research",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": "   "}),
+            "title",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "project", "title": "No description"}),
+            "description",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "priority": 9}),
+            "priority",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "commit_hash": "xyz"}),
+            "commit_hash",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "parent_id": missing}),
+            "list_work_items",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "parent_id": "nope"}),
+            "parent_id",
+        ),
+        (
+            "update_work_item",
+            json!({"id": missing, "version": 1}),
+            "list_work_items",
+        ),
+        ("query_work_item", json!({"id": missing}), "not found"),
+        ("query_work_item", json!({"id": "WM-1"}), "id"),
+        ("list_work_items", json!({"limit": 0}), "limit"),
+        ("list_work_items", json!({"limit": 101}), "limit"),
+        ("list_work_items", json!({"cursor": "zz"}), "start again without one"),
+        ("list_work_items", json!({"status": "sleeping"}), "status"),
+        ("list_ready_work", json!({"item_type": "bug"}), "item_type"),
+        ("list_ready_work", json!({"cursor": "00"}), "cursor"),
+    ];
+    for (tool, args, expected) in cases {
+        let message = s.err(tool, args.clone()).await;
+        assert!(
+            message.contains(expected),
+            "{tool} {args}: {message:?} should mention {expected:?}"
+        );
+    }
+    // The depth limit: six levels, 0 to 5.
+    let mut parent = s.project("Deep").await;
+    for depth in 1..=5 {
+        parent = s.item("task", &format!("level {depth}"), &parent).await;
+        assert_eq!(parent["depth"], depth);
+    }
+    let deeper = s
+        .err(
+            "create_work_item",
+            json!({"item_type": "task", "title": "6", "parent_id": parent["id"]}),
+        )
+        .await;
+    assert!(deeper.contains("depth 6") && deeper.contains("limit"), "{deeper}");
+    // Moving an item under its own descendant is a cycle.
+    let root = s.project("Root").await;
+    let child = s.item("task", "child", &root).await;
+    let cycle = s
+        .err(
+            "update_work_item",
+            json!({"id": root["id"], "version": 1, "parent_id": child["id"]}),
+        )
+        .await;
+    assert!(cycle.contains("descendants"), "{cycle}");
+}
+
+#[tokio::test]
+async fn dependencies_shape_ready_work() {
+    let s = Session::all().await;
+    let p = s.project("P").await;
+    let a = s.item("task", "A", &p).await;
+    let b = s.item("task", "B", &p).await;
+    let ready = s.ok("list_ready_work", json!({"item_type": "task"})).await;
+    assert_eq!(ready["total_count"], 2);
+
+    let dep = json!({"action": "add", "source_id": b["id"], "target_id": a["id"], "dependency_type": "depends_on"});
+    let d = s.ok("manage_dependency", dep.clone()).await;
+    assert_eq!(
+        (d["source_id"].clone(), d["dependency_type"].as_str()),
+        (b["id"].clone(), Some("depends_on"))
+    );
+    assert_eq!(d["created_by"], CLIENT);
+    assert_eq!(
+        s.ok("manage_dependency", dep.clone()).await["id"],
+        d["id"],
+        "adding twice is harmless"
+    );
+    let ready = s.ok("list_ready_work", json!({"item_type": "task"})).await;
+    assert_eq!(ready["rows"], json!([[a["id"], "A", "task", "active", 2, p["id"], 1]]));
+    let q = s.ok("query_work_item", json!({"id": b["id"]})).await;
+    assert_eq!(q["dependencies"]["depends_on"][0]["item"]["id"], a["id"]);
+
+    let cycle = s
+        .err(
+            "manage_dependency",
+            json!({"action": "add", "source_id": a["id"], "target_id": b["id"], "dependency_type": "depends_on"}),
+        )
+        .await;
+    assert!(cycle.contains("cycle"), "{cycle}");
+    let blocks_cycle = s
+        .err(
+            "manage_dependency",
+            json!({"action": "add", "source_id": b["id"], "target_id": a["id"], "dependency_type": "blocks"}),
+        )
+        .await;
+    assert!(blocks_cycle.contains("cycle"), "{blocks_cycle}");
+    let own = s
+        .err(
+            "manage_dependency",
+            json!({"action": "add", "source_id": a["id"], "target_id": a["id"], "dependency_type": "blocks"}),
+        )
+        .await;
+    assert!(own.contains("itself"), "{own}");
+    let bad_action = s
+        .err(
+            "manage_dependency",
+            json!({"action": "toggle", "source_id": a["id"], "target_id": b["id"], "dependency_type": "blocks"}),
+        )
+        .await;
+    assert!(bad_action.contains("add, remove"), "{bad_action}");
+    let bad_type = s
+        .err(
+            "manage_dependency",
+            json!({"action": "add", "source_id": a["id"], "target_id": b["id"], "dependency_type": "after"}),
+        )
+        .await;
+    assert!(bad_type.contains("blocks, depends_on"), "{bad_type}");
+
+    // Finishing A frees B; removing the edge frees it too.
+    s.ok(
+        "update_work_item",
+        json!({"id": a["id"], "version": 1, "status": "completed"}),
+    )
+    .await;
+    assert_eq!(
+        s.ok("list_ready_work", json!({"item_type": "task"})).await["rows"][0][0],
+        b["id"]
+    );
+    let mut remove = dep.clone();
+    remove["action"] = json!("remove");
+    s.ok("manage_dependency", remove.clone()).await;
+    let gone = s.err("manage_dependency", remove).await;
+    assert!(gone.contains("not found"), "{gone}");
+}
+
+#[tokio::test]
+async fn vendors_are_created_queried_updated_and_listed() {
+    let s = Session::all().await;
+    let v = s
+        .ok(
+            "create_vendor",
+            json!({"name": "Acme Corp", "extractor_version": "1.2.0", "metadata": {"format_support": {"csv": true}}}),
+        )
+        .await;
+    assert_eq!((v["status"].as_str(), v["version"].as_i64()), (Some("broken"), Some(1)));
+    let dup = s.err("create_vendor", json!({"name": "acme corp"})).await;
+    assert!(
+        dup.contains("already exists") && dup.contains("update_vendor_status"),
+        "{dup}"
+    );
+    assert!(
+        s.err("create_vendor", json!({"name": "bad/name"}))
+            .await
+            .contains("name")
+    );
+
+    assert_eq!(
+        s.ok("query_vendor_status", json!({"name": "ACME CORP"})).await["id"],
+        v["id"]
+    );
+    let missing = s.err("query_vendor_status", json!({"name": "Nobody"})).await;
+    assert!(missing.contains("list_vendors"), "{missing}");
+    assert!(
+        s.err("query_vendor_status", json!({"name": " "}))
+            .await
+            .contains("empty")
+    );
+
+    let up = s
+        .ok(
+            "update_vendor_status",
+            json!({"name": "acme corp", "version": 1, "status": "operational",
+                   "metadata": {"test_results": {"passing": 9, "total": 10}}}),
+        )
+        .await;
+    assert_eq!(
+        (up["status"].as_str(), up["version"].as_i64()),
+        (Some("operational"), Some(2))
+    );
+    assert_eq!(
+        up["metadata"]["format_support"],
+        json!({"csv": true}),
+        "metadata merges"
+    );
+    assert_eq!(up["updated_by"], CLIENT);
+    let stale = s
+        .err(
+            "update_vendor_status",
+            json!({"name": "Acme Corp", "version": 1, "status": "broken"}),
+        )
+        .await;
+    assert!(stale.contains("version 2"), "{stale}");
+    let invalid = s
+        .err(
+            "update_vendor_status",
+            json!({"name": "Acme Corp", "version": 2, "metadata": {"test_results": {"passing": 11, "total": 10}}}),
+        )
+        .await;
+    assert!(invalid.contains("passing"), "{invalid}");
+    assert!(
+        s.err(
+            "update_vendor_status",
+            json!({"name": "Acme Corp", "version": 2, "status": "meh"})
+        )
+        .await
+        .contains("operational")
+    );
+
+    s.ok("create_vendor", json!({"name": "Beta"})).await;
+    let page = s.ok("list_vendors", json!({})).await;
+    assert_eq!(
+        page["columns"],
+        json!(["name", "status", "extractor_version", "tests", "updated_at", "version"])
+    );
+    assert_eq!(
+        page["rows"][0].as_array().unwrap()[..4],
+        json!(["Acme Corp", "operational", "1.2.0", "9/10"]).as_array().unwrap()[..]
+    );
+    assert_eq!(page["total_count"], 2);
+    assert_eq!(
+        s.ok("list_vendors", json!({"status": "broken"})).await["rows"][0][0],
+        "Beta"
+    );
+    assert!(
+        s.err("list_vendors", json!({"status": "fine"}))
+            .await
+            .contains("status")
+    );
+}
+
+#[tokio::test]
+async fn deployments_are_recorded_with_links_and_listed() {
+    let s = Session::all().await;
+    let p = s.project("P").await;
+    let t = s.item("task", "Ship it", &p).await;
+    let v = s.ok("create_vendor", json!({"name": "Acme"})).await;
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let d = s
+        .ok(
+            "record_deployment",
+            json!({"commit_hash": commit, "pr_number": 12, "pr_title": "MCP server",
+                   "test_summary": {"unit": 150, "integration": 30}, "constitutional_compliance": true,
+                   "vendor_ids": ["acme"], "work_item_ids": [t["id"]], "deployed_at": "2026-01-02T03:04:05Z"}),
+        )
+        .await;
+    assert_eq!(d["vendor_ids"], json!([v["id"]]));
+    assert_eq!(d["work_item_ids"], json!([t["id"]]));
+    assert_eq!(d["metadata"]["test_summary"]["unit"], 150);
+    let later = s.ok("record_deployment", json!({"commit_hash": commit})).await;
+
+    for (args, expected) in [
+        (json!({"commit_hash": "abc"}), "commit_hash"),
+        (json!({"commit_hash": commit, "vendor_ids": ["nobody"]}), "list_vendors"),
+        (json!({"commit_hash": commit, "vendor_ids": ["acme", "ACME"]}), "twice"),
+        (
+            json!({"commit_hash": commit, "work_item_ids": ["0190a4b2-7c1e-7d3a-9f2e-123456789abc"]}),
+            "not found",
+        ),
+        (
+            json!({"commit_hash": commit, "deployed_at": "yesterday"}),
+            "deployed_at",
+        ),
+        (
+            json!({"commit_hash": commit, "test_summary": {"unit": -1}}),
+            "test_summary",
+        ),
+        (json!({"commit_hash": commit, "pr_number": 0}), "pr_number"),
+    ] {
+        let message = s.err("record_deployment", args.clone()).await;
+        assert!(
+            message.contains(expected),
+            "{args}: {message:?} should mention {expected:?}"
+        );
+    }
+
+    let page = s.ok("list_deployments", json!({})).await;
+    assert_eq!(
+        page["columns"],
+        json!(["id", "deployed_at", "commit_hash", "pr_number", "pr_title"])
+    );
+    assert_eq!(page["total_count"], 2);
+    assert_eq!(page["rows"][0][0], later["id"], "newest first");
+    let by_vendor = s.ok("list_deployments", json!({"vendor": "ACME"})).await;
+    assert_eq!(
+        by_vendor["rows"],
+        json!([[d["id"], d["deployed_at"], commit, 12, "MCP server"]])
+    );
+    assert_eq!(
+        s.ok("list_deployments", json!({"work_item_id": t["id"]})).await["total_count"],
+        1
+    );
+    assert!(
+        s.err("list_deployments", json!({"vendor": "nobody"}))
+            .await
+            .contains("not found")
+    );
+}
+
+#[tokio::test]
+async fn configuration_is_read_and_updated() {
+    let s = Session::all().await;
+    let c = s.ok("get_project_configuration", json!({})).await;
+    assert_eq!(
+        (c["active_context_type"].as_str(), c["default_token_budget"].as_i64()),
+        (Some("feature"), Some(200_000))
+    );
+    assert_eq!(c["version"], 0);
+    assert_eq!(c["sync"]["hub_configured"], false);
+    assert_eq!(
+        s.ok("get_project_configuration", Value::Null).await,
+        c,
+        "arguments may be left out"
+    );
+
+    let p = s.project("P").await;
+    let session = s.item("session", "Now", &p).await;
+    let task = s.item("task", "Not a session", &session).await;
+    let up = s
+        .ok(
+            "update_project_configuration",
+            json!({"version": 0, "active_context_type": "maintenance", "current_session_id": session["id"],
+                   "git_branch": "main", "default_token_budget": 50000}),
+        )
+        .await;
+    assert_eq!(
+        (up["active_context_type"].as_str(), up["version"].as_i64()),
+        (Some("maintenance"), Some(1))
+    );
+    assert_eq!(up["updated_by"], CLIENT);
+    assert_eq!(up["sync"]["pending_changes"].as_i64().map(|n| n > 0), Some(true));
+    assert_eq!(s.ok("get_project_configuration", json!({})).await["git_branch"], "main");
+
+    for (args, expected) in [
+        (json!({"version": 0, "git_branch": "x"}), "version 1"),
+        (json!({"current_session_id": task["id"]}), "not a session"),
+        (json!({"default_token_budget": 5}), "default_token_budget"),
+        (
+            json!({"active_context_type": "party"}),
+            "feature, maintenance, research",
+        ),
+        (json!({"git_head_commit": "123"}), "git_head_commit"),
+    ] {
+        let message = s.err("update_project_configuration", args.clone()).await;
+        assert!(
+            message.contains(expected),
+            "{args}: {message:?} should mention {expected:?}"
+        );
+    }
+    let cleared = s.ok("update_project_configuration", json!({"git_branch": ""})).await;
+    assert!(cleared.get("git_branch").is_none());
+}
+
+#[tokio::test]
+async fn enhancements_are_created_read_updated_and_listed() {
+    let s = Session::all().await;
+    let e = s
+        .ok(
+            "manage_enhancement",
+            json!({"action": "create", "title": "Sync over HTTP", "priority": 1, "target_quarter": "2027-Q1",
+                   "description": "Let replicas sync through a hub."}),
+        )
+        .await;
+    assert_eq!(
+        (e["status"].as_str(), e["version"].as_i64()),
+        (Some("planned"), Some(1))
+    );
+    let other = s
+        .ok(
+            "manage_enhancement",
+            json!({"action": "create", "title": "Later", "depends_on": [e["id"]]}),
+        )
+        .await;
+    assert_eq!(other["priority"], 3);
+
+    assert_eq!(
+        s.ok("manage_enhancement", json!({"action": "get", "id": e["id"]}))
+            .await,
+        e
+    );
+    let up = s
+        .ok(
+            "manage_enhancement",
+            json!({"action": "update", "id": e["id"], "version": 1, "status": "approved"}),
+        )
+        .await;
+    assert_eq!(
+        (up["status"].as_str(), up["updated_by"].as_str()),
+        (Some("approved"), Some(CLIENT))
+    );
+
+    let page = s.ok("manage_enhancement", json!({"action": "list"})).await;
+    assert_eq!(
+        page["columns"],
+        json!(["id", "title", "priority", "status", "target_quarter", "version"])
+    );
+    assert_eq!(
+        page["rows"][0],
+        json!([e["id"], "Sync over HTTP", 1, "approved", "2027-Q1", 2])
+    );
+    assert_eq!(page["total_count"], 2);
+    let filtered = s
+        .ok(
+            "manage_enhancement",
+            json!({"action": "list", "priority": 3, "status": "planned"}),
+        )
+        .await;
+    assert_eq!(filtered["rows"][0][0], other["id"]);
+    let quarter = s
+        .ok(
+            "manage_enhancement",
+            json!({"action": "list", "target_quarter": "2027-Q1"}),
+        )
+        .await;
+    assert_eq!(quarter["total_count"], 1);
+
+    let missing = "0190a4b2-7c1e-7d3a-9f2e-123456789abc";
+    for (args, expected) in [
+        (json!({"action": "create"}), "title"),
+        (json!({"action": "create", "title": "x", "priority": 0}), "priority"),
+        (
+            json!({"action": "create", "title": "x", "target_quarter": "Q5"}),
+            "target_quarter",
+        ),
+        (
+            json!({"action": "create", "title": "x", "depends_on": [missing]}),
+            "manage_enhancement",
+        ),
+        (json!({"action": "update", "id": e["id"]}), "version"),
+        (json!({"action": "update", "version": 1}), "id"),
+        (
+            json!({"action": "update", "id": e["id"], "version": 1, "title": "late"}),
+            "version 2",
+        ),
+        (json!({"action": "get", "id": missing}), "not found"),
+        (json!({"action": "get"}), "id"),
+        (json!({"action": "list", "status": "dreaming"}), "status"),
+        (json!({"action": "delete", "id": e["id"]}), "create, update, get, list"),
+    ] {
+        let message = s.err("manage_enhancement", args.clone()).await;
+        assert!(
+            message.contains(expected),
+            "{args}: {message:?} should mention {expected:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn finished_work_is_archived_and_stays_queryable() {
+    let s = Session::all().await;
+    let p = s.project("Old").await;
+    let t = s.item("task", "Finished long ago", &p).await;
+    s.ok(
+        "update_work_item",
+        json!({"id": t["id"], "version": 1, "status": "completed"}),
+    )
+    .await;
+    let kept = s.project("Still open").await;
+
+    let preview = s.ok("archive_work_items", json!({})).await;
+    assert_eq!(
+        (preview["dry_run"].as_bool(), preview["count"].as_i64()),
+        (Some(false), Some(0)),
+        "default 365 days"
+    );
+    let preview = s
+        .ok("archive_work_items", json!({"older_than_days": 0, "dry_run": true}))
+        .await;
+    assert_eq!(
+        (preview["dry_run"].as_bool(), preview["count"].as_i64()),
+        (Some(true), Some(1))
+    );
+    assert_eq!(preview["rows"][0][0], t["id"]);
+    assert_eq!(
+        s.ok("list_work_items", json!({})).await["total_count"],
+        3,
+        "a dry run changes nothing"
+    );
+
+    let done = s.ok("archive_work_items", json!({"older_than_days": 0})).await;
+    assert_eq!(done["count"], 1);
+    let listed = s.ok("list_work_items", json!({})).await;
+    assert_eq!(listed["total_count"], 2);
+    let archived = s.ok("query_archived_work_items", json!({})).await;
+    assert_eq!(
+        (archived["total_count"].as_i64(), archived["rows"][0][0].clone()),
+        (Some(1), t["id"].clone())
+    );
+    assert_eq!(
+        s.ok(
+            "query_archived_work_items",
+            json!({"text": "long ago", "item_type": "task"})
+        )
+        .await["total_count"],
+        1
+    );
+    assert_eq!(
+        s.ok("query_archived_work_items", json!({"text": "nothing like it"}))
+            .await["total_count"],
+        0
+    );
+    assert!(s.ok("query_work_item", json!({"id": t["id"]})).await["item"]["archived_at"].is_string());
+    assert_ne!(kept["id"], t["id"]);
+
+    assert!(
+        s.err("archive_work_items", json!({"older_than_days": -1}))
+            .await
+            .contains("older_than_days")
+    );
+    assert!(
+        s.err("query_archived_work_items", json!({"item_type": "epic"}))
+            .await
+            .contains("item_type")
+    );
+    assert!(
+        s.err("query_archived_work_items", json!({"limit": 1000}))
+            .await
+            .contains("limit")
+    );
+}
+
+#[tokio::test]
+async fn the_status_report_comes_as_markdown_or_json() {
+    let s = Session::all().await;
+    let p = s.project("Waymark").await;
+    s.item("task", "Report status", &p).await;
+    s.ok("create_vendor", json!({"name": "Acme"})).await;
+    let md = s.ok("get_project_status", json!({})).await;
+    assert_eq!(md["format"], "markdown");
+    let text = md["markdown"].as_str().unwrap();
+    assert!(text.starts_with("# Project Status - "), "{text}");
+    assert!(
+        text.contains("## Active Work Items (2)") && text.contains("  ### Report status (task)"),
+        "{text}"
+    );
+    assert!(text.contains("- **Acme**: broken"), "{text}");
+    assert_eq!(
+        s.ok("get_project_status", json!({"format": "MARKDOWN"})).await["format"],
+        "markdown"
+    );
+
+    let js = s.ok("get_project_status", json!({"format": "json"})).await;
+    assert_eq!(js["report"]["work_items"][1]["title"], "Report status");
+    assert_eq!(js["report"]["vendors"]["total"], 1);
+    assert!(js["report"].get("omitted").is_none());
+    assert!(
+        s.err("get_project_status", json!({"format": "pdf"}))
+            .await
+            .contains("markdown, json")
+    );
+}
+
+#[tokio::test]
+async fn the_status_report_stays_bounded_on_a_big_store() {
+    let s = Session::all().await;
+    let p = s.project("Big").await;
+    for i in 0..120 {
+        s.tracker
+            .create_work_item(
+                "seed",
+                waymark::ops::NewWorkItem {
+                    item_type: "task".into(),
+                    title: format!("Task {i}"),
+                    parent_id: p["id"].as_str().map(str::to_owned),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    let md = s.ok("get_project_status", json!({})).await;
+    let text = md["markdown"].as_str().unwrap();
+    assert!(
+        text.contains("_21 more work items not shown; list_work_items shows them._"),
+        "{text}"
+    );
+    let js = s.ok("get_project_status", json!({"format": "json"})).await;
+    assert_eq!(js["report"]["work_items"].as_array().unwrap().len(), 100);
+    assert_eq!(js["report"]["omitted"], json!({"work_items": 21}));
+}
+
+#[tokio::test]
+async fn resources_give_the_status_and_single_work_items() {
+    let s = Session::all().await;
+    let p = s.project("Waymark").await;
+    let resources = s.client.list_all_resources().await.unwrap();
+    assert_eq!(resources.len(), 1);
+    assert_eq!(resources[0].uri, "waymark://status");
+    let templates = s.client.list_all_resource_templates().await.unwrap();
+    assert_eq!(templates[0].uri_template, "waymark://work-item/{id}");
+
+    let read = s
+        .client
+        .read_resource(ReadResourceRequestParams::new("waymark://status"))
+        .await
+        .unwrap();
+    match &read.contents[0] {
+        ResourceContents::TextResourceContents { text, mime_type, .. } => {
+            assert!(text.contains("### Waymark (project)"), "{text}");
+            assert_eq!(mime_type.as_deref(), Some("text/markdown"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let uri = format!("waymark://work-item/{}", p["id"].as_str().unwrap());
+    let read = s
+        .client
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap();
+    match &read.contents[0] {
+        ResourceContents::TextResourceContents { text, mime_type, .. } => {
+            let item: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(item["id"], p["id"]);
+            assert_eq!(mime_type.as_deref(), Some("application/json"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    for uri in [
+        "waymark://work-item/0190a4b2-7c1e-7d3a-9f2e-123456789abc",
+        "waymark://work-item/",
+        "waymark://work-item/not-an-id",
+        "waymark://elsewhere",
+        "file:///etc/passwd",
+    ] {
+        let e = s
+            .client
+            .read_resource(ReadResourceRequestParams::new(uri))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ServiceError::McpError(d) if d.code == ErrorCode::RESOURCE_NOT_FOUND),
+            "{uri}: {e}"
+        );
+    }
+    s.ok("list_work_items", json!({})).await;
+}
+
+#[tokio::test]
+async fn hostile_input_never_stops_the_server() {
+    let s = Session::all().await;
+    let p = s.project("Still here").await;
+    let alive = || s.ok("query_work_item", json!({"id": p["id"], "include_children": false}));
+
+    // Unknown tools are protocol errors; the session goes on.
+    let e = s.call("drop_database", json!({})).await.unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::McpError(d) if d.code == ErrorCode::INVALID_PARAMS),
+        "{e}"
+    );
+    alive().await;
+
+    // Wrong types, missing fields, unknown fields and out-of-range numbers are tool errors.
+    let long_title = "x".repeat(1 << 20);
+    let cases = [
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": 5}),
+            "invalid type",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task"}),
+            "missing field `title`",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "priorty": 1}),
+            "unknown field `priorty`",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "priority": 1e30}),
+            "invalid type",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "priority": -9007199254740993i64}),
+            "priority",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": long_title}),
+            "title",
+        ),
+        (
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "metadata": [1, 2]}),
+            "invalid type",
+        ),
+        (
+            "update_work_item",
+            json!({"id": p["id"], "version": "one"}),
+            "invalid type",
+        ),
+        (
+            "update_work_item",
+            json!({"id": p["id"], "version": 1, "title": ""}),
+            "title",
+        ),
+        ("list_work_items", json!({"limit": -5}), "limit"),
+        ("list_work_items", json!({"cursor": "ab".repeat(5000)}), "cursor"),
+        (
+            "list_work_items",
+            json!({"text": "\" OR 1=1; DROP TABLE work_items; --"}),
+            "",
+        ),
+        ("query_vendor_status", json!({"name": null}), "invalid type"),
+        ("manage_dependency", json!({"action": "add"}), "missing field"),
+        ("get_project_configuration", json!({"anything": true}), "unknown field"),
+        ("manage_enhancement", json!({"action": 7}), "invalid type"),
+    ];
+    for (tool, args, expected) in cases {
+        let r = s
+            .call(tool, args)
+            .await
+            .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
+        let message = text(&r);
+        if expected.is_empty() {
+            assert_ne!(r.is_error, Some(true), "{tool}: {message}");
+        } else {
+            assert_eq!(r.is_error, Some(true), "{tool} should fail");
+            assert!(
+                message.contains(expected),
+                "{tool}: {:?} should mention {expected:?}",
+                &message[..message.len().min(300)]
+            );
+            assert!(message.len() < 2000, "{tool}: the error does not echo a huge input");
+        }
+        alive().await;
+    }
+
+    // Deeply nested metadata: within JSON's limits the domain refuses it...
+    let mut nested = json!("bottom");
+    for _ in 0..100 {
+        nested = json!({ "deeper": nested });
+    }
+    let message = s
+        .err(
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "metadata": {"n": nested}}),
+        )
+        .await;
+    assert!(message.contains("metadata"), "{message}");
+    alive().await;
+    // ...and past them the message cannot be read at all, so it gets no answer.
+    let mut nested = json!("bottom");
+    for _ in 0..1_000 {
+        nested = json!([nested]);
+    }
+    let deep = tokio::time::timeout(
+        Duration::from_millis(500),
+        s.client.call_tool(
+            CallToolRequestParams::new("create_work_item").with_arguments(
+                json!({"item_type": "task", "title": "t", "metadata": {"n": nested}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        ),
+    )
+    .await;
+    if let Ok(Ok(r)) = deep {
+        assert_eq!(r.is_error, Some(true));
+    }
+    alive().await;
+
+    // Stale versions, unknown ids, cycles and the depth limit were covered
+    // above; a store error is a tool error too, not a crash.
+    assert_eq!(
+        s.ok("list_work_items", json!({})).await["total_count"],
+        1,
+        "nothing hostile was written"
+    );
+}
+
+#[tokio::test]
+async fn a_fifty_row_page_fits_its_budget() {
+    let s = Session::all().await;
+    let p = s.project("Budget").await;
+    let session = s.item("session", "Sprint 12", &p).await;
+    let titles = [
+        "Add retry with backoff to the sync worker",
+        "Fix stale version message wording",
+        "Document the MCP tool list in the README",
+        "Import deployments from git history",
+        "Speed up ready work on large stores",
+    ];
+    for i in 0..60 {
+        s.tracker
+            .create_work_item(
+                "seed",
+                waymark::ops::NewWorkItem {
+                    item_type: "task".into(),
+                    title: format!("{} ({i})", titles[i % titles.len()]),
+                    parent_id: session["id"].as_str().map(str::to_owned),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    let page = s.ok("list_work_items", json!({"item_type": "task", "limit": 50})).await;
+    assert_eq!(page["rows"].as_array().unwrap().len(), 50);
+    assert_eq!(page["total_count"], 60);
+    let bytes = size(&page);
+    eprintln!("a 50-row list_work_items page: {bytes} bytes (structuredContent; the text copy is the same JSON)");
+    assert!(bytes < 8_000, "a 50-row page is {bytes} bytes");
+    let rest = s
+        .ok(
+            "list_work_items",
+            json!({"item_type": "task", "limit": 50, "cursor": page["next_cursor"]}),
+        )
+        .await;
+    assert_eq!(rest["rows"].as_array().unwrap().len(), 10);
+    assert!(rest.get("next_cursor").is_none());
+    let ready = s.ok("list_ready_work", json!({"item_type": "task"})).await;
+    assert!(size(&ready) < 8_000);
+}
+
+#[tokio::test]
+async fn two_servers_on_one_store_see_each_others_writes() {
+    let a = Session::all().await;
+    let b = Session::on(a.tracker.clone(), ServeOptions::default(), "other-agent").await;
+    let p = a.project("Shared").await;
+    let seen = b.ok("query_work_item", json!({"id": p["id"]})).await;
+    assert_eq!(seen["item"]["created_by"], CLIENT);
+    let up = b
+        .ok(
+            "update_work_item",
+            json!({"id": p["id"], "version": 1, "title": "Shared, renamed"}),
+        )
+        .await;
+    assert_eq!(up["updated_by"], "other-agent");
+    let stale = a
+        .err(
+            "update_work_item",
+            json!({"id": p["id"], "version": 1, "title": "Mine"}),
+        )
+        .await;
+    assert!(stale.contains("other-agent"), "{stale}");
+}
+
+#[tokio::test]
+async fn a_2026_client_without_initialize_is_served_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::open(dir.path()).unwrap();
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = WaymarkServer::new(tracker, ServeOptions::default())
+            .serve(server_io)
+            .await
+        {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = client_config("modern-agent")
+        .serve_with_lifecycle(
+            client_io,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
+    let info = client.peer_info().unwrap();
+    assert_eq!(info.protocol_version, ProtocolVersion::V_2026_07_28);
+    assert_eq!(info.server_info.as_ref().unwrap().name, "waymark");
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("create_vendor")
+                .with_arguments(json!({"name": "Acme"}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.structured_content.unwrap()["created_by"], "modern-agent");
+    assert_eq!(client.list_all_tools().await.unwrap().len(), ALL_TOOLS.len());
+}
+
+// ---------------------------------------------------------------------------
+// End to end: the built binary over stdio.
+// ---------------------------------------------------------------------------
+
+async fn spawn_client(dir: &std::path::Path, name: &str, extra: &[&str]) -> Client {
+    let dir = dir.to_str().unwrap().to_owned();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let transport = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|c| {
+        c.args(["--data-dir", &dir, "serve"])
+            .args(&extra)
+            .env("RUST_LOG", "warn");
+    }))
+    .expect("start waymark serve");
+    client_config(name)
+        .serve(transport)
+        .await
+        .expect("handshake with waymark serve")
+}
+
+async fn e2e_call(client: &Client, tool: &str, args: Value) -> CallToolResult {
+    let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(args.as_object().unwrap().clone());
+    tokio::time::timeout(Duration::from_secs(10), client.call_tool(params))
+        .await
+        .expect("answer")
+        .expect(tool)
+}
+
+async fn e2e_ok(client: &Client, tool: &str, args: Value) -> Value {
+    let r = e2e_call(client, tool, args).await;
+    assert_ne!(r.is_error, Some(true), "{tool}: {}", text(&r));
+    r.structured_content.unwrap()
+}
+
+async fn e2e_err(client: &Client, tool: &str, args: Value) -> String {
+    let r = e2e_call(client, tool, args).await;
+    assert_eq!(r.is_error, Some(true), "{tool} should fail");
+    text(&r)
+}
+
+#[tokio::test]
+async fn end_to_end_session_over_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = spawn_client(dir.path(), "e2e-agent", &[]).await;
+    let server = c.peer_info().unwrap().server_info.clone().unwrap();
+    assert_eq!(
+        (server.name.as_str(), server.version.as_str()),
+        ("waymark", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(names(&c.list_all_tools().await.unwrap()), sorted(ALL_TOOLS));
+
+    // A project, a session, tasks to the depth limit, a rejected deeper task.
+    let project = e2e_ok(
+        &c,
+        "create_work_item",
+        json!({"item_type": "project", "title": "Waymark", "metadata": {"description": "The tracker"}}),
+    )
+    .await;
+    assert_eq!(project["created_by"], "e2e-agent");
+    let session = e2e_ok(
+        &c,
+        "create_work_item",
+        json!({"item_type": "session", "title": "Day 1", "parent_id": project["id"], "metadata": {"token_budget": 100000}}),
+    )
+    .await;
+    let mut parent = session.clone();
+    let mut tasks = Vec::new();
+    for depth in 2..=5 {
+        parent = e2e_ok(
+            &c,
+            "create_work_item",
+            json!({"item_type": "task", "title": format!("Task at depth {depth}"), "parent_id": parent["id"]}),
+        )
+        .await;
+        assert_eq!(parent["depth"], depth);
+        tasks.push(parent.clone());
+    }
+    let deeper = e2e_err(
+        &c,
+        "create_work_item",
+        json!({"item_type": "task", "title": "Too deep", "parent_id": parent["id"]}),
+    )
+    .await;
+    assert!(deeper.contains("limit"), "{deeper}");
+
+    // A stale-version update rejected.
+    let t = &tasks[0];
+    let updated = e2e_ok(
+        &c,
+        "update_work_item",
+        json!({"id": t["id"], "version": 1, "priority": 0}),
+    )
+    .await;
+    assert_eq!(updated["version"], 2);
+    let stale = e2e_err(
+        &c,
+        "update_work_item",
+        json!({"id": t["id"], "version": 1, "priority": 4}),
+    )
+    .await;
+    assert!(stale.contains("version 2"), "{stale}");
+
+    // Dependencies and ready work.
+    let other = e2e_ok(
+        &c,
+        "create_work_item",
+        json!({"item_type": "task", "title": "Independent", "parent_id": session["id"], "priority": 1}),
+    )
+    .await;
+    e2e_ok(
+        &c,
+        "manage_dependency",
+        json!({"action": "add", "source_id": other["id"], "target_id": tasks[3]["id"], "dependency_type": "depends_on"}),
+    )
+    .await;
+    let ready = e2e_ok(&c, "list_ready_work", json!({"item_type": "task"})).await;
+    let ready_ids: Vec<&Value> = ready["rows"].as_array().unwrap().iter().map(|r| &r[0]).collect();
+    assert!(
+        !ready_ids.contains(&&other["id"]),
+        "a task waiting on an open one is not ready"
+    );
+    assert_eq!(ready_ids[0], &t["id"], "priority 0 first");
+
+    // A vendor created and updated.
+    let v = e2e_ok(
+        &c,
+        "create_vendor",
+        json!({"name": "Acme", "extractor_version": "1.0.0"}),
+    )
+    .await;
+    let v = e2e_ok(
+        &c,
+        "update_vendor_status",
+        json!({"name": "acme", "version": v["version"], "status": "operational",
+               "metadata": {"test_results": {"passing": 10, "total": 10}}}),
+    )
+    .await;
+    assert_eq!(v["status"], "operational");
+    assert_eq!(
+        e2e_ok(&c, "query_vendor_status", json!({"name": "ACME"})).await["version"],
+        v["version"]
+    );
+
+    // A deployment recorded with links.
+    let d = e2e_ok(
+        &c,
+        "record_deployment",
+        json!({"commit_hash": "89abcdef0123456789abcdef0123456789abcdef", "pr_number": 3, "pr_title": "MCP server",
+               "test_summary": {"unit": 42}, "constitutional_compliance": true,
+               "vendor_ids": ["Acme"], "work_item_ids": [t["id"]]}),
+    )
+    .await;
+    assert_eq!(
+        (d["vendor_ids"].clone(), d["work_item_ids"].clone()),
+        (json!([v["id"]]), json!([t["id"]]))
+    );
+
+    // Configuration read and updated.
+    let conf = e2e_ok(&c, "get_project_configuration", json!({})).await;
+    let conf = e2e_ok(
+        &c,
+        "update_project_configuration",
+        json!({"version": conf["version"], "current_session_id": session["id"], "active_context_type": "feature"}),
+    )
+    .await;
+    assert_eq!(conf["current_session_id"], session["id"]);
+
+    // The status resource read.
+    let read = c
+        .read_resource(ReadResourceRequestParams::new("waymark://status"))
+        .await
+        .unwrap();
+    let ResourceContents::TextResourceContents { text: md, .. } = &read.contents[0] else {
+        panic!("text")
+    };
+    assert!(md.contains("## Operational Vendors (1/1)"), "{md}");
+    assert!(md.contains("PR #3") && md.contains("### Waymark (project)"), "{md}");
+
+    c.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_serve_processes_share_one_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = spawn_client(dir.path(), "agent-a", &[]).await;
+    let b = spawn_client(dir.path(), "agent-b", &["--toolset", "core"]).await;
+    assert_eq!(names(&b.list_all_tools().await.unwrap()), sorted(CORE_TOOLS));
+    let v = e2e_ok(&a, "create_vendor", json!({"name": "Shared"})).await;
+    let seen = e2e_ok(&b, "query_vendor_status", json!({"name": "shared"})).await;
+    assert_eq!(seen["created_by"], "agent-a");
+    e2e_ok(
+        &b,
+        "update_vendor_status",
+        json!({"name": "shared", "version": v["version"], "status": "operational"}),
+    )
+    .await;
+    assert_eq!(
+        e2e_ok(&a, "query_vendor_status", json!({"name": "Shared"})).await["updated_by"],
+        "agent-b"
+    );
+    let ro = spawn_client(dir.path(), "reader", &["--read-only"]).await;
+    assert_eq!(names(&ro.list_all_tools().await.unwrap()), sorted(READ_TOOLS));
+    for c in [a, b, ro] {
+        c.cancel().await.unwrap();
+    }
+}
+
+/// Raw lines on the binary's stdin: garbage before and after the handshake,
+/// a notification before `initialize`, wrong-shape JSON, a message nested
+/// past JSON's limits and invalid UTF-8; each followed by a call that works.
+/// stdout carries only JSON-RPC, and closing stdin ends the process cleanly.
+#[tokio::test]
+async fn raw_stdio_survives_garbage_and_exits_on_eof() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    async fn send(stdin: &mut tokio::process::ChildStdin, bytes: &[u8]) {
+        stdin.write_all(bytes).await.unwrap();
+        stdin.write_all(b"\n").await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+    /// The next message on stdout with this id (every line must be JSON-RPC).
+    async fn answer(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>, id: Value) -> Value {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+                .await
+                .expect("an answer in time")
+                .unwrap()
+                .expect("stdout open");
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("stdout is not JSON: {line}"));
+            assert_eq!(v["jsonrpc"], "2.0", "{line}");
+            if v["id"] == id {
+                return v;
+            }
+        }
+    }
+    let call = |id: i64, tool: &str, args: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}})
+            .to_string()
+    };
+
+    send(&mut stdin, b"this is not json {").await;
+    send(&mut stdin, br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+    send(&mut stdin, br#"{"jsonrpc":"2.0","id":99,"result":{}}"#).await;
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw-agent", "version": "1"}}})
+        .to_string()
+        .as_bytes(),
+    )
+    .await;
+    let init = answer(&mut lines, json!(1)).await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "waymark");
+    send(&mut stdin, br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+
+    let ok_call = |id| call(id, "list_vendors", json!({}));
+    let mut id = 10;
+    let hostile: Vec<Vec<u8>> = vec![
+        b"{\"jsonrpc\": \"2.0\", \"id\": 3, \"method\": ".to_vec(),
+        br#"{"hello":"world"}"#.to_vec(),
+        vec![0xff, 0xfe, b'{', 0x80],
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
+        call(
+            4,
+            "create_work_item",
+            json!({"item_type": "task", "title": "t", "metadata": {"n": 1}}),
+        )
+        .replace("{\"n\":1}", &format!("{}1{}", "{\"n\":".repeat(5000), "}".repeat(5000)))
+        .into_bytes(),
+        br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"nope","arguments":{}}}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":"not an object"}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":7,"method":"no/such/method","params":{}}"#.to_vec(),
+        call(
+            8,
+            "create_work_item",
+            json!({"item_type": "task", "title": "y".repeat(1 << 20)}),
+        )
+        .into_bytes(),
+    ];
+    for line in hostile {
+        send(&mut stdin, &line).await;
+        id += 1;
+        send(&mut stdin, ok_call(id).as_bytes()).await;
+        let r = answer(&mut lines, json!(id)).await;
+        assert_eq!(r["result"]["structuredContent"]["total_count"], 0, "{r}");
+    }
+    send(&mut stdin, call(50, "create_vendor", json!({"name": "Raw"})).as_bytes()).await;
+    let created = answer(&mut lines, json!(50)).await;
+    assert_eq!(created["result"]["structuredContent"]["created_by"], "raw-agent");
+
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn serve_exits_cleanly_when_stdin_closes_before_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "nothing but the protocol on stdout");
+}
