@@ -10,6 +10,7 @@
 //! committed write at once (WAL).
 
 mod collections;
+pub mod replica;
 pub mod tree;
 pub mod write;
 

@@ -1,8 +1,11 @@
 //! Waymark's integration tests, in one binary (fast links on small machines).
 
 mod cli;
+mod git;
+mod markdown;
 mod ops;
 mod props;
+mod sync;
 
 use tempfile::TempDir;
 use waymark::Tracker;
