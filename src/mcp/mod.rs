@@ -198,13 +198,22 @@ impl ServerHandler for WaymarkServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let uri = request.uri.as_str();
-        let not_found =
-            |message: String| McpError::resource_not_found(message, Some(serde_json::json!({ "uri": uri })));
+        let data = Some(serde_json::json!({ "uri": uri }));
+        let not_found = |message: String| McpError::resource_not_found(message, data.clone());
+        // A refused read is "not found"; a failing store is an internal error.
+        let failed = |e: crate::Error| {
+            if e.is_user_error() {
+                not_found(e.to_string())
+            } else {
+                tracing::error!(code = e.code(), "reading {uri} failed: {e}");
+                McpError::internal_error(e.to_string(), data.clone())
+            }
+        };
         let contents = if uri == STATUS_URI {
-            let md = status::markdown(&self.tracker).map_err(|e| not_found(e.to_string()))?;
+            let md = status::markdown(&self.tracker).map_err(failed)?;
             ResourceContents::text(md, uri).with_mime_type("text/markdown")
         } else if let Some(id) = uri.strip_prefix(WORK_ITEM_PREFIX) {
-            let item = self.tracker.get_work_item(id).map_err(|e| not_found(e.to_string()))?;
+            let item = self.tracker.get_work_item(id).map_err(failed)?;
             let json = serde_json::to_string(&item).map_err(|e| McpError::internal_error(e.to_string(), None))?;
             ResourceContents::text(json, uri).with_mime_type("application/json")
         } else {
