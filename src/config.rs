@@ -1,0 +1,268 @@
+//! Settings: the store's `config.toml`, then the environment, then flags
+//! (the highest wins). Secrets in the hub URL never reach Debug output,
+//! logs or errors: everything prints [`Settings::hub_display`].
+//!
+//! ```toml
+//! [hub]
+//! url = "postgres://waymark:secret@hub.example.com:5432/waymark"
+//! space = "my-team"
+//!
+//! [sync]
+//! interval_seconds = 30
+//! ```
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The file inside the data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+/// The default time between sync rounds.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    hub: HubSection,
+    #[serde(default)]
+    sync: SyncSection,
+    /// Kept current by the watcher when true (see `crate::watch`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    auto_export_markdown: Option<bool>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HubSection {
+    url: Option<String>,
+    space: Option<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncSection {
+    interval_seconds: Option<u64>,
+}
+
+/// Where and how often to sync.
+#[derive(Clone, Default)]
+pub struct Settings {
+    /// The hub's connection URL, password included: never print it.
+    hub_url: Option<String>,
+    pub space: Option<String>,
+    pub sync_interval: Option<Duration>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("hub", &self.hub_display())
+            .field("space", &self.space)
+            .field("sync_interval", &self.sync_interval)
+            .finish()
+    }
+}
+
+/// A connection URL with its password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(an unparseable hub URL)".into();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let tail = redact_query(tail);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => format!("{scheme}://{authority}{tail}"),
+    }
+}
+
+/// `password=...` in a query string is a secret too.
+fn redact_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else { return tail.to_owned() };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", parts.join("&"))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn parse_interval(source: &str, text: &str) -> Result<Duration> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 =
+        number.parse().map_err(|_| Error::invalid(source, format!("{text:?} is not a duration like 30, 30s or 5m")))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(Error::invalid(source, format!("{text:?} is not a duration like 30, 30s or 5m"))),
+    };
+    if secs == 0 {
+        return Err(Error::invalid(source, "must be at least one second"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+impl Settings {
+    /// `config.toml` in `data_dir` (absent is fine), then the environment
+    /// (`WAYMARK_HUB_URL`, `WAYMARK_SPACE`, `WAYMARK_SYNC_INTERVAL`).
+    pub fn load(data_dir: &Path) -> Result<Settings> {
+        let path = data_dir.join(CONFIG_FILE);
+        let file: File = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                // toml's message quotes the offending line, which could hold the URL.
+                let what = e.message().to_owned();
+                Error::invalid(path.display().to_string(), format!("is not valid Waymark configuration: {what}"))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
+            Err(e) => return Err(Error::Io(e)),
+        };
+        let mut s = Settings {
+            hub_url: file.hub.url,
+            space: file.hub.space,
+            sync_interval: file.sync.interval_seconds.map(Duration::from_secs),
+        };
+        if let Some(url) = env("WAYMARK_HUB_URL") {
+            s.hub_url = Some(url);
+        }
+        if let Some(space) = env("WAYMARK_SPACE") {
+            s.space = Some(space);
+        }
+        if let Some(i) = env("WAYMARK_SYNC_INTERVAL") {
+            s.sync_interval = Some(parse_interval("WAYMARK_SYNC_INTERVAL", &i)?);
+        }
+        Ok(s)
+    }
+
+    /// Flags on the command line win over everything else.
+    pub fn with_overrides(mut self, hub_url: Option<String>, space: Option<String>) -> Settings {
+        if hub_url.is_some() {
+            self.hub_url = hub_url;
+        }
+        if space.is_some() {
+            self.space = space;
+        }
+        self
+    }
+
+    /// The hub URL, secret included: only for connecting.
+    pub fn hub_url(&self) -> Option<&str> {
+        self.hub_url.as_deref()
+    }
+
+    /// The hub, as it may be shown: password redacted.
+    pub fn hub_display(&self) -> Option<String> {
+        self.hub_url.as_deref().map(redact_url)
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.sync_interval.unwrap_or(DEFAULT_SYNC_INTERVAL)
+    }
+
+    /// The hub and space, when both are set.
+    pub fn hub(&self) -> Option<(&str, &str)> {
+        Some((self.hub_url.as_deref()?, self.space.as_deref()?))
+    }
+
+    /// Check a space name: 1-100 letters, digits, `-`, `_`, `.`.
+    pub fn check_space(space: &str) -> Result<String> {
+        let t = space.trim();
+        if t.is_empty() || t.len() > 100 || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(Error::invalid("space", format!("{space:?} is not 1-100 letters, digits, -, _ or .")));
+        }
+        Ok(t.to_owned())
+    }
+}
+
+/// Set the hub and space in `data_dir/config.toml`, keeping what else it says.
+pub fn write_hub(data_dir: &Path, url: Option<&str>, space: Option<&str>) -> Result<()> {
+    let path = data_dir.join(CONFIG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::Io(e)),
+    };
+    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| {
+        Error::invalid(path.display().to_string(), format!("is not valid TOML: {}", e.message()))
+    })?;
+    let hub = doc.entry("hub").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(hub) = hub.as_table_mut() else {
+        return Err(Error::invalid(path.display().to_string(), "has a `hub` that is not a table"));
+    };
+    if let Some(url) = url {
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(Error::invalid("hub", format!("{} is not a postgres:// URL", redact_url(url))));
+        }
+        hub.insert("url".into(), url.into());
+    }
+    if let Some(space) = space {
+        hub.insert("space".into(), Settings::check_space(space)?.into());
+    }
+    let header = "# Waymark configuration. Flags and WAYMARK_* environment variables take precedence.\n";
+    let body = toml::to_string(&doc).map_err(|e| Error::Corrupt(e.to_string()))?;
+    std::fs::write(&path, format!("{header}{body}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("postgres://u:s3cret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://h/db?user=u&password=x"), "postgres://h/db?user=u&password=***");
+        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert!(!redact_url("garbage s3cret").contains("s3cret"));
+    }
+
+    #[test]
+    fn intervals_take_units() {
+        assert_eq!(parse_interval("x", "30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_interval("x", "5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_interval("x", "0").is_err() && parse_interval("x", "soon").is_err());
+    }
+
+    #[test]
+    fn the_file_and_its_rewrite() {
+        let d = tempfile::tempdir().unwrap();
+        write_hub(d.path(), Some("postgres://u:pw@h/db"), Some("team-a")).unwrap();
+        let s = Settings::load(d.path()).unwrap();
+        assert_eq!(s.hub(), Some(("postgres://u:pw@h/db", "team-a")));
+        assert!(!format!("{s:?}").contains("pw"));
+        write_hub(d.path(), None, Some("team-b")).unwrap();
+        assert_eq!(Settings::load(d.path()).unwrap().hub(), Some(("postgres://u:pw@h/db", "team-b")));
+        assert!(write_hub(d.path(), None, Some("bad space")).is_err());
+        assert!(write_hub(d.path(), Some("mysql://x"), None).is_err());
+        std::fs::write(d.path().join(CONFIG_FILE), "[hub]\nurl = \"postgres://u:pw@h/db\"\nbogus = 1\n").unwrap();
+        let err = Settings::load(d.path()).unwrap_err().to_string();
+        assert!(!err.contains("pw"), "{err}");
+    }
+}
