@@ -4,6 +4,7 @@
 //! ([`store`]), the operations both faces call ([`ops`]) and the status
 //! report ([`report`]). The binary adds the command line.
 
+pub mod config;
 pub mod domain;
 pub mod error;
 pub mod import;
@@ -11,6 +12,7 @@ pub mod mcp;
 pub mod ops;
 pub mod report;
 pub mod store;
+pub mod sync;
 pub mod time;
 pub mod watch;
 

@@ -106,8 +106,18 @@ pub fn optional_text(field: &str, value: &str, max: usize) -> Result<Option<Stri
     Ok(if t.is_empty() { None } else { Some(t) })
 }
 
+/// A one-line text: no control characters (a newline in a title would
+/// break every list and the markdown report).
+pub fn line(field: &str, value: &str, min: usize, max: usize) -> Result<String> {
+    let t = text(field, value, min, max)?;
+    if let Some(c) = t.chars().find(|c| c.is_control()) {
+        return Err(Error::invalid(field, format!("must be one line without control characters (found {c:?})")));
+    }
+    Ok(t)
+}
+
 pub fn title(value: &str) -> Result<String> {
-    text("title", value, 1, 200)
+    line("title", value, 1, 200)
 }
 
 pub fn description(value: &str) -> Result<Option<String>> {
@@ -126,7 +136,8 @@ pub fn work_priority(value: i64) -> Result<i64> {
 }
 
 pub fn branch_name(value: &str) -> Result<Option<String>> {
-    optional_text("branch_name", value, 100)
+    let t = line("branch_name", value, 0, 100)?;
+    Ok(if t.is_empty() { None } else { Some(t) })
 }
 
 /// A commit hash: 40 hexadecimal characters, or 7-40 where `short_ok`
@@ -381,7 +392,7 @@ pub fn vendor_name(value: &str) -> Result<String> {
 }
 
 pub fn extractor_version(value: &str) -> Result<String> {
-    text("extractor_version", value, 1, 50)
+    line("extractor_version", value, 1, 50)
 }
 
 /// Check a vendor's whole metadata (after the update's keys were merged in).
@@ -462,7 +473,7 @@ pub fn test_results(v: &Value) -> Result<()> {
 // ---- deployments ----------------------------------------------------------
 
 pub fn pr_title(value: &str) -> Result<String> {
-    text("pr_title", value, 1, 200)
+    line("pr_title", value, 1, 200)
 }
 
 /// Category name -> non-negative count.
@@ -533,6 +544,8 @@ mod tests {
         assert!(title(&"x".repeat(200)).is_ok());
         assert!(title(&"x".repeat(201)).is_err());
         assert!(title(&"é".repeat(200)).is_ok(), "characters, not bytes");
+        assert!(title("two\nlines").is_err() && title("nul \u{0}").is_err());
+        assert!(branch_name("feature/x\r").is_err());
         assert!(description(&"x".repeat(10_001)).is_err());
         assert_eq!(description(" ").unwrap(), None);
     }

@@ -131,7 +131,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "One work item in full with its ancestors (root first), descendants (up to 200 rows), dependencies both ways and open sync conflicts.",
+        description = "One work item in full with its ancestors (root first), descendants (up to 100 rows), dependencies both ways and open sync conflicts.",
         input_schema = input_schema::<params::QueryWorkItem>(),
         output_schema = schema::work_item_detail(),
         annotations(read_only_hint = true, open_world_hint = false)

@@ -210,7 +210,7 @@ pub struct WorkItemDetail {
 
 /// The most descendants one query returns; `list_work_items` with
 /// `parent_id` pages through the rest.
-pub const MAX_DESCENDANTS: i64 = 200;
+pub const MAX_DESCENDANTS: i64 = 100;
 
 fn parse_status(text: &str) -> Result<WorkStatus> {
     WorkStatus::parse_legacy(text)
