@@ -32,8 +32,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the store and its config (idempotent).
-    Init,
+    /// Create the store and its config (idempotent); optionally name the sync hub.
+    Init {
+        /// The Postgres hub to sync with, e.g. postgres://user@host:5432/waymark.
+        #[arg(long, value_name = "URL")]
+        hub: Option<String>,
+        /// The space (project) on the hub.
+        #[arg(long, value_name = "NAME")]
+        space: Option<String>,
+    },
+    /// Run one sync round with the hub: push local changes, pull the others'.
+    Sync {
+        #[arg(long)]
+        json: bool,
+    },
     /// The MCP server on stdio (stdout carries only the protocol; logs go to stderr).
     Serve {
         /// core: the essential tools only; all: every tool.
@@ -82,6 +94,16 @@ enum Command {
     Archive(ArchiveCommand),
     /// Open sync conflicts.
     Conflicts {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resolve a sync conflict by choosing one of its values.
+    Resolve {
+        /// The conflict's id (collection/record_id/field), as `waymark conflicts` shows.
+        id: String,
+        /// The chosen value, as JSON (e.g. '"a title"' or 3); one of the listed values.
+        #[arg(long)]
+        value: String,
         #[arg(long)]
         json: bool,
     },
@@ -665,7 +687,25 @@ fn run(cli: Cli) -> Result<()> {
     let dir = data_dir(cli.data_dir)?;
     let a = CLI_AUTHOR;
     match cli.command {
-        Command::Init => init(&dir),
+        Command::Init { hub, space } => init(&dir, hub, space),
+        Command::Sync { json } => {
+            let t = open_existing(&dir)?;
+            let settings = waymark::config::Settings::load(&dir)?;
+            let summary = waymark::sync::sync_once_blocking(t.store(), &settings)?;
+            show(json, &summary, |s| {
+                format!(
+                    "synced: pushed {}, pulled {}, {} new conflict(s)",
+                    s.pushed, s.pulled, s.conflicts
+                )
+            })
+        }
+        Command::Resolve { id, value, json } => {
+            let value: Value = serde_json::from_str(&value).map_err(|e| {
+                waymark::Error::invalid("value", format!("is not JSON ({e}); quote strings: '\"text\"'"))
+            })?;
+            let r = open_existing(&dir)?.resolve_conflict(a, &id, value)?;
+            show(json, &r, |r| format!("resolved {} with {}", r.id, r.value))
+        }
         Command::Serve { toolset, read_only } => {
             let toolset = toolset.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             let tracker = Tracker::open(&dir)?;
@@ -748,7 +788,12 @@ fn run(cli: Cli) -> Result<()> {
                             .iter()
                             .map(|v| format!("{} (by {} at {})", v.value, v.written_by, v.written_at))
                             .collect();
-                        format!("{}/{} {}: {}", c.collection, c.record_id, c.field, values.join(" | "))
+                        let kind = if c.kind == "value" {
+                            String::new()
+                        } else {
+                            format!(" ({})", c.kind)
+                        };
+                        format!("{}{kind}: {}", c.id, values.join(" | "))
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
@@ -812,16 +857,19 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn init(dir: &Path) -> Result<()> {
+fn init(dir: &Path, hub: Option<String>, space: Option<String>) -> Result<()> {
     let existed = dir.join(waymark::store::DB_FILE).exists();
     let tracker = Tracker::open(dir)?;
-    let config = dir.join("config.toml");
+    let config = dir.join(waymark::config::CONFIG_FILE);
     if !config.exists() {
         std::fs::write(
             &config,
             "# Waymark configuration. Flags and WAYMARK_* environment variables take precedence.\n",
         )
         .with_context(|| format!("cannot write {}", config.display()))?;
+    }
+    if hub.is_some() || space.is_some() {
+        waymark::config::write_hub(dir, hub.as_deref(), space.as_deref())?;
     }
     // Keep the store out of git: the exported markdown is what gets committed.
     let parent = dir.parent().unwrap_or(dir);
@@ -842,8 +890,15 @@ fn init(dir: &Path) -> Result<()> {
         }
     }
     let replica = tracker.store().replica_id()?;
+    let settings = waymark::config::Settings::load(dir)?;
+    let sync = match (settings.hub_display(), &settings.space) {
+        (Some(hub), Some(space)) => format!("; syncs with {hub}, space {space} (`waymark sync`)"),
+        (Some(hub), None) => format!("; hub {hub} needs a space: `waymark init --space NAME`"),
+        (None, Some(space)) => format!("; space {space} needs a hub: `waymark init --hub URL`"),
+        (None, None) => String::new(),
+    };
     out(format!(
-        "{} store at {} (replica {replica})",
+        "{} store at {} (replica {replica}){sync}",
         if existed {
             "Waymark already initialized:"
         } else {
@@ -1138,7 +1193,7 @@ fn config(dir: &Path, cmd: ConfigCommand) -> Result<()> {
                 let c = &s.configuration;
                 format!(
                     "context: {}\nsession: {}\ngit branch: {}\ngit head: {}\ntoken budget: {}\nversion: {}\n\
-                     sync: {} pending change(s), {} open conflict(s){}",
+                     sync: {} pending change(s), {} open conflict(s){}{}{}",
                     c.active_context_type,
                     c.current_session_id.as_deref().unwrap_or("-"),
                     c.git_branch.as_deref().unwrap_or("-"),

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
+use waymark_sync::postgres::{HubOptions, HubUrl, PostgresHub};
 use waymark_sync::worker::{Command, Commands, Runtime};
 use waymark_sync::{Hub, RoundReport, SyncError, SyncOptions, SyncStatus, Worker, WorkerConfig, sync_round};
 
@@ -33,14 +34,21 @@ pub struct RoundSummary {
 
 impl From<&RoundReport> for RoundSummary {
     fn from(r: &RoundReport) -> Self {
-        RoundSummary { pushed: r.pushed, pulled: r.pulled, conflicts: r.conflicts, cursor: r.cursor }
+        RoundSummary {
+            pushed: r.pushed,
+            pulled: r.pulled,
+            conflicts: r.conflicts,
+            cursor: r.cursor,
+        }
     }
 }
 
 /// A pull cursor belongs to one (hub, space): when either changes, start
 /// the log again (changes already applied are skipped).
 pub fn bind_cursor(store: &Store, settings: &Settings) -> crate::Result<()> {
-    let Some((_, space)) = settings.hub() else { return Ok(()) };
+    let Some((_, space)) = settings.hub() else {
+        return Ok(());
+    };
     let identity = format!("{}#{space}", settings.hub_display().unwrap_or_default());
     if store.local_get(CURSOR_FOR)?.as_deref() != Some(identity.as_str()) {
         store.reset_cursor()?;
@@ -85,13 +93,11 @@ pub fn record_status(store: &Store, status: &SyncStatus) {
     }
 }
 
-/// One round with `hub`, recording its outcome in the store's health.
-pub async fn round_with<H: Hub>(store: &Store, hub: &H, space: &str) -> Result<RoundSummary, SyncError> {
-    let result = sync_round(store, hub, space, SyncOptions::default()).await;
+/// Record the outcome of one round run outside the worker.
+fn record_round(store: &Store, result: &Result<RoundReport, SyncError>) {
     let mut worker = Worker::new(WorkerConfig::default(), Instant::now(), 0);
-    worker.on_result(Instant::now(), SystemTime::now(), &result);
+    worker.on_result(Instant::now(), SystemTime::now(), result);
     record_status(store, worker.status());
-    result.map(|r| RoundSummary::from(&r))
 }
 
 /// The running worker, as `serve` and its tools see it.
@@ -149,22 +155,98 @@ impl Commands for Receiver {
 pub fn spawn_worker<H: Hub + 'static>(store: Store, hub: H, space: String, settings: &Settings) -> SyncHandle {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let status = Arc::new(Mutex::new(SyncStatus::default()));
-    let handle = SyncHandle { commands: tx, status: status.clone() };
-    let config = WorkerConfig { interval: settings.interval(), ..WorkerConfig::default() };
-    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7);
+    let handle = SyncHandle {
+        commands: tx,
+        status: status.clone(),
+    };
+    let config = WorkerConfig {
+        interval: settings.interval(),
+        ..WorkerConfig::default()
+    };
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
     tokio::spawn(async move {
         let worker = Worker::new(config, Instant::now(), seed);
         let mut commands = Receiver(rx);
         let publish_store = store.clone();
-        waymark_sync::worker::run(worker, &store, &hub, &space, SyncOptions::default(), &Tokio, &mut commands, |s| {
-            *status.lock().unwrap_or_else(|p| p.into_inner()) = s.clone();
-            let store = publish_store.clone();
-            let s = s.clone();
-            // The store's writer thread does the IO; never block the runtime on it.
-            tokio::task::spawn_blocking(move || record_status(&store, &s));
-        })
+        waymark_sync::worker::run(
+            worker,
+            &store,
+            &hub,
+            &space,
+            SyncOptions::default(),
+            &Tokio,
+            &mut commands,
+            |s| {
+                *status.lock().unwrap_or_else(|p| p.into_inner()) = s.clone();
+                let store = publish_store.clone();
+                let s = s.clone();
+                // The store's writer thread does the IO; never block the runtime on it.
+                tokio::task::spawn_blocking(move || record_status(&store, &s));
+            },
+        )
         .await;
         tracing::debug!("sync worker stopped");
     });
     handle
+}
+
+/// Why a sync could not run or finish. Never contains the hub's password.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncFailure {
+    #[error(
+        "no hub is configured; run `waymark init --hub postgres://USER@HOST/DB --space NAME`, or set WAYMARK_HUB_URL and WAYMARK_SPACE"
+    )]
+    NotConfigured,
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    #[error("sync with {hub} failed: {error}")]
+    Round { hub: String, error: SyncError },
+}
+
+impl SyncFailure {
+    /// Whether trying again later may succeed (the hub was unreachable or busy).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SyncFailure::Round { error, .. } if error.is_retryable())
+    }
+}
+
+/// The configured hub, not yet connected (it connects at its first call).
+pub fn hub_for(settings: &Settings) -> Result<(PostgresHub, String), SyncFailure> {
+    let (url, space) = settings.hub().ok_or(SyncFailure::NotConfigured)?;
+    let display = settings.hub_display().unwrap_or_default();
+    let hub = HubUrl::parse(url)
+        .and_then(|u| PostgresHub::new(u, HubOptions::default()))
+        .map_err(|e| SyncFailure::Round {
+            hub: display.clone(),
+            error: SyncError::Hub(e),
+        })?;
+    Ok((hub, space.to_owned()))
+}
+
+/// One sync round with the configured hub: bring the hub's schema up to
+/// date (cheap when it is), push the outbox, pull what is new.
+pub async fn sync_once(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
+    let (hub, space) = hub_for(settings)?;
+    let display = settings.hub_display().unwrap_or_default();
+    bind_cursor(store, settings)?;
+    let result = match hub.migrate().await {
+        Ok(_) => sync_round(store, &hub, &space, SyncOptions::default()).await,
+        Err(e) => Err(SyncError::Hub(e)),
+    };
+    record_round(store, &result);
+    result
+        .map(|r| RoundSummary::from(&r))
+        .map_err(|error| SyncFailure::Round { hub: display, error })
+}
+
+/// [`sync_once`] on a runtime of its own, for the command line.
+pub fn sync_once_blocking(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SyncFailure::Store(crate::Error::Io(e)))?;
+    runtime.block_on(sync_once(store, settings))
 }

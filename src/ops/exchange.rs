@@ -26,6 +26,8 @@ use crate::time::Timestamp;
 /// One open sync conflict: a field with concurrent, different values.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ConflictView {
+    /// `collection/record_id/field`: what `resolve_conflict` takes.
+    pub id: String,
     pub collection: String,
     pub record_id: String,
     pub field: String,
@@ -84,6 +86,7 @@ pub(crate) fn list_conflicts(conn: &Connection) -> Result<Vec<ConflictView>> {
             .collect();
         let winner = register.winner().map(|s| s.value.clone()).unwrap_or(Value::Null);
         out.push(ConflictView {
+            id: format!("{collection}/{record_id}/{field}"),
             collection,
             record_id,
             field,
@@ -107,10 +110,61 @@ fn all<T>(conn: &Connection, sql: &str, f: fn(&rusqlite::Row<'_>) -> rusqlite::R
     Ok(conn.prepare(sql)?.query_map([], f)?.collect::<rusqlite::Result<_>>()?)
 }
 
+/// What `resolve_conflict` wrote.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Resolution {
+    pub id: String,
+    pub value: Value,
+    /// The record's local version after the resolving write.
+    pub version: i64,
+}
+
 impl Tracker {
     /// Open sync conflicts, in a stable order.
     pub fn list_conflicts(&self) -> Result<Vec<ConflictView>> {
         self.store.read(|tx| list_conflicts(tx))
+    }
+
+    /// Resolve a value conflict by choosing one of its values: an ordinary
+    /// write whose context covers every value, so every replica that receives
+    /// it drops the others. (A `cycle`, `depth` or `orphan` conflict is
+    /// resolved by moving the item with `update_work_item`.)
+    pub fn resolve_conflict(&self, author: &str, conflict_id: &str, value: Value) -> Result<Resolution> {
+        let bad_id = || {
+            Error::invalid(
+                "conflict_id",
+                format!("{conflict_id:?} is not collection/record_id/field as list_conflicts shows"),
+            )
+        };
+        let mut parts = conflict_id.trim().splitn(3, '/');
+        let (Some(collection), Some(record_id), Some(field)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad_id());
+        };
+        let collection = Collection::named(collection).ok_or_else(bad_id)?;
+        let (record_id, field, id) = (record_id.to_owned(), field.to_owned(), conflict_id.trim().to_owned());
+        self.store.write(author, move |tx| {
+            let open: bool = tx.conn().query_row(
+                "SELECT EXISTS (SELECT 1 FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND field = ?3 AND kind = 'value')",
+                [collection.name, &record_id, &field],
+                |r| r.get(0),
+            )?;
+            if !open {
+                return Err(Error::Conflict(format!(
+                    "there is no open value conflict {id}; list_conflicts shows the open ones (a cycle, depth or orphan \
+                     conflict is resolved by moving the item with update_work_item)"
+                )));
+            }
+            let state = load_state(tx.conn(), collection, &record_id)?;
+            let register = state.fields.get(&field).ok_or_else(|| Error::Corrupt(format!("{id} has no register")))?;
+            if !register.siblings().iter().any(|s| s.value == value) {
+                let choices: Vec<String> = register.siblings().iter().map(|s| s.value.to_string()).collect();
+                return Err(Error::invalid("value", format!("must be one of the conflicting values: {}", choices.join(", "))));
+            }
+            let mut fields = Fields::new();
+            fields.insert(field.clone(), value.clone());
+            let version = tx.write(collection, &record_id, fields)?;
+            Ok(Resolution { id, value, version })
+        })
     }
 
     /// The whole store as one canonical JSON value (keys sorted).

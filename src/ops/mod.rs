@@ -22,7 +22,7 @@ pub use configuration::{Configuration, ConfigurationUpdate, SyncHealth};
 pub use dependencies::{Dependency, DependencyAction, DependencyChange};
 pub use deployments::{Deployment, DeploymentFilter, DeploymentRow, NewDeployment};
 pub use enhancements::{Enhancement, EnhancementFilter, EnhancementUpdate, NewEnhancement};
-pub use exchange::{ConflictView, ImportSummary};
+pub use exchange::{ConflictView, ImportSummary, Resolution};
 pub use page::{Page, clamp_limit};
 pub use vendors::{NewVendor, Vendor, VendorFilter, VendorRow, VendorUpdate};
 pub use work_items::{

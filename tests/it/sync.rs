@@ -200,6 +200,37 @@ mod convergence {
         assert!(values.contains(&"alice's title") && values.contains(&"bob's title"));
         assert_eq!(merged["title"], title["winner"], "every replica shows the same winner");
         assert!(a.tracker.store().pending_changes().unwrap() == 0);
+
+        // Resolving is an ordinary write that covers both values: after a
+        // sync, the conflict is gone everywhere and the choice stands.
+        let err = c
+            .tracker
+            .resolve_conflict("carol", title["id"].as_str().unwrap(), json!("neither"))
+            .unwrap_err();
+        assert!(err.to_string().contains("one of the conflicting values"), "{err}");
+        c.tracker
+            .resolve_conflict("carol", title["id"].as_str().unwrap(), json!("bob's title"))
+            .unwrap();
+        assert!(
+            c.tracker
+                .resolve_conflict("carol", title["id"].as_str().unwrap(), json!("bob's title"))
+                .is_err()
+        );
+        for r in [&c, &a, &b] {
+            round(r, &hub);
+        }
+        for r in [&a, &b, &c] {
+            let doc = r.tracker.export_json().unwrap();
+            assert_eq!(doc["work_items"][0]["title"], "bob's title");
+            assert!(
+                doc["conflicts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|c| c["field"] != "title")
+            );
+        }
+        assert_eq!(export(&a), export(&c));
     }
 
     /// Moves on two stores that together form a cycle are broken the same
