@@ -1,1 +1,158 @@
-fn main() {}
+//! Import and export speed, each beside a floor measured in the same run:
+//! a git import of 10,000 commits (floor: `git log` printing the same
+//! fields), a second import with nothing new, parsing a 1 MB legacy status
+//! file, and exporting the report for 1,200 work items.
+//!
+//! `cargo bench --bench import`
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use tempfile::TempDir;
+use waymark::Tracker;
+use waymark::ops::NewWorkItem;
+
+fn main() {
+    divan::main();
+}
+
+const COMMITS: usize = 10_000;
+
+/// A repository of 10,000 commits on main, every tenth a `PR #n` commit,
+/// built with `git fast-import`.
+fn repo() -> &'static Path {
+    static REPO: OnceLock<TempDir> = OnceLock::new();
+    REPO.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .current_dir(dir.path())
+                .args(args)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q", "-b", "main"]);
+        let mut stream = String::new();
+        for i in 1..=COMMITS {
+            let msg = if i % 10 == 0 {
+                format!("PR #{i}: Change number {i}\n\nunit: {i}\nintegration: 3\n")
+            } else {
+                format!("commit {i}\n")
+            };
+            stream.push_str(&format!(
+                "commit refs/heads/main\nmark :{i}\ncommitter T <t@example.com> {} +0000\ndata {}\n{msg}",
+                1_700_000_000 + i * 60,
+                msg.len()
+            ));
+            if i > 1 {
+                stream.push_str(&format!("from :{}\n", i - 1));
+            }
+            stream.push('\n');
+        }
+        let mut child = Command::new("git")
+            .current_dir(dir.path())
+            .args(["fast-import", "--quiet"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stream.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+        dir
+    })
+    .path()
+}
+
+#[divan::bench(sample_count = 5)]
+fn git_log_floor_10k_commits() {
+    let out = Command::new("git")
+        .current_dir(repo())
+        .args(["log", "--format=%H%x00%ct%x00%B%x00"])
+        .output()
+        .unwrap();
+    divan::black_box(out.stdout.len());
+}
+
+#[divan::bench(sample_count = 5)]
+fn import_git_10k_commits(bencher: divan::Bencher) {
+    bencher
+        .with_inputs(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let t = Tracker::open(dir.path()).unwrap();
+            (dir, t)
+        })
+        .bench_local_values(|(dir, t)| {
+            let r = t.import_git("bench", repo()).unwrap();
+            assert_eq!(r.commits_read, COMMITS);
+            (dir, t)
+        });
+}
+
+#[divan::bench(sample_count = 20)]
+fn import_git_nothing_new(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tracker::open(dir.path()).unwrap();
+    t.import_git("bench", repo()).unwrap();
+    bencher.bench_local(|| {
+        let r = t.import_git("bench", repo()).unwrap();
+        assert_eq!(r.commits_read, 0);
+    });
+}
+
+fn legacy_file(bytes: usize) -> String {
+    let mut s = String::from("# Project Status - 2025-10-10T12:00:00Z\n\n## Active Work Items (many)\n");
+    let mut i = 0;
+    while s.len() < bytes {
+        i += 1;
+        s.push_str(&format!(
+            "### Task number {i} (task)\n- **Status**: active\n- **Created**: 2025-09-01 09:00:00 UTC\n- **Branch**: 1{i}-task\n\nSome prose between entries.\n"
+        ));
+    }
+    s
+}
+
+#[divan::bench(sample_count = 20)]
+fn parse_legacy_1mb(bencher: divan::Bencher) {
+    let text = legacy_file(1 << 20);
+    bencher.bench(|| divan::black_box(waymark::import::markdown::parse_report(&text).0));
+}
+
+#[divan::bench(sample_count = 20)]
+fn floor_read_lines_1mb(bencher: divan::Bencher) {
+    let text = legacy_file(1 << 20);
+    bencher.bench(|| divan::black_box(text.lines().filter(|l| l.starts_with("###")).count()));
+}
+
+#[divan::bench(sample_count = 20)]
+fn export_report_1200_items(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tracker::open(dir.path()).unwrap();
+    for p in 0..40 {
+        let project = t
+            .create_work_item(
+                "bench",
+                NewWorkItem {
+                    item_type: "research".into(),
+                    title: format!("Area {p}"),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        for k in 0..29 {
+            t.create_work_item(
+                "bench",
+                NewWorkItem {
+                    item_type: "task".into(),
+                    title: format!("Task {p}.{k}"),
+                    parent_id: Some(project.id.clone()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+    }
+    bencher.bench(|| divan::black_box(t.status_markdown(None).unwrap().len()));
+}

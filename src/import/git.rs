@@ -495,6 +495,9 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(7)]
 }
 
+/// The merge commit that merged a branch, with its PR number.
+type Merge<'a> = (&'a CommitFacts, Option<i64>);
+
 fn write_git(
     tx: &mut WriteTx<'_>,
     mut report: ImportReport,
@@ -503,7 +506,7 @@ fn write_git(
 ) -> Result<ImportReport> {
     tx.set_author(GIT_AUTHOR.into());
     // Branches merged in this history, with the merge that did it.
-    let mut merged: BTreeMap<String, (&CommitFacts, Option<i64>)> = BTreeMap::new();
+    let mut merged: BTreeMap<String, Merge<'_>> = BTreeMap::new();
     for c in commits {
         if let Some(d) = parse_deployment(&c.message)
             && let Some(b) = d.branch
@@ -516,7 +519,7 @@ fn write_git(
     // Work items from branch names: merged ones first (their merge gives a
     // time, a PR and a commit), then the branches that exist.
     let mut seen = HashSet::new();
-    let mut items: Vec<(String, Timestamp, Option<(&CommitFacts, Option<i64>)>)> = Vec::new();
+    let mut items: Vec<(String, Timestamp, Option<Merge<'_>>)> = Vec::new();
     for (b, (c, pr)) in &merged {
         if parse_branch(b).is_some() && seen.insert(b.clone()) {
             items.push((b.clone(), c.time, Some((c, *pr))));

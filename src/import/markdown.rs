@@ -55,6 +55,7 @@ struct LegacyItem {
     title: String,
     item_type: String,
     status: Option<String>,
+    status_line: usize,
     created: Option<Timestamp>,
     created_raw: String,
     branch: Option<String>,
@@ -255,7 +256,10 @@ fn parse(text: &str, report: &mut ImportReport) -> LegacyDoc {
                 }
                 match field(t) {
                     Some((key, value)) => match key.as_str() {
-                        "status" => item.status = Some(value.to_owned()),
+                        "status" => {
+                            item.status = Some(value.to_owned());
+                            item.status_line = n;
+                        }
                         "created" => {
                             item.created_raw = value.to_owned();
                             item.created = legacy_time(value);
@@ -417,10 +421,9 @@ fn parse(text: &str, report: &mut ImportReport) -> LegacyDoc {
 
 /// `- **<name>**: <status> (<passing>/<total> tests) [<format>, ...]`.
 fn vendor_line(t: &str) -> Option<std::result::Result<LegacyVendor, String>> {
-    let (name, rest) = field(t)?;
-    let _ = name;
+    let (_, rest) = field(t)?;
     // `field` lowercases the key: take the name as written.
-    let written = t.trim_start_matches(['-', '*', ' ']).strip_prefix("**")?;
+    let written = t.strip_prefix("- **").or_else(|| t.strip_prefix("* **"))?;
     let name = written.split_once("**")?.0.trim().to_owned();
     let mut v = LegacyVendor {
         name,
@@ -657,8 +660,8 @@ fn write_items(tx: &mut WriteTx<'_>, items: &[LegacyItem], report: &mut ImportRe
             Some(Ok(s)) => Some(s.as_str().to_owned()),
             Some(Err(e)) => {
                 report.warn(
-                    &a,
-                    Some(item.line),
+                    &at(item.status_line),
+                    Some(item.status_line),
                     item.status.as_deref().unwrap_or(""),
                     format!("{e}; imported as active"),
                 );
@@ -878,4 +881,14 @@ fn write_enhancements(tx: &mut WriteTx<'_>, list: &[LegacyEnhancement], report: 
     }
     tx.set_time(None);
     Ok(())
+}
+
+/// Parse a status file without writing anything: the report lists the
+/// lines that would be skipped and the entries found (a dry run, and the
+/// parser alone for benchmarks).
+pub fn parse_report(text: &str) -> (usize, ImportReport) {
+    let mut report = ImportReport::new("(parse only)");
+    let doc = parse(text, &mut report);
+    let entries = doc.vendors.len() + doc.items.len() + doc.deployments.len() + doc.enhancements.len();
+    (entries, report)
 }
