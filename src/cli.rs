@@ -1206,7 +1206,17 @@ fn config(dir: &Path, cmd: ConfigCommand) -> Result<()> {
                         ""
                     } else {
                         "; no hub configured"
-                    }
+                    },
+                    s.sync
+                        .last_sync_at
+                        .as_deref()
+                        .map(|t| format!("; last synced {t}"))
+                        .unwrap_or_default(),
+                    s.sync
+                        .last_error
+                        .as_deref()
+                        .map(|e| format!("\nlast sync error: {e}"))
+                        .unwrap_or_default(),
                 )
             })
         }
