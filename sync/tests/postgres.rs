@@ -1,0 +1,467 @@
+//! The Postgres hub against a real Postgres (see
+//! `waymark_sync::postgres::testing` for where the server comes from): the
+//! conformance suite, migrations, credentials, concurrency, isolation of
+//! spaces, and network faults through a proxy. Each test has a database of
+//! its own, so they run in parallel.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use waymark_sync::memory::MemoryReplica;
+use waymark_sync::postgres::testing::{FaultProxy, TestDatabase, TestHub, block_on};
+use waymark_sync::postgres::{HUB_SCHEMA_VERSION, HubOptions, HubUrl, PostgresHub};
+use waymark_sync::round::{SyncOptions, sync_round};
+use waymark_sync::testing::{change, run_of};
+use waymark_sync::{Hub, HubError, Replica, ReplicaId};
+
+mod conformance {
+    waymark_sync::hub_conformance_tests!(
+        block_on = waymark_sync::postgres::testing::block_on,
+        hub = waymark_sync::postgres::testing::TestHub::create("conformance").await
+    );
+}
+
+const SPACE: &str = "team";
+
+// ---------------------------------------------------------------------------
+// Migrations and connecting
+// ---------------------------------------------------------------------------
+
+#[test]
+fn migrate_is_idempotent_and_refuses_a_newer_schema() {
+    block_on(async {
+        let db = TestDatabase::create("migrate").await;
+        let unmigrated = PostgresHub::connect(&db.url().to_string()).await.unwrap_err();
+        assert!(
+            matches!(&unmigrated, HubError::Other(m) if m.contains("no waymark schema")),
+            "{unmigrated}"
+        );
+        let hub = PostgresHub::new(db.url().clone(), HubOptions::default()).unwrap();
+        assert_eq!(hub.schema_version().await.unwrap(), 0);
+        assert_eq!(hub.migrate().await.unwrap(), HUB_SCHEMA_VERSION);
+        assert_eq!(hub.migrate().await.unwrap(), HUB_SCHEMA_VERSION, "again: nothing to do");
+        let connected = PostgresHub::connect(&db.url().to_string()).await.unwrap();
+        connected.push(SPACE, &run_of(ReplicaId::mint(), 2)).await.unwrap();
+
+        let raw = db.raw_client().await;
+        raw.batch_execute("INSERT INTO hub_migrations (version) VALUES (999)")
+            .await
+            .unwrap();
+        let newer = hub.migrate().await.unwrap_err();
+        assert!(matches!(&newer, HubError::Other(m) if m.contains("newer")), "{newer}");
+        let newer = PostgresHub::connect(&db.url().to_string()).await.unwrap_err();
+        assert!(
+            matches!(&newer, HubError::Other(m) if m.contains("upgrade waymark")),
+            "{newer}"
+        );
+    });
+}
+
+#[test]
+fn concurrent_migrations_agree() {
+    block_on(async {
+        let db = TestDatabase::create("migrate_race").await;
+        let hub = || PostgresHub::new(db.url().clone(), HubOptions::default()).unwrap();
+        let (h1, h2, h3, h4) = (hub(), hub(), hub(), hub());
+        let results = tokio::join!(h1.migrate(), h2.migrate(), h3.migrate(), h4.migrate());
+        for r in [results.0, results.1, results.2, results.3] {
+            assert_eq!(r.unwrap(), HUB_SCHEMA_VERSION);
+        }
+    });
+}
+
+#[test]
+fn credentials_never_appear_in_errors_or_debug_output() {
+    block_on(async {
+        let secret = "s3cr3t-hunter2";
+        let server = waymark_sync::postgres::testing::server_url();
+        let (host, port) = server.hosts()[0].clone();
+        let port = port.unwrap_or(5432);
+        // A role that does not exist (the server refuses it), and a port where nothing listens.
+        let refused = format!("postgres://nobody_{port}:{secret}@{host}:{port}/postgres");
+        let closed = format!("postgres://postgres:{secret}@127.0.0.1:{}/postgres", free_port());
+        for url in [refused, closed] {
+            let error = PostgresHub::connect(&url).await.unwrap_err();
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("***"), "the URL is shown redacted: {shown}");
+            let hub = PostgresHub::new(HubUrl::parse(&url).unwrap(), HubOptions::default()).unwrap();
+            assert!(!format!("{hub:?} {}", hub.url()).contains(secret));
+            let pushed = hub.push(SPACE, &run_of(ReplicaId::mint(), 1)).await.unwrap_err();
+            assert!(!format!("{pushed} {pushed:?}").contains(secret));
+        }
+        let unreachable = PostgresHub::connect(&format!("postgres://u:{secret}@127.0.0.1:{}/x", free_port()))
+            .await
+            .unwrap_err();
+        assert!(
+            unreachable.is_unreachable() && unreachable.is_retryable(),
+            "{unreachable}"
+        );
+    });
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_hub_keeps_bodies_byte_exact_including_nul_characters() {
+    block_on(async {
+        let hub = TestHub::create("bodies").await;
+        let mut odd = change(
+            ReplicaId::mint(),
+            1,
+            "r",
+            json!({"title": "a\u{0}b \u{1F600}", "n": 1.5e300}),
+        );
+        odd.fields
+            .insert("nested".into(), json!({"z": [1, {"a": null}], "a": "x"}));
+        hub.push(SPACE, std::slice::from_ref(&odd)).await.unwrap();
+        let page = hub.pull(SPACE, 0, 10).await.unwrap();
+        assert_eq!(page.changes, vec![(1, odd.clone())]);
+        let again = hub.push(SPACE, &[odd]).await.unwrap();
+        assert_eq!((again.inserted, again.already_stored), (0, 1));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency
+// ---------------------------------------------------------------------------
+
+/// T writers x N pushes give exactly T*N changes with dense seqs, and a
+/// reader pulling all along sees every seq exactly once, in order.
+#[test]
+fn concurrent_writers_get_dense_seqs_and_a_concurrent_reader_skips_nothing() {
+    const WRITERS: u64 = 8;
+    const PUSHES: u64 = 25;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let hub = Arc::new(TestHub::create("concurrency").await);
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..WRITERS {
+            let hub = hub.clone();
+            tasks.spawn(async move {
+                let replica = ReplicaId::mint();
+                let run = run_of(replica, PUSHES * 2);
+                let mut at = 0usize;
+                let mut pushes = 0;
+                // Batches of 1-3 changes, PUSHES pushes in all, then the rest.
+                while pushes < PUSHES {
+                    let size = if pushes == PUSHES - 1 {
+                        run.len() - at
+                    } else {
+                        1 + ((w + pushes) % 3) as usize
+                    };
+                    let size = size.min(run.len() - at).max(1);
+                    hub.push(SPACE, &run[at..at + size]).await.expect("push");
+                    at += size;
+                    pushes += 1;
+                }
+                assert_eq!(at, run.len());
+                run
+            });
+        }
+        let reader_hub = hub.clone();
+        let total = WRITERS * PUSHES * 2;
+        let reader = tokio::spawn(async move {
+            let mut cursor = 0u64;
+            let mut seen = Vec::new();
+            let mut pulls = 0;
+            while cursor < total {
+                let page = reader_hub.pull(SPACE, cursor, 7).await.expect("pull");
+                pulls += 1;
+                for (i, (seq, c)) in page.changes.iter().enumerate() {
+                    assert_eq!(*seq, cursor + 1 + i as u64, "a page after {cursor} skipped a seq");
+                    seen.push((*seq, c.dot));
+                }
+                if let Some(&(last, _)) = page.changes.last() {
+                    cursor = last;
+                } else {
+                    tokio::task::yield_now().await;
+                }
+            }
+            (seen, pulls)
+        });
+        let mut written = BTreeSet::new();
+        while let Some(run) = tasks.join_next().await {
+            written.extend(run.unwrap().into_iter().map(|c| c.dot));
+        }
+        let (seen, pulls) = reader.await.unwrap();
+        let elapsed = started.elapsed();
+
+        let log = hub.pull(SPACE, 0, usize::MAX).await.unwrap();
+        assert_eq!(log.head_seq, total);
+        let seqs: Vec<u64> = log.changes.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "dense seqs 1..=T*N");
+        let stored: BTreeSet<_> = log.changes.iter().map(|(_, c)| c.dot).collect();
+        assert_eq!(stored, written, "every change stored exactly once");
+        // Per replica, counters appear in order in the log.
+        let mut last: BTreeMap<ReplicaId, u64> = BTreeMap::new();
+        for (_, c) in &log.changes {
+            let prev = last.insert(c.dot.replica, c.dot.counter).unwrap_or(0);
+            assert_eq!(c.dot.counter, prev + 1);
+        }
+        let in_log: Vec<_> = log.changes.iter().map(|(s, c)| (*s, c.dot)).collect();
+        assert_eq!(
+            seen, in_log,
+            "the reader saw every seq exactly once, in order, with the same change"
+        );
+        eprintln!("{WRITERS} writers x {PUSHES} pushes ({total} changes) with a reader ({pulls} pulls): {elapsed:?}");
+    });
+}
+
+/// A push transaction held open in space A delays pushes to A, not to B.
+#[test]
+fn a_long_push_in_one_space_does_not_block_another_space() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let hub = Arc::new(TestHub::create("two_spaces").await);
+        let (a, b) = (ReplicaId::mint(), ReplicaId::mint());
+        hub.push("A", &run_of(a, 1)).await.unwrap();
+        hub.push("B", &run_of(b, 1)).await.unwrap();
+
+        // Another client holds A's head row, as a push in progress does.
+        let mut raw = hub.db.raw_client().await;
+        let tx = raw.transaction().await.unwrap();
+        tx.execute("UPDATE spaces SET head = head WHERE space_id = 'A'", &[])
+            .await
+            .unwrap();
+
+        let blocked_hub = hub.clone();
+        let blocked = tokio::spawn(async move {
+            let started = Instant::now();
+            let ack = blocked_hub
+                .push("A", &[change(a, 2, "r2", json!({"title": "t2"}))])
+                .await
+                .unwrap();
+            (ack, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!blocked.is_finished(), "a push to A waits for A's open transaction");
+
+        let started = Instant::now();
+        let ack_b = hub
+            .push("B", &[change(b, 2, "r2", json!({"title": "t2"}))])
+            .await
+            .unwrap();
+        let b_took = started.elapsed();
+        assert_eq!(ack_b.head_seq, 2);
+        assert!(b_took < Duration::from_millis(250), "B was delayed by A: {b_took:?}");
+        let pulled_a = hub.pull("A", 0, 10).await.unwrap();
+        assert_eq!(pulled_a.head_seq, 1, "a pull of A is not blocked either");
+
+        tx.commit().await.unwrap();
+        let (ack_a, a_took) = blocked.await.unwrap();
+        assert_eq!(ack_a.head_seq, 2);
+        assert!(a_took >= Duration::from_millis(300));
+        eprintln!("push to B while A was held: {b_took:?}; push to A waited {a_took:?}");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Faults through the proxy
+// ---------------------------------------------------------------------------
+
+fn write(replica: &MemoryReplica, record: &str, value: serde_json::Value) {
+    replica.write("items", record, BTreeMap::from([("title".to_owned(), value)]), 1_000);
+}
+
+const SMALL: SyncOptions = SyncOptions {
+    push_batch: 3,
+    page_size: 4,
+};
+
+/// Check the end state: every replica equal, nothing pending, the hub holds
+/// every write exactly once with dense seqs.
+async fn assert_converged(hub: &PostgresHub, replicas: &[&MemoryReplica], writes: usize) {
+    let log = hub.pull(SPACE, 0, usize::MAX).await.unwrap();
+    assert_eq!(log.changes.len(), writes, "every write reached the hub exactly once");
+    let seqs: Vec<u64> = log.changes.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=writes as u64).collect::<Vec<_>>());
+    let dots: BTreeSet<_> = log.changes.iter().map(|(_, c)| c.dot).collect();
+    assert_eq!(dots.len(), writes);
+    let first = replicas[0].record_states().unwrap();
+    for r in replicas {
+        assert_eq!(r.pending(), 0);
+        assert_eq!(r.cursor().unwrap(), writes as u64);
+        assert_eq!(r.record_states().unwrap(), first);
+    }
+}
+
+/// Sync until a round succeeds (the fault has healed), at most a few tries.
+async fn sync_ok(replica: &MemoryReplica, hub: &PostgresHub) {
+    let mut last = None;
+    for _ in 0..5 {
+        match sync_round(replica, hub, SPACE, SMALL).await {
+            Ok(_) => return,
+            Err(e) => {
+                assert!(e.is_retryable(), "{e}");
+                last = Some(e);
+            }
+        }
+    }
+    panic!("sync did not recover: {last:?}");
+}
+
+/// Cut the connection at every server reply of a round in turn (mid-push,
+/// after the commit before its reply, mid-pull), once with the hub back at
+/// once (the hub reconnects within the call) and once with the hub staying
+/// down (the round fails): every round either succeeds or fails retryably,
+/// and after healing everything converges with nothing lost or doubled.
+#[test]
+fn cuts_at_every_reply_of_a_round_lose_nothing() {
+    block_on(async {
+        let db = TestDatabase::create("proxy_cuts").await;
+        let proxy = FaultProxy::start(db.url());
+        let hub = db.hub_at(&proxy.url()).await;
+        let (a, b) = (
+            MemoryReplica::new(ReplicaId::mint()),
+            MemoryReplica::new(ReplicaId::mint()),
+        );
+        let mut writes = 0;
+        let mut failures = 0;
+        let started = Instant::now();
+        for stays_down in [false, true] {
+            for n in 1..=30u64 {
+                for i in 0..4 {
+                    write(&a, &format!("a{n}-{i}-{stays_down}"), json!(n));
+                    write(&b, &format!("r{i}"), json!(format!("b{n}")));
+                    writes += 2;
+                }
+                if stays_down {
+                    proxy.cut_and_refuse_at_reply(n);
+                } else {
+                    proxy.cut_at_reply(n);
+                }
+                for replica in [&a, &b] {
+                    if let Err(e) = sync_round(replica, &hub, SPACE, SMALL).await {
+                        assert!(e.is_retryable(), "cut at reply {n}: {e}");
+                        // With the hub back at once, a cut of a reused
+                        // connection is absorbed by reconnecting; a cut while
+                        // connecting is not.
+                        failures += 1;
+                    }
+                }
+                proxy.heal();
+            }
+        }
+        assert!(
+            proxy.cuts() >= 50,
+            "the cuts landed inside rounds ({} fired)",
+            proxy.cuts()
+        );
+        assert!(failures >= 25, "rounds failed while the hub stayed down ({failures})");
+        for _ in 0..2 {
+            sync_ok(&a, &hub).await;
+            sync_ok(&b, &hub).await;
+        }
+        assert_converged(&hub, &[&a, &b], writes).await;
+        eprintln!(
+            "60 rounds x 2 replicas, {} cuts, {failures} failed rounds: {:?}",
+            proxy.cuts(),
+            started.elapsed()
+        );
+    });
+}
+
+/// A stalled connection times out as unreachable, a reset one fails
+/// retryably, a refusing hub is unreachable; after healing all converges.
+#[test]
+fn stalls_resets_and_a_down_hub_heal_and_converge() {
+    block_on(async {
+        let db = TestDatabase::create("proxy_stalls").await;
+        let proxy = FaultProxy::start(db.url());
+        let hub = db.hub_at(&proxy.url()).await;
+        let (a, b) = (
+            MemoryReplica::new(ReplicaId::mint()),
+            MemoryReplica::new(ReplicaId::mint()),
+        );
+        let mut writes = 0;
+        for i in 0..10 {
+            write(&a, &format!("a{i}"), json!(i));
+            writes += 1;
+        }
+        sync_ok(&a, &hub).await;
+
+        // Stall mid-push: the push times out; the space must not stay locked.
+        for i in 0..5 {
+            write(&b, &format!("b{i}"), json!(i));
+            writes += 1;
+        }
+        proxy.stall_at_reply(2); // BEGIN answered, the space's row locked, then silence
+        let started = Instant::now();
+        let stalled = sync_round(&b, &hub, SPACE, SMALL).await.unwrap_err();
+        assert!(stalled.is_unreachable(), "{stalled}");
+        assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+        proxy.heal();
+        // The stalled connection was dropped, and its transaction with it:
+        // the space is not left locked.
+        let direct = db.hub().await;
+        let t = Instant::now();
+        direct.push(SPACE, &run_of(ReplicaId::mint(), 1)).await.unwrap();
+        writes += 1;
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+
+        // Stall mid-pull: b has nothing left to push... once its outbox is
+        // drained; stall at its second pull reply.
+        sync_ok(&b, &hub).await;
+        for i in 10..24 {
+            write(&a, &format!("a{i}"), json!(i));
+            writes += 1;
+        }
+        sync_ok(&a, &hub).await;
+        let cursor = b.cursor().unwrap();
+        proxy.stall_at_reply(2);
+        let stalled = sync_round(&b, &hub, SPACE, SMALL).await.unwrap_err();
+        assert!(stalled.is_unreachable(), "{stalled}");
+        let moved = b.cursor().unwrap();
+        assert!(
+            moved > cursor,
+            "the pages before the stall were applied ({cursor} -> {moved})"
+        );
+        proxy.heal();
+
+        // Reset everything while a round runs.
+        for i in 5..9 {
+            write(&b, &format!("b{i}"), json!(i));
+            writes += 1;
+        }
+        let resetter = async {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            proxy.reset();
+        };
+        let (round, ()) = tokio::join!(sync_round(&b, &hub, SPACE, SMALL), resetter);
+        if let Err(e) = round {
+            assert!(e.is_retryable(), "{e}");
+        }
+        proxy.reset();
+
+        // The hub is down for a while.
+        proxy.refuse();
+        write(&a, "down", json!("written while the hub was down"));
+        writes += 1;
+        let down = sync_round(&a, &hub, SPACE, SMALL).await.unwrap_err();
+        assert!(down.is_unreachable(), "{down}");
+        assert_eq!(a.pending(), 1);
+        proxy.heal();
+
+        for _ in 0..2 {
+            sync_ok(&a, &hub).await;
+            sync_ok(&b, &hub).await;
+        }
+        assert_converged(&hub, &[&a, &b], writes).await;
+    });
+}
