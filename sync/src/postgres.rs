@@ -1140,3 +1140,73 @@ impl Hub for PostgresHub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_is_redacted_in_display_and_debug() {
+        let url = HubUrl::parse("postgres://alice:p%40ss-w0rd@db.example.com:6543/team?sslmode=require").unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://alice:***@db.example.com:6543/team?sslmode=require"
+        );
+        assert_eq!(
+            format!("{url:?}"),
+            "HubUrl(postgres://alice:***@db.example.com:6543/team?sslmode=require)"
+        );
+        let hub = PostgresHub::new(url.clone(), HubOptions::default());
+        if let Ok(hub) = hub {
+            assert!(!format!("{hub:?}").contains("p@ss"));
+        }
+        let in_query = HubUrl::parse("postgresql://bob@[::1]/db?password=hunter22&application_name=x").unwrap();
+        assert_eq!(in_query.to_string(), "postgres://bob:***@[::1]/db?application_name=x");
+        assert_eq!(in_query.scrub("auth failed for hunter22".into()), "auth failed for ***");
+    }
+
+    #[test]
+    fn parse_errors_never_repeat_the_url() {
+        for bad in [
+            "mysql://u:secretpw@h/db",
+            "postgres://u:secretpw@h:notaport/db",
+            "postgres://u:secretpw@h/db?sslmode=bogus",
+            "postgres://u:secretpw@h/db?typo=1",
+            "postgres://u:secret%zzpw@h/db",
+        ] {
+            let e = HubUrl::parse(bad).unwrap_err();
+            assert!(!e.to_string().contains("secret"), "{e}");
+            assert!(!e.is_retryable());
+        }
+    }
+
+    #[test]
+    fn tls_is_required_off_loopback_unless_the_url_says_otherwise() {
+        let mode = |u: &str| HubUrl::parse(u).unwrap().tls_mode();
+        assert_eq!(mode("postgres://u@127.0.0.1/db"), TlsMode::Disable);
+        assert_eq!(mode("postgres://u@localhost:5433/db"), TlsMode::Disable);
+        assert_eq!(mode("postgres://u@[::1]/db"), TlsMode::Disable);
+        assert_eq!(mode("postgres:///db?host=/var/run/postgresql"), TlsMode::Disable);
+        assert_eq!(mode("postgres://u@db.example.com/db"), TlsMode::Require);
+        assert_eq!(mode("postgres://u@10.0.0.5/db"), TlsMode::Require);
+        assert_eq!(mode("postgres://u@localhost,db.example.com/db"), TlsMode::Require);
+        assert_eq!(mode("postgres://u@db.example.com/db?sslmode=disable"), TlsMode::Disable);
+        assert_eq!(mode("postgres://u@db.example.com/db?sslmode=prefer"), TlsMode::Prefer);
+        assert_eq!(mode("postgres://u@127.0.0.1/db?sslmode=verify-full"), TlsMode::Require);
+        assert!(HubUrl::parse("postgres://u@h/db?sslmode=allow").is_err());
+    }
+
+    #[test]
+    fn urls_parse_into_their_parts() {
+        let url = HubUrl::parse("postgres://u@h1:1,h2/my%20db?port=7&connect_timeout=3").unwrap();
+        assert_eq!(url.hosts(), [("h1".to_owned(), Some(1)), ("h2".to_owned(), Some(7))]);
+        assert_eq!(url.database(), Some("my db"));
+        assert_eq!(url.with_database("other").database(), Some("other"));
+        let moved = url.with_address("127.0.0.1", 9);
+        assert_eq!(moved.hosts(), [("127.0.0.1".to_owned(), Some(9))]);
+        assert!(moved.is_loopback());
+        let bare = HubUrl::parse("postgres://").unwrap();
+        assert_eq!(bare.hosts(), [("localhost".to_owned(), None)]);
+        assert_eq!("postgres://x@y/z".parse::<HubUrl>().unwrap().to_string(), "postgres://x@y/z");
+    }
+}
