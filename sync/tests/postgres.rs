@@ -465,3 +465,70 @@ fn stalls_resets_and_a_down_hub_heal_and_converge() {
         assert_converged(&hub, &[&a, &b], writes).await;
     });
 }
+
+// ---------------------------------------------------------------------------
+// One role per team (docs/hub.md): row-level security on space_id
+// ---------------------------------------------------------------------------
+
+/// The row-level security recipe of docs/hub.md confines a team's role to
+/// its spaces: it reads and writes its own, reads nothing of another's, and
+/// cannot push into another's.
+#[test]
+fn row_level_security_confines_a_team_role_to_its_spaces() {
+    block_on(async {
+        let keeper = TestDatabase::create("rls_admin").await;
+        let db = TestDatabase::create("rls").await;
+        let owner = db.hub().await;
+        let role = format!("wm_team_{}", &db.name()[db.name().len() - 8..]);
+        let raw = db.raw_client().await;
+        raw.batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT CONNECT ON DATABASE \"{db}\" TO {role};
+             GRANT USAGE ON SCHEMA public TO {role};
+             CREATE TABLE space_members (space_id text NOT NULL, role_name name NOT NULL,
+                                         PRIMARY KEY (space_id, role_name));
+             INSERT INTO space_members VALUES ('team-a', '{role}');
+             ALTER TABLE spaces ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE changes ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY member ON spaces USING (EXISTS (SELECT 1 FROM space_members m
+                 WHERE m.space_id = spaces.space_id AND m.role_name = current_user));
+             CREATE POLICY member ON changes USING (EXISTS (SELECT 1 FROM space_members m
+                 WHERE m.space_id = changes.space_id AND m.role_name = current_user));
+             GRANT SELECT, INSERT, UPDATE ON spaces, changes TO {role};
+             GRANT SELECT ON hub_migrations, space_members TO {role};",
+            db = db.name()
+        ))
+        .await
+        .unwrap();
+        let (host, port) = db.url().hosts()[0].clone();
+        let team_url = format!("postgres://{role}@{host}:{}/{}", port.unwrap_or(5432), db.name());
+        let team = PostgresHub::connect(&team_url).await.unwrap();
+
+        let theirs = run_of(ReplicaId::mint(), 2);
+        owner.push("team-b", &theirs).await.unwrap();
+        let mine = run_of(ReplicaId::mint(), 3);
+        assert_eq!(team.push("team-a", &mine).await.unwrap().head_seq, 3);
+        assert_eq!(team.pull("team-a", 0, 10).await.unwrap().changes.len(), 3);
+
+        let peek = team.pull("team-b", 0, 10).await.unwrap();
+        assert!(
+            peek.changes.is_empty() && peek.head_seq == 0,
+            "another team's space reads as empty"
+        );
+        let refused = team.push("team-b", &run_of(ReplicaId::mint(), 1)).await.unwrap_err();
+        assert!(!refused.is_retryable(), "{refused}");
+        let refused = team.push("team-c", &run_of(ReplicaId::mint(), 1)).await.unwrap_err();
+        assert!(!refused.is_retryable(), "{refused}");
+        assert_eq!(owner.pull("team-b", 0, 10).await.unwrap().changes.len(), 2, "untouched");
+        assert_eq!(owner.pull("team-c", 0, 10).await.unwrap().head_seq, 0);
+
+        drop((team, owner, raw));
+        drop(db);
+        keeper
+            .raw_client()
+            .await
+            .batch_execute(&format!("DROP ROLE {role}"))
+            .await
+            .unwrap();
+    });
+}
