@@ -709,7 +709,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve { toolset, read_only } => {
             let toolset = toolset.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             let tracker = Tracker::open(&dir)?;
-            waymark::mcp::serve_stdio(tracker, waymark::mcp::ServeOptions { toolset, read_only })
+            let cwd = std::env::current_dir().context("cannot read the working directory")?;
+            let context = waymark::mcp::ServeContext {
+                data_dir: Some(dir.clone()),
+                repo_root: git_root(&cwd),
+                settings: Some(waymark::config::Settings::load(&dir)?),
+            };
+            waymark::mcp::serve_stdio(tracker, waymark::mcp::ServeOptions { toolset, read_only }, context)
                 .context("the MCP server stopped")?;
             Ok(())
         }

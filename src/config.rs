@@ -94,7 +94,9 @@ pub fn redact_url(url: &str) -> String {
 
 /// `password=...` in a query string is a secret too.
 fn redact_query(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else { return tail.to_owned() };
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
     let parts: Vec<String> = query
         .split('&')
         .map(|kv| match kv.split_once('=') {
@@ -106,7 +108,10 @@ fn redact_query(tail: &str) -> String {
 }
 
 fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn parse_interval(source: &str, text: &str) -> Result<Duration> {
@@ -115,13 +120,19 @@ fn parse_interval(source: &str, text: &str) -> Result<Duration> {
         Some(i) => t.split_at(i),
         None => (t, "s"),
     };
-    let n: u64 =
-        number.parse().map_err(|_| Error::invalid(source, format!("{text:?} is not a duration like 30, 30s or 5m")))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| Error::invalid(source, format!("{text:?} is not a duration like 30, 30s or 5m")))?;
     let secs = match unit.trim() {
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        _ => return Err(Error::invalid(source, format!("{text:?} is not a duration like 30, 30s or 5m"))),
+        _ => {
+            return Err(Error::invalid(
+                source,
+                format!("{text:?} is not a duration like 30, 30s or 5m"),
+            ));
+        }
     };
     if secs == 0 {
         return Err(Error::invalid(source, "must be at least one second"));
@@ -138,7 +149,10 @@ impl Settings {
             Ok(text) => toml::from_str(&text).map_err(|e| {
                 // toml's message quotes the offending line, which could hold the URL.
                 let what = e.message().to_owned();
-                Error::invalid(path.display().to_string(), format!("is not valid Waymark configuration: {what}"))
+                Error::invalid(
+                    path.display().to_string(),
+                    format!("is not valid Waymark configuration: {what}"),
+                )
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
             Err(e) => return Err(Error::Io(e)),
@@ -193,8 +207,16 @@ impl Settings {
     /// Check a space name: 1-100 letters, digits, `-`, `_`, `.`.
     pub fn check_space(space: &str) -> Result<String> {
         let t = space.trim();
-        if t.is_empty() || t.len() > 100 || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(Error::invalid("space", format!("{space:?} is not 1-100 letters, digits, -, _ or .")));
+        if t.is_empty()
+            || t.len() > 100
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(Error::invalid(
+                "space",
+                format!("{space:?} is not 1-100 letters, digits, -, _ or ."),
+            ));
         }
         Ok(t.to_owned())
     }
@@ -209,15 +231,26 @@ pub fn write_hub(data_dir: &Path, url: Option<&str>, space: Option<&str>) -> Res
         Err(e) => return Err(Error::Io(e)),
     };
     let mut doc: toml::Table = toml::from_str(&text).map_err(|e| {
-        Error::invalid(path.display().to_string(), format!("is not valid TOML: {}", e.message()))
+        Error::invalid(
+            path.display().to_string(),
+            format!("is not valid TOML: {}", e.message()),
+        )
     })?;
-    let hub = doc.entry("hub").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let hub = doc
+        .entry("hub")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     let Some(hub) = hub.as_table_mut() else {
-        return Err(Error::invalid(path.display().to_string(), "has a `hub` that is not a table"));
+        return Err(Error::invalid(
+            path.display().to_string(),
+            "has a `hub` that is not a table",
+        ));
     };
     if let Some(url) = url {
         if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            return Err(Error::invalid("hub", format!("{} is not a postgres:// URL", redact_url(url))));
+            return Err(Error::invalid(
+                "hub",
+                format!("{} is not a postgres:// URL", redact_url(url)),
+            ));
         }
         hub.insert("url".into(), url.into());
     }
@@ -236,9 +269,15 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(redact_url("postgres://u:s3cret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:s3cret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("postgres://h/db?user=u&password=x"), "postgres://h/db?user=u&password=***");
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=x"),
+            "postgres://h/db?user=u&password=***"
+        );
         assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
         assert!(!redact_url("garbage s3cret").contains("s3cret"));
     }
@@ -258,10 +297,17 @@ mod tests {
         assert_eq!(s.hub(), Some(("postgres://u:pw@h/db", "team-a")));
         assert!(!format!("{s:?}").contains("pw"));
         write_hub(d.path(), None, Some("team-b")).unwrap();
-        assert_eq!(Settings::load(d.path()).unwrap().hub(), Some(("postgres://u:pw@h/db", "team-b")));
+        assert_eq!(
+            Settings::load(d.path()).unwrap().hub(),
+            Some(("postgres://u:pw@h/db", "team-b"))
+        );
         assert!(write_hub(d.path(), None, Some("bad space")).is_err());
         assert!(write_hub(d.path(), Some("mysql://x"), None).is_err());
-        std::fs::write(d.path().join(CONFIG_FILE), "[hub]\nurl = \"postgres://u:pw@h/db\"\nbogus = 1\n").unwrap();
+        std::fs::write(
+            d.path().join(CONFIG_FILE),
+            "[hub]\nurl = \"postgres://u:pw@h/db\"\nbogus = 1\n",
+        )
+        .unwrap();
         let err = Settings::load(d.path()).unwrap_err().to_string();
         assert!(!err.contains("pw"), "{err}");
     }

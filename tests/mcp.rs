@@ -159,8 +159,12 @@ const ALL_TOOLS: &[&str] = &[
     "archive_work_items",
     "create_vendor",
     "create_work_item",
+    "export_markdown",
     "get_project_configuration",
     "get_project_status",
+    "import_git_history",
+    "import_markdown",
+    "list_conflicts",
     "list_deployments",
     "list_ready_work",
     "list_vendors",
@@ -171,6 +175,8 @@ const ALL_TOOLS: &[&str] = &[
     "query_vendor_status",
     "query_work_item",
     "record_deployment",
+    "resolve_conflict",
+    "sync",
     "update_project_configuration",
     "update_vendor_status",
     "update_work_item",
@@ -179,6 +185,7 @@ const ALL_TOOLS: &[&str] = &[
 const READ_TOOLS: &[&str] = &[
     "get_project_configuration",
     "get_project_status",
+    "list_conflicts",
     "list_deployments",
     "list_ready_work",
     "list_vendors",
@@ -251,7 +258,14 @@ async fn the_server_names_itself_and_describes_every_tool() {
         .collect();
     assert_eq!(
         destructive,
-        ["archive_work_items", "manage_dependency", "update_work_item"]
+        // resolve_conflict drops the other values; export_markdown overwrites the report file.
+        [
+            "archive_work_items",
+            "export_markdown",
+            "manage_dependency",
+            "resolve_conflict",
+            "update_work_item"
+        ]
     );
 
     // Field descriptions and ranges reach the client.

@@ -111,7 +111,10 @@ pub fn optional_text(field: &str, value: &str, max: usize) -> Result<Option<Stri
 pub fn line(field: &str, value: &str, min: usize, max: usize) -> Result<String> {
     let t = text(field, value, min, max)?;
     if let Some(c) = t.chars().find(|c| c.is_control()) {
-        return Err(Error::invalid(field, format!("must be one line without control characters (found {c:?})")));
+        return Err(Error::invalid(
+            field,
+            format!("must be one line without control characters (found {c:?})"),
+        ));
     }
     Ok(t)
 }
@@ -545,7 +548,7 @@ mod tests {
         assert!(title(&"x".repeat(201)).is_err());
         assert!(title(&"é".repeat(200)).is_ok(), "characters, not bytes");
         assert!(title("two\nlines").is_err() && title("nul \u{0}").is_err());
-        assert!(branch_name("feature/x\r").is_err());
+        assert!(branch_name("feature/\rx").is_err());
         assert!(description(&"x".repeat(10_001)).is_err());
         assert_eq!(description(" ").unwrap(), None);
     }

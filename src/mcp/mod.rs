@@ -118,10 +118,23 @@ pub struct ServeOptions {
     pub read_only: bool,
 }
 
+/// Where `serve` runs: what the sync and import/export tools need beyond
+/// the store.
+#[derive(Clone, Debug, Default)]
+pub struct ServeContext {
+    /// The store's directory (for the user's report template).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// The enclosing git repository (for git import and the report's default path).
+    pub repo_root: Option<std::path::PathBuf>,
+    /// Sync settings, when a hub is configured.
+    pub settings: Option<crate::config::Settings>,
+}
+
 /// The MCP server over one tracker.
 #[derive(Clone)]
 pub struct WaymarkServer {
     tracker: Tracker,
+    context: ServeContext,
     tool_router: ToolRouter<WaymarkServer>,
 }
 
@@ -144,8 +157,15 @@ impl WaymarkServer {
         }
         WaymarkServer {
             tracker,
+            context: ServeContext::default(),
             tool_router: router,
         }
+    }
+
+    /// The same server, knowing where it runs.
+    pub fn with_context(mut self, context: ServeContext) -> WaymarkServer {
+        self.context = context;
+        self
     }
 
     /// The names of the tools this server offers, sorted.
@@ -226,10 +246,51 @@ impl ServerHandler for WaymarkServer {
 }
 
 /// Serve MCP on stdin/stdout until stdin closes. Builds its own runtime.
-pub fn serve_stdio(tracker: Tracker, options: ServeOptions) -> std::io::Result<()> {
+/// With a hub configured, the sync worker runs beside the server (rounds on
+/// a timer and soon after local writes); inside a git repository, a watcher
+/// imports new commits.
+pub fn serve_stdio(tracker: Tracker, options: ServeOptions, context: ServeContext) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let server = WaymarkServer::new(tracker, options);
+        let _watcher = match (&context.repo_root, &context.data_dir) {
+            (Some(root), Some(dir)) if !options.read_only => {
+                Some(crate::watch::spawn_watcher(tracker.clone(), root, dir))
+            }
+            _ => None,
+        };
+        let worker = match context.settings.as_ref().filter(|s| s.hub().is_some()) {
+            Some(settings) => match crate::sync::hub_for(settings) {
+                Ok((hub, space)) => {
+                    if let Err(e) = crate::sync::bind_cursor(tracker.store(), settings) {
+                        tracing::warn!("cannot prepare sync: {e}");
+                    }
+                    let handle = crate::sync::spawn_worker(tracker.store().clone(), hub, space, settings);
+                    let notify = handle.clone();
+                    tracker
+                        .store()
+                        .set_write_hook(Some(std::sync::Arc::new(move || notify.local_write())));
+                    tracing::info!(hub = ?settings.hub_display(), "sync worker started");
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!("sync is off: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        let server = WaymarkServer::new(tracker.clone(), options).with_context(context);
+        let result = serve_on_stdio(server, options).await;
+        tracker.store().set_write_hook(None);
+        if let Some(worker) = worker {
+            worker.stop();
+        }
+        result
+    })
+}
+
+async fn serve_on_stdio(server: WaymarkServer, options: ServeOptions) -> std::io::Result<()> {
+    {
         tracing::info!(toolset = %options.toolset, read_only = options.read_only, "serving MCP on stdio");
         let (stdin, stdout) = rmcp::transport::stdio();
         let transport = HandshakeGuard {
@@ -248,7 +309,7 @@ pub fn serve_stdio(tracker: Tracker, options: ServeOptions) -> std::io::Result<(
             }
             Err(e) => Err(std::io::Error::other(e)),
         }
-    })
+    }
 }
 
 /// Drops notifications and responses that arrive before the client has

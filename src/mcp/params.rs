@@ -507,3 +507,50 @@ pub struct ProjectStatus {
     #[schemars(extend("enum" = ["markdown", "json"]))]
     pub format: Option<String>,
 }
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sync {
+    /// status: the worker's health; now: run one round and report it.
+    #[schemars(extend("enum" = ["status", "now"]))]
+    pub action: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListConflicts {
+    /// Default 50.
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveConflict {
+    /// collection/record_id/field, from list_conflicts.
+    pub conflict_id: String,
+    /// Index (from 0) of the chosen value in the conflict's values.
+    #[schemars(range(min = 0))]
+    pub choice: usize,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportGitHistory {
+    /// Repository path; default the one serve runs in.
+    pub repo_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportMarkdown {
+    /// A legacy .project_status.md file.
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportMarkdown {
+    /// Output file; default .project_status.md at the repository root.
+    pub path: Option<String>,
+}

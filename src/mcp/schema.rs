@@ -166,3 +166,8 @@ pub fn status() -> Arc<JsonObject> {
         &["format"],
     )
 }
+
+/// An object with these properties (all optional).
+pub fn object_with(props: &[(&str, &str)]) -> Arc<JsonObject> {
+    object(props, &[])
+}

@@ -360,4 +360,157 @@ impl WaymarkServer {
             )),
         }
     }
+
+    #[tool(
+        description = "Sync with the team's hub. status: last success, last error, pending changes, open conflicts. now: run one round (push, then pull) and report pushed, pulled and new conflicts.",
+        input_schema = input_schema::<params::Sync>(),
+        output_schema = schema::object_with(&[("hub_configured", "boolean"), ("pending_changes", "integer")]),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn sync(&self, Parameters(p): Parameters<params::Sync>) -> CallToolResult {
+        let health = |tracker: &Tracker| tracker.get_project_configuration().map(|(_, h)| h);
+        match p.action.trim().to_ascii_lowercase().as_str() {
+            "status" => answer(health(&self.tracker)),
+            "now" => {
+                let Some(settings) = self.context.settings.clone() else {
+                    return failure(&Error::invalid(
+                        "action",
+                        crate::sync::SyncFailure::NotConfigured.to_string(),
+                    ));
+                };
+                let result = crate::sync::sync_once(self.tracker.store(), &settings).await;
+                match result {
+                    Ok(round) => match health(&self.tracker) {
+                        Ok(h) => {
+                            let mut v = serde_json::to_value(h).unwrap_or(Value::Null);
+                            v["round"] = serde_json::to_value(round).unwrap_or(Value::Null);
+                            success(v)
+                        }
+                        Err(e) => failure(&e),
+                    },
+                    Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+                        "{e}{}",
+                        if e.is_retryable() {
+                            "; local work is safe and the worker keeps retrying"
+                        } else {
+                            ""
+                        }
+                    ))]),
+                }
+            }
+            other => failure(&Error::invalid(
+                "action",
+                format!("{other:?} is not one of status, now"),
+            )),
+        }
+    }
+
+    #[tool(
+        description = "Open sync conflicts: fields that offline edits changed concurrently (every value, who wrote it, the value shown), and tree conflicts (cycle, depth, orphan) on parent_id.",
+        input_schema = input_schema::<params::ListConflicts>(),
+        output_schema = schema::object_with(&[("conflicts", "array"), ("total_count", "integer")]),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_conflicts(&self, Parameters(p): Parameters<params::ListConflicts>) -> CallToolResult {
+        let limit = match crate::ops::clamp_limit(p.limit) {
+            Ok(l) => l as usize,
+            Err(e) => return failure(&e),
+        };
+        match self.tracker.list_conflicts() {
+            Ok(all) => {
+                let total = all.len();
+                success(json!({ "conflicts": all.into_iter().take(limit).collect::<Vec<_>>(), "total_count": total }))
+            }
+            Err(e) => failure(&e),
+        }
+    }
+
+    #[tool(
+        description = "Resolve a value conflict by choosing one of its values (by index in list_conflicts); every replica adopts it after syncing. Tree conflicts are resolved by moving the item with update_work_item.",
+        input_schema = input_schema::<params::ResolveConflict>(),
+        output_schema = schema::object_with(&[("id", "string"), ("version", "integer")]),
+        annotations(read_only_hint = false, destructive_hint = true, open_world_hint = false)
+    )]
+    async fn resolve_conflict(
+        &self,
+        Parameters(p): Parameters<params::ResolveConflict>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let chosen = self.tracker.list_conflicts().and_then(|all| {
+            let conflict = all.into_iter().find(|c| c.id == p.conflict_id.trim()).ok_or_else(|| {
+                Error::Conflict(format!(
+                    "there is no open conflict {:?}; list_conflicts shows them",
+                    p.conflict_id
+                ))
+            })?;
+            let count = conflict.values.len();
+            conflict
+                .values
+                .into_iter()
+                .nth(p.choice)
+                .map(|v| v.value)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "choice",
+                        format!(
+                            "must be 0 to {} (the conflict has {count} values)",
+                            count.saturating_sub(1)
+                        ),
+                    )
+                })
+        });
+        answer(chosen.and_then(|value| self.tracker.resolve_conflict(&author(&ctx), &p.conflict_id, value)))
+    }
+
+    #[tool(
+        description = "Import git history: deployments from PR and deploy commits, work items from branch names, vendor status from vendor(name): subjects, and the current branch and head. Incremental and idempotent.",
+        input_schema = input_schema::<params::ImportGitHistory>(),
+        output_schema = schema::object_with(&[]),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn import_git_history(
+        &self,
+        Parameters(p): Parameters<params::ImportGitHistory>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let repo = match (p.repo_path, &self.context.repo_root) {
+            (Some(path), _) => std::path::PathBuf::from(path),
+            (None, Some(root)) => root.clone(),
+            (None, None) => std::path::PathBuf::from("."),
+        };
+        answer(self.tracker.import_git(&author(&ctx), &repo))
+    }
+
+    #[tool(
+        description = "Import a legacy .project_status.md: what was imported, and each skipped line with its reason. Importing the same file twice changes nothing.",
+        input_schema = input_schema::<params::ImportMarkdown>(),
+        output_schema = schema::object_with(&[]),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn import_markdown(
+        &self,
+        Parameters(p): Parameters<params::ImportMarkdown>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(
+            self.tracker
+                .import_markdown(&author(&ctx), std::path::Path::new(&p.path)),
+        )
+    }
+
+    #[tool(
+        description = "Write the status report as markdown (default .project_status.md at the repository root). Returns the path written.",
+        input_schema = input_schema::<params::ExportMarkdown>(),
+        output_schema = schema::object_with(&[("path", "string")]),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn export_markdown(&self, Parameters(p): Parameters<params::ExportMarkdown>) -> CallToolResult {
+        let out = match (p.path, &self.context.repo_root) {
+            (Some(path), _) => std::path::PathBuf::from(path),
+            (None, Some(root)) => root.join(".project_status.md"),
+            (None, None) => std::path::PathBuf::from(".project_status.md"),
+        };
+        let written = self.tracker.export_markdown(self.context.data_dir.as_deref(), &out);
+        answer(written.map(|p| json!({ "path": p.display().to_string() })))
+    }
 }

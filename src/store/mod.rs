@@ -61,7 +61,12 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    on_local_write: Mutex<Option<WriteHook>>,
 }
+
+/// Called after a transaction that wrote local changes commits (the sync
+/// worker uses it to push soon). Must return at once.
+pub type WriteHook = Arc<dyn Fn() + Send + Sync>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +135,7 @@ impl Store {
                 path: path.to_path_buf(),
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
+                on_local_write: Mutex::new(None),
             }),
         })
     }
@@ -147,13 +153,31 @@ impl Store {
         F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
     {
         let author = author.to_owned();
-        self.on_writer(move |conn| {
+        let (value, wrote_local) = self.on_writer(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut wtx = WriteTx::begin(tx, author)?;
             let value = f(&mut wtx)?;
-            wtx.commit()?;
-            Ok(value)
-        })
+            let wrote_local = wtx.commit()?;
+            Ok((value, wrote_local))
+        })?;
+        if wrote_local {
+            let hook = self
+                .inner
+                .on_local_write
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        Ok(value)
+    }
+
+    /// Call `hook` after every committed transaction that wrote local
+    /// changes (replacing any hook set before).
+    pub fn set_write_hook(&self, hook: Option<WriteHook>) {
+        *self.inner.on_local_write.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
     /// Run `f` with the owner thread's connection (for maintenance that is

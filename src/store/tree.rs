@@ -153,11 +153,13 @@ pub(super) fn rederive_below(tx: &Transaction<'_>, top: &str, path: &str, depth:
             } else {
                 (format!("{path}/{child}"), depth + 1, None)
             };
+            // Why the child sits where it does can change even where its
+            // place does not (an orphan whose parent arrived inside a cycle).
+            set_issue(tx, &child, issue)?;
             if new_path == old_path {
                 continue;
             }
             store_place(tx, &child, &new_path, new_depth)?;
-            set_issue(tx, &child, issue)?;
             if issue != Some(TreeIssue::Cycle) {
                 queue.push_back((child, new_path, new_depth));
             }

@@ -24,6 +24,8 @@ pub struct WriteTx<'c> {
     counter: u64,
     hlc: Hlc,
     dirty: bool,
+    /// Whether this transaction wrote local changes (outbox entries).
+    wrote_local: bool,
     /// Wall time override for the next local changes (imports keep the
     /// times of the records they bring in).
     at: Option<Timestamp>,
@@ -39,6 +41,7 @@ impl<'c> WriteTx<'c> {
             counter,
             hlc,
             dirty: false,
+            wrote_local: false,
             at: None,
         })
     }
@@ -104,6 +107,7 @@ impl<'c> WriteTx<'c> {
             schema_version: SCHEMA_VERSION,
         };
         self.dirty = true;
+        self.wrote_local = true;
         self.tx.execute(
             "INSERT INTO outbox (replica_id, counter, change) VALUES (?1, ?2, ?3)",
             rusqlite::params![self.replica.to_string(), self.counter as i64, to_json(&change)?],
@@ -143,7 +147,9 @@ impl<'c> WriteTx<'c> {
         load_state(&self.tx, collection, id)
     }
 
-    pub(super) fn commit(self) -> Result<()> {
+    /// Commit; returns whether local changes were written.
+    pub(super) fn commit(self) -> Result<bool> {
+        let wrote_local = self.wrote_local;
         if self.dirty {
             self.tx.execute(
                 "UPDATE replica SET counter = ?1, hlc = ?2 WHERE singleton = 1",
@@ -151,7 +157,7 @@ impl<'c> WriteTx<'c> {
             )?;
         }
         self.tx.commit()?;
-        Ok(())
+        Ok(wrote_local)
     }
 }
 

@@ -314,9 +314,9 @@ mod derived_tree {
             let creator = replica(9);
             let mut creations = Vec::new();
             let mut seen = VersionVector::new();
-            for i in 0..n {
+            for (i, initial) in initial.iter().enumerate().take(n) {
                 let dot = Dot { replica: creator, counter: i as u64 + 1 };
-                let parent = initial[i].filter(|p| *p < n && *p != i).map(item_id);
+                let parent = initial.filter(|p| *p < n && *p != i).map(item_id);
                 creations.push(change(&item_id(i), dot, &VersionVector::new(), i as u64, json!({
                     "item_type": "task", "title": format!("item {i}"), "status": "active", "priority": 2,
                     "parent_id": parent, "created_at": "2026-01-01T00:00:00.000000Z", "created_by": "peer",
