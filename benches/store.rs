@@ -1,1 +1,1228 @@
-fn main() {}
+//! The speed figures of issue 2, each beside a floor: a raw rusqlite
+//! statement of the same shape on the same database file, measured in the
+//! same run. See BENCHMARKS.md for the table and how to read it.
+//!
+//! Run with `cargo bench --bench store`. Under `cargo test --benches` (no
+//! `--bench` flag) the fixtures are built 100 times smaller, so the run stays
+//! a quick smoke test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use divan::Bencher;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+use waymark::Tracker;
+use waymark::domain::ids;
+use waymark::ops::{NewWorkItem, ReadyQuery, WorkItemFilter, WorkItemUpdate};
+use waymark::time::Timestamp;
+
+fn main() {
+    divan::main();
+}
+
+/// The author of every benchmark write.
+const AUTHOR: &str = "bench";
+
+/// Sizes of the big fixture (divided by 100 outside `--bench` runs).
+const WORK_ITEMS: usize = 100_000;
+const VENDORS: usize = 1_000;
+const DEPLOYMENTS: usize = 10_000;
+const DEPENDENCIES: usize = 50_000;
+
+/// Sizes of the status report's fixture.
+const REPORT_ITEMS: usize = 1_200;
+const REPORT_VENDORS: usize = 45;
+const REPORT_DEPLOYMENTS: usize = 50;
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn scale(n: usize) -> usize {
+    if bench_mode() { n } else { (n / 100).max(10) }
+}
+
+// ---------------------------------------------------------------------------
+// Deterministic data.
+
+/// splitmix64: small, fast, deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[self.below(words.len())]
+    }
+}
+
+const VERBS: &[&str] = &[
+    "implement",
+    "fix",
+    "refactor",
+    "document",
+    "test",
+    "review",
+    "migrate",
+    "profile",
+    "design",
+    "remove",
+    "rename",
+    "split",
+    "merge",
+    "cache",
+    "validate",
+    "parse",
+    "render",
+    "index",
+    "sync",
+    "export",
+];
+const NOUNS: &[&str] = &[
+    "parser",
+    "importer",
+    "exporter",
+    "cache",
+    "index",
+    "schema",
+    "migration",
+    "report",
+    "template",
+    "vendor",
+    "deployment",
+    "session",
+    "project",
+    "dependency",
+    "cursor",
+    "page",
+    "outbox",
+    "replica",
+    "clock",
+    "merge",
+    "conflict",
+    "archive",
+    "metadata",
+    "config",
+    "branch",
+    "commit",
+    "hook",
+    "server",
+    "client",
+    "transport",
+    "handler",
+    "router",
+    "queue",
+    "worker",
+    "timeout",
+    "retry",
+    "backoff",
+    "checksum",
+    "manifest",
+    "extractor",
+    "spreadsheet",
+    "invoice",
+    "commission",
+    "ledger",
+    "currency",
+    "rounding",
+    "locale",
+    "encoding",
+    "pdf",
+    "ocr",
+];
+const WORDS: &[&str] = &[
+    "the", "a", "when", "after", "before", "with", "without", "so", "that", "agents", "users", "can", "cannot",
+    "should", "must", "read", "write", "see", "keep", "lose", "every", "some", "no", "large", "small", "slow", "fast",
+    "old", "new", "broken", "stale", "fresh", "offline", "online", "again", "once", "twice", "store",
+];
+
+fn title(rng: &mut Rng, i: usize) -> String {
+    format!("{} {} {} #{i}", rng.pick(VERBS), rng.pick(NOUNS), rng.pick(NOUNS))
+}
+
+fn sentence(rng: &mut Rng, words: usize) -> String {
+    let mut s: Vec<&str> = Vec::with_capacity(words);
+    for _ in 0..words {
+        s.push(if rng.chance(30) {
+            rng.pick(NOUNS)
+        } else {
+            rng.pick(WORDS)
+        });
+    }
+    let mut s = s.join(" ");
+    s.push('.');
+    s
+}
+
+/// 2024-01-01T00:00:00Z plus `seconds`.
+fn time_at(seconds: i64) -> String {
+    Timestamp((1_704_067_200 + seconds) * 1_000_000).to_string()
+}
+
+fn item_id(seed: &str, i: usize) -> String {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("waymark-bench:{seed}:item:{i}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// One generated work item, before it becomes JSON.
+struct Item {
+    id: String,
+    item_type: &'static str,
+    parent: Option<usize>,
+    depth: i64,
+}
+
+/// A realistic hierarchy of exactly `n` items: projects > sessions > tasks
+/// (some research), subtasks, and a thinning tail down to depth 5. Items are
+/// listed in creation order (every parent before its children).
+fn hierarchy(n: usize) -> Vec<Item> {
+    // Per 1,000 items: 1 project, 10 sessions, 600 tasks, 300 at depth 3,
+    // 60 at depth 4, 29 at depth 5.
+    let projects = (n / 1000).max(1);
+    let mut items: Vec<Item> = Vec::with_capacity(n);
+    let push = |items: &mut Vec<Item>, item_type, parent: Option<usize>, depth| {
+        let i = items.len();
+        items.push(Item {
+            id: String::new(),
+            item_type,
+            parent,
+            depth,
+        });
+        i
+    };
+    let per_project = n / projects;
+    for p in 0..projects {
+        let budget = if p + 1 == projects {
+            n - items.len()
+        } else {
+            per_project
+        };
+        let start = items.len();
+        let proj = push(&mut items, "project", None, 0);
+        let sessions = (budget / 100).max(1);
+        let mut level2 = Vec::new();
+        for _ in 0..sessions {
+            let s = push(&mut items, "session", Some(proj), 1);
+            for _ in 0..(budget * 6 / 10 / sessions).max(1) {
+                level2.push(push(&mut items, "task", Some(s), 2));
+            }
+        }
+        // Half the tasks get subtasks; every fifth of those a child; the first
+        // ones of those a child at depth 5; then fill to the exact budget.
+        let mut level3 = Vec::new();
+        for &t in level2.iter().step_by(2) {
+            if items.len() - start >= budget {
+                break;
+            }
+            level3.push(push(&mut items, "task", Some(t), 3));
+        }
+        let mut level4 = Vec::new();
+        for &t in level3.iter().step_by(5) {
+            if items.len() - start >= budget {
+                break;
+            }
+            level4.push(push(&mut items, "task", Some(t), 4));
+        }
+        let mut k = 0;
+        while items.len() - start < budget {
+            let (parent, depth) = if k < level4.len() {
+                (level4[k], 5)
+            } else {
+                (level2[k % level2.len()], 3)
+            };
+            push(&mut items, "task", Some(parent), depth);
+            k += 1;
+        }
+    }
+    items.truncate(n);
+    items
+}
+
+/// The JSON document `import_json` reads, with `n_items` work items, and the
+/// generated items (for picking benchmark targets).
+fn document(seed: &str, n_items: usize, n_vendors: usize, n_deployments: usize, n_deps: usize) -> (Value, Vec<Item>) {
+    let mut rng = Rng(0x5eed ^ seed.len() as u64);
+    let mut items = hierarchy(n_items);
+    for (i, item) in items.iter_mut().enumerate() {
+        item.id = item_id(seed, i);
+        if item.item_type == "task" && item.depth == 2 && rng.chance(10) {
+            item.item_type = "research";
+        }
+    }
+    // Creation times spread over two years; updates up to 30 days later.
+    let step = (2 * 365 * 86_400 / n_items.max(1)) as i64;
+    let mut work_items = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let created = i as i64 * step;
+        let status = match (item.item_type, rng.below(100)) {
+            ("project", _) => "active",
+            (_, 0..=54) => "active",
+            (_, 55..=89) => "completed",
+            _ => "blocked",
+        };
+        let metadata = match item.item_type {
+            "project" => {
+                json!({"description": sentence(&mut rng, 12), "target_quarter": "2026-Q1"})
+            }
+            "session" => json!({"token_budget": 200_000, "prompts_count": rng.below(40)}),
+            "research" => json!({"research_questions": [sentence(&mut rng, 8)], "references": []}),
+            _ => json!({"estimated_hours": rng.below(40)}),
+        };
+        let mut o = Map::new();
+        o.insert("id".into(), item.id.clone().into());
+        o.insert("item_type".into(), item.item_type.into());
+        o.insert("title".into(), title(&mut rng, i).into());
+        if rng.chance(30) {
+            o.insert("description".into(), sentence(&mut rng, 20).into());
+        }
+        o.insert("status".into(), status.into());
+        o.insert("priority".into(), (rng.below(5) as i64).into());
+        if let Some(p) = item.parent {
+            o.insert("parent_id".into(), items[p].id.clone().into());
+        }
+        o.insert("depth".into(), item.depth.into());
+        o.insert("metadata".into(), metadata);
+        o.insert("created_at".into(), time_at(created).into());
+        o.insert("created_by".into(), "claude-code".into());
+        o.insert(
+            "updated_at".into(),
+            time_at(created + rng.below(30 * 86_400) as i64).into(),
+        );
+        o.insert("updated_by".into(), "claude-code".into());
+        work_items.push(Value::Object(o));
+    }
+
+    // Dependencies between tasks: a later item waits for an earlier one
+    // (`depends_on` from the later, `blocks` from the earlier), so no cycles.
+    let tasks: Vec<usize> = (0..items.len()).filter(|&i| items[i].depth >= 2).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut dependencies = Vec::with_capacity(n_deps);
+    while dependencies.len() < n_deps && tasks.len() > 1 {
+        let a = tasks[rng.below(tasks.len())];
+        // Mostly close in time: an item waits for one created shortly before.
+        let b = tasks[(tasks.binary_search(&a).unwrap_or(0) + 1 + rng.below(200)).min(tasks.len() - 1)];
+        if a == b {
+            continue;
+        }
+        let (early, late) = (a.min(b), a.max(b));
+        let kind = if rng.chance(70) { "depends_on" } else { "blocks" };
+        let (source, target) = if kind == "depends_on" {
+            (late, early)
+        } else {
+            (early, late)
+        };
+        if !seen.insert((source, target, kind)) {
+            continue;
+        }
+        let (s, t) = (&items[source].id, &items[target].id);
+        let at = time_at(late as i64 * step + 60);
+        dependencies.push(json!({
+            "id": ids::dependency(s, t, kind), "source_id": s, "target_id": t, "dependency_type": kind,
+            "created_at": at, "created_by": "claude-code", "updated_at": at, "updated_by": "claude-code",
+        }));
+    }
+
+    let mut vendor_ids = Vec::with_capacity(n_vendors);
+    let mut vendors = Vec::with_capacity(n_vendors);
+    for v in 0..n_vendors {
+        let name = format!("Vendor-{v:04} {}", rng.pick(NOUNS));
+        let total = rng.below(300) as i64;
+        let passing = total - rng.below(total as usize + 1) as i64 / 4;
+        let at = time_at(v as i64 * 3600);
+        let id = ids::vendor(&name);
+        vendor_ids.push(id.clone());
+        vendors.push(json!({
+            "id": id, "name": name,
+            "status": if rng.chance(80) { "operational" } else { "broken" },
+            "extractor_version": format!("1.{}.{}", rng.below(10), rng.below(20)),
+            "metadata": {
+                "format_support": {"excel": rng.chance(70), "csv": rng.chance(90), "pdf": rng.chance(40), "ocr": rng.chance(10)},
+                "test_results": {"passing": passing, "total": total, "skipped": 0},
+                "manifest_compliant": rng.chance(80),
+                "last_test_run": at,
+            },
+            "created_at": at, "created_by": "cli", "updated_at": at, "updated_by": "cli",
+        }));
+    }
+
+    let mut deployments = Vec::with_capacity(n_deployments);
+    let dstep = (2 * 365 * 86_400 / n_deployments.max(1)) as i64;
+    for d in 0..n_deployments {
+        let commit: String = (0..5).map(|_| format!("{:08x}", rng.next() as u32)).collect();
+        let at = time_at(d as i64 * dstep);
+        let mut vs: Vec<String> = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let v = vendor_ids[rng.below(vendor_ids.len())].clone();
+            if !vs.contains(&v) {
+                vs.push(v);
+            }
+        }
+        let mut ws: Vec<String> = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let w = items[rng.below(items.len())].id.clone();
+            if !ws.contains(&w) {
+                ws.push(w);
+            }
+        }
+        deployments.push(json!({
+            "id": ids::deployment_from_commit(&commit), "deployed_at": at, "commit_hash": commit,
+            "metadata": {
+                "pr_number": d + 1, "pr_title": format!("{} {}", rng.pick(VERBS), rng.pick(NOUNS)),
+                "test_summary": {"unit": rng.below(500), "integration": rng.below(80)},
+                "constitutional_compliance": rng.chance(90),
+            },
+            "vendor_ids": vs, "work_item_ids": ws,
+            "created_at": at, "created_by": "cli", "updated_at": at, "updated_by": "cli",
+        }));
+    }
+
+    let doc = json!({
+        "work_items": work_items,
+        "dependencies": dependencies,
+        "vendors": vendors,
+        "deployments": deployments,
+    });
+    (doc, items)
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures.
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    tracker: Tracker,
+    /// A vendor's name as stored, and as a user types it.
+    vendor_name: String,
+    vendor_query: String,
+    /// A session whose subtree reaches depth 5.
+    session: String,
+    /// An item at depth 3 with descendants to depth 5.
+    deep_item: String,
+    /// A session the write benchmarks add items under (not `session`).
+    write_parent: String,
+    /// A task the update benchmark edits.
+    update_target: String,
+}
+
+impl Fixture {
+    fn db(&self) -> PathBuf {
+        self.dir.join(waymark::store::DB_FILE)
+    }
+}
+
+/// A raw connection with the same pragmas as the store's.
+fn raw(db: &Path) -> Connection {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .expect("open raw connection");
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .expect("busy timeout");
+    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    conn.pragma_update(None, "synchronous", "NORMAL").expect("synchronous");
+    conn.set_prepared_statement_cache_capacity(64);
+    conn
+}
+
+fn count(conn: &Connection, sql: &str) -> usize {
+    conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect(sql) as usize
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Build a store from a generated document; returns its directory and the
+/// generated items.
+fn build(seed: &str, sizes: (usize, usize, usize, usize)) -> (tempfile::TempDir, Tracker, Vec<Item>) {
+    let (n_items, n_vendors, n_deployments, n_deps) = sizes;
+    let started = Instant::now();
+    let (doc, items) = document(seed, n_items, n_vendors, n_deployments, n_deps);
+    let generated = started.elapsed();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tracker = Tracker::open(dir.path()).expect("open tracker");
+    let summary = tracker.import_json(AUTHOR, doc).expect("import fixture");
+    eprintln!(
+        "[fixture {seed}] generated in {generated:.1?}, imported in {:.1?}: {summary:?}",
+        started.elapsed() - generated
+    );
+    let conn = raw(&dir.path().join(waymark::store::DB_FILE));
+    let live = "SELECT count(*) FROM work_items WHERE deleted_at IS NULL";
+    assert_eq!(count(&conn, live), n_items, "work items");
+    assert_eq!(count(&conn, "SELECT count(*) FROM vendors"), n_vendors, "vendors");
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM deployments"),
+        n_deployments,
+        "deployments"
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM dependencies WHERE removed = 0"),
+        n_deps,
+        "dependencies"
+    );
+    assert_eq!(count(&conn, "SELECT max(depth) FROM work_items"), 5, "deepest level");
+    (dir, tracker, items)
+}
+
+/// The store's size on disk after a checkpoint, with the biggest tables.
+fn report_size(db: &Path) {
+    let conn = raw(db);
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let (main, wal_len) = (file_len(db), file_len(&wal));
+    eprintln!(
+        "[store size] waymark.db {:.1} MiB + waymark.db-wal {:.1} MiB = {:.1} MiB ({} bytes; target < 100 MB)",
+        mib(main),
+        mib(wal_len),
+        mib(main + wal_len),
+        main + wal_len
+    );
+    let mut stmt = conn
+        .prepare("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC LIMIT 12")
+        .expect("dbstat");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .expect("dbstat rows");
+    for row in rows {
+        let (name, bytes) = row.expect("dbstat row");
+        eprintln!("[store size]   {name:<32} {:>7.1} MiB", mib(bytes as u64));
+    }
+}
+
+fn big() -> &'static Fixture {
+    static BIG: OnceLock<Fixture> = OnceLock::new();
+    BIG.get_or_init(|| {
+        let sizes = (
+            scale(WORK_ITEMS),
+            scale(VENDORS),
+            scale(DEPLOYMENTS),
+            scale(DEPENDENCIES),
+        );
+        let (dir, tracker, items) = build("big", sizes);
+        let db = dir.path().join(waymark::store::DB_FILE);
+        report_size(&db);
+        // WAYMARK_BENCH_KEEP=<dir>: keep a copy of the fresh store there
+        // (for EXPLAIN QUERY PLAN and the like).
+        if let Some(keep) = std::env::var_os("WAYMARK_BENCH_KEEP") {
+            let keep = PathBuf::from(keep);
+            std::fs::create_dir_all(&keep).expect("keep dir");
+            std::fs::copy(&db, keep.join(waymark::store::DB_FILE)).expect("keep a copy");
+            eprintln!("[fixture big] copied to {}", keep.display());
+        }
+        // The first session (its subtree reaches depth 5), an item at depth 3
+        // under it with the deepest chain, and another session for writes.
+        let session = items.iter().position(|i| i.depth == 1).expect("a session");
+        let deep5 = items.iter().position(|i| i.depth == 5).expect("an item at depth 5");
+        let mut deep3 = deep5;
+        while items[deep3].depth > 3 {
+            deep3 = items[deep3].parent.expect("parent");
+        }
+        let write_parent = items.iter().rposition(|i| i.depth == 1).expect("a session");
+        let update_target = items.iter().rposition(|i| i.depth == 2).expect("a task");
+        let vendor_name: String = raw(&db)
+            .query_row(
+                "SELECT name FROM vendors ORDER BY name_key LIMIT 1 OFFSET ?1",
+                [(sizes.1 / 2) as i64],
+                |r| r.get(0),
+            )
+            .expect("a vendor");
+        let vendor_query = format!("  {}  ", vendor_name.to_uppercase());
+        Fixture {
+            dir: dir.path().to_path_buf(),
+            _dir: dir,
+            tracker,
+            vendor_name,
+            vendor_query,
+            session: items[session].id.clone(),
+            deep_item: items[deep3].id.clone(),
+            write_parent: items[write_parent].id.clone(),
+            update_target: items[update_target].id.clone(),
+        }
+    })
+}
+
+struct Small {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    tracker: Tracker,
+}
+
+fn small() -> &'static Small {
+    static SMALL: OnceLock<Small> = OnceLock::new();
+    SMALL.get_or_init(|| {
+        let (dir, tracker, _) = build(
+            "report",
+            (REPORT_ITEMS, REPORT_VENDORS, REPORT_DEPLOYMENTS, REPORT_ITEMS / 4),
+        );
+        Small {
+            dir: dir.path().to_path_buf(),
+            _dir: dir,
+            tracker,
+        }
+    })
+}
+
+type RowTuple = (String, String, String, String, i64, Option<String>, String, i64);
+
+fn row_tuple(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowTuple> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version";
+
+// ---------------------------------------------------------------------------
+// Vendor status by name, in any case.
+
+#[divan::bench_group(sample_count = 200, max_time = 2)]
+mod vendor_by_name {
+    use super::*;
+
+    #[divan::bench]
+    fn waymark(bencher: Bencher) {
+        let f = big();
+        let v = f.tracker.query_vendor_status(&f.vendor_query).expect("vendor");
+        assert_eq!(v.name, f.vendor_name);
+        bencher.bench(|| f.tracker.query_vendor_status(&f.vendor_query).expect("vendor"));
+    }
+
+    /// `SELECT * FROM vendors WHERE name_key = ?` on a cached statement.
+    #[divan::bench]
+    fn floor(bencher: Bencher) {
+        let f = big();
+        let conn = raw(&f.db());
+        bencher.bench_local(|| {
+            let key = f.vendor_query.trim().to_lowercase();
+            conn.prepare_cached(
+                "SELECT id, name, status, extractor_version, metadata, deleted_at, created_at, created_by, \
+                 updated_at, updated_by, version FROM vendors WHERE name_key = ?1 AND deleted_at IS NULL",
+            )
+            .expect("prepare")
+            .query_row([key], |r| {
+                let metadata: String = r.get(4)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    metadata,
+                ))
+            })
+            .expect("vendor")
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A work item with its ancestors and descendants (to depth 5).
+
+/// Raw: the item, its ancestors by a recursive query on parent_id, its
+/// descendants by path range (at most 100 as `query_work_item` shows, in tree order).
+fn raw_hierarchy(conn: &Connection, id: &str) -> (String, Vec<RowTuple>, Vec<RowTuple>) {
+    let (item, path): (String, String) = conn
+        .prepare_cached(
+            "SELECT id, item_type, title, description, status, priority, parent_id, path, depth, branch_name, \
+             commit_hash, pr_number, metadata, deleted_at, archived_at, created_at, created_by, updated_at, \
+             updated_by, version FROM work_items WHERE id = ?1",
+        )
+        .expect("prepare")
+        .query_row([id], |r| Ok((r.get(2)?, r.get(7)?)))
+        .expect("item");
+    let ancestors = conn
+        .prepare_cached(&format!(
+            "WITH RECURSIVE up(id, n) AS (
+                 SELECT parent_id, 1 FROM work_items WHERE id = ?1
+                 UNION ALL
+                 SELECT w.parent_id, up.n + 1 FROM work_items w JOIN up ON w.id = up.id
+             )
+             SELECT {ROW_COLUMNS} FROM work_items WHERE id IN (SELECT id FROM up) ORDER BY depth"
+        ))
+        .expect("prepare")
+        .query_map([id], row_tuple)
+        .expect("ancestors")
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .expect("ancestors");
+    let descendants = conn
+        .prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM work_items WHERE path > ?1 || '/' AND path < ?1 || '0' ORDER BY path LIMIT 100"
+        ))
+        .expect("prepare")
+        .query_map([&path], row_tuple)
+        .expect("descendants")
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .expect("descendants");
+    (item, ancestors, descendants)
+}
+
+#[divan::bench_group(sample_count = 200, max_time = 2)]
+mod item_with_tree {
+    use super::*;
+
+    /// A session: 1 ancestor, ~100 descendants down to depth 5.
+    #[divan::bench]
+    fn waymark_session(bencher: Bencher) {
+        let f = big();
+        let d = f.tracker.query_work_item(&f.session, true, false).expect("query");
+        let (_, a, desc) = raw_hierarchy(&raw(&f.db()), &f.session);
+        assert_eq!((d.ancestors.len(), d.descendants.len()), (a.len(), desc.len()));
+        assert_eq!(
+            d.descendants.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            desc.iter().map(|r| r.0.as_str()).collect::<Vec<_>>()
+        );
+        assert!(d.descendants.len() >= 50, "session subtree: {}", d.descendants.len());
+        bencher.bench(|| f.tracker.query_work_item(&f.session, true, false).expect("query"));
+    }
+
+    #[divan::bench]
+    fn floor_session(bencher: Bencher) {
+        let f = big();
+        let conn = raw(&f.db());
+        bencher.bench_local(|| raw_hierarchy(&conn, &f.session));
+    }
+
+    /// An item at depth 3: 3 ancestors, descendants at depths 4 and 5.
+    #[divan::bench]
+    fn waymark_depth3(bencher: Bencher) {
+        let f = big();
+        let d = f.tracker.query_work_item(&f.deep_item, true, false).expect("query");
+        assert_eq!(d.ancestors.len(), 3);
+        assert!(!d.descendants.is_empty());
+        bencher.bench(|| f.tracker.query_work_item(&f.deep_item, true, false).expect("query"));
+    }
+
+    #[divan::bench]
+    fn floor_depth3(bencher: Bencher) {
+        let f = big();
+        let conn = raw(&f.db());
+        let (_, a, _) = raw_hierarchy(&conn, &f.deep_item);
+        assert_eq!(a.len(), 3);
+        bencher.bench_local(|| raw_hierarchy(&conn, &f.deep_item));
+    }
+
+    /// The session again, with its dependencies too (what `item show` asks).
+    #[divan::bench]
+    fn waymark_session_with_dependencies(bencher: Bencher) {
+        let f = big();
+        bencher.bench(|| f.tracker.query_work_item(&f.session, true, true).expect("query"));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Create and update a work item, committed.
+
+#[divan::bench_group(sample_count = 100, sample_size = 10, max_time = 5)]
+mod write {
+    use super::*;
+
+    #[divan::bench]
+    fn waymark_create(bencher: Bencher) {
+        let f = big();
+        let mut n = 0u64;
+        bencher.bench_local(|| {
+            n += 1;
+            f.tracker
+                .create_work_item(
+                    AUTHOR,
+                    NewWorkItem {
+                        item_type: "task".into(),
+                        title: format!("benchmark task {n}"),
+                        parent_id: Some(f.write_parent.clone()),
+                        ..NewWorkItem::default()
+                    },
+                )
+                .expect("create")
+        });
+    }
+
+    /// `BEGIN IMMEDIATE; INSERT INTO work_items ...; COMMIT`.
+    #[divan::bench]
+    fn floor_create(bencher: Bencher) {
+        let f = big();
+        let mut conn = raw(&f.db());
+        let parent_path: String = conn
+            .query_row("SELECT path FROM work_items WHERE id = ?1", [&f.write_parent], |r| {
+                r.get(0)
+            })
+            .expect("parent");
+        let mut n = 0u64;
+        bencher.bench_local(|| {
+            n += 1;
+            let id = Uuid::now_v7().to_string();
+            let now = Timestamp::now().to_string();
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .expect("begin");
+            tx.prepare_cached(
+                "INSERT INTO work_items (id, item_type, title, status, priority, parent_id, path, depth, metadata,
+                     created_at, created_by, updated_at, updated_by, version)
+                 VALUES (?1, 'task', ?2, 'active', 2, ?3, ?4, 2, '{}', ?5, 'bench', ?5, 'bench', 1)",
+            )
+            .expect("prepare")
+            .execute(rusqlite::params![
+                id,
+                format!("floor task {n}"),
+                f.write_parent,
+                format!("{parent_path}/{id}"),
+                now
+            ])
+            .expect("insert");
+            tx.commit().expect("commit");
+        });
+    }
+
+    #[divan::bench]
+    fn waymark_update(bencher: Bencher) {
+        let f = big();
+        let mut version = f.tracker.get_work_item(&f.update_target).expect("item").version;
+        let mut n = 0u64;
+        bencher.bench_local(|| {
+            n += 1;
+            let item = f
+                .tracker
+                .update_work_item(
+                    AUTHOR,
+                    WorkItemUpdate {
+                        id: f.update_target.clone(),
+                        version,
+                        title: Some(format!("updated benchmark title {}", n % 2)),
+                        ..WorkItemUpdate::default()
+                    },
+                )
+                .expect("update");
+            version = item.version;
+            item
+        });
+    }
+
+    /// `BEGIN IMMEDIATE; UPDATE work_items SET title, updated_*, version; COMMIT`.
+    #[divan::bench]
+    fn floor_update(bencher: Bencher) {
+        let f = big();
+        let mut conn = raw(&f.db());
+        let mut n = 0u64;
+        bencher.bench_local(|| {
+            n += 1;
+            let now = Timestamp::now().to_string();
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .expect("begin");
+            tx.prepare_cached(
+                "UPDATE work_items SET title = ?2, updated_at = ?3, updated_by = 'bench', version = version + 1
+                 WHERE id = ?1",
+            )
+            .expect("prepare")
+            .execute(rusqlite::params![
+                f.update_target,
+                format!("floor title {}", n % 2),
+                now
+            ])
+            .expect("update");
+            tx.commit().expect("commit");
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A filtered page of 50 work items, and a full-text query.
+
+fn raw_page(conn: &Connection, filters: &str, args: &[&str]) -> Vec<RowTuple> {
+    conn.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM work_items WHERE {filters} AND archived_at IS NULL AND deleted_at IS NULL
+         ORDER BY created_at, id LIMIT 51"
+    ))
+    .expect("prepare")
+    .query_map(rusqlite::params_from_iter(args), row_tuple)
+    .expect("page")
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .expect("page")
+}
+
+#[divan::bench_group(sample_count = 100, max_time = 3)]
+mod list_page {
+    use super::*;
+
+    fn active_tasks() -> WorkItemFilter {
+        WorkItemFilter {
+            item_type: Some("task".into()),
+            status: Some("active".into()),
+            limit: Some(50),
+            ..WorkItemFilter::default()
+        }
+    }
+
+    /// Active tasks (about a third of the store match), first page.
+    #[divan::bench]
+    fn waymark_type_status(bencher: Bencher) {
+        let f = big();
+        let page = f.tracker.list_work_items(active_tasks()).expect("list");
+        assert_eq!(page.items.len(), 50);
+        eprintln!("[list] active tasks: total_count {}", page.total_count);
+        bencher.bench(|| f.tracker.list_work_items(active_tasks()).expect("list"));
+    }
+
+    #[divan::bench]
+    fn floor_type_status(bencher: Bencher) {
+        let f = big();
+        let conn = raw(&f.db());
+        assert_eq!(
+            raw_page(&conn, "item_type = ?1 AND status = ?2", &["task", "active"]).len(),
+            51
+        );
+        bencher.bench_local(|| raw_page(&conn, "item_type = ?1 AND status = ?2", &["task", "active"]));
+    }
+
+    /// The children of one session.
+    #[divan::bench]
+    fn waymark_parent(bencher: Bencher) {
+        let f = big();
+        let filter = || WorkItemFilter {
+            parent_id: Some(f.session.clone()),
+            limit: Some(50),
+            ..WorkItemFilter::default()
+        };
+        bencher.bench(|| f.tracker.list_work_items(filter()).expect("list"));
+    }
+
+    #[divan::bench]
+    fn floor_parent(bencher: Bencher) {
+        let f = big();
+        let conn = raw(&f.db());
+        bencher.bench_local(|| raw_page(&conn, "parent_id = ?1", &[&f.session]));
+    }
+}
+
+#[divan::bench_group(sample_count = 100, max_time = 3)]
+mod full_text {
+    use super::*;
+
+    fn search(text: &str) -> WorkItemFilter {
+        WorkItemFilter {
+            text: Some(text.into()),
+            limit: Some(50),
+            ..WorkItemFilter::default()
+        }
+    }
+
+    fn raw_search(conn: &Connection, query: &str) -> Vec<RowTuple> {
+        conn.prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM work_items WHERE rowid IN
+                 (SELECT rowid FROM work_items_fts WHERE work_items_fts MATCH ?1)
+               AND archived_at IS NULL AND deleted_at IS NULL
+             ORDER BY created_at, id LIMIT 51"
+        ))
+        .expect("prepare")
+        .query_map([query], row_tuple)
+        .expect("search")
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .expect("search")
+    }
+
+    /// One common word (about 4% of items match).
+    #[divan::bench]
+    fn waymark_one_word(bencher: Bencher) {
+        let f = big();
+        let page = f.tracker.list_work_items(search("parser")).expect("search");
+        eprintln!("[fts] \"parser\": total_count {}", page.total_count);
+        assert_eq!(page.items.len(), 50);
+        bencher.bench(|| f.tracker.list_work_items(search("parser")).expect("search"));
+    }
+
+    #[divan::bench]
+    fn floor_one_word(bencher: Bencher) {
+        let f = big();
+        let conn = raw(&f.db());
+        bencher.bench_local(|| raw_search(&conn, "\"parser\"*"));
+    }
+
+    /// Two words that must both appear (a few hundred items match).
+    #[divan::bench]
+    fn waymark_two_words(bencher: Bencher) {
+        let f = big();
+        let page = f.tracker.list_work_items(search("timeout retry")).expect("search");
+        eprintln!("[fts] \"timeout retry\": total_count {}", page.total_count);
+        bencher.bench(|| f.tracker.list_work_items(search("timeout retry")).expect("search"));
+    }
+
+    #[divan::bench]
+    fn floor_two_words(bencher: Bencher) {
+        let f = big();
+        let conn = raw(&f.db());
+        bencher.bench_local(|| raw_search(&conn, "\"timeout\"* \"retry\"*"));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The first 50 ready items, with 50,000 dependencies in the store.
+
+/// The ready filter, as the operation writes it.
+const READY: &str = "w.status = 'active' AND w.deleted_at IS NULL AND w.archived_at IS NULL
+    AND NOT EXISTS (SELECT 1 FROM dependencies d JOIN work_items b ON b.id = d.target_id
+        WHERE d.source_id = w.id AND d.removed = 0 AND d.dependency_type = 'depends_on'
+          AND b.status != 'completed' AND b.deleted_at IS NULL)
+    AND NOT EXISTS (SELECT 1 FROM dependencies d JOIN work_items b ON b.id = d.source_id
+        WHERE d.target_id = w.id AND d.removed = 0 AND d.dependency_type = 'blocks'
+          AND b.status != 'completed' AND b.deleted_at IS NULL)";
+
+#[divan::bench_group(sample_count = 100, max_time = 3)]
+mod ready {
+    use super::*;
+
+    #[divan::bench]
+    fn waymark(bencher: Bencher) {
+        let f = big();
+        let page = f
+            .tracker
+            .ready_work(ReadyQuery {
+                limit: Some(50),
+                ..ReadyQuery::default()
+            })
+            .expect("ready");
+        assert_eq!(page.items.len(), 50);
+        eprintln!("[ready] total_count {}", page.total_count);
+        bencher.bench(|| {
+            f.tracker
+                .ready_work(ReadyQuery {
+                    limit: Some(50),
+                    ..ReadyQuery::default()
+                })
+                .expect("ready")
+        });
+    }
+
+    /// The page query alone: the same filter, ORDER BY priority, created_at, id LIMIT 51.
+    #[divan::bench]
+    fn floor(bencher: Bencher) {
+        let f = big();
+        let conn = raw(&f.db());
+        bencher.bench_local(|| {
+            conn.prepare_cached(&format!(
+                "SELECT w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version
+                 FROM work_items w INDEXED BY work_items_ready WHERE {READY} ORDER BY w.priority, w.created_at, w.id LIMIT 51"
+            ))
+            .expect("prepare")
+            .query_map([], row_tuple)
+            .expect("ready")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("ready")
+        });
+    }
+}
+
+/// What the page of ready work costs beyond the page: the exact count of
+/// every ready item (`total_count`), raw.
+#[divan::bench(sample_count = 10, max_time = 10)]
+fn ready_floor_count(bencher: Bencher) {
+    let f = big();
+    let conn = raw(&f.db());
+    bencher.bench_local(|| {
+        conn.prepare_cached(&format!("SELECT count(*) FROM work_items w WHERE {READY}"))
+            .expect("prepare")
+            .query_row([], |r| r.get::<_, i64>(0))
+            .expect("count")
+    });
+}
+
+/// The exact counts behind `total_count` of the list and search pages, raw.
+#[divan::bench(sample_count = 50, max_time = 5, args = ["type_status", "one_word"])]
+fn list_floor_count(bencher: Bencher, which: &str) {
+    let f = big();
+    let conn = raw(&f.db());
+    let sql = match which {
+        "type_status" => {
+            "SELECT count(*) FROM work_items WHERE item_type = 'task' AND status = 'active'
+               AND archived_at IS NULL AND deleted_at IS NULL"
+        }
+        _ => {
+            "SELECT count(*) FROM work_items WHERE rowid IN
+                 (SELECT rowid FROM work_items_fts WHERE work_items_fts MATCH '\"parser\"*')
+               AND archived_at IS NULL AND deleted_at IS NULL"
+        }
+    };
+    bencher.bench_local(|| {
+        conn.prepare_cached(sql)
+            .expect("prepare")
+            .query_row([], |r| r.get::<_, i64>(0))
+            .expect("count")
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The status report: 1,200 items, 45 vendors, 50 deployments.
+
+#[divan::bench_group(sample_count = 100, max_time = 3)]
+mod status_report {
+    use super::*;
+
+    #[divan::bench]
+    fn waymark(bencher: Bencher) {
+        let s = small();
+        let md = waymark::report::render_markdown(&s.tracker.status_report().expect("report"), None).expect("render");
+        assert!(md.contains("## Operational Vendors") && md.contains("## Recent Deployments (Last 10)"));
+        bencher.bench(|| {
+            let report = s.tracker.status_report().expect("report");
+            waymark::report::render_markdown(&report, None).expect("render")
+        });
+    }
+
+    /// Gathering the report only (no rendering).
+    #[divan::bench]
+    fn waymark_gather_only(bencher: Bencher) {
+        let s = small();
+        bencher.bench(|| s.tracker.status_report().expect("report"));
+    }
+
+    /// The report's three reads (vendors, open items in tree order with
+    /// their parent's title, the last 10 deployments with vendor names),
+    /// without building or rendering anything.
+    #[divan::bench]
+    fn floor(bencher: Bencher) {
+        let s = small();
+        let conn = raw(&s.dir.join(waymark::store::DB_FILE));
+        bencher.bench_local(|| {
+            let vendors = conn
+                .prepare_cached("SELECT name, status, metadata FROM vendors WHERE deleted_at IS NULL ORDER BY name_key")
+                .expect("prepare")
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+                .expect("vendors")
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect("vendors");
+            let items = conn
+                .prepare_cached(
+                    "SELECT w.id, w.title, w.item_type, w.status, w.depth, w.created_at, w.branch_name, p.title
+                     FROM work_items w LEFT JOIN work_items p ON p.id = w.parent_id
+                     WHERE w.status != 'completed' AND w.deleted_at IS NULL AND w.archived_at IS NULL
+                     ORDER BY w.path",
+                )
+                .expect("prepare")
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                    ))
+                })
+                .expect("items")
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect("items");
+            let deployments = conn
+                .prepare_cached(
+                    "SELECT d.id, d.deployed_at, d.commit_hash, d.metadata,
+                        (SELECT group_concat(v.name, char(31)) FROM deployment_links l JOIN vendors v ON v.id = l.target_id
+                          WHERE l.deployment_id = d.id AND l.removed = 0 AND l.link_type = 'vendor')
+                     FROM deployments d WHERE d.deleted_at IS NULL
+                     ORDER BY d.deployed_at DESC, d.id DESC LIMIT 10",
+                )
+                .expect("prepare")
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                })
+                .expect("deployments")
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect("deployments");
+            (vendors, items, deployments)
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A CLI command that reads one item, from process start.
+
+/// The release binary cargo built beside this benchmark.
+fn waymark_bin() -> PathBuf {
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_waymark"));
+    if built.exists() {
+        return built;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("release").join("waymark")
+}
+
+fn run(program: &Path, args: &[&str]) {
+    let status = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
+    assert!(status.success(), "{} {args:?} failed", program.display());
+}
+
+#[divan::bench_group(sample_count = 40, sample_size = 1, max_time = 10)]
+mod cli_item_show {
+    use super::*;
+
+    #[divan::bench]
+    fn waymark(bencher: Bencher) {
+        let f = big();
+        let bin = waymark_bin();
+        let dir = f.dir.display().to_string();
+        let args = ["--data-dir", dir.as_str(), "item", "show", f.session.as_str(), "--json"];
+        let out = Command::new(&bin).args(args).output().expect("spawn");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let shown: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(shown["item"]["id"], f.session.as_str());
+        bencher.bench(|| run(&bin, &args));
+    }
+
+    /// The same binary, doing nothing but printing its version.
+    #[divan::bench]
+    fn floor_version(bencher: Bencher) {
+        let bin = waymark_bin();
+        bencher.bench(|| run(&bin, &["--version"]));
+    }
+
+    /// Spawning a process that does nothing.
+    #[divan::bench]
+    fn floor_true(bencher: Bencher) {
+        bencher.bench(|| run(Path::new("/bin/true"), &[]));
+    }
+}
