@@ -689,7 +689,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { hub, space } => init(&dir, hub, space),
         Command::Sync { json } => {
-            let t = open_existing(&dir)?;
+            // A new replica may join a space by syncing: it writes, so it may create the store.
+            let t = Tracker::open(&dir)?;
             let settings = waymark::config::Settings::load(&dir)?;
             let summary = waymark::sync::sync_once_blocking(t.store(), &settings)?;
             show(json, &summary, |s| {
