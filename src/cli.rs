@@ -574,7 +574,8 @@ fn show_page<T: Serialize>(json: bool, page: &Page<T>, row: impl Fn(&T) -> Strin
         return out(empty);
     }
     let mut text: String = page.items.iter().map(|r| row(r) + "\n").collect();
-    text.push_str(&format!("({} of {} shown", page.items.len(), page.total_count));
+    let plus = if page.total_is_capped { "+" } else { "" };
+    text.push_str(&format!("({} of {}{plus} shown", page.items.len(), page.total_count));
     if let Some(c) = &page.next_cursor {
         text.push_str(&format!("; next page: --cursor {c}"));
     }

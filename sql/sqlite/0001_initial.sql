@@ -24,12 +24,14 @@ CREATE TABLE retired_replicas (
     retired_at TEXT NOT NULL
 ) WITHOUT ROWID;
 
+-- A rowid table: a state (about a kilobyte of JSON) would overflow almost
+-- every WITHOUT ROWID page.
 CREATE TABLE records (
     collection TEXT NOT NULL,
     id         TEXT NOT NULL,
     state      TEXT NOT NULL,          -- JSON of waymark_sync::RecordState
     PRIMARY KEY (collection, id)
-) WITHOUT ROWID;
+);
 
 CREATE TABLE outbox (
     seq        INTEGER PRIMARY KEY,    -- local write order

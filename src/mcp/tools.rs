@@ -80,6 +80,9 @@ pub fn rows<T: Serialize>(values: &[T], columns: &[&str]) -> Vec<Value> {
 /// A page as `{columns, rows, total_count, next_cursor?}`.
 pub fn page_value<T: Serialize>(page: &Page<T>, columns: &[&str]) -> Value {
     let mut v = json!({ "columns": columns, "rows": rows(&page.items, columns), "total_count": page.total_count });
+    if page.total_is_capped {
+        v["total_is_capped"] = json!(true);
+    }
     if let Some(c) = &page.next_cursor {
         v["next_cursor"] = json!(c);
     }

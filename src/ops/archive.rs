@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Tracker;
-use super::page::{Page, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
 use super::work_items::{ROW_COLUMNS, WorkItemRow, fts_query, row_from_row};
 use crate::domain::ItemType;
 use crate::error::{Error, Result};
@@ -113,9 +113,7 @@ impl Tracker {
             page_filters.push_str(&format!(" AND (archived_at, id) < (?{}, ?{n})", n - 1));
         }
         self.store.read(|tx| {
-            let total: i64 = tx
-                .prepare_cached(&format!("SELECT count(*) FROM work_items WHERE {filters}"))?
-                .query_row(rusqlite::params_from_iter(&args[..count_args]), |r| r.get(0))?;
+            let total = capped_count(tx, &format!("work_items WHERE {filters}"), &args[..count_args])?;
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {ROW_COLUMNS}, archived_at FROM work_items WHERE {page_filters}
                  ORDER BY archived_at DESC, id DESC LIMIT {}",

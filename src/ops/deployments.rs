@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Tracker;
-use super::page::{Page, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
 use super::{vendors, work_items};
 use crate::domain::{self, ids};
 use crate::error::{Error, Kind, Result};
@@ -230,9 +230,7 @@ impl Tracker {
                 let n = args.len();
                 page_filters.push_str(&format!(" AND (d.deployed_at, d.id) < (?{}, ?{n})", n - 1));
             }
-            let total: i64 = tx
-                .prepare_cached(&format!("SELECT count(*) FROM deployments d WHERE {filters}"))?
-                .query_row(rusqlite::params_from_iter(&args[..count_args]), |r| r.get(0))?;
+            let total = capped_count(tx, &format!("deployments d WHERE {filters}"), &args[..count_args])?;
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT d.id, d.deployed_at, d.commit_hash, d.metadata FROM deployments d WHERE {page_filters}
                  ORDER BY d.deployed_at DESC, d.id DESC LIMIT {}",

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Tracker;
-use super::page::{Page, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
 use crate::domain::{self, EnhancementStatus, ids};
 use crate::error::{Error, Kind, Result};
 use crate::store::write::Fields;
@@ -264,9 +264,7 @@ impl Tracker {
             ));
         }
         self.store.read(|tx| {
-            let total: i64 = tx
-                .prepare_cached(&format!("SELECT count(*) FROM enhancements WHERE {filters}"))?
-                .query_row(rusqlite::params_from_iter(&args[..count_args]), |r| r.get(0))?;
+            let total = capped_count(tx, &format!("enhancements WHERE {filters}"), &args[..count_args])?;
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM enhancements WHERE {page_filters} ORDER BY priority, created_at, id LIMIT {}",
                 limit + 1

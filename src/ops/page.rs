@@ -12,8 +12,13 @@ pub const MAX_LIMIT: i64 = 100;
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    /// How many rows match the filters, over all pages.
+    /// How many rows match the filters, over all pages (at most
+    /// [`COUNT_CAP`]: see `total_is_capped`).
     pub total_count: i64,
+    /// More rows than [`COUNT_CAP`] match: `total_count` is a lower bound.
+    /// Counting is capped so that no list costs more as the store grows.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub total_is_capped: bool,
     /// Pass back as `cursor` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -26,6 +31,25 @@ pub fn clamp_limit(limit: Option<i64>) -> Result<i64> {
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
         Some(n) => Err(Error::invalid("limit", format!("must be 1 to {MAX_LIMIT} (got {n})"))),
     }
+}
+
+/// Lists count matching rows up to this many.
+pub const COUNT_CAP: i64 = 1000;
+
+/// Count the rows of `from_where` (`table WHERE ...`), stopping past
+/// [`COUNT_CAP`]: `(count, capped)`.
+pub fn capped_count(
+    conn: &rusqlite::Connection,
+    from_where: &str,
+    args: &[impl rusqlite::ToSql],
+) -> crate::Result<(i64, bool)> {
+    let n: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {from_where} LIMIT {})",
+            COUNT_CAP + 1
+        ))?
+        .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+    Ok((n.min(COUNT_CAP), n > COUNT_CAP))
 }
 
 /// A cursor is the sort key of the last row shown, hex-encoded so that
@@ -50,13 +74,15 @@ pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
 }
 
 /// Cut a fetched `limit + 1` rows to a page, with the cursor of its last row.
-pub fn paginate<T>(mut rows: Vec<T>, limit: i64, total_count: i64, key: impl Fn(&T) -> String) -> Page<T> {
+pub fn paginate<T>(mut rows: Vec<T>, limit: i64, total: (i64, bool), key: impl Fn(&T) -> String) -> Page<T> {
+    let (total_count, total_is_capped) = total;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(key) } else { None };
     Page {
         items: rows,
         total_count,
+        total_is_capped,
         next_cursor,
     }
 }
@@ -67,6 +93,7 @@ impl<T> Page<T> {
         Page {
             items: self.items.into_iter().map(f).collect(),
             total_count: self.total_count,
+            total_is_capped: self.total_is_capped,
             next_cursor: self.next_cursor,
         }
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Tracker;
-use super::page::{Page, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
 use crate::domain::{self, VendorStatus, ids};
 use crate::error::{Error, Kind, Result};
 use crate::store::write::Fields;
@@ -229,9 +229,7 @@ impl Tracker {
             page_filters.push_str(&format!(" AND name_key > ?{}", args.len()));
         }
         self.store.read(|tx| {
-            let total: i64 = tx
-                .prepare_cached(&format!("SELECT count(*) FROM vendors WHERE {filters}"))?
-                .query_row(rusqlite::params_from_iter(&args[..count_args]), |r| r.get(0))?;
+            let total = capped_count(tx, &format!("vendors WHERE {filters}"), &args[..count_args])?;
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT id, name, status, extractor_version, metadata, updated_at, version, name_key
                  FROM vendors WHERE {page_filters} ORDER BY name_key LIMIT {}",

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Tracker;
-use super::page::{Page, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
 use crate::domain::{self, ItemType, MAX_DEPTH, WorkStatus, ids};
 use crate::error::{Error, Kind, Result};
 use crate::store::write::Fields;
@@ -575,9 +575,7 @@ impl Tracker {
         }
         let count_args = args.len() - if filter.cursor.is_some() { 2 } else { 0 };
         self.store.read(|tx| {
-            let total: i64 = tx
-                .prepare_cached(&format!("SELECT count(*) FROM work_items WHERE {filters}"))?
-                .query_row(rusqlite::params_from_iter(&args[..count_args]), |r| r.get(0))?;
+            let total = capped_count(tx, &format!("work_items WHERE {filters}"), &args[..count_args])?;
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {ROW_COLUMNS}, created_at FROM work_items WHERE {page_clauses}
                  ORDER BY created_at, id LIMIT {}",
@@ -620,9 +618,7 @@ impl Tracker {
             ));
         }
         self.store.read(|tx| {
-            let total: i64 = tx
-                .prepare_cached(&format!("SELECT count(*) FROM work_items w WHERE {filters}"))?
-                .query_row(rusqlite::params_from_iter(&args[..count_args]), |r| r.get(0))?;
+            let total = capped_count(tx, &format!("work_items w WHERE {filters}"), &args[..count_args])?;
             // The ready index walks items in page order, so the page stops
             // after `limit + 1` hits; left to itself the planner picks
             // work_items_status and sorts every active item (300 ms at 100k).

@@ -279,15 +279,31 @@ impl Tracker {
 
 /// Render a report with `template` (the default layout when `None`).
 pub fn render_markdown(report: &StatusReport, template: Option<&str>) -> Result<String> {
+    let ctx = minijinja::Value::from(minijinja::value::Serde(report));
+    let render = |env: &minijinja::Environment<'_>| -> Result<String> {
+        let tmpl = env
+            .get_template("status")
+            .map_err(|e| Error::invalid("template", e.to_string()))?;
+        tmpl.render(&ctx)
+            .map_err(|e| Error::invalid("template", format!("failed to render: {e}")))
+    };
+    match template {
+        // The default template is compiled once per process.
+        None => {
+            static DEFAULT: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+            let env = DEFAULT.get_or_init(|| environment(DEFAULT_TEMPLATE).expect("the default template parses"));
+            render(env)
+        }
+        Some(source) => render(&environment(source)?),
+    }
+}
+
+fn environment(source: &str) -> Result<minijinja::Environment<'static>> {
     let mut env = minijinja::Environment::new();
     let mut syntax = minijinja::syntax::SyntaxConfig::builder();
     syntax.keep_trailing_newline(true);
     env.set_syntax(syntax.build().map_err(|e| Error::invalid("template", e.to_string()))?);
-    env.add_template("status", template.unwrap_or(DEFAULT_TEMPLATE))
+    env.add_template_owned("status", source.to_owned())
         .map_err(|e| Error::invalid("template", format!("does not parse: {e}")))?;
-    let tmpl = env
-        .get_template("status")
-        .map_err(|e| Error::invalid("template", e.to_string()))?;
-    tmpl.render(minijinja::Value::from(minijinja::value::Serde(report)))
-        .map_err(|e| Error::invalid("template", format!("failed to render: {e}")))
+    Ok(env)
 }
