@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake};
 use std::thread::{self, Thread};
 
@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 use crate::change::{Change, SCHEMA_VERSION};
 use crate::clock::{Dot, Hlc, ReplicaId, VersionVector};
-use crate::memory::MemoryReplica;
-use crate::protocol::{Replica, ReplicaError};
+use crate::memory::{Fault, MemoryReplica};
+use crate::protocol::{Hub, HubError, PullPage, PushAck, Replica, ReplicaError};
 
 /// Run a future to completion on this thread (enough for hubs that need no
 /// runtime of their own, like [`crate::memory::MemoryHub`]).
@@ -94,6 +94,120 @@ impl ReplicaFixture for MemoryReplica {
         let fields = BTreeMap::from([("title".to_owned(), json!(label))]);
         self.write("items", &format!("r{record}"), fields, 1_000);
         Ok(())
+    }
+}
+
+/// Any [`Hub`] with injected faults: the model-based test runs the same
+/// scenarios over the in-memory hub and over the Postgres hub through this.
+///
+/// Calls (push and pull alike) are counted from 0. A fault armed for a call
+/// replaces it: [`Fault::FailBeforeCommit`] answers
+/// [`HubError::Unreachable`] without calling the inner hub;
+/// [`Fault::DropReplyAfterCommit`] calls it (a push commits, a pull reads its
+/// page) and then loses the reply ([`HubError::Unreachable`] too, unless the
+/// inner hub failed by itself, whose error then stands). A page limit caps
+/// every page whatever the caller asks.
+#[derive(Debug)]
+pub struct FaultyHub<H> {
+    inner: H,
+    state: Mutex<FaultState>,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    /// Hub calls made so far.
+    calls: u64,
+    /// Call number -> the fault injected into that call.
+    faults: BTreeMap<u64, Fault>,
+    page_limit: Option<usize>,
+}
+
+impl<H: Hub> FaultyHub<H> {
+    pub fn new(inner: H) -> Self {
+        FaultyHub {
+            inner,
+            state: Mutex::new(FaultState::default()),
+        }
+    }
+
+    /// The hub behind the faults.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+
+    fn state(&self) -> MutexGuard<'_, FaultState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Inject `fault` into the call `calls_from_now` calls ahead (0: the next).
+    pub fn inject(&self, calls_from_now: u64, fault: Fault) {
+        let mut state = self.state();
+        let at = state.calls + calls_from_now;
+        state.faults.insert(at, fault);
+    }
+
+    /// Forget every injected fault not yet triggered.
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
+    /// Serve at most `limit` changes per page (`None`: what the caller asks).
+    pub fn set_page_limit(&self, limit: Option<usize>) {
+        self.state().page_limit = limit;
+    }
+
+    /// Hub calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.state().calls
+    }
+
+    fn take_fault(&self) -> (Option<Fault>, Option<usize>) {
+        let mut state = self.state();
+        let call = state.calls;
+        state.calls += 1;
+        (state.faults.remove(&call), state.page_limit)
+    }
+
+    /// The whole log of `space`, paged through the inner hub (no faults).
+    pub async fn log(&self, space: &str) -> Result<Vec<(u64, Change)>, HubError> {
+        let mut log: Vec<(u64, Change)> = Vec::new();
+        loop {
+            let after = log.last().map_or(0, |(seq, _)| *seq);
+            let page = self.inner.pull(space, after, usize::MAX).await?;
+            if page.changes.is_empty() {
+                return Ok(log);
+            }
+            log.extend(page.changes);
+        }
+    }
+}
+
+impl<H: Hub> Hub for FaultyHub<H> {
+    async fn push(&self, space: &str, changes: &[Change]) -> Result<PushAck, HubError> {
+        let (fault, _) = self.take_fault();
+        if fault == Some(Fault::FailBeforeCommit) {
+            return Err(HubError::Unreachable("injected: connection reset before commit".into()));
+        }
+        let ack = self.inner.push(space, changes).await?;
+        if fault == Some(Fault::DropReplyAfterCommit) {
+            return Err(HubError::Unreachable("injected: reply lost after commit".into()));
+        }
+        Ok(ack)
+    }
+
+    async fn pull(&self, space: &str, after_seq: u64, limit: usize) -> Result<PullPage, HubError> {
+        let (fault, page_limit) = self.take_fault();
+        if fault == Some(Fault::FailBeforeCommit) {
+            return Err(HubError::Unreachable(
+                "injected: connection reset before the pull".into(),
+            ));
+        }
+        let limit = page_limit.map_or(limit, |l| l.min(limit));
+        let page = self.inner.pull(space, after_seq, limit).await?;
+        if fault == Some(Fault::DropReplyAfterCommit) {
+            return Err(HubError::Unreachable("injected: pull reply lost".into()));
+        }
+        Ok(page)
     }
 }
 
@@ -466,4 +580,12 @@ mod memory_hub {
 #[cfg(test)]
 mod memory_replica {
     crate::replica_conformance_tests!(crate::memory::MemoryReplica::new(crate::ReplicaId::mint()));
+}
+
+#[cfg(test)]
+mod faulty_memory_hub {
+    crate::hub_conformance_tests!(
+        block_on = crate::testing::block_on,
+        hub = crate::testing::FaultyHub::new(crate::memory::MemoryHub::new())
+    );
 }

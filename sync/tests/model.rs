@@ -12,17 +12,27 @@
 //! - the hub holds every write exactly once, in dense seqs;
 //! - no write is lost unless a later write saw it: a value survives in a
 //!   field exactly when no other change to that field's record covers it.
+//!
+//! The world runs over any [`Hub`] wrapped in a [`FaultyHub`] (which injects
+//! the failed commits, lost replies and short pages): the in-memory hub for
+//! many cases, and the real Postgres hub (one database, a fresh space per
+//! case) for fewer, with the same scenarios and the same checks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
 
 use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use serde_json::{Value, json};
 use waymark_sync::memory::{Fault, MemoryHub, MemoryReplica};
+use waymark_sync::postgres::testing::{TestDatabase, runtime};
+use waymark_sync::postgres::{HubOptions, PostgresHub};
 use waymark_sync::round::{RoundReport, SyncOptions, sync_round};
-use waymark_sync::testing::block_on;
+use waymark_sync::testing::{FaultyHub, block_on};
 use waymark_sync::{Change, Dot, Hub, RecordStates, Replica, ReplicaId};
 
-const SPACE: &str = "model";
 const COLLECTION: &str = "items";
 const RECORDS: usize = 3;
 const FIELDS: [&str; 4] = ["title", "status", "parent", "deleted_at"];
@@ -76,8 +86,12 @@ fn action() -> impl Strategy<Value = Action> {
 }
 
 /// The world of one scenario, and what the test remembers of it.
-struct World {
-    hub: MemoryHub,
+struct World<H: Hub> {
+    hub: FaultyHub<H>,
+    /// The space this scenario uses on the hub.
+    space: String,
+    /// The runtime the hub needs (none: the hub needs no runtime).
+    runtime: Option<Arc<tokio::runtime::Runtime>>,
     replicas: Vec<MemoryReplica>,
     /// Each replica's clock offset (clocks disagree, and may go backwards).
     skews: Vec<i64>,
@@ -88,16 +102,42 @@ struct World {
     committed_batches: Vec<Vec<Change>>,
 }
 
-impl World {
-    fn new(replicas: usize, skews: Vec<i64>) -> World {
+impl World<MemoryHub> {
+    fn in_memory(replicas: usize, skews: Vec<i64>) -> Self {
+        World::new(MemoryHub::new(), "model".into(), None, replicas, skews)
+    }
+}
+
+impl<H: Hub> World<H> {
+    fn new(
+        hub: H,
+        space: String,
+        runtime: Option<Arc<tokio::runtime::Runtime>>,
+        replicas: usize,
+        skews: Vec<i64>,
+    ) -> Self {
         World {
-            hub: MemoryHub::new(),
+            hub: FaultyHub::new(hub),
+            space,
+            runtime,
             replicas: (0..replicas).map(|_| MemoryReplica::new(ReplicaId::mint())).collect(),
             skews,
             step: 0,
             writes: Vec::new(),
             committed_batches: Vec::new(),
         }
+    }
+
+    fn block<F: Future>(&self, future: F) -> F::Output {
+        match &self.runtime {
+            Some(rt) => rt.block_on(future),
+            None => block_on(future),
+        }
+    }
+
+    /// The hub's whole log of the scenario's space.
+    fn log(&self) -> Vec<(u64, Change)> {
+        self.block(self.hub.log(&self.space)).expect("read the hub's log")
     }
 
     fn now(&self, replica: usize) -> u64 {
@@ -164,7 +204,7 @@ impl World {
                     push_batch: batch,
                     page_size: page,
                 };
-                let result = block_on(sync_round(&self.replicas[replica % n], &self.hub, SPACE, opts));
+                let result = self.block(sync_round(&self.replicas[replica % n], &self.hub, &self.space, opts));
                 self.hub.clear_faults();
                 if let Err(e) = result {
                     assert!(fault.is_some() && e.is_retryable(), "round failed without a fault: {e}");
@@ -174,7 +214,8 @@ impl World {
                 let replica = &self.replicas[replica % n];
                 let batch = replica.outbox(limit).unwrap();
                 if !batch.is_empty() {
-                    block_on(self.hub.push(SPACE, &batch)).expect("a batch from the outbox head is accepted");
+                    self.block(self.hub.push(&self.space, &batch))
+                        .expect("a batch from the outbox head is accepted");
                     replica
                         .acknowledge(&batch.iter().map(|c| c.dot).collect::<Vec<_>>())
                         .unwrap();
@@ -185,7 +226,7 @@ impl World {
                 let replica = &self.replicas[replica % n];
                 for _ in 0..pages {
                     let cursor = replica.cursor().unwrap();
-                    let page = block_on(self.hub.pull(SPACE, cursor, page)).unwrap();
+                    let page = self.block(self.hub.pull(&self.space, cursor, page)).unwrap();
                     let Some(&(last, _)) = page.changes.last() else { break };
                     replica.apply_page(&page.changes, last).unwrap();
                 }
@@ -193,7 +234,9 @@ impl World {
             Action::Repush { which } => {
                 if !self.committed_batches.is_empty() {
                     let batch = &self.committed_batches[which % self.committed_batches.len()];
-                    let ack = block_on(self.hub.push(SPACE, batch)).expect("a resent batch is accepted");
+                    let ack = self
+                        .block(self.hub.push(&self.space, batch))
+                        .expect("a resent batch is accepted");
                     assert_eq!(ack.inserted, 0, "a resent batch stores nothing new");
                 }
             }
@@ -216,8 +259,9 @@ impl World {
         for _ in 0..=MAX_REPLICAS + 1 {
             let mut quiet = true;
             for replica in &self.replicas {
-                let report: RoundReport =
-                    block_on(sync_round(replica, &self.hub, SPACE, SyncOptions::default())).expect("final sync");
+                let report: RoundReport = self
+                    .block(sync_round(replica, &self.hub, &self.space, SyncOptions::default()))
+                    .expect("final sync");
                 quiet &= report.pushed == 0 && report.pulled == 0;
             }
             if quiet {
@@ -271,8 +315,8 @@ fn shuffled_causal_order(changes: &[Change], mut seed: u64) -> Vec<&Change> {
     order
 }
 
-fn check_converged(world: &World, order_seed: u64) {
-    let log = world.hub.log(SPACE);
+fn check_converged<H: Hub>(world: &World<H>, order_seed: u64) {
+    let log = world.log();
 
     // The hub holds every write exactly once, as written, in dense seqs.
     let seqs: Vec<u64> = log.iter().map(|(s, _)| *s).collect();
@@ -332,30 +376,83 @@ fn check_converged(world: &World, order_seed: u64) {
     }
 }
 
+/// One scenario: replicas, their clock skews, a script, and the seed of the
+/// other causal order the final check folds the log in.
+type Scenario = (usize, Vec<i64>, Vec<Action>, u64);
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        2usize..=6,
+        proptest::collection::vec(-500i64..500, 6),
+        proptest::collection::vec(action(), 0..80),
+        any::<u64>(),
+    )
+}
+
+fn play<H: Hub>(mut world: World<H>, actions: &[Action], order_seed: u64) {
+    for action in actions {
+        world.perform(action);
+    }
+    world.sync_until_quiet();
+    check_converged(&world, order_seed);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn replicas_converge_and_lose_nothing(
-        replicas in 2usize..=6,
-        skews in proptest::collection::vec(-500i64..500, 6),
-        actions in proptest::collection::vec(action(), 0..80),
-        order_seed in any::<u64>(),
+        (replicas, skews, actions, order_seed) in scenario(),
     ) {
-        let mut world = World::new(replicas, skews);
-        for action in &actions {
-            world.perform(action);
-        }
-        world.sync_until_quiet();
-        check_converged(&world, order_seed);
+        play(World::in_memory(replicas, skews), &actions, order_seed);
     }
+}
+
+/// Cases of [`over_postgres_replicas_converge_and_lose_nothing`]
+/// (`WAYMARK_MODEL_PG_CASES` overrides).
+const POSTGRES_CASES: u32 = 32;
+
+/// The same scenarios against the real Postgres hub: one database, a fresh
+/// space and a fresh hub (new connections) per case, faults injected in
+/// front of it by [`FaultyHub`].
+#[test]
+fn over_postgres_replicas_converge_and_lose_nothing() {
+    let rt = Arc::new(runtime());
+    let db = rt.block_on(TestDatabase::create("model"));
+    rt.block_on(db.hub()); // migrated once
+    let cases = std::env::var("WAYMARK_MODEL_PG_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(POSTGRES_CASES);
+    let config = Config {
+        cases,
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..Config::default()
+    };
+    let started = Instant::now();
+    let mut runner = TestRunner::new(config);
+    let outcome = runner.run(&scenario(), |(replicas, skews, actions, order_seed)| {
+        let hub = PostgresHub::new(db.url().clone(), HubOptions::default()).expect("a hub");
+        let space = format!("model-{}", uuid::Uuid::now_v7());
+        let world = World::new(hub, space, Some(rt.clone()), replicas, skews);
+        play(world, &actions, order_seed);
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+    eprintln!(
+        "model over Postgres: {cases} cases in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// The scenario of the issue, by hand: offline edits on three replicas, then
 /// rounds in an unusual order.
 #[test]
 fn three_offline_replicas_converge_with_the_same_conflicts() {
-    let mut world = World::new(3, vec![0, -300, 200]);
+    let mut world = World::in_memory(3, vec![0, -300, 200]);
     let fields = |pairs: &[(&str, Value)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
     world.write(0, 0, fields(&[("title", json!("base")), ("status", json!("open"))]));
     world.sync_until_quiet();
@@ -363,13 +460,14 @@ fn three_offline_replicas_converge_with_the_same_conflicts() {
     world.write(1, 0, fields(&[("title", json!("from b")), ("priority", json!(1))]));
     world.write(2, 0, fields(&[("deleted_at", json!(5))]));
     for i in [2, 0, 1, 2, 0] {
-        block_on(sync_round(
-            &world.replicas[i],
-            &world.hub,
-            SPACE,
-            SyncOptions::default(),
-        ))
-        .unwrap();
+        world
+            .block(sync_round(
+                &world.replicas[i],
+                &world.hub,
+                &world.space,
+                SyncOptions::default(),
+            ))
+            .unwrap();
     }
     world.sync_until_quiet();
     check_converged(&world, 7);
