@@ -311,6 +311,19 @@ impl HubUrl {
         }
     }
 
+    /// The same hub URL with `sslmode` and `sslrootcert` set as given (tests
+    /// of TLS against a local server).
+    pub fn with_tls(&self, sslmode: &str, sslrootcert: Option<&str>) -> Result<HubUrl, HubError> {
+        if !matches!(sslmode, "disable" | "prefer" | "require" | "verify-ca" | "verify-full") {
+            return Err(HubError::Other(format!("unknown sslmode {sslmode:?}")));
+        }
+        Ok(HubUrl {
+            sslmode: Some(sslmode.to_owned()),
+            sslrootcert: sslrootcert.map(str::to_owned),
+            ..self.clone()
+        })
+    }
+
     /// Replace every occurrence of the password in `message` (defence in
     /// depth: a server or library message should never carry it anyway).
     fn scrub(&self, message: String) -> String {
@@ -793,7 +806,16 @@ impl PostgresHub {
             .config
             .connect(self.tls.clone())
             .await
-            .map_err(|e| HubError::Unreachable(self.url.scrub(format!("cannot connect to {}: {e}", self.url))))?;
+            .map_err(|e| match tls_refusal(&e) {
+                // Not a network hiccup: retrying will not make the certificate trusted.
+                Some(why) => HubError::Other(self.url.scrub(format!(
+                    "cannot connect to {}: the hub's TLS certificate was refused ({why}); the certificate must be \
+                     signed by a CA in sslrootcert (or in the system's CA certificates when sslrootcert is not \
+                     given) and name the host of the hub URL",
+                    self.url
+                ))),
+                None => HubError::Unreachable(self.url.scrub(format!("cannot connect to {}: {e}", self.url))),
+            })?;
         let task = tokio::spawn(async move {
             let _ = connection.await;
         })
@@ -1104,6 +1126,26 @@ impl NewRows {
     }
 }
 
+/// Why the TLS handshake refused the server's certificate, when that is
+/// why connecting failed.
+fn tls_refusal(e: &tokio_postgres::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(tls) = err.downcast_ref::<tokio_rustls::rustls::Error>() {
+            return matches!(tls, tokio_rustls::rustls::Error::InvalidCertificate(_)).then(|| tls.to_string());
+        }
+        if let Some(tls) = err
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>())
+        {
+            return matches!(tls, tokio_rustls::rustls::Error::InvalidCertificate(_)).then(|| tls.to_string());
+        }
+        source = err.source();
+    }
+    None
+}
+
 async fn read_schema_version(client: &Client) -> Result<u32, tokio_postgres::Error> {
     match client
         .query_one("SELECT coalesce(max(version), 0) FROM hub_migrations", &[])
@@ -1207,6 +1249,9 @@ mod tests {
         assert!(moved.is_loopback());
         let bare = HubUrl::parse("postgres://").unwrap();
         assert_eq!(bare.hosts(), [("localhost".to_owned(), None)]);
-        assert_eq!("postgres://x@y/z".parse::<HubUrl>().unwrap().to_string(), "postgres://x@y/z");
+        assert_eq!(
+            "postgres://x@y/z".parse::<HubUrl>().unwrap().to_string(),
+            "postgres://x@y/z"
+        );
     }
 }

@@ -102,6 +102,118 @@ fn credentials_never_appear_in_errors_or_debug_output() {
     });
 }
 
+// ---------------------------------------------------------------------------
+// TLS
+// ---------------------------------------------------------------------------
+
+/// Debian's self-signed "snakeoil" certificate (CN and SAN `localhost`): the
+/// local server's certificate (`ssl_cert_file`), and the root the test trusts.
+const SNAKEOIL: &str = waymark_sync::postgres::testing::SNAKEOIL_CERT;
+
+/// A self-signed certificate also named `localhost`, with another key.
+const OTHER_ROOT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/other-ca-named-localhost.pem"
+);
+
+const HOW_TO_ENABLE_TLS: &str = "the TLS tests need the test server to speak TLS with Debian's snakeoil \
+     certificate: `make-ssl-cert generate-default-snakeoil` (package ssl-cert), then in postgresql.conf \
+     `ssl = on`, `ssl_cert_file = '/etc/ssl/certs/ssl-cert-snakeoil.pem'`, \
+     `ssl_key_file = '/etc/ssl/private/ssl-cert-snakeoil.key'`, and reload the server \
+     (`SELECT pg_reload_conf()`); a throwaway test cluster enables it by itself when those files exist";
+
+/// The test database reached by the certificate's host name, `localhost`,
+/// with TLS required and verified against `root`. Panics, saying how to
+/// enable TLS, when the server does not offer it.
+async fn tls_url(db: &TestDatabase, root: &str) -> HubUrl {
+    assert!(
+        std::path::Path::new(SNAKEOIL).exists(),
+        "no {SNAKEOIL}; {HOW_TO_ENABLE_TLS}"
+    );
+    let raw = db.raw_client().await;
+    let ssl: String = raw.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    assert_eq!(ssl, "on", "the test server has ssl = off; {HOW_TO_ENABLE_TLS}");
+    let port = db.url().hosts()[0].1.unwrap_or(5432);
+    db.url()
+        .with_address("localhost", port)
+        .with_tls("require", Some(root))
+        .unwrap()
+}
+
+/// Connections of the test database that the server sees encrypted.
+async fn tls_connections(db: &TestDatabase) -> i64 {
+    let raw = db.raw_client().await;
+    raw.query_one(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.datname = $1 AND s.ssl",
+        &[&db.name()],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn a_hub_over_verified_tls_pushes_and_pulls() {
+    block_on(async {
+        let db = TestDatabase::create("tls").await;
+        let url = tls_url(&db, SNAKEOIL).await;
+        assert_eq!(url.tls_mode(), waymark_sync::TlsMode::Require);
+        db.hub().await; // migrated
+        assert_eq!(tls_connections(&db).await, 0);
+        let hub = PostgresHub::connect_with(url, HubOptions::default()).await.unwrap();
+        let run = run_of(ReplicaId::mint(), 3);
+        let ack = hub.push(SPACE, &run).await.unwrap();
+        assert_eq!((ack.inserted, ack.head_seq), (3, 3));
+        let page = hub.pull(SPACE, 0, 10).await.unwrap();
+        assert_eq!(page.changes.into_iter().map(|(_, c)| c).collect::<Vec<_>>(), run);
+        assert!(
+            tls_connections(&db).await >= 1,
+            "the server sees the hub's idle connection encrypted"
+        );
+
+        // A sync round over it, too.
+        let replica = MemoryReplica::new(ReplicaId::mint());
+        let report = sync_round(&replica, &hub, SPACE, SyncOptions::default()).await.unwrap();
+        assert_eq!(report.pulled, 3);
+    });
+}
+
+#[test]
+fn a_hub_whose_certificate_is_not_trusted_or_not_for_its_name_is_refused() {
+    block_on(async {
+        let db = TestDatabase::create("tls_refused").await;
+        db.hub().await; // migrated, so only TLS can fail
+        let wrong_root = tls_url(&db, OTHER_ROOT).await;
+        let refused = PostgresHub::connect_with(wrong_root, HubOptions::default())
+            .await
+            .unwrap_err();
+        let message = refused.to_string();
+        assert!(
+            message.contains("TLS certificate was refused") && message.contains("sslrootcert"),
+            "{message}"
+        );
+        assert!(!refused.is_retryable(), "retrying does not make a certificate trusted");
+
+        // The right root, but the server reached by an address the
+        // certificate does not name: refused too (the host name is checked).
+        let port = db.url().hosts()[0].1.unwrap_or(5432);
+        let by_address = db
+            .url()
+            .with_address("127.0.0.1", port)
+            .with_tls("require", Some(SNAKEOIL))
+            .unwrap();
+        let refused = PostgresHub::connect_with(by_address, HubOptions::default())
+            .await
+            .unwrap_err();
+        let message = refused.to_string();
+        assert!(
+            message.contains("TLS certificate was refused") && message.contains("name"),
+            "{message}"
+        );
+    });
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

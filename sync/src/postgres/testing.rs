@@ -17,8 +17,9 @@
 //! create databases). When nothing answers there, a throwaway cluster is
 //! started from the installed binaries (`/usr/lib/postgresql/*/bin/initdb`)
 //! in a temporary directory on a free port, and stopped when the test
-//! process exits. When neither works, the tests fail with a message that
-//! says how to get a server: they never pass silently.
+//! process exits (with TLS on, using Debian's snakeoil certificate, when
+//! its key is readable). When neither works, the tests fail with a message
+//! that says how to get a server: they never pass silently.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -51,6 +52,9 @@ pub fn runtime() -> tokio::runtime::Runtime {
 pub fn block_on<F: Future>(future: F) -> F::Output {
     runtime().block_on(future)
 }
+
+/// Debian's self-signed certificate for `localhost` (package ssl-cert).
+pub const SNAKEOIL_CERT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -192,10 +196,16 @@ fn start_throwaway_cluster() -> Result<HubUrl, String> {
         .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
         .arg(&data))?;
     let port = free_port()?;
-    let options = format!(
+    let mut options = format!(
         "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200",
         dir.display()
     );
+    // TLS with Debian's snakeoil certificate when the server may read its
+    // key, as on a Debian server with ssl = on (the TLS tests need it).
+    let (cert, key) = (SNAKEOIL_CERT, "/etc/ssl/private/ssl-cert-snakeoil.key");
+    if Path::new(cert).exists() && run(command(Path::new("test")).args(["-r", key])).is_ok() {
+        options.push_str(&format!(" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"));
+    }
     run(command(&bin.join("pg_ctl"))
         .args(["-w", "-t", "30", "-o", &options, "-l"])
         .arg(dir.join("log"))
