@@ -24,12 +24,17 @@ CREATE TABLE retired_replicas (
     retired_at TEXT NOT NULL
 ) WITHOUT ROWID;
 
+-- Replica ids and authors, interned as small numbers inside stored states
+-- (src/store/codec.rs). Local to this store; never synced.
+CREATE TABLE replicas (idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE authors (idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+
 -- A rowid table: a state (about a kilobyte of JSON) would overflow almost
 -- every WITHOUT ROWID page.
 CREATE TABLE records (
     collection TEXT NOT NULL,
     id         TEXT NOT NULL,
-    state      TEXT NOT NULL,          -- JSON of waymark_sync::RecordState
+    state      TEXT NOT NULL,          -- the record's registers, compact (src/store/codec.rs)
     PRIMARY KEY (collection, id)
 );
 

@@ -217,7 +217,15 @@ impl Collection {
 
     /// Rewrite the row of record `id` from its state. Returns its new
     /// local version.
-    pub(super) fn materialize(&self, tx: &Transaction<'_>, id: &str, state: &RecordState) -> Result<i64> {
+    /// `had_conflicts`: whether the state held a conflict before this change
+    /// (when neither before nor after does, the conflicts table is left alone).
+    pub(super) fn materialize(
+        &self,
+        tx: &Transaction<'_>,
+        id: &str,
+        state: &RecordState,
+        had_conflicts: bool,
+    ) -> Result<i64> {
         let (old_version, old_path): (i64, Option<String>) = {
             let sql = if self.derived == Derived::Tree {
                 format!("SELECT version, path FROM {} WHERE id = ?1", self.name)
@@ -280,14 +288,19 @@ impl Collection {
             .execute(rusqlite::params_from_iter(params))?;
 
         if let Some(place) = new_place {
-            tree::set_issue(tx, id, place.issue)?;
+            // A new item without an issue has no derived conflict to clear.
+            if old_path.is_some() || place.issue.is_some() {
+                tree::set_issue(tx, id, place.issue)?;
+            }
             if let Some(breaker) = &place.reroot {
                 tree::reroot(tx, breaker)?;
             } else if old_path.as_deref() != Some(place.path.as_str()) {
                 tree::rederive_below(tx, id, &place.path, place.depth)?;
             }
         }
-        self.refresh_conflicts(tx, id, state)?;
+        if had_conflicts || state.conflicts().next().is_some() {
+            self.refresh_conflicts(tx, id, state)?;
+        }
         Ok(version)
     }
 

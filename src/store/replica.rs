@@ -124,8 +124,8 @@ impl Replica for Store {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
                 .map(|(c, id, state)| {
-                    let state: RecordState =
-                        serde_json::from_str(&state).map_err(|e| Error::Corrupt(format!("record {c}/{id}: {e}")))?;
+                    let state: RecordState = super::codec::decode(tx, &state)
+                        .map_err(|e| Error::Corrupt(format!("record {c}/{id}: {e}")))?;
                     Ok(((c, id), state))
                 })
                 .collect()

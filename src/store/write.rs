@@ -108,10 +108,13 @@ impl<'c> WriteTx<'c> {
         };
         self.dirty = true;
         self.wrote_local = true;
-        self.tx.execute(
-            "INSERT INTO outbox (replica_id, counter, change) VALUES (?1, ?2, ?3)",
-            rusqlite::params![self.replica.to_string(), self.counter as i64, to_json(&change)?],
-        )?;
+        self.tx
+            .prepare_cached("INSERT INTO outbox (replica_id, counter, change) VALUES (?1, ?2, ?3)")?
+            .execute(rusqlite::params![
+                self.replica.to_string(),
+                self.counter as i64,
+                to_json(&change)?
+            ])?;
         self.apply_to(collection, state, &change)
     }
 
@@ -131,15 +134,21 @@ impl<'c> WriteTx<'c> {
     }
 
     fn apply_to(&mut self, collection: &'static Collection, mut state: RecordState, change: &Change) -> Result<i64> {
+        let had_conflicts = state.conflicts().next().is_some();
         if state.apply(change) == Applied::AlreadySeen {
             return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));
         }
-        self.tx.execute(
-            "INSERT INTO records (collection, id, state) VALUES (?1, ?2, ?3)
-             ON CONFLICT (collection, id) DO UPDATE SET state = excluded.state",
-            rusqlite::params![collection.name, change.record_id, to_json(&state)?],
-        )?;
-        collection.materialize(&self.tx, &change.record_id, &state)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO records (collection, id, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (collection, id) DO UPDATE SET state = excluded.state",
+            )?
+            .execute(rusqlite::params![
+                collection.name,
+                change.record_id,
+                super::codec::encode(&self.tx, &state)?
+            ])?;
+        collection.materialize(&self.tx, &change.record_id, &state, had_conflicts)
     }
 
     /// The stored registers of one record (empty for a record never written).
@@ -170,7 +179,7 @@ pub fn load_state(tx: &rusqlite::Connection, collection: &Collection, id: &str) 
     match text {
         None => Ok(RecordState::default()),
         Some(text) => {
-            serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("record {}/{id}: {e}", collection.name)))
+            super::codec::decode(tx, &text).map_err(|e| Error::Corrupt(format!("record {}/{id}: {e}", collection.name)))
         }
     }
 }

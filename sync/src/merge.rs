@@ -42,6 +42,13 @@ impl Sibling {
 pub struct Register(Vec<Sibling>);
 
 impl Register {
+    /// A register holding `siblings` (in any order; kept sorted by
+    /// `(hlc, dot)`), as a store reads it back from its own encoding.
+    pub fn from_siblings(mut siblings: Vec<Sibling>) -> Register {
+        siblings.sort_by_key(Sibling::order_key);
+        Register(siblings)
+    }
+
     pub fn winner(&self) -> Option<&Sibling> {
         self.0.last()
     }
