@@ -203,7 +203,67 @@ mod tests {
         let text = encode(&conn, &state).unwrap();
         assert!(!text.contains(&a.to_string()), "replica ids are interned: {text}");
         assert_eq!(decode(&conn, &text).unwrap(), state);
+        let c = change(b, 7, 99, &seen, json!({"title": "x", "metadata.k": [1]}));
+        let text = encode_change(&conn, &c).unwrap();
+        assert_eq!(decode_change(&conn, &b.to_string(), 7, &text).unwrap(), c);
         assert!(decode(&conn, "{}").is_err());
         assert!(decode(&conn, r#"{"v":[[99,1]],"c":[],"f":{}}"#).is_err());
     }
+}
+
+/// Encode a local change for the outbox, whose row already holds its
+/// replica id and counter: `[collection, record, [[r,c],..] (context),
+/// fields, hlc, author, schema_version]`.
+pub fn encode_change(conn: &Connection, change: &waymark_sync::Change) -> Result<String> {
+    let context: Vec<Value> = change
+        .context
+        .iter()
+        .map(|(r, c)| Ok(json!([intern(conn, "replicas", &r.to_string())?, c])))
+        .collect::<Result<_>>()?;
+    let author = intern(conn, "authors", &change.author)?;
+    Ok(json!([
+        change.collection,
+        change.record_id,
+        context,
+        change.fields,
+        change.hlc.0,
+        author,
+        change.schema_version
+    ])
+    .to_string())
+}
+
+/// Decode an outbox entry written by [`encode_change`].
+pub fn decode_change(conn: &Connection, replica: &str, counter: i64, text: &str) -> Result<waymark_sync::Change> {
+    let doc: Value = serde_json::from_str(text).map_err(|_| corrupt("an outbox entry is not JSON"))?;
+    let mut names = Names {
+        conn,
+        replicas: BTreeMap::new(),
+        authors: BTreeMap::new(),
+    };
+    let replica: ReplicaId = replica
+        .parse()
+        .map_err(|_| corrupt("an outbox replica id is not a UUID"))?;
+    let mut context = VersionVector::new();
+    for pair in doc[2].as_array().ok_or_else(|| corrupt("an outbox context"))? {
+        let r = names.replica(pair[0].as_i64().ok_or_else(|| corrupt("an outbox context replica"))?)?;
+        context.insert(Dot {
+            replica: r,
+            counter: pair[1].as_u64().ok_or_else(|| corrupt("an outbox context counter"))?,
+        });
+    }
+    let fields = serde_json::from_value(doc[3].clone()).map_err(|_| corrupt("outbox fields"))?;
+    Ok(waymark_sync::Change {
+        collection: doc[0].as_str().ok_or_else(|| corrupt("outbox collection"))?.to_owned(),
+        record_id: doc[1].as_str().ok_or_else(|| corrupt("outbox record id"))?.to_owned(),
+        dot: Dot {
+            replica,
+            counter: counter as u64,
+        },
+        context,
+        fields,
+        hlc: Hlc(doc[4].as_u64().ok_or_else(|| corrupt("outbox clock"))?),
+        author: names.author(doc[5].as_i64().ok_or_else(|| corrupt("outbox author"))?)?,
+        schema_version: doc[6].as_u64().ok_or_else(|| corrupt("outbox schema version"))? as u32,
+    })
 }

@@ -27,10 +27,6 @@ fn replica_error(e: Error) -> ReplicaError {
     }
 }
 
-fn parse_change(text: &str) -> Result<Change, Error> {
-    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("outbox entry is not a change: {e}")))
-}
-
 fn read_cursor(conn: &rusqlite::Connection) -> Result<u64, Error> {
     let v: Option<String> = conn
         .prepare_cached("SELECT value FROM local_state WHERE key = ?1")?
@@ -55,11 +51,15 @@ impl Replica for Store {
 
     fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare_cached("SELECT change FROM outbox ORDER BY seq LIMIT ?1")?;
-            let texts = stmt
-                .query_map([limit as i64], |r| r.get::<_, String>(0))?
+            let mut stmt = tx.prepare_cached("SELECT replica_id, counter, change FROM outbox ORDER BY seq LIMIT ?1")?;
+            let rows = stmt
+                .query_map([limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            texts.iter().map(|t| parse_change(t)).collect()
+            rows.iter()
+                .map(|(replica, counter, text)| super::codec::decode_change(tx, replica, *counter, text))
+                .collect()
         })
         .map_err(replica_error)
     }

@@ -113,7 +113,7 @@ impl<'c> WriteTx<'c> {
             .execute(rusqlite::params![
                 self.replica.to_string(),
                 self.counter as i64,
-                to_json(&change)?
+                super::codec::encode_change(&self.tx, &change)?
             ])?;
         self.apply_to(collection, state, &change)
     }
@@ -182,8 +182,4 @@ pub fn load_state(tx: &rusqlite::Connection, collection: &Collection, id: &str) 
             super::codec::decode(tx, &text).map_err(|e| Error::Corrupt(format!("record {}/{id}: {e}", collection.name)))
         }
     }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::Corrupt(e.to_string()))
 }

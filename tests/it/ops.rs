@@ -1275,22 +1275,17 @@ fn every_write_lands_in_the_outbox_with_a_dense_counter() {
     )
     .unwrap();
     let replica = t.store().replica_id().unwrap().to_string();
-    let rows: Vec<(String, i64, serde_json::Value)> = t
-        .store()
-        .read(|tx| {
-            let mut stmt = tx.prepare("SELECT replica_id, counter, change FROM outbox ORDER BY seq")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        serde_json::from_str(&r.get::<_, String>(2)?).unwrap(),
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+    let outbox = waymark_sync::Replica::outbox(t.store(), 10).unwrap();
+    let rows: Vec<(String, i64, serde_json::Value)> = outbox
+        .iter()
+        .map(|c| {
+            (
+                c.dot.replica.to_string(),
+                c.dot.counter as i64,
+                serde_json::to_value(c).unwrap(),
+            )
         })
-        .unwrap();
+        .collect();
     assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(rows.iter().all(|r| r.0 == replica));
     let update = &rows[1].2;
