@@ -165,52 +165,6 @@ pub fn decode(conn: &Connection, text: &str) -> Result<RecordState> {
     Ok(RecordState { vv, fields })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use waymark_sync::Change;
-
-    #[test]
-    fn a_state_survives_the_round_trip() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE replicas (idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-             CREATE TABLE authors (idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);",
-        )
-        .unwrap();
-        let (a, b) = (ReplicaId::mint(), ReplicaId::mint());
-        let change = |r, counter, hlc, context: &VersionVector, fields: Value| Change {
-            collection: "work_items".into(),
-            record_id: "x".into(),
-            dot: Dot { replica: r, counter },
-            context: context.clone(),
-            fields: serde_json::from_value(fields).unwrap(),
-            hlc: Hlc(hlc),
-            author: format!("author of {counter}"),
-            schema_version: 1,
-        };
-        let mut state = RecordState::default();
-        state.apply(&change(
-            a,
-            1,
-            10,
-            &VersionVector::new(),
-            json!({"title": "t", "metadata.x": {"deep": [1, 2]}}),
-        ));
-        let seen = state.vv.clone();
-        state.apply(&change(a, 2, 20, &seen, json!({"title": "left"})));
-        state.apply(&change(b, 1, 15, &seen, json!({"title": "right", "status": null})));
-        let text = encode(&conn, &state).unwrap();
-        assert!(!text.contains(&a.to_string()), "replica ids are interned: {text}");
-        assert_eq!(decode(&conn, &text).unwrap(), state);
-        let c = change(b, 7, 99, &seen, json!({"title": "x", "metadata.k": [1]}));
-        let text = encode_change(&conn, &c).unwrap();
-        assert_eq!(decode_change(&conn, &b.to_string(), 7, &text).unwrap(), c);
-        assert!(decode(&conn, "{}").is_err());
-        assert!(decode(&conn, r#"{"v":[[99,1]],"c":[],"f":{}}"#).is_err());
-    }
-}
-
 /// Encode a local change for the outbox, whose row already holds its
 /// replica id and counter: `[collection, record, [[r,c],..] (context),
 /// fields, hlc, author, schema_version]`.
@@ -266,4 +220,50 @@ pub fn decode_change(conn: &Connection, replica: &str, counter: i64, text: &str)
         author: names.author(doc[5].as_i64().ok_or_else(|| corrupt("outbox author"))?)?,
         schema_version: doc[6].as_u64().ok_or_else(|| corrupt("outbox schema version"))? as u32,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waymark_sync::Change;
+
+    #[test]
+    fn a_state_survives_the_round_trip() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE replicas (idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+             CREATE TABLE authors (idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);",
+        )
+        .unwrap();
+        let (a, b) = (ReplicaId::mint(), ReplicaId::mint());
+        let change = |r, counter, hlc, context: &VersionVector, fields: Value| Change {
+            collection: "work_items".into(),
+            record_id: "x".into(),
+            dot: Dot { replica: r, counter },
+            context: context.clone(),
+            fields: serde_json::from_value(fields).unwrap(),
+            hlc: Hlc(hlc),
+            author: format!("author of {counter}"),
+            schema_version: 1,
+        };
+        let mut state = RecordState::default();
+        state.apply(&change(
+            a,
+            1,
+            10,
+            &VersionVector::new(),
+            json!({"title": "t", "metadata.x": {"deep": [1, 2]}}),
+        ));
+        let seen = state.vv.clone();
+        state.apply(&change(a, 2, 20, &seen, json!({"title": "left"})));
+        state.apply(&change(b, 1, 15, &seen, json!({"title": "right", "status": null})));
+        let text = encode(&conn, &state).unwrap();
+        assert!(!text.contains(&a.to_string()), "replica ids are interned: {text}");
+        assert_eq!(decode(&conn, &text).unwrap(), state);
+        let c = change(b, 7, 99, &seen, json!({"title": "x", "metadata.k": [1]}));
+        let text = encode_change(&conn, &c).unwrap();
+        assert_eq!(decode_change(&conn, &b.to_string(), 7, &text).unwrap(), c);
+        assert!(decode(&conn, "{}").is_err());
+        assert!(decode(&conn, r#"{"v":[[99,1]],"c":[],"f":{}}"#).is_err());
+    }
 }
