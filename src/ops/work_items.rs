@@ -565,26 +565,56 @@ impl Tracker {
             clauses.push("deleted_at IS NULL".to_owned());
         }
         let filters = clauses.join(" AND ");
+        // A search pages in the order the matches were recorded here (the
+        // full-text index's own order, so a common word costs no sort);
+        // other lists page oldest first.
+        let searching = filter.text.as_deref().is_some_and(|t| !t.trim().is_empty());
+        let order = if searching { "rowid" } else { "created_at, id" };
+        let key_columns = "created_at, id";
         let mut page_clauses = filters.clone();
+        let count_args = args.len();
         if let Some(c) = &filter.cursor {
             let k = decode_cursor(c, 2)?;
-            args.push(k[0].clone().into());
-            args.push(k[1].clone().into());
-            let n = args.len();
-            page_clauses.push_str(&format!(" AND (created_at, id) > (?{}, ?{n})", n - 1));
+            if searching {
+                let rowid: i64 = match (k[0].as_str(), k[1].parse()) {
+                    ("r", Ok(rowid)) => rowid,
+                    _ => return Err(Error::invalid("cursor", "is not a cursor this search returned")),
+                };
+                args.push(rowid.into());
+                page_clauses.push_str(&format!(" AND rowid > ?{}", args.len()));
+            } else {
+                if k[0] == "r" {
+                    return Err(Error::invalid(
+                        "cursor",
+                        "is a search's cursor; pass the same text to continue it",
+                    ));
+                }
+                args.push(k[0].clone().into());
+                args.push(k[1].clone().into());
+                let n = args.len();
+                page_clauses.push_str(&format!(" AND ({key_columns}) > (?{}, ?{n})", n - 1));
+            }
         }
-        let count_args = args.len() - if filter.cursor.is_some() { 2 } else { 0 };
         self.store.read(|tx| {
             let total = capped_count(tx, &format!("work_items WHERE {filters}"), &args[..count_args])?;
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS}, created_at FROM work_items WHERE {page_clauses}
-                 ORDER BY created_at, id LIMIT {}",
+                "SELECT {ROW_COLUMNS}, created_at, rowid FROM work_items WHERE {page_clauses}
+                 ORDER BY {order} LIMIT {}",
                 limit + 1
             ))?;
-            let rows: Vec<(WorkItemRow, String)> = stmt
-                .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
+            let rows: Vec<(WorkItemRow, String, i64)> = stmt
+                .query_map(rusqlite::params_from_iter(&args), |r| {
+                    Ok((row_from_row(r)?, r.get(8)?, r.get(9)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(paginate(rows, limit, total, |(row, created)| encode_cursor(&[created, &row.id])).map(|(row, _)| row))
+            Ok(paginate(rows, limit, total, |(row, created, rowid)| {
+                if searching {
+                    encode_cursor(&["r", &rowid.to_string()])
+                } else {
+                    encode_cursor(&[created, &row.id])
+                }
+            })
+            .map(|(row, _, _)| row))
         })
     }
 

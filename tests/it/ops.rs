@@ -545,6 +545,36 @@ fn lists_filter_search_and_page_with_cursors() {
         cursor = page.next_cursor;
     }
     assert_eq!(seen, (0..7).map(|i| format!("task {i}")).collect::<Vec<_>>());
+    // A search pages too, in the order the matches were recorded.
+    let search = |cursor: Option<String>| {
+        t.list_work_items(WorkItemFilter {
+            text: Some("task".into()),
+            limit: Some(3),
+            cursor,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let (mut found_all, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = search(cursor);
+        assert_eq!(page.total_count, 7);
+        found_all.extend(page.items.into_iter().map(|r| r.title));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(found_all, (0..7).map(|i| format!("task {i}")).collect::<Vec<_>>());
+    let page_one = search(None).next_cursor.unwrap();
+    assert!(
+        t.list_work_items(WorkItemFilter {
+            cursor: Some(page_one),
+            ..Default::default()
+        })
+        .is_err(),
+        "a search's cursor is refused by a plain list"
+    );
     let found = t
         .list_work_items(WorkItemFilter {
             text: Some("tokeniz".into()),
