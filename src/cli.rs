@@ -46,7 +46,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The MCP server on stdio (stdout carries only the protocol; logs go to stderr).
+    /// The MCP server on stdio (stdout carries only the protocol; logs go to stderr), or over HTTP with --http.
     Serve {
         /// core: the essential tools only; all: every tool.
         #[arg(long, default_value = "all", value_parser = ["core", "all"])]
@@ -54,6 +54,12 @@ enum Command {
         /// Offer only the tools that do not write.
         #[arg(long)]
         read_only: bool,
+        /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8080; port 0 picks one).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// Allow --http on an address that is not loopback (the server has no authentication).
+        #[arg(long, requires = "http")]
+        allow_remote: bool,
     },
     /// The status report: vendors, open work, deployments, enhancements, conflicts.
     Status {
@@ -708,8 +714,16 @@ fn run(cli: Cli) -> Result<()> {
             let r = open_existing(&dir)?.resolve_conflict(a, &id, value)?;
             show(json, &r, |r| format!("resolved {} with {}", r.id, r.value))
         }
-        Command::Serve { toolset, read_only } => {
+        Command::Serve {
+            toolset,
+            read_only,
+            http,
+            allow_remote,
+        } => {
             let toolset = toolset.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            if let Some(addr) = http {
+                waymark::mcp::check_http_bind(addr, allow_remote).map_err(|e| anyhow::anyhow!(e))?;
+            }
             let tracker = Tracker::open(&dir)?;
             let cwd = std::env::current_dir().context("cannot read the working directory")?;
             let context = waymark::mcp::ServeContext {
@@ -717,8 +731,12 @@ fn run(cli: Cli) -> Result<()> {
                 repo_root: git_root(&cwd),
                 settings: Some(waymark::config::Settings::load(&dir)?),
             };
-            waymark::mcp::serve_stdio(tracker, waymark::mcp::ServeOptions { toolset, read_only }, context)
-                .context("the MCP server stopped")?;
+            let options = waymark::mcp::ServeOptions { toolset, read_only };
+            match http {
+                Some(addr) => waymark::mcp::serve_http(tracker, options, context, addr, allow_remote),
+                None => waymark::mcp::serve_stdio(tracker, options, context),
+            }
+            .context("the MCP server stopped")?;
             Ok(())
         }
         Command::Status { json } => {

@@ -1678,3 +1678,302 @@ async fn serve_exits_cleanly_when_stdin_closes_before_the_handshake() {
     assert!(out.status.success(), "{out:?}");
     assert!(out.stdout.is_empty(), "nothing but the protocol on stdout");
 }
+
+/// `waymark serve --http 127.0.0.1:0` on a fresh store, with its address
+/// as it names it on stderr.
+struct HttpServer {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: TempDir,
+}
+
+impl HttpServer {
+    async fn start(extra: &[&str]) -> HttpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(BIN)
+            .args([
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start waymark serve --http");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let line = lines.next_line().await.unwrap().expect("serve names its address");
+                if let Some(url) = line.strip_prefix("waymark: serving MCP on http://") {
+                    break url.strip_suffix("/mcp").unwrap().parse().unwrap();
+                }
+            }
+        })
+        .await
+        .expect("serve --http starts");
+        // Keep draining stderr so the server never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        HttpServer { child, addr, _dir: dir }
+    }
+
+    /// One HTTP/1.0 POST of `body` to `path` (the connection closes after
+    /// the response, so the body ends at EOF, SSE or not): the status, the
+    /// session id header, and the JSON-RPC messages of the body.
+    async fn post(
+        &self,
+        path: &str,
+        host: &str,
+        session: Option<&str>,
+        body: &Value,
+    ) -> (u16, Option<String>, Vec<Value>) {
+        let body = body.to_string();
+        let mut request = format!(
+            "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n\
+             Content-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(id) = session {
+            request.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.push_str(&body);
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response),
+        )
+        .await
+        .expect("the response ends")
+        .unwrap();
+        let response = String::from_utf8(response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+        };
+        let messages = if header("content-type").is_some_and(|t| t.starts_with("text/event-stream")) {
+            body.lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect()
+        } else if header("content-type").is_some_and(|t| t.starts_with("application/json")) {
+            vec![serde_json::from_str(body).unwrap()]
+        } else {
+            Vec::new()
+        };
+        (status, header("mcp-session-id"), messages)
+    }
+
+    /// A session: initialize, then the initialized notification.
+    async fn initialize(&self) -> (String, Value) {
+        let host = self.addr.to_string();
+        let (status, session, messages) = self
+            .post(
+                "/mcp",
+                &host,
+                None,
+                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                    "protocolVersion": "2025-11-25", "capabilities": {},
+                    "clientInfo": {"name": "http-agent", "version": "1.0.0"}}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{messages:?}");
+        let session = session.expect("a session id");
+        let (status, _, _) = self
+            .post(
+                "/mcp",
+                &host,
+                Some(&session),
+                &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            )
+            .await;
+        assert_eq!(status, 202);
+        (session, messages.into_iter().next().unwrap())
+    }
+
+    /// A request in `session`; its JSON-RPC response.
+    async fn request(&self, session: &str, id: u64, method: &str, params: Value) -> Value {
+        let (status, _, messages) = self
+            .post(
+                "/mcp",
+                &self.addr.to_string(),
+                Some(session),
+                &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+            )
+            .await;
+        assert_eq!(status, 200, "{method}: {messages:?}");
+        messages
+            .into_iter()
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("{method}: no response"))
+    }
+
+    /// SIGTERM; the server must exit cleanly.
+    async fn stop(mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        let killed = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("serve --http stops on SIGTERM")
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// The same server over streamable HTTP: a session through initialize,
+/// tools/list, a tool call and a tool error; requests that name a foreign
+/// host are refused (DNS rebinding); other paths are not found; SIGTERM
+/// stops it cleanly.
+#[tokio::test]
+async fn end_to_end_session_over_http() {
+    let server = HttpServer::start(&[]).await;
+    let (session, init) = server.initialize().await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "waymark");
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
+
+    let list = server.request(&session, 1, "tools/list", json!({})).await;
+    let mut listed: Vec<String> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, sorted(ALL_TOOLS));
+
+    let created = server
+        .request(
+            &session,
+            2,
+            "tools/call",
+            json!({"name": "create_vendor", "arguments": {"name": "Over HTTP"}}),
+        )
+        .await;
+    assert_eq!(created["result"]["isError"], false, "{created}");
+    assert_eq!(created["result"]["structuredContent"]["created_by"], "http-agent");
+    let seen = server
+        .request(
+            &session,
+            3,
+            "tools/call",
+            json!({"name": "query_vendor_status", "arguments": {"name": "over http"}}),
+        )
+        .await;
+    assert_eq!(seen["result"]["structuredContent"]["name"], "Over HTTP", "{seen}");
+
+    let missing = server
+        .request(
+            &session,
+            4,
+            "tools/call",
+            json!({"name": "query_work_item", "arguments": {"id": "no-such-item"}}),
+        )
+        .await;
+    assert_eq!(missing["result"]["isError"], true, "{missing}");
+    assert!(!missing["result"]["content"][0]["text"].as_str().unwrap().is_empty());
+
+    let unknown = server
+        .request(
+            &session,
+            5,
+            "tools/call",
+            json!({"name": "no_such_tool", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+
+    // DNS rebinding: a page on evil.example that resolves to 127.0.0.1.
+    let port = server.addr.port();
+    let ping = json!({"jsonrpc": "2.0", "id": 6, "method": "ping"});
+    let (status, _, _) = server
+        .post("/mcp", &format!("evil.example:{port}"), Some(&session), &ping)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = server
+        .post("/mcp", &format!("localhost:{port}"), Some(&session), &ping)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = server
+        .post("/other", &server.addr.to_string(), Some(&session), &ping)
+        .await;
+    assert_eq!(status, 404);
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn http_serves_the_chosen_toolset() {
+    let server = HttpServer::start(&["--read-only"]).await;
+    let (session, _) = server.initialize().await;
+    let list = server.request(&session, 1, "tools/list", json!({})).await;
+    let mut listed: Vec<String> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, sorted(READ_TOOLS));
+    let write = server
+        .request(
+            &session,
+            2,
+            "tools/call",
+            json!({"name": "create_vendor", "arguments": {"name": "Nope"}}),
+        )
+        .await;
+    assert_eq!(write["error"]["code"], -32602, "{write}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn http_refuses_a_non_loopback_address_without_allow_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "serve",
+            "--http",
+            "0.0.0.0:0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a loopback address") && err.contains("--allow-remote"),
+        "{err}"
+    );
+
+    // --allow-remote means nothing without --http.
+    let out = tokio::process::Command::new(BIN)
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve", "--allow-remote"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--http"));
+}

@@ -17,6 +17,7 @@
 //! - `read_only`: of the chosen set, only the tools annotated read-only.
 //!   `manage_enhancement` writes, so it goes too.
 
+mod http;
 mod params;
 mod schema;
 mod status;
@@ -38,6 +39,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool_ha
 
 use crate::ops::Tracker;
 
+pub use http::{check_bind as check_http_bind, serve_http};
 pub use tools::WORK_ITEM_COLUMNS;
 
 /// The tools of the earlier tracker, kept under their names.
@@ -252,7 +254,25 @@ impl ServerHandler for WaymarkServer {
 pub fn serve_stdio(tracker: Tracker, options: ServeOptions, context: ServeContext) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let _watcher = match (&context.repo_root, &context.data_dir) {
+        let background = Background::start(&tracker, options, &context);
+        let server = WaymarkServer::new(tracker.clone(), options).with_context(context);
+        let result = serve_on_stdio(server, options).await;
+        background.stop(&tracker);
+        result
+    })
+}
+
+/// What runs beside the server, whatever its transport: the sync worker
+/// when a hub is configured, the git watcher inside a repository (unless
+/// read-only). Start it inside the runtime that serves.
+struct Background {
+    _watcher: Option<crate::watch::WatcherHandle>,
+    worker: Option<crate::sync::SyncHandle>,
+}
+
+impl Background {
+    fn start(tracker: &Tracker, options: ServeOptions, context: &ServeContext) -> Background {
+        let watcher = match (&context.repo_root, &context.data_dir) {
             (Some(root), Some(dir)) if !options.read_only => {
                 Some(crate::watch::spawn_watcher(tracker.clone(), root, dir))
             }
@@ -279,14 +299,20 @@ pub fn serve_stdio(tracker: Tracker, options: ServeOptions, context: ServeContex
             },
             None => None,
         };
-        let server = WaymarkServer::new(tracker.clone(), options).with_context(context);
-        let result = serve_on_stdio(server, options).await;
+        Background {
+            _watcher: watcher,
+            worker,
+        }
+    }
+
+    /// Unhook the worker from local writes and stop it; the watcher stops
+    /// when dropped.
+    fn stop(self, tracker: &Tracker) {
         tracker.store().set_write_hook(None);
-        if let Some(worker) = worker {
+        if let Some(worker) = &self.worker {
             worker.stop();
         }
-        result
-    })
+    }
 }
 
 async fn serve_on_stdio(server: WaymarkServer, options: ServeOptions) -> std::io::Result<()> {
