@@ -62,6 +62,7 @@ CREATE TABLE work_items (
     parent_id   TEXT,
     path        TEXT NOT NULL,         -- derived: /{root}/.../{id}
     depth       INTEGER NOT NULL,      -- derived: 0 for a root
+    open_blockers INTEGER NOT NULL DEFAULT 0, -- derived: open items this one waits for
     branch_name TEXT,
     commit_hash TEXT,
     pr_number   INTEGER,
@@ -80,7 +81,7 @@ CREATE INDEX work_items_created ON work_items (created_at, id);
 CREATE INDEX work_items_type_status ON work_items (item_type, status, created_at, id);
 CREATE INDEX work_items_status ON work_items (status, created_at, id);
 CREATE INDEX work_items_ready ON work_items (priority, created_at, id)
-    WHERE status = 'active' AND deleted_at IS NULL AND archived_at IS NULL;
+    WHERE status = 'active' AND deleted_at IS NULL AND archived_at IS NULL AND open_blockers = 0;
 CREATE INDEX work_items_archive ON work_items (updated_at)
     WHERE archived_at IS NULL AND (status = 'completed' OR deleted_at IS NOT NULL);
 

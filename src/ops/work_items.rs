@@ -672,13 +672,8 @@ impl Tracker {
 
 /// Active, live, and nothing it waits for is still open (an item is open
 /// until it is completed or deleted).
-const READY_FILTER: &str = "w.status = 'active' AND w.deleted_at IS NULL AND w.archived_at IS NULL
-    AND NOT EXISTS (SELECT 1 FROM dependencies d JOIN work_items b ON b.id = d.target_id
-        WHERE d.source_id = w.id AND d.removed = 0 AND d.dependency_type = 'depends_on'
-          AND b.status != 'completed' AND b.deleted_at IS NULL)
-    AND NOT EXISTS (SELECT 1 FROM dependencies d JOIN work_items b ON b.id = d.source_id
-        WHERE d.target_id = w.id AND d.removed = 0 AND d.dependency_type = 'blocks'
-          AND b.status != 'completed' AND b.deleted_at IS NULL)";
+const READY_FILTER: &str =
+    "w.status = 'active' AND w.deleted_at IS NULL AND w.archived_at IS NULL AND w.open_blockers = 0";
 
 /// Turn free text into an FTS5 query: every word must appear (as a prefix),
 /// with no operator syntax exposed.

@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 use waymark_sync::RecordState;
 
-use super::tree;
+use super::{blockers, tree};
 use crate::error::Result;
 use crate::time::Timestamp;
 
@@ -226,16 +226,19 @@ impl Collection {
         state: &RecordState,
         had_conflicts: bool,
     ) -> Result<i64> {
-        let (old_version, old_path): (i64, Option<String>) = {
+        let (old_version, old_path, was_open): (i64, Option<String>, Option<bool>) = {
             let sql = if self.derived == Derived::Tree {
-                format!("SELECT version, path FROM {} WHERE id = ?1", self.name)
+                format!(
+                    "SELECT version, path, status != 'completed' AND deleted_at IS NULL FROM {} WHERE id = ?1",
+                    self.name
+                )
             } else {
-                format!("SELECT version, NULL FROM {} WHERE id = ?1", self.name)
+                format!("SELECT version, NULL, NULL FROM {} WHERE id = ?1", self.name)
             };
             tx.prepare_cached(&sql)?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?
-                .unwrap_or((0, None))
+                .unwrap_or((0, None, None))
         };
         let version = old_version + 1;
 
@@ -297,6 +300,18 @@ impl Collection {
             } else if old_path.as_deref() != Some(place.path.as_str()) {
                 tree::rederive_below(tx, id, &place.path, place.depth)?;
             }
+        }
+        if self.derived == Derived::Tree {
+            let is_open = state.value("status").and_then(Value::as_str) != Some("completed")
+                && state.value("deleted_at").is_none_or(Value::is_null);
+            if was_open.is_none() {
+                blockers::recount(tx, id)?;
+            }
+            if was_open != Some(is_open) {
+                blockers::recount_waiters_of(tx, id)?;
+            }
+        } else if self.name == "dependencies" {
+            blockers::recount_edge(tx, id)?;
         }
         if had_conflicts || state.conflicts().next().is_some() {
             self.refresh_conflicts(tx, id, state)?;

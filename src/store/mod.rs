@@ -9,6 +9,7 @@
 //! SQLite's busy handler. Reads use a small pool of connections and see every
 //! committed write at once (WAL).
 
+mod blockers;
 mod codec;
 mod collections;
 pub mod replica;

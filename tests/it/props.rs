@@ -16,6 +16,7 @@ enum Op {
     Create { parent: Option<usize> },
     Move { item: usize, parent: Option<usize> },
     Delete { item: usize },
+    Complete { item: usize },
     AddDep { source: usize, target: usize, blocks: bool },
     RemoveDep { source: usize, target: usize, blocks: bool },
 }
@@ -25,6 +26,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => proptest::option::weighted(0.8, 0..40usize).prop_map(|parent| Op::Create { parent }),
         3 => (0..40usize, proptest::option::weighted(0.85, 0..40usize)).prop_map(|(item, parent)| Op::Move { item, parent }),
         1 => (0..40usize).prop_map(|item| Op::Delete { item }),
+        1 => (0..40usize).prop_map(|item| Op::Complete { item }),
         3 => (0..40usize, 0..40usize, any::<bool>()).prop_map(|(source, target, blocks)| Op::AddDep { source, target, blocks }),
         1 => (0..40usize, 0..40usize, any::<bool>()).prop_map(|(source, target, blocks)| Op::RemoveDep { source, target, blocks }),
     ]
@@ -171,6 +173,11 @@ proptest! {
                     t.update_work_item("prop", WorkItemUpdate { id: id.clone(), version, deleted: Some(true), ..Default::default() }).unwrap();
                     m.deleted.insert(id);
                 }
+                Op::Complete { item } => {
+                    let Some(id) = pick(&m, item) else { continue };
+                    let version = t.get_work_item(&id).unwrap().version;
+                    t.update_work_item("prop", WorkItemUpdate { id, version, status: Some("completed".into()), ..Default::default() }).unwrap();
+                }
                 Op::AddDep { source, target, blocks } => {
                     let (Some(s), Some(tg)) = (pick(&m, source), pick(&m, target)) else { continue };
                     let (waiter, awaited) = if blocks { (tg.clone(), s.clone()) } else { (s.clone(), tg.clone()) };
@@ -206,6 +213,32 @@ proptest! {
             }
         }
         check_tree(&t, &m);
+        // Ready work (from the derived count of open blockers) equals the
+        // definition evaluated directly.
+        let ready: std::collections::BTreeSet<String> = t
+            .ready_work(waymark::ops::ReadyQuery { limit: Some(100), ..Default::default() })
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let expected: std::collections::BTreeSet<String> = t
+            .store()
+            .read(|tx| {
+                let mut stmt = tx.prepare(
+                    "SELECT id FROM work_items w WHERE status = 'active' AND deleted_at IS NULL AND archived_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM dependencies d JOIN work_items b ON b.id = d.target_id
+                           WHERE d.source_id = w.id AND d.removed = 0 AND d.dependency_type = 'depends_on'
+                             AND b.status != 'completed' AND b.deleted_at IS NULL)
+                       AND NOT EXISTS (SELECT 1 FROM dependencies d JOIN work_items b ON b.id = d.source_id
+                           WHERE d.target_id = w.id AND d.removed = 0 AND d.dependency_type = 'blocks'
+                             AND b.status != 'completed' AND b.deleted_at IS NULL)",
+                )?;
+                let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                Ok(ids)
+            })
+            .unwrap();
+        prop_assert_eq!(ready, expected);
         // The dependency graph in the store is acyclic: no item waits for itself.
         for id in &m.ids {
             let d = t.query_work_item(id, false, true).unwrap().dependencies.unwrap();
