@@ -316,25 +316,49 @@ impl Background {
 }
 
 async fn serve_on_stdio(server: WaymarkServer, options: ServeOptions) -> std::io::Result<()> {
-    {
-        tracing::info!(toolset = %options.toolset, read_only = options.read_only, "serving MCP on stdio");
-        let (stdin, stdout) = rmcp::transport::stdio();
-        let transport = HandshakeGuard {
-            inner: rmcp::transport::async_rw::AsyncRwTransport::new(stdin, stdout),
-            decided: false,
-        };
-        match server.serve(transport).await {
-            Ok(running) => {
-                let reason = running.waiting().await.map_err(std::io::Error::other)?;
-                tracing::info!(?reason, "MCP session ended");
-                Ok(())
-            }
-            Err(ServerInitializeError::ConnectionClosed(_)) => {
-                tracing::info!("stdin closed before the MCP handshake");
-                Ok(())
-            }
-            Err(e) => Err(std::io::Error::other(e)),
+    tracing::info!(toolset = %options.toolset, read_only = options.read_only, "serving MCP on stdio");
+    match stdio_pipes() {
+        Some((stdin, stdout)) => serve_on(server, stdin, stdout).await,
+        None => {
+            let (stdin, stdout) = rmcp::transport::stdio();
+            serve_on(server, stdin, stdout).await
         }
+    }
+}
+
+/// stdin and stdout as non-blocking pipes driven by the runtime's event
+/// loop, when both are pipes (as when a client starts the server).
+/// `tokio::io::stdin()`/`stdout()` hand every read and write to a blocking
+/// pool thread and back, which costs about 100 µs per request.
+fn stdio_pipes() -> Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::pipe::Sender)> {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let stdout = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let rx = tokio::net::unix::pipe::Receiver::from_owned_fd(stdin).ok()?;
+    let tx = tokio::net::unix::pipe::Sender::from_owned_fd(stdout).ok()?;
+    Some((rx, tx))
+}
+
+async fn serve_on<R, W>(server: WaymarkServer, stdin: R, stdout: W) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let transport = HandshakeGuard {
+        inner: rmcp::transport::async_rw::AsyncRwTransport::new(stdin, stdout),
+        decided: false,
+    };
+    match server.serve(transport).await {
+        Ok(running) => {
+            let reason = running.waiting().await.map_err(std::io::Error::other)?;
+            tracing::info!(?reason, "MCP session ended");
+            Ok(())
+        }
+        Err(ServerInitializeError::ConnectionClosed(_)) => {
+            tracing::info!("stdin closed before the MCP handshake");
+            Ok(())
+        }
+        Err(e) => Err(std::io::Error::other(e)),
     }
 }
 
