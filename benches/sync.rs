@@ -1,0 +1,454 @@
+//! The speed figures of issue 4 (sync), each beside a floor measured in the
+//! same run against the same local Postgres (a database of its own, created
+//! by `TestDatabase` and dropped at the end). See BENCHMARKS.md.
+//!
+//! - `a_noop_round`: a sync round with nothing to do, on a store of 100,000
+//!   records and on an empty store; floor: `SELECT 1` on a plain connection.
+//! - `b_push_10k`: pushing 10,000 local changes (a whole round); floor: one
+//!   multi-row `INSERT ... SELECT unnest(...)` of the same rows into a table
+//!   shaped like the hub's.
+//! - `c_pull_100k`: a new replica pulling 100,000 changes (a whole round);
+//!   floor: `SELECT`ing the same rows. Its peak memory is measured in a child
+//!   process (`VmHWM`), printed as `[c] peak RSS`.
+//! - `d_merge_100k`: pulling the same 100,000 changes into a store that wrote
+//!   the same records concurrently (every record ends with a title
+//!   conflict); floor: a raw SQLite `INSERT` of the 100,000 change bodies in
+//!   one transaction.
+//!
+//! Run with `cargo bench --bench sync`. Under `cargo test --benches` the
+//! sizes are 100 times smaller.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use divan::Bencher;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use waymark::Tracker;
+use waymark_sync::postgres::testing::{TestDatabase, runtime, server_url};
+use waymark_sync::postgres::{HubOptions, PostgresHub};
+use waymark_sync::round::{RoundReport, pull_log, push_outbox};
+use waymark_sync::{Change, Dot, PageApplied, RecordStates, Replica, ReplicaError, ReplicaId, SyncOptions, sync_round};
+
+/// Set in the child process that measures a pull's peak memory: the test
+/// database's name and the space to pull.
+const CHILD_ENV: &str = "WAYMARK_SYNC_BENCH_PULL_CHILD";
+
+fn main() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        pull_child(&spec);
+        return;
+    }
+    divan::main();
+    // Drop the fixture's database (statics are never dropped).
+    if let Some(fixture) = FIXTURE.lock().unwrap().take() {
+        drop(fixture);
+    }
+}
+
+const AUTHOR: &str = "bench";
+const BIG: usize = 100_000;
+const PUSH: usize = 10_000;
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn scale(n: usize) -> usize {
+    if bench_mode() { n } else { (n / 100).max(10) }
+}
+
+/// `n` flat tasks with fixed ids (the same ids in every store built with
+/// the same `n`), titles carrying `label`.
+fn document(n: usize, label: &str) -> Value {
+    let items: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "id": Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 + i as u128).to_string(),
+                "item_type": "task",
+                "title": format!("{label} task {i} of the sync bench"),
+                "status": if i % 3 == 0 { "completed" } else { "active" },
+                "priority": (i % 5) as i64,
+            })
+        })
+        .collect();
+    json!({ "work_items": items })
+}
+
+fn store_with(n: usize, label: &str) -> (tempfile::TempDir, Tracker) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tracker = Tracker::open(dir.path()).expect("open tracker");
+    if n > 0 {
+        tracker.import_json(AUTHOR, document(n, label)).expect("import");
+    }
+    (dir, tracker)
+}
+
+/// Everything the benches share, built once per process.
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    db: TestDatabase,
+    hub: PostgresHub,
+    /// A plain connection to the same database (the floors).
+    raw: waymark_sync::postgres::testing::tokio_postgres::Client,
+    /// 100,000 records, all pushed to `BIG_SPACE`, cursor at its head.
+    big: (tempfile::TempDir, Tracker),
+    /// No records, synced with the empty space.
+    empty: (tempfile::TempDir, Tracker),
+}
+
+const BIG_SPACE: &str = "big";
+const EMPTY_SPACE: &str = "empty";
+
+static FIXTURE: Mutex<Option<Arc<Fixture>>> = Mutex::new(None);
+
+fn fixture() -> Arc<Fixture> {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let started = Instant::now();
+        let rt = runtime();
+        let db = rt.block_on(TestDatabase::create("sync_bench"));
+        let hub = rt.block_on(db.hub());
+        let raw = rt.block_on(db.raw_client());
+        let big = store_with(scale(BIG), "hub's");
+        let imported = started.elapsed();
+        let store = big.1.store();
+        let mut report = RoundReport::default();
+        rt.block_on(push_outbox(store, &hub, BIG_SPACE, SyncOptions::default(), &mut report))
+            .expect("push the big store");
+        assert_eq!(report.pushed, scale(BIG));
+        let head = rt
+            .block_on(waymark_sync::Hub::pull(&hub, BIG_SPACE, 0, 1))
+            .unwrap()
+            .head_seq;
+        store.apply_page(&[], head).expect("cursor at the head");
+        let empty = store_with(0, "");
+        rt.block_on(sync_round(empty.1.store(), &hub, EMPTY_SPACE, SyncOptions::default()))
+            .expect("sync the empty store");
+        eprintln!(
+            "[fixture] {} records imported in {imported:.1?}, pushed in {:.1?}",
+            scale(BIG),
+            started.elapsed() - imported
+        );
+        *FIXTURE.lock().unwrap() = Some(Arc::new(Fixture {
+            rt,
+            db,
+            hub,
+            raw,
+            big,
+            empty,
+        }));
+    });
+    FIXTURE.lock().unwrap().clone().expect("fixture")
+}
+
+// ---------------------------------------------------------------------------
+// (a) a round with nothing to do
+
+#[divan::bench_group(sample_count = 200)]
+mod a_noop_round {
+    use super::*;
+
+    fn noop(bencher: Bencher, store: impl Fn(&Fixture) -> &Tracker, space: &str) {
+        let f = fixture();
+        let tracker = store(&f);
+        bencher.bench_local(|| {
+            let report =
+                f.rt.block_on(sync_round(tracker.store(), &f.hub, space, SyncOptions::default()))
+                    .unwrap();
+            assert_eq!(report.pushed + report.pulled, 0);
+        });
+    }
+
+    #[divan::bench]
+    fn waymark_100k_records(bencher: Bencher) {
+        noop(bencher, |f| &f.big.1, BIG_SPACE);
+    }
+
+    #[divan::bench]
+    fn waymark_empty_store(bencher: Bencher) {
+        noop(bencher, |f| &f.empty.1, EMPTY_SPACE);
+    }
+
+    #[divan::bench]
+    fn floor_select_1(bencher: Bencher) {
+        let f = fixture();
+        let stmt = f.rt.block_on(f.raw.prepare("SELECT 1")).unwrap();
+        bencher.bench_local(|| {
+            let row = f.rt.block_on(f.raw.query_one(&stmt, &[])).unwrap();
+            assert_eq!(row.get::<_, i32>(0), 1);
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (b) pushing 10,000 local changes
+
+#[divan::bench_group(sample_count = 3, sample_size = 1)]
+mod b_push_10k {
+    use super::*;
+
+    #[divan::bench]
+    fn waymark(bencher: Bencher) {
+        let f = fixture();
+        bencher
+            .with_inputs(|| (store_with(scale(PUSH), "pushed"), format!("push-{}", Uuid::now_v7())))
+            .bench_local_values(|((_dir, tracker), space)| {
+                let report =
+                    f.rt.block_on(sync_round(tracker.store(), &f.hub, &space, SyncOptions::default()))
+                        .unwrap();
+                assert_eq!(report.pushed, scale(PUSH));
+                (_dir, tracker)
+            });
+    }
+
+    /// The same rows (seq, replica, counter, schema version, JSON body) in
+    /// one multi-row INSERT into a table shaped like `changes`.
+    #[divan::bench]
+    fn floor_multirow_insert(bencher: Bencher) {
+        let f = fixture();
+        let (_dir, tracker) = store_with(scale(PUSH), "pushed");
+        let changes = tracker.store().outbox(usize::MAX).unwrap();
+        let seqs: Vec<i64> = (1..=changes.len() as i64).collect();
+        let replicas: Vec<Uuid> = changes.iter().map(|c| c.dot.replica.0).collect();
+        let counters: Vec<i64> = changes.iter().map(|c| c.dot.counter as i64).collect();
+        let versions: Vec<i32> = changes.iter().map(|c| c.schema_version as i32).collect();
+        let bodies: Vec<Vec<u8>> = changes.iter().map(|c| serde_json::to_vec(c).unwrap()).collect();
+        f.rt.block_on(f.raw.batch_execute(
+            "CREATE TABLE IF NOT EXISTS floor_changes (space_id text NOT NULL, seq bigint NOT NULL, \
+             replica_id uuid NOT NULL, counter bigint NOT NULL, schema_version integer NOT NULL, body bytea NOT NULL, \
+             PRIMARY KEY (space_id, seq), UNIQUE (space_id, replica_id, counter))",
+        ))
+        .unwrap();
+        let insert =
+            f.rt.block_on(f.raw.prepare(
+                "INSERT INTO floor_changes SELECT $1, t.* FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], \
+                 $5::int[], $6::bytea[]) AS t",
+            ))
+            .unwrap();
+        bencher
+            .with_inputs(|| format!("floor-{}", Uuid::now_v7()))
+            .bench_local_values(|space| {
+                let n =
+                    f.rt.block_on(
+                        f.raw
+                            .execute(&insert, &[&space, &seqs, &replicas, &counters, &versions, &bodies]),
+                    )
+                    .unwrap();
+                assert_eq!(n as usize, scale(PUSH));
+            });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (c) a new replica pulling 100,000 changes
+
+#[divan::bench_group(sample_count = 3, sample_size = 1)]
+mod c_pull_100k {
+    use super::*;
+
+    #[divan::bench]
+    fn waymark(bencher: Bencher) {
+        let f = fixture();
+        bencher
+            .with_inputs(|| store_with(0, ""))
+            .bench_local_values(|(dir, tracker)| {
+                let report =
+                    f.rt.block_on(sync_round(tracker.store(), &f.hub, BIG_SPACE, SyncOptions::default()))
+                        .unwrap();
+                assert_eq!(report.pulled, scale(BIG));
+                (dir, tracker)
+            });
+    }
+
+    #[divan::bench]
+    fn floor_select(bencher: Bencher) {
+        let f = fixture();
+        let select =
+            f.rt.block_on(
+                f.raw
+                    .prepare("SELECT seq, body FROM changes WHERE space_id = $1 ORDER BY seq"),
+            )
+            .unwrap();
+        bencher.bench_local(|| {
+            let rows = f.rt.block_on(f.raw.query(&select, &[&BIG_SPACE])).unwrap();
+            assert_eq!(rows.len(), scale(BIG));
+            rows
+        });
+    }
+
+    /// The same pull in a child process that reports its peak RSS.
+    #[divan::bench(sample_count = 1)]
+    fn peak_memory_in_a_child(bencher: Bencher) {
+        let f = fixture();
+        bencher.bench_local(|| {
+            let output = Command::new(std::env::current_exe().unwrap())
+                .env(CHILD_ENV, format!("{}\t{BIG_SPACE}", f.db.name()))
+                .output()
+                .expect("run the child");
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            eprintln!("[c] {}", String::from_utf8_lossy(&output.stdout).trim());
+        });
+    }
+}
+
+fn status_kib(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The child of `peak_memory_in_a_child`: a new store pulls the whole space.
+fn pull_child(spec: &str) {
+    let (db, space) = spec.split_once('\t').expect("db\\tspace");
+    let rt = runtime();
+    let url = server_url().with_database(db);
+    let hub = PostgresHub::new(url, HubOptions::default()).unwrap();
+    let (_dir, tracker) = store_with(0, "");
+    let before = status_kib("VmHWM:");
+    let started = Instant::now();
+    let timed = TimedApply {
+        store: tracker.store(),
+        applying: Cell::new(Duration::ZERO),
+    };
+    let report = rt
+        .block_on(sync_round(&timed, &hub, space, SyncOptions::default()))
+        .unwrap();
+    let elapsed = started.elapsed();
+    println!(
+        "peak RSS {:.1} MiB after pulling {} changes in {elapsed:.2?}, {:.2?} of it in the store's apply_page \
+         (peak before the pull: {:.1} MiB)",
+        status_kib("VmHWM:") as f64 / 1024.0,
+        report.pulled,
+        timed.applying.get(),
+        before as f64 / 1024.0
+    );
+}
+
+/// The store as a replica, timing `apply_page` (the rest of a pull is the hub).
+struct TimedApply<'a> {
+    store: &'a waymark::store::Store,
+    applying: Cell<Duration>,
+}
+
+impl Replica for TimedApply<'_> {
+    fn replica_id(&self) -> Result<ReplicaId, ReplicaError> {
+        Replica::replica_id(self.store)
+    }
+    fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError> {
+        self.store.outbox(limit)
+    }
+    fn acknowledge(&self, dots: &[Dot]) -> Result<(), ReplicaError> {
+        self.store.acknowledge(dots)
+    }
+    fn cursor(&self) -> Result<u64, ReplicaError> {
+        self.store.cursor()
+    }
+    fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
+        let started = Instant::now();
+        let applied = self.store.apply_page(changes, new_cursor);
+        self.applying.set(self.applying.get() + started.elapsed());
+        applied
+    }
+    fn record_states(&self) -> Result<RecordStates, ReplicaError> {
+        self.store.record_states()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (d) merging 100,000 remote changes into a store that edited the same records
+
+#[divan::bench_group(sample_count = 1, sample_size = 1)]
+mod d_merge_100k {
+    use super::*;
+
+    #[divan::bench]
+    fn waymark(bencher: Bencher) {
+        let f = fixture();
+        bencher
+            .with_inputs(|| store_with(scale(BIG), "local"))
+            .bench_local_values(|(dir, tracker)| {
+                let mut report = RoundReport::default();
+                f.rt.block_on(pull_log(
+                    tracker.store(),
+                    &f.hub,
+                    BIG_SPACE,
+                    SyncOptions::default(),
+                    &mut report,
+                ))
+                .unwrap();
+                assert_eq!((report.pulled, report.conflicts), (scale(BIG), scale(BIG)));
+                (dir, tracker)
+            });
+    }
+
+    /// The 100,000 change bodies inserted raw into SQLite, one transaction.
+    #[divan::bench(sample_count = 3)]
+    fn floor_sqlite_insert(bencher: Bencher) {
+        let f = fixture();
+        let page =
+            f.rt.block_on(waymark_sync::Hub::pull(&f.hub, BIG_SPACE, 0, usize::MAX))
+                .unwrap();
+        let mut rows: Vec<(String, String, String)> = page
+            .changes
+            .into_iter()
+            .map(|(_, c)| {
+                (
+                    c.collection.clone(),
+                    c.record_id.clone(),
+                    serde_json::to_string(&c).unwrap(),
+                )
+            })
+            .collect();
+        let mut after = rows.len() as u64;
+        while rows.len() < scale(BIG) {
+            let more =
+                f.rt.block_on(waymark_sync::Hub::pull(&f.hub, BIG_SPACE, after, usize::MAX))
+                    .unwrap();
+            after += more.changes.len() as u64;
+            rows.extend(more.changes.into_iter().map(|(_, c)| {
+                (
+                    c.collection.clone(),
+                    c.record_id.clone(),
+                    serde_json::to_string(&c).unwrap(),
+                )
+            }));
+        }
+        bencher
+            .with_inputs(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let conn = raw_sqlite(&dir.path().join("floor.db"));
+                (dir, conn)
+            })
+            .bench_local_values(|(dir, mut conn)| {
+                let tx = conn.transaction().unwrap();
+                {
+                    let mut stmt = tx
+                        .prepare("INSERT INTO records (collection, id, state) VALUES (?1, ?2, ?3)")
+                        .unwrap();
+                    for (c, id, body) in &rows {
+                        stmt.execute([c, id, body]).unwrap();
+                    }
+                }
+                tx.commit().unwrap();
+                (dir, conn)
+            });
+    }
+}
+
+fn raw_sqlite(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         CREATE TABLE records (collection TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL,
+                               PRIMARY KEY (collection, id)) WITHOUT ROWID;",
+    )
+    .unwrap();
+    conn
+}
