@@ -1,9 +1,12 @@
 //! Import and export speed, each beside a floor measured in the same run:
 //! a git import of 10,000 commits (floor: `git log` printing the same
-//! fields), a second import with nothing new, parsing a 1 MB legacy status
-//! file, and exporting the report for 1,200 work items.
+//! fields), a second import with nothing new (floors: `git rev-parse HEAD`,
+//! and gix opening the repository and reading HEAD), parsing a 1 MB legacy
+//! status file (floor: reading it and splitting its lines), and exporting
+//! the report for 1,200 work items (floors: the report's data without
+//! rendering, and the raw reads it makes).
 //!
-//! `cargo bench --bench import`
+//! `CARGO_TARGET_DIR=/root/.cache/waymark/target cargo bench --bench import -j2`
 
 use std::io::Write;
 use std::path::Path;
@@ -92,6 +95,23 @@ fn import_git_10k_commits(bencher: divan::Bencher) {
 }
 
 #[divan::bench(sample_count = 20)]
+fn floor_git_rev_parse_head() {
+    let out = Command::new("git")
+        .current_dir(repo())
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    divan::black_box(out.stdout.len());
+}
+
+#[divan::bench(sample_count = 20)]
+fn floor_gix_open_read_head() {
+    let repo = gix::discover(repo()).unwrap();
+    let head = repo.head().unwrap();
+    divan::black_box(head.id().map(|id| id.detach()));
+}
+
+#[divan::bench(sample_count = 20)]
 fn import_git_nothing_new(bencher: divan::Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let t = Tracker::open(dir.path()).unwrap();
@@ -126,33 +146,109 @@ fn floor_read_lines_1mb(bencher: divan::Bencher) {
     bencher.bench(|| divan::black_box(text.lines().filter(|l| l.starts_with("###")).count()));
 }
 
+/// The file read from disk, then split: what any parser pays first.
+#[divan::bench(sample_count = 20)]
+fn floor_read_file_and_lines_1mb(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("status.md");
+    std::fs::write(&path, legacy_file(1 << 20)).unwrap();
+    bencher.bench(|| {
+        let text = std::fs::read_to_string(&path).unwrap();
+        divan::black_box(text.lines().filter(|l| l.starts_with("###")).count())
+    });
+}
+
+/// A store of 1,200 work items: 40 research items of 29 tasks each.
+fn report_store() -> &'static (TempDir, Tracker) {
+    static STORE: OnceLock<(TempDir, Tracker)> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tracker::open(dir.path()).unwrap();
+        for p in 0..40 {
+            let project = t
+                .create_work_item(
+                    "bench",
+                    NewWorkItem {
+                        item_type: "research".into(),
+                        title: format!("Area {p}"),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            for k in 0..29 {
+                t.create_work_item(
+                    "bench",
+                    NewWorkItem {
+                        item_type: "task".into(),
+                        title: format!("Task {p}.{k}"),
+                        parent_id: Some(project.id.clone()),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            }
+        }
+        (dir, t)
+    })
+}
+
 #[divan::bench(sample_count = 20)]
 fn export_report_1200_items(bencher: divan::Bencher) {
-    let dir = tempfile::tempdir().unwrap();
-    let t = Tracker::open(dir.path()).unwrap();
-    for p in 0..40 {
-        let project = t
-            .create_work_item(
-                "bench",
-                NewWorkItem {
-                    item_type: "research".into(),
-                    title: format!("Area {p}"),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        for k in 0..29 {
-            t.create_work_item(
-                "bench",
-                NewWorkItem {
-                    item_type: "task".into(),
-                    title: format!("Task {p}.{k}"),
-                    parent_id: Some(project.id.clone()),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        }
-    }
+    let (dir, t) = report_store();
+    let out = dir.path().join(".project_status.md");
+    bencher.bench(|| divan::black_box(t.export_markdown(None, &out).unwrap()));
+}
+
+/// The same report rendered to a string, not written.
+#[divan::bench(sample_count = 20)]
+fn render_report_1200_items(bencher: divan::Bencher) {
+    let (_, t) = report_store();
     bencher.bench(|| divan::black_box(t.status_markdown(None).unwrap().len()));
+}
+
+/// The report's data, gathered but not rendered.
+#[divan::bench(sample_count = 20)]
+fn floor_report_data_1200_items(bencher: divan::Bencher) {
+    let (_, t) = report_store();
+    bencher.bench(|| divan::black_box(t.status_report().unwrap().work_items.len()));
+}
+
+/// The raw reads the report needs, each row's columns read and dropped:
+/// nothing built, sorted or rendered.
+#[divan::bench(sample_count = 20)]
+fn floor_report_raw_reads_1200_items(bencher: divan::Bencher) {
+    let (_, t) = report_store();
+    bencher.bench(|| {
+        t.store()
+            .read(|tx| {
+                let mut n = 0usize;
+                let mut stmt = tx.prepare_cached(
+                    "SELECT w.id, w.title, w.item_type, w.status, w.depth, w.created_at, w.branch_name, w.path
+                     FROM work_items w
+                     WHERE w.status != 'completed' AND w.deleted_at IS NULL AND w.archived_at IS NULL
+                     ORDER BY w.path",
+                )?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    n += r.get_ref(0)?.as_str().map_or(0, str::len) + r.get_ref(1)?.as_str().map_or(0, str::len);
+                }
+                let mut stmt = tx.prepare_cached(
+                    "SELECT name, status, metadata FROM vendors WHERE deleted_at IS NULL ORDER BY name_key",
+                )?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    n += r.get_ref(0)?.as_str().map_or(0, str::len);
+                }
+                let mut stmt = tx.prepare_cached(
+                    "SELECT id, deployed_at, metadata FROM deployments WHERE deleted_at IS NULL
+                     ORDER BY deployed_at DESC, id DESC LIMIT 10",
+                )?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    n += r.get_ref(0)?.as_str().map_or(0, str::len);
+                }
+                Ok(divan::black_box(n))
+            })
+            .unwrap()
+    });
 }

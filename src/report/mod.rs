@@ -22,8 +22,12 @@ pub const RECENT_DEPLOYMENTS: i64 = 10;
 pub struct StatusReport {
     pub generated_at: String,
     pub vendors: VendorHealth,
-    /// Open (active or blocked) work items, in tree order.
+    /// Open (active or blocked) work items, in tree order, with the
+    /// completed (or archived) ancestors of open items, marked `context`,
+    /// so that the tree stays whole.
     pub work_items: Vec<ReportItem>,
+    /// How many of `work_items` are open (not `context`).
+    pub open_work_items: i64,
     pub deployments: Vec<ReportDeployment>,
     /// Enhancements not completed, by priority.
     pub enhancements: Vec<ReportEnhancement>,
@@ -62,6 +66,9 @@ pub struct ReportItem {
     pub branch_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_title: Option<String>,
+    /// Not open itself: shown because an open item sits under it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub context: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -96,10 +103,158 @@ pub struct ReportEnhancement {
     pub description: Option<String>,
 }
 
+/// A stored time (`2026-01-02T03:04:05.000000Z`) as the report shows it
+/// (`2026-01-02 03:04:05`): sliced when it has the store's fixed UTC layout,
+/// parsed otherwise.
 fn legacy_time(rfc3339: &str) -> String {
+    let b = rfc3339.as_bytes();
+    let fixed = b.len() >= 20
+        && b[b.len() - 1] == b'Z'
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && (b.len() == 20 || b[19] == b'.')
+        && b[..19]
+            .iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16) || c.is_ascii_digit());
+    if fixed {
+        let mut s = String::with_capacity(19);
+        s.push_str(&rfc3339[..10]);
+        s.push(' ');
+        s.push_str(&rfc3339[11..19]);
+        return s;
+    }
     Timestamp::parse(rfc3339)
         .map(Timestamp::to_legacy)
         .unwrap_or_else(|| rfc3339.to_owned())
+}
+
+/// Two spaces per depth level, up to five levels.
+fn indent(depth: i64) -> String {
+    const SPACES: &str = "          ";
+    SPACES[..2 * depth.clamp(0, 5) as usize].to_owned()
+}
+
+/// A work item row as read for the report, before it is ordered.
+struct ItemRow {
+    item: ReportItem,
+    path: String,
+    /// `created_at` to the second: the sibling order key, with the title.
+    created_key: String,
+}
+
+const ITEM_COLUMNS: &str =
+    "w.id, w.title, w.item_type, w.status, w.depth, w.created_at, w.branch_name, p.title, w.path";
+
+fn item_row(r: &rusqlite::Row<'_>, context: bool) -> rusqlite::Result<ItemRow> {
+    let depth: i64 = r.get(4)?;
+    let created = r.get_ref(5)?.as_str().map_err(rusqlite::Error::from)?;
+    let created_key = created.get(..19).unwrap_or(created).to_owned();
+    Ok(ItemRow {
+        item: ReportItem {
+            id: r.get(0)?,
+            title: r.get(1)?,
+            item_type: r.get(2)?,
+            status: r.get(3)?,
+            depth,
+            indent: indent(depth),
+            created: legacy_time(created),
+            branch_name: r.get(6)?,
+            parent_title: r.get(7)?,
+            context,
+        },
+        path: r.get(8)?,
+        created_key,
+    })
+}
+
+/// The report's work items: the open ones and the ancestors that keep
+/// their tree whole, in tree order with siblings by what the report shows
+/// (created time to the second, then title, then id), so that a report
+/// read back by the legacy importer lists its items in the same order.
+/// Returns them with the count of open ones.
+fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)> {
+    let mut rows: Vec<ItemRow> = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS}
+             FROM work_items w LEFT JOIN work_items p ON p.id = w.parent_id
+             WHERE w.status != 'completed' AND w.deleted_at IS NULL AND w.archived_at IS NULL"
+        ))?;
+        let mut q = stmt.query([])?;
+        while let Some(r) = q.next()? {
+            rows.push(item_row(r, false)?);
+        }
+    }
+    let open = rows.len() as i64;
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+    for (k, row) in rows.iter().enumerate() {
+        index.insert(row.item.id.clone(), k);
+    }
+    // Ancestors that are not open: shown as context unless deleted; a
+    // deleted one still orders its subtree (by its key, not shown).
+    let missing: Vec<String> = {
+        let mut seen = std::collections::HashSet::new();
+        rows.iter()
+            .flat_map(|row| segments(&row.path))
+            .filter(|id| !index.contains_key(*id) && seen.insert(*id))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut hidden: HashMap<String, (String, String)> = HashMap::new();
+    if !missing.is_empty() {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS}, w.deleted_at IS NOT NULL
+             FROM work_items w LEFT JOIN work_items p ON p.id = w.parent_id WHERE w.id = ?1"
+        ))?;
+        for id in missing {
+            let mut q = stmt.query([&id])?;
+            let Some(r) = q.next()? else { continue };
+            let row = item_row(r, true)?;
+            if r.get::<_, bool>(9)? {
+                hidden.insert(row.item.id, (row.created_key, row.item.title));
+            } else {
+                index.insert(row.item.id.clone(), rows.len());
+                rows.push(row);
+            }
+        }
+    }
+    let key_of = |id: &str| -> (&str, &str) {
+        match index.get(id) {
+            Some(&k) => (rows[k].created_key.as_str(), rows[k].item.title.as_str()),
+            None => hidden
+                .get(id)
+                .map(|(c, t)| (c.as_str(), t.as_str()))
+                .unwrap_or(("", "")),
+        }
+    };
+    let keys: Vec<Vec<(&str, &str, &str)>> = rows
+        .iter()
+        .map(|row| {
+            segments(&row.path)
+                .map(|id| {
+                    let (c, t) = key_of(id);
+                    (c, t, id)
+                })
+                .collect()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    drop(keys);
+    let mut slots: Vec<Option<ItemRow>> = rows.into_iter().map(Some).collect();
+    let items = order
+        .into_iter()
+        .filter_map(|k| slots[k].take().map(|r| r.item))
+        .collect();
+    Ok((items, open))
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
 }
 
 /// `2026-Q1` -> `Q1 2026`.
@@ -154,59 +309,7 @@ impl Tracker {
             }
             let operational = vendors.iter().filter(|v| v.status == "operational").count() as i64;
 
-            let mut titles: HashMap<String, String> = HashMap::new();
-            let mut work_items = Vec::new();
-            {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT w.id, w.title, w.item_type, w.status, w.depth, w.created_at, w.branch_name, w.parent_id,
-                            p.title, w.path
-                     FROM work_items w LEFT JOIN work_items p ON p.id = w.parent_id
-                     WHERE w.status != 'completed' AND w.deleted_at IS NULL AND w.archived_at IS NULL
-                     ORDER BY w.path",
-                )?;
-                let rows = stmt.query_map([], |r| {
-                    let depth: i64 = r.get(4)?;
-                    let created: String = r.get(5)?;
-                    Ok((ReportItem {
-                        id: r.get(0)?,
-                        title: r.get(1)?,
-                        item_type: r.get(2)?,
-                        status: r.get(3)?,
-                        depth,
-                        indent: "  ".repeat(depth.clamp(0, 5) as usize),
-                        created: legacy_time(&created),
-                        branch_name: r.get(6)?,
-                        parent_title: r.get(8)?,
-                    }, r.get::<_, String>(9)?))
-                })?;
-                let mut keyed = Vec::new();
-                for row in rows {
-                    let (row, path) = row?;
-                    titles.insert(row.id.clone(), row.title.clone());
-                    keyed.push((path, row));
-                }
-                // Tree order with siblings by what the report shows (created
-                // time to the second, then title), so that a report read back
-                // by the legacy importer lists its items in the same order.
-                let mut shown: HashMap<String, (String, String)> = HashMap::new();
-                let mut stmt = tx.prepare_cached("SELECT id, substr(created_at, 1, 19), title FROM work_items")?;
-                for r in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))? {
-                    let (id, key) = r?;
-                    shown.insert(id, key);
-                }
-                let key = |path: &str| -> Vec<(String, String, String)> {
-                    path.split('/')
-                        .filter(|s| !s.is_empty())
-                        .map(|id| {
-                            let (c, t) = shown.get(id).cloned().unwrap_or_default();
-                            (c, t, id.to_owned())
-                        })
-                        .collect()
-                };
-                let mut keyed: Vec<_> = keyed.into_iter().map(|(path, row)| (key(&path), row)).collect();
-                keyed.sort_by(|a, b| a.0.cmp(&b.0));
-                work_items.extend(keyed.into_iter().map(|(_, row)| row));
-            }
+            let (work_items, open_work_items) = report_items(tx)?;
 
             let mut deployments = Vec::new();
             {
@@ -268,6 +371,7 @@ impl Tracker {
                 generated_at: Timestamp::now().to_string(),
                 vendors: VendorHealth { operational, total: vendors.len() as i64, list: vendors },
                 work_items,
+                open_work_items,
                 deployments,
                 enhancements,
                 conflicts: crate::ops::exchange_conflicts(tx)?,

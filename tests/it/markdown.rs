@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use waymark::Tracker;
 use waymark::import::ImportReport;
-use waymark::ops::{NewDeployment, NewEnhancement, NewVendor, VendorUpdate, WorkItem, WorkItemFilter};
+use waymark::ops::{NewDeployment, NewEnhancement, NewVendor, VendorUpdate, WorkItem, WorkItemFilter, WorkItemUpdate};
 
 use super::{new_item, tracker};
 
@@ -221,6 +221,80 @@ fn export_import_export_gives_the_same_document() {
     let (_d2, b) = tracker();
     let r = b.import_markdown_text("cli", &first, "first.md").unwrap();
     assert!(r.skipped.is_empty() && r.warnings.is_empty(), "{r:#?}");
+    let second = b.status_markdown(None).unwrap();
+    assert_eq!(timeless(&second), timeless(&first));
+}
+
+/// An open item under a completed parent: the report lists the parent too
+/// (its status says completed; the section's count is of open items), so
+/// the round trip keeps the child under it instead of at the root.
+#[test]
+fn an_open_item_under_a_completed_parent_keeps_its_place() {
+    let (_d, a) = tracker();
+    let p = a.create_work_item("cli", new_item("project", "Shipped", None)).unwrap();
+    let s = a
+        .create_work_item("cli", new_item("session", "Wrap up", Some(&p.id)))
+        .unwrap();
+    a.create_work_item("cli", new_item("task", "Follow-up", Some(&s.id)))
+        .unwrap();
+    a.create_work_item("cli", new_item("task", "Done too", Some(&p.id)))
+        .unwrap();
+    a.create_work_item("cli", new_item("project", "Open", None)).unwrap();
+    for title in ["Shipped", "Wrap up", "Done too"] {
+        let w = item(&items(&a), title).clone();
+        a.update_work_item(
+            "cli",
+            WorkItemUpdate {
+                id: w.id.clone(),
+                version: w.version,
+                status: Some("completed".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let first = a.status_markdown(None).unwrap();
+    // Two open items; the completed ancestors of one of them come along,
+    // marked completed; a completed leaf does not.
+    assert!(first.contains("## Active Work Items (2)\n"), "{first}");
+    assert!(
+        first.contains("### Shipped (project)\n- **Status**: completed\n"),
+        "{first}"
+    );
+    assert!(
+        first.contains("  ### Wrap up (session)\n  - **Status**: completed\n"),
+        "{first}"
+    );
+    assert!(
+        first.contains("    ### Follow-up (task)\n    - **Status**: active\n"),
+        "{first}"
+    );
+    assert!(first.contains("    - **Parent**: Wrap up\n"), "{first}");
+    assert!(!first.contains("Done too"), "{first}");
+    let report = a.status_report().unwrap();
+    // ("Open" sorts before or after the subtree, by the second it was made.)
+    let shown: Vec<(&str, bool)> = report
+        .work_items
+        .iter()
+        .map(|w| (w.title.as_str(), w.context))
+        .filter(|(t, _)| *t != "Open")
+        .collect();
+    assert_eq!(shown, [("Shipped", true), ("Wrap up", true), ("Follow-up", false)]);
+    assert_eq!(report.work_items.len(), 4);
+    assert_eq!(report.open_work_items, 2);
+
+    let (_d2, b) = tracker();
+    let r = b.import_markdown_text("cli", &first, "first.md").unwrap();
+    assert!(r.skipped.is_empty() && r.warnings.is_empty(), "{r:#?}");
+    let all = items(&b);
+    let (shipped, wrap, follow) = (item(&all, "Shipped"), item(&all, "Wrap up"), item(&all, "Follow-up"));
+    assert_eq!(
+        (shipped.status.as_str(), wrap.status.as_str()),
+        ("completed", "completed")
+    );
+    assert_eq!(wrap.parent_id.as_deref(), Some(shipped.id.as_str()));
+    assert_eq!(follow.parent_id.as_deref(), Some(wrap.id.as_str()));
+    assert_eq!(follow.status, "active");
     let second = b.status_markdown(None).unwrap();
     assert_eq!(timeless(&second), timeless(&first));
 }
