@@ -332,8 +332,20 @@ async fn serve_on_stdio(server: WaymarkServer, options: ServeOptions) -> std::io
 /// pool thread and back, which costs about 100 µs per request.
 fn stdio_pipes() -> Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::pipe::Sender)> {
     use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
     let stdin = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
     let stdout = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    // Check both before converting either: a conversion makes its pipe
+    // non-blocking, which the fallback's blocking reader must never see.
+    let is_pipe = |fd: &std::os::fd::OwnedFd| {
+        fd.try_clone()
+            .map(std::fs::File::from)
+            .and_then(|f| f.metadata())
+            .is_ok_and(|m| m.file_type().is_fifo())
+    };
+    if !(is_pipe(&stdin) && is_pipe(&stdout)) {
+        return None;
+    }
     let rx = tokio::net::unix::pipe::Receiver::from_owned_fd(stdin).ok()?;
     let tx = tokio::net::unix::pipe::Sender::from_owned_fd(stdout).ok()?;
     Some((rx, tx))

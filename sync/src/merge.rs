@@ -103,7 +103,10 @@ impl RecordState {
                 author: change.author.clone(),
                 value: value.clone(),
             };
-            self.fields.entry(name.clone()).or_default().write(&change.context, sibling);
+            self.fields
+                .entry(name.clone())
+                .or_default()
+                .write(&change.context, sibling);
         }
         self.vv.insert(change.dot);
         Applied::Changed
@@ -117,7 +120,10 @@ impl RecordState {
     /// The latest write still visible in any field: who last changed the
     /// record, and when.
     pub fn last_write(&self) -> Option<&Sibling> {
-        self.fields.values().filter_map(Register::winner).max_by_key(|s| s.order_key())
+        self.fields
+            .values()
+            .filter_map(Register::winner)
+            .max_by_key(|s| s.order_key())
     }
 
     /// The earliest write still visible in any field.
@@ -130,7 +136,10 @@ impl RecordState {
 
     /// Fields whose register holds concurrent, different values.
     pub fn conflicts(&self) -> impl Iterator<Item = (&str, &Register)> {
-        self.fields.iter().filter(|(_, r)| r.is_conflict()).map(|(n, r)| (n.as_str(), r))
+        self.fields
+            .iter()
+            .filter(|(_, r)| r.is_conflict())
+            .map(|(n, r)| (n.as_str(), r))
     }
 }
 
@@ -149,7 +158,10 @@ mod tests {
         Change {
             collection: "work_items".into(),
             record_id: "r".into(),
-            dot: Dot { replica: replica(r), counter },
+            dot: Dot {
+                replica: replica(r),
+                counter,
+            },
             context: context.clone(),
             fields: serde_json::from_value(fields).unwrap(),
             hlc: Hlc(hlc),
@@ -161,7 +173,13 @@ mod tests {
     #[test]
     fn a_later_write_replaces_what_it_saw() {
         let mut state = RecordState::default();
-        let c1 = change(1, 1, 10, &VersionVector::new(), json!({"title": "a", "status": "active"}));
+        let c1 = change(
+            1,
+            1,
+            10,
+            &VersionVector::new(),
+            json!({"title": "a", "status": "active"}),
+        );
         state.apply(&c1);
         let c2 = change(1, 2, 11, &state.vv.clone(), json!({"title": "b"}));
         state.apply(&c2);
