@@ -1024,16 +1024,18 @@ mod ready {
         });
     }
 
-    /// The page query alone: the same filter, ORDER BY priority, created_at, id LIMIT 51.
+    /// The page query alone, as the store answers it: active, live, no open
+    /// blockers (the derived count), ORDER BY priority, created_at, id LIMIT 51.
     #[divan::bench]
     fn floor(bencher: Bencher) {
         let f = big();
         let conn = raw(&f.db());
         bencher.bench_local(|| {
-            conn.prepare_cached(&format!(
+            conn.prepare_cached(
                 "SELECT w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version
-                 FROM work_items w INDEXED BY work_items_ready WHERE {READY} ORDER BY w.priority, w.created_at, w.id LIMIT 51"
-            ))
+                 FROM work_items w WHERE w.status = 'active' AND w.deleted_at IS NULL AND w.archived_at IS NULL
+                   AND w.open_blockers = 0 ORDER BY w.priority, w.created_at, w.id LIMIT 51",
+            )
             .expect("prepare")
             .query_map([], row_tuple)
             .expect("ready")
