@@ -4,9 +4,13 @@
 //! for it, it keeps `.project_status.md` at the repository root current
 //! after the store changes.
 //!
-//! Bursts are folded: file events are debounced (notify-debouncer-full), and
-//! every event that arrives while an import runs is taken by that import,
-//! so a commit, a rebase or a branch switch gives one import, not dozens.
+//! Bursts are folded: file events are debounced (notify-debouncer-full);
+//! after a ref moves, the watcher waits until no ref has moved for
+//! [`SETTLE`] (at most [`MAX_SETTLE`]) before it imports, and every event
+//! that arrives while an import runs is taken by that import, so a commit,
+//! a rebase, a branch switch or a script committing in a loop gives one
+//! import, not dozens. (The debouncer alone does not fold a burst longer
+//! than its timeout: it lets each event go once that event is old enough.)
 //!
 //! Configuration: `auto_export_markdown = true` in `.waymark/config.toml`
 //! (or `WAYMARK_AUTO_EXPORT_MARKDOWN=1`) turns the markdown upkeep on; it is
@@ -19,9 +23,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use notify_debouncer_full::notify::RecursiveMode;
+use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use crate::import::{STATUS_FILE, git::GIT_AUTHOR};
@@ -29,6 +33,11 @@ use crate::ops::Tracker;
 
 /// How long the watcher waits for a burst of file events to settle.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// How long no ref must move before the watcher imports a burst.
+pub const SETTLE: Duration = Duration::from_millis(400);
+/// The longest the watcher waits for a burst to settle: a ref that keeps
+/// moving is still imported this often.
+pub const MAX_SETTLE: Duration = Duration::from_secs(3);
 /// How often the watcher looks whether the store changed (for the markdown
 /// upkeep).
 const STORE_POLL: Duration = Duration::from_secs(1);
@@ -207,6 +216,8 @@ impl Watch {
                         relevant |= self.relevant(&more);
                     }
                     if relevant {
+                        let batches = self.settle(&events);
+                        tracing::debug!(batches, "refs moved; importing");
                         self.import();
                     }
                 }
@@ -217,10 +228,40 @@ impl Watch {
         }
     }
 
+    /// Wait until no ref has moved for [`SETTLE`] (at most [`MAX_SETTLE`]),
+    /// taking the events that arrive meanwhile; returns how many batches of
+    /// ref changes the wait folded (counting the first).
+    fn settle(&self, events: &mpsc::Receiver<DebounceEventResult>) -> usize {
+        let started = Instant::now();
+        let mut last_move = started;
+        let mut batches = 1;
+        loop {
+            let now = Instant::now();
+            let quiet_until = last_move + SETTLE;
+            let give_up = started + MAX_SETTLE;
+            if now >= quiet_until || now >= give_up {
+                return batches;
+            }
+            match events.recv_timeout(quiet_until.min(give_up) - now) {
+                Ok(more) => {
+                    if self.relevant(&more) {
+                        batches += 1;
+                        last_move = Instant::now();
+                    }
+                }
+                Err(_) => return batches,
+            }
+        }
+    }
+
     fn relevant(&self, result: &DebounceEventResult) -> bool {
         match result {
+            // Reading a ref (as the import itself does) is an access event
+            // on Linux: only changes count, or each import would trigger
+            // the next.
             Ok(events) => events
                 .iter()
+                .filter(|e| !matches!(e.kind, EventKind::Access(_)))
                 .flat_map(|e| e.paths.iter())
                 .any(|p| self.git_dirs.iter().any(|g| moves_a_ref(g, p))),
             Err(errors) => {

@@ -358,3 +358,218 @@ fn the_watcher_imports_a_new_commit_within_seconds() {
     let nowhere = tempfile::tempdir().unwrap();
     assert!(!waymark::watch::spawn_watcher(t, nowhere.path(), d.path()).is_active());
 }
+
+/// The release binary's `serve`, started inside a repository, spoken to in
+/// raw JSON-RPC over its stdin and stdout, its stderr (logs) collected.
+struct Served {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    next_id: i64,
+}
+
+impl Served {
+    fn start(repo: &Path) -> Served {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .arg("--data-dir")
+            .arg(repo.join(".waymark"))
+            .arg("serve")
+            .current_dir(repo)
+            .env("RUST_LOG", "waymark=debug")
+            .env_remove("WAYMARK_AUTO_EXPORT_MARKDOWN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the waymark binary starts");
+        let stdin = child.stdin.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(|l| l.ok()) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(|l| l.ok()) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut s = Served {
+            child,
+            stdin: Some(stdin),
+            lines,
+            logs,
+            next_id: 1,
+        };
+        let init = s.call(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "watch-test", "version": "1"}}),
+        );
+        assert!(init["result"]["serverInfo"].is_object(), "{init}");
+        s.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        s
+    }
+
+    fn send(&mut self, message: &serde_json::Value) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("the session is open");
+        writeln!(stdin, "{message}").expect("write to the server");
+        stdin.flush().unwrap();
+    }
+
+    /// A request and its response (notifications in between are passed over).
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no answer to {method} ({e}); logs: {:#?}", self.logs()));
+            let v: serde_json::Value = serde_json::from_str(&line).expect("stdout carries only JSON-RPC");
+            if v["id"] == json!(id) {
+                return v;
+            }
+        }
+    }
+
+    /// The commit hashes `list_deployments` shows.
+    fn deployments(&mut self) -> Vec<String> {
+        let v = self.call(
+            "tools/call",
+            json!({"name": "list_deployments", "arguments": {"limit": 100}}),
+        );
+        // A page is columns and rows (`structuredContent`).
+        let page = &v["result"]["structuredContent"];
+        let columns = page["columns"].as_array().unwrap_or_else(|| panic!("{v}"));
+        let at = columns
+            .iter()
+            .position(|c| c == "commit_hash")
+            .unwrap_or_else(|| panic!("{v}"));
+        page["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|row| row[at].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Poll `list_deployments` until `commit` shows, for at most `within`.
+    fn wait_for_deployment(&mut self, commit: &str, within: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.deployments().iter().any(|c| c == commit) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "the deployment of {commit} did not appear within {within:?}; logs: {:#?}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// How many imports the watcher logged.
+    fn imports(&self) -> usize {
+        self.logs()
+            .iter()
+            .filter(|l| l.contains("imported git history"))
+            .count()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // Closing stdin ends the session; kill the server if it lingers.
+        self.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 5's proof: a commit made in a repository while `serve` runs there
+/// shows through the MCP tools within seconds; a burst of 20 commits is
+/// imported a few times, not 20.
+#[test]
+fn serve_imports_a_new_commit_and_folds_a_burst() {
+    let r = Repo::new();
+    r.commit("init");
+    let mut s = Served::start(r.path());
+    // The watcher's first import (of what was there before it started).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.imports() == 0 {
+        assert!(Instant::now() < deadline, "no first import; logs: {:#?}", s.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(s.deployments().is_empty());
+
+    let c = r.commit("PR #81: Served release\n\nunit: 5");
+    let took = s.wait_for_deployment(&c, Duration::from_secs(10));
+    eprintln!("the deployment showed {took:?} after the commit");
+
+    // A burst: 20 commits from one shell loop, as fast as git makes them.
+    // An idle repository is not imported again (reading a ref is no change).
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = s.imports();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(s.imports(), before, "imports while idle; logs: {:#?}", s.logs());
+    let script = "for i in $(seq 1 20); do git -c user.name=Test -c user.email=test@example.com \
+                  -c commit.gpgsign=false commit -q --allow-empty -m \"PR #$((100 + i)): Burst $i\" || exit 1; done";
+    let out = Command::new("sh")
+        .current_dir(r.path())
+        .args(["-c", script])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GIT_DIR")
+        .output()
+        .expect("sh runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let last = r.git(&["rev-parse", "HEAD"]);
+    s.wait_for_deployment(&last, Duration::from_secs(15));
+    assert_eq!(s.deployments().len(), 21);
+    // Let any import still pending finish, then count.
+    std::thread::sleep(Duration::from_millis(1500));
+    let burst = s.imports() - before;
+    eprintln!("20 commits gave {burst} imports");
+    assert!(
+        (1..=5).contains(&burst),
+        "20 commits gave {burst} imports; logs: {:#?}",
+        s.logs()
+    );
+
+    // Closing stdin ends the session, and the server exits cleanly.
+    s.stdin.take();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit after stdin closed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}; logs: {:#?}", s.logs());
+}
