@@ -21,9 +21,24 @@ fn corrupt(what: &str) -> Error {
     Error::Corrupt(format!("a stored record state is malformed ({what})"))
 }
 
+/// Interned numbers already looked up in one write transaction. It lives
+/// and dies with the transaction, so a number whose insert was rolled back
+/// is never remembered.
+#[derive(Default)]
+pub struct Interned(std::collections::HashMap<(&'static str, String), i64>);
+
 /// The small number of `value` in `table` (`replicas` or `authors`),
 /// assigned on first use.
-fn intern(conn: &Connection, table: &str, value: &str) -> Result<i64> {
+fn intern(conn: &Connection, cache: &mut Interned, table: &'static str, value: &str) -> Result<i64> {
+    if let Some(idx) = cache.0.get(&(table, value.to_owned())) {
+        return Ok(*idx);
+    }
+    let idx = intern_uncached(conn, table, value)?;
+    cache.0.insert((table, value.to_owned()), idx);
+    Ok(idx)
+}
+
+fn intern_uncached(conn: &Connection, table: &str, value: &str) -> Result<i64> {
     let select = format!("SELECT idx FROM {table} WHERE name = ?1");
     if let Some(idx) = conn
         .prepare_cached(&select)?
@@ -74,21 +89,11 @@ impl Names<'_> {
 
 /// Encode a state for the `records` table (inside a write transaction:
 /// new replica ids and authors are interned).
-pub fn encode(conn: &Connection, state: &RecordState) -> Result<String> {
-    let mut replica_idx: BTreeMap<ReplicaId, i64> = BTreeMap::new();
-    let mut author_idx: BTreeMap<String, i64> = BTreeMap::new();
-    let mut ri = |r: &ReplicaId| -> Result<i64> {
-        if let Some(i) = replica_idx.get(r) {
-            return Ok(*i);
-        }
-        let i = intern(conn, "replicas", &r.to_string())?;
-        replica_idx.insert(*r, i);
-        Ok(i)
-    };
+pub fn encode(conn: &Connection, cache: &mut Interned, state: &RecordState) -> Result<String> {
     let vv: Vec<Value> = state
         .vv
         .iter()
-        .map(|(r, c)| Ok(json!([ri(r)?, c])))
+        .map(|(r, c)| Ok(json!([intern(conn, cache, "replicas", &r.to_string())?, c])))
         .collect::<Result<_>>()?;
     let mut writes: Vec<Value> = Vec::new();
     let mut write_idx: BTreeMap<Dot, usize> = BTreeMap::new();
@@ -99,15 +104,9 @@ pub fn encode(conn: &Connection, state: &RecordState) -> Result<String> {
             let k = match write_idx.get(&s.dot) {
                 Some(k) => *k,
                 None => {
-                    let a = match author_idx.get(&s.author) {
-                        Some(a) => *a,
-                        None => {
-                            let a = intern(conn, "authors", &s.author)?;
-                            author_idx.insert(s.author.clone(), a);
-                            a
-                        }
-                    };
-                    writes.push(json!([ri(&s.dot.replica)?, s.dot.counter, s.hlc.0, a]));
+                    let r = intern(conn, cache, "replicas", &s.dot.replica.to_string())?;
+                    let a = intern(conn, cache, "authors", &s.author)?;
+                    writes.push(json!([r, s.dot.counter, s.hlc.0, a]));
                     write_idx.insert(s.dot, writes.len() - 1);
                     writes.len() - 1
                 }
@@ -168,13 +167,13 @@ pub fn decode(conn: &Connection, text: &str) -> Result<RecordState> {
 /// Encode a local change for the outbox, whose row already holds its
 /// replica id and counter: `[collection, record, [[r,c],..] (context),
 /// fields, hlc, author, schema_version]`.
-pub fn encode_change(conn: &Connection, change: &waymark_sync::Change) -> Result<String> {
+pub fn encode_change(conn: &Connection, cache: &mut Interned, change: &waymark_sync::Change) -> Result<String> {
     let context: Vec<Value> = change
         .context
         .iter()
-        .map(|(r, c)| Ok(json!([intern(conn, "replicas", &r.to_string())?, c])))
+        .map(|(r, c)| Ok(json!([intern(conn, cache, "replicas", &r.to_string())?, c])))
         .collect::<Result<_>>()?;
-    let author = intern(conn, "authors", &change.author)?;
+    let author = intern(conn, cache, "authors", &change.author)?;
     Ok(json!([
         change.collection,
         change.record_id,
@@ -257,11 +256,11 @@ mod tests {
         let seen = state.vv.clone();
         state.apply(&change(a, 2, 20, &seen, json!({"title": "left"})));
         state.apply(&change(b, 1, 15, &seen, json!({"title": "right", "status": null})));
-        let text = encode(&conn, &state).unwrap();
+        let text = encode(&conn, &mut Interned::default(), &state).unwrap();
         assert!(!text.contains(&a.to_string()), "replica ids are interned: {text}");
         assert_eq!(decode(&conn, &text).unwrap(), state);
         let c = change(b, 7, 99, &seen, json!({"title": "x", "metadata.k": [1]}));
-        let text = encode_change(&conn, &c).unwrap();
+        let text = encode_change(&conn, &mut Interned::default(), &c).unwrap();
         assert_eq!(decode_change(&conn, &b.to_string(), 7, &text).unwrap(), c);
         assert!(decode(&conn, "{}").is_err());
         assert!(decode(&conn, r#"{"v":[[99,1]],"c":[],"f":{}}"#).is_err());

@@ -26,6 +26,8 @@ pub struct WriteTx<'c> {
     dirty: bool,
     /// Whether this transaction wrote local changes (outbox entries).
     wrote_local: bool,
+    /// Replica ids and authors interned so far in this transaction.
+    interned: super::codec::Interned,
     /// Wall time override for the next local changes (imports keep the
     /// times of the records they bring in).
     at: Option<Timestamp>,
@@ -42,6 +44,7 @@ impl<'c> WriteTx<'c> {
             hlc,
             dirty: false,
             wrote_local: false,
+            interned: super::codec::Interned::default(),
             at: None,
         })
     }
@@ -113,7 +116,7 @@ impl<'c> WriteTx<'c> {
             .execute(rusqlite::params![
                 self.replica.to_string(),
                 self.counter as i64,
-                super::codec::encode_change(&self.tx, &change)?
+                super::codec::encode_change(&self.tx, &mut self.interned, &change)?
             ])?;
         self.apply_to(collection, state, &change)
     }
@@ -146,7 +149,7 @@ impl<'c> WriteTx<'c> {
             .execute(rusqlite::params![
                 collection.name,
                 change.record_id,
-                super::codec::encode(&self.tx, &state)?
+                super::codec::encode(&self.tx, &mut self.interned, &state)?
             ])?;
         collection.materialize(&self.tx, &change.record_id, &state, had_conflicts)
     }
