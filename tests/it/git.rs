@@ -540,6 +540,7 @@ fn serve_imports_a_new_commit_and_folds_a_burst() {
     assert_eq!(s.imports(), before, "imports while idle; logs: {:#?}", s.logs());
     let script = "for i in $(seq 1 20); do git -c user.name=Test -c user.email=test@example.com \
                   -c commit.gpgsign=false commit -q --allow-empty -m \"PR #$((100 + i)): Burst $i\" || exit 1; done";
+    let burst_started = Instant::now();
     let out = Command::new("sh")
         .current_dir(r.path())
         .args(["-c", script])
@@ -548,16 +549,20 @@ fn serve_imports_a_new_commit_and_folds_a_burst() {
         .output()
         .expect("sh runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let burst_took = burst_started.elapsed();
     let last = r.git(&["rev-parse", "HEAD"]);
     s.wait_for_deployment(&last, Duration::from_secs(15));
     assert_eq!(s.deployments().len(), 21);
     // Let any import still pending finish, then count.
     std::thread::sleep(Duration::from_millis(1500));
     let burst = s.imports() - before;
-    eprintln!("20 commits gave {burst} imports");
+    eprintln!("20 commits in {burst_took:?} gave {burst} imports");
+    // A gap of more than 400 ms between two commits ends a burst; on a
+    // machine so loaded that 20 commits take seconds, allow a few more.
+    let most = if burst_took < Duration::from_secs(4) { 5 } else { 10 };
     assert!(
-        (1..=5).contains(&burst),
-        "20 commits gave {burst} imports; logs: {:#?}",
+        (1..=most).contains(&burst),
+        "20 commits in {burst_took:?} gave {burst} imports; logs: {:#?}",
         s.logs()
     );
 
