@@ -1033,7 +1033,8 @@ mod ready {
         bencher.bench_local(|| {
             conn.prepare_cached(
                 "SELECT w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version
-                 FROM work_items w WHERE w.status = 'active' AND w.deleted_at IS NULL AND w.archived_at IS NULL
+                 FROM work_items w INDEXED BY work_items_ready
+                 WHERE w.status = 'active' AND w.deleted_at IS NULL AND w.archived_at IS NULL
                    AND w.open_blockers = 0 ORDER BY w.priority, w.created_at, w.id LIMIT 51",
             )
             .expect("prepare")
