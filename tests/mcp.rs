@@ -1977,3 +1977,65 @@ async fn http_refuses_a_non_loopback_address_without_allow_remote() {
     assert!(!out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--http"));
 }
+
+#[tokio::test]
+async fn sync_conflict_and_import_export_tools_answer_and_refuse_clearly() {
+    let s = Session::all().await;
+    // Sync: the health of a store with no hub; "now" says how to configure one.
+    let status = s.ok("sync", json!({"action": "status"})).await;
+    assert_eq!(status["hub_configured"], false);
+    assert_eq!(status["pending_changes"], 0);
+    let err = s.err("sync", json!({"action": "now"})).await;
+    assert!(err.contains("waymark init --hub"), "{err}");
+    let err = s.err("sync", json!({"action": "sideways"})).await;
+    assert!(err.contains("status, now"), "{err}");
+    // Conflicts: none yet; resolving an unknown one is a clear refusal.
+    let listed = s.ok("list_conflicts", json!({})).await;
+    assert_eq!(listed["total_count"], 0);
+    let err = s
+        .err(
+            "resolve_conflict",
+            json!({"conflict_id": "work_items/x/title", "choice": 0}),
+        )
+        .await;
+    assert!(err.contains("list_conflicts"), "{err}");
+
+    // Export the report, then import it into another store: the project comes back.
+    s.project("Exported project").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("status.md");
+    let written = s.ok("export_markdown", json!({"path": file.to_str().unwrap()})).await;
+    assert_eq!(written["path"], file.to_str().unwrap());
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("### Exported project (project)")
+    );
+    let other = Session::all().await;
+    let imported = other
+        .ok("import_markdown", json!({"path": file.to_str().unwrap()}))
+        .await;
+    assert!(
+        imported.to_string().contains("Exported project") || imported.to_string().contains("work_items"),
+        "{imported}"
+    );
+    let titles: Vec<String> = other
+        .tracker
+        .list_work_items(Default::default())
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.title)
+        .collect();
+    assert_eq!(titles, ["Exported project"]);
+    let err = other
+        .err("import_markdown", json!({"path": "/nonexistent/status.md"}))
+        .await;
+    assert!(err.contains("/nonexistent/status.md"), "{err}");
+    // Git: a directory that is no repository is a clear error, not a crash.
+    let err = s
+        .err("import_git_history", json!({"repo_path": dir.path().to_str().unwrap()}))
+        .await;
+    assert!(!err.is_empty());
+    s.ok("sync", json!({"action": "status"})).await;
+}
