@@ -15,15 +15,18 @@ use crate::error::Result;
 
 /// Recount the open blockers of work item `id`.
 pub(super) fn recount(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    // Written only when the count changed: a new item with no edges (the
+    // common case) costs a read, not a row write.
     tx.prepare_cached(
-        "UPDATE work_items SET open_blockers =
-             (SELECT count(*) FROM dependencies d JOIN work_items b ON b.id = d.target_id
-               WHERE d.source_id = ?1 AND d.removed = 0 AND d.dependency_type = 'depends_on'
-                 AND b.status != 'completed' AND b.deleted_at IS NULL)
-           + (SELECT count(*) FROM dependencies d JOIN work_items b ON b.id = d.source_id
-               WHERE d.target_id = ?1 AND d.removed = 0 AND d.dependency_type = 'blocks'
-                 AND b.status != 'completed' AND b.deleted_at IS NULL)
-         WHERE id = ?1",
+        "UPDATE work_items SET open_blockers = c.n
+         FROM (SELECT
+                 (SELECT count(*) FROM dependencies d JOIN work_items b ON b.id = d.target_id
+                   WHERE d.source_id = ?1 AND d.removed = 0 AND d.dependency_type = 'depends_on'
+                     AND b.status != 'completed' AND b.deleted_at IS NULL)
+               + (SELECT count(*) FROM dependencies d JOIN work_items b ON b.id = d.source_id
+                   WHERE d.target_id = ?1 AND d.removed = 0 AND d.dependency_type = 'blocks'
+                     AND b.status != 'completed' AND b.deleted_at IS NULL) AS n) AS c
+         WHERE work_items.id = ?1 AND work_items.open_blockers != c.n",
     )?
     .execute([id])?;
     Ok(())

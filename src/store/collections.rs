@@ -218,15 +218,20 @@ impl Collection {
     /// Rewrite the row of record `id` from its state. Returns its new
     /// local version.
     /// `had_conflicts`: whether the state held a conflict before this change
-    /// (when neither before nor after does, the conflicts table is left alone).
+    /// (when neither before nor after does, the conflicts table is left alone);
+    /// `is_new`: no change had touched the record before (so it has no row).
     pub(super) fn materialize(
         &self,
         tx: &Transaction<'_>,
         id: &str,
         state: &RecordState,
         had_conflicts: bool,
+        is_new: bool,
     ) -> Result<i64> {
-        let (old_version, old_path, was_open): (i64, Option<String>, Option<bool>) = {
+        // A record no change had touched has no row yet.
+        let (old_version, old_path, was_open): (i64, Option<String>, Option<bool>) = if is_new {
+            (0, None, None)
+        } else {
             let sql = if self.derived == Derived::Tree {
                 format!(
                     "SELECT version, path, status != 'completed' AND deleted_at IS NULL FROM {} WHERE id = ?1",

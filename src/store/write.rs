@@ -138,6 +138,7 @@ impl<'c> WriteTx<'c> {
 
     fn apply_to(&mut self, collection: &'static Collection, mut state: RecordState, change: &Change) -> Result<i64> {
         let had_conflicts = state.conflicts().next().is_some();
+        let is_new = state.vv.is_empty();
         if state.apply(change) == Applied::AlreadySeen {
             return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));
         }
@@ -151,7 +152,7 @@ impl<'c> WriteTx<'c> {
                 change.record_id,
                 super::codec::encode(&self.tx, &mut self.interned, &state)?
             ])?;
-        collection.materialize(&self.tx, &change.record_id, &state, had_conflicts)
+        collection.materialize(&self.tx, &change.record_id, &state, had_conflicts, is_new)
     }
 
     /// The stored registers of one record (empty for a record never written).
