@@ -95,7 +95,8 @@ CREATE TRIGGER work_items_fts_delete AFTER DELETE ON work_items BEGIN
     INSERT INTO work_items_fts (work_items_fts, rowid, title, description)
         VALUES ('delete', old.rowid, old.title, old.description);
 END;
-CREATE TRIGGER work_items_fts_update AFTER UPDATE OF title, description ON work_items BEGIN
+CREATE TRIGGER work_items_fts_update AFTER UPDATE OF title, description ON work_items
+    WHEN old.title IS NOT new.title OR old.description IS NOT new.description BEGIN
     INSERT INTO work_items_fts (work_items_fts, rowid, title, description)
         VALUES ('delete', old.rowid, old.title, old.description);
     INSERT INTO work_items_fts (rowid, title, description) VALUES (new.rowid, new.title, new.description);

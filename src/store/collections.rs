@@ -190,19 +190,25 @@ impl Collection {
         ALL
     }
 
+    /// Every column the projection writes, `id` first and `version` last.
+    fn column_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = vec!["id"];
+        names.extend(self.columns.iter().map(|c| c.name));
+        if self.metadata {
+            names.push("metadata");
+        }
+        match self.derived {
+            Derived::Tree => names.extend(["path", "depth"]),
+            Derived::NameKey => names.push("name_key"),
+            Derived::None => {}
+        }
+        names.extend(["created_at", "created_by", "updated_at", "updated_by", "version"]);
+        names
+    }
+
     fn upsert_sql(&self) -> &str {
         self.upsert.get_or_init(|| {
-            let mut names: Vec<&str> = vec!["id"];
-            names.extend(self.columns.iter().map(|c| c.name));
-            if self.metadata {
-                names.push("metadata");
-            }
-            match self.derived {
-                Derived::Tree => names.extend(["path", "depth"]),
-                Derived::NameKey => names.push("name_key"),
-                Derived::None => {}
-            }
-            names.extend(["created_at", "created_by", "updated_at", "updated_by", "version"]);
+            let names = self.column_names();
             let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
             let sets: Vec<String> = names[1..].iter().map(|n| format!("{n} = excluded.{n}")).collect();
             format!(
@@ -228,23 +234,34 @@ impl Collection {
         had_conflicts: bool,
         is_new: bool,
     ) -> Result<i64> {
-        // A record no change had touched has no row yet.
-        let (old_version, old_path, was_open): (i64, Option<String>, Option<bool>) = if is_new {
-            (0, None, None)
+        // A record no change had touched has no row yet; otherwise read the
+        // whole row, to write back only the columns that change (an update
+        // then leaves untouched indexes, and the full-text row, alone).
+        let names = self.column_names();
+        let old: Option<Vec<Sql>> = if is_new {
+            None
         } else {
-            let sql = if self.derived == Derived::Tree {
-                format!(
-                    "SELECT version, path, status != 'completed' AND deleted_at IS NULL FROM {} WHERE id = ?1",
-                    self.name
-                )
-            } else {
-                format!("SELECT version, NULL, NULL FROM {} WHERE id = ?1", self.name)
-            };
+            let sql = format!("SELECT {} FROM {} WHERE id = ?1", names[1..].join(", "), self.name);
             tx.prepare_cached(&sql)?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_row([id], |r| (0..names.len() - 1).map(|i| r.get::<_, Sql>(i)).collect())
                 .optional()?
-                .unwrap_or((0, None, None))
         };
+        let old_at = |name: &str| -> Option<&Sql> {
+            let i = names.iter().position(|n| *n == name)?;
+            old.as_ref().map(|o| &o[i - 1])
+        };
+        let old_version = match old_at("version") {
+            Some(Sql::Integer(v)) => *v,
+            _ => 0,
+        };
+        let old_path = match old_at("path") {
+            Some(Sql::Text(p)) => Some(p.clone()),
+            _ => None,
+        };
+        let was_open = (self.derived == Derived::Tree && old.is_some()).then(|| {
+            !matches!(old_at("status"), Some(Sql::Text(s)) if s == "completed")
+                && matches!(old_at("deleted_at"), Some(Sql::Null) | None)
+        });
         let version = old_version + 1;
 
         let mut params: Vec<Sql> = Vec::with_capacity(self.columns.len() + 10);
@@ -292,8 +309,24 @@ impl Collection {
         params.push(Sql::Text(updated_at));
         params.push(Sql::Text(last.map(|s| s.author.clone()).unwrap_or_default()));
         params.push(Sql::Integer(version));
-        tx.prepare_cached(self.upsert_sql())?
-            .execute(rusqlite::params_from_iter(params))?;
+        match &old {
+            None => {
+                tx.prepare_cached(self.upsert_sql())?
+                    .execute(rusqlite::params_from_iter(params))?;
+            }
+            Some(old) => {
+                let changed: Vec<usize> = (1..names.len()).filter(|i| params[*i] != old[i - 1]).collect();
+                let sets: Vec<String> = changed
+                    .iter()
+                    .enumerate()
+                    .map(|(k, i)| format!("{} = ?{}", names[*i], k + 2))
+                    .collect();
+                let sql = format!("UPDATE {} SET {} WHERE id = ?1", self.name, sets.join(", "));
+                let mut values: Vec<Sql> = vec![params[0].clone()];
+                values.extend(changed.iter().map(|i| params[*i].clone()));
+                tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))?;
+            }
+        }
 
         if let Some(place) = new_place {
             // A new item without an issue has no derived conflict to clear.
