@@ -32,6 +32,16 @@ pub(super) fn recount(tx: &Transaction<'_>, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether any live dependency row names work item `id`.
+pub(super) fn has_edges(tx: &Transaction<'_>, id: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM dependencies WHERE source_id = ?1 AND removed = 0)
+                 OR EXISTS (SELECT 1 FROM dependencies WHERE target_id = ?1 AND removed = 0)",
+        )?
+        .query_row([id], |r| r.get(0))?)
+}
+
 /// Recount every item that waits for `id` (it opened or closed).
 pub(super) fn recount_waiters_of(tx: &Transaction<'_>, id: &str) -> Result<()> {
     let waiters: Vec<String> = tx

@@ -67,7 +67,7 @@ pub struct Collection {
 
 /// Fields that are written once, at creation; two replicas creating the
 /// same natural key disagree on them without anyone's work being at stake.
-const QUIET_FIELDS: [&str; 2] = ["created_at", "created_by"];
+pub(super) const QUIET_FIELDS: [&str; 2] = ["created_at", "created_by"];
 
 pub(crate) static WORK_ITEMS: Collection = Collection {
     name: "work_items",
@@ -342,11 +342,16 @@ impl Collection {
         if self.derived == Derived::Tree {
             let is_open = state.value("status").and_then(Value::as_str) != Some("completed")
                 && state.value("deleted_at").is_none_or(Value::is_null);
-            if was_open.is_none() {
-                blockers::recount(tx, id)?;
-            }
-            if was_open != Some(is_open) {
-                blockers::recount_waiters_of(tx, id)?;
+            // A new item with no dependency rows yet (the common case) has
+            // nothing to count and nobody waiting for it.
+            let has_edges = was_open.is_some() || blockers::has_edges(tx, id)?;
+            if has_edges {
+                if was_open.is_none() {
+                    blockers::recount(tx, id)?;
+                }
+                if was_open != Some(is_open) {
+                    blockers::recount_waiters_of(tx, id)?;
+                }
             }
         } else if self.name == "dependencies" {
             blockers::recount_edge(tx, id)?;

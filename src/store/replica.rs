@@ -93,12 +93,7 @@ impl Replica for Store {
                     None => report.already_seen += 1,
                     Some(_) => {
                         report.applied += 1;
-                        let conflicted: bool = tx
-                            .conn()
-                            .prepare_cached(
-                                "SELECT EXISTS (SELECT 1 FROM conflicts WHERE collection = ?1 AND record_id = ?2)",
-                            )?
-                            .query_row([&change.collection, &change.record_id], |r| r.get(0))?;
+                        let conflicted = tx.last_conflicted();
                         report.conflicts += usize::from(conflicted);
                     }
                 }

@@ -28,6 +28,8 @@ pub struct WriteTx<'c> {
     wrote_local: bool,
     /// Replica ids and authors interned so far in this transaction.
     interned: super::codec::Interned,
+    /// Whether the record the last applied change touched holds a value conflict.
+    last_conflicted: bool,
     /// Wall time override for the next local changes (imports keep the
     /// times of the records they bring in).
     at: Option<Timestamp>,
@@ -45,6 +47,7 @@ impl<'c> WriteTx<'c> {
             dirty: false,
             wrote_local: false,
             interned: super::codec::Interned::default(),
+            last_conflicted: false,
             at: None,
         })
     }
@@ -152,7 +155,16 @@ impl<'c> WriteTx<'c> {
                 change.record_id,
                 super::codec::encode(&self.tx, &mut self.interned, &state)?
             ])?;
+        self.last_conflicted = state
+            .conflicts()
+            .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
         collection.materialize(&self.tx, &change.record_id, &state, had_conflicts, is_new)
+    }
+
+    /// Whether the record of the last change written or applied holds a
+    /// value conflict (concurrent, different values in one field).
+    pub fn last_conflicted(&self) -> bool {
+        self.last_conflicted
     }
 
     /// The stored registers of one record (empty for a record never written).
