@@ -429,7 +429,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Resolve a value conflict by choosing one of its values (by index in list_conflicts); every replica adopts it after syncing. Tree conflicts are resolved by moving the item with update_work_item.",
+        description = "Resolve a conflict by choosing one of its values (by index in list_conflicts); every replica adopts it after syncing. A delete_vs_update conflict: choose the delete, or restore with update_work_item deleted=false. Tree conflicts: move the item with update_work_item.",
         input_schema = input_schema::<params::ResolveConflict>(),
         output_schema = schema::object_with(&[("id", "string"), ("version", "integer")]),
         annotations(read_only_hint = false, destructive_hint = true, open_world_hint = false)

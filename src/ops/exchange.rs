@@ -143,21 +143,28 @@ impl Tracker {
         let collection = Collection::named(collection).ok_or_else(bad_id)?;
         let (record_id, field, id) = (record_id.to_owned(), field.to_owned(), conflict_id.trim().to_owned());
         self.store.write(author, move |tx| {
-            let open: bool = tx.conn().query_row(
-                "SELECT EXISTS (SELECT 1 FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND field = ?3 AND kind = 'value')",
+            let kind: Option<String> = rusqlite::OptionalExtension::optional(tx.conn().query_row(
+                "SELECT kind FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND field = ?3
+                   AND kind IN ('value', 'delete_vs_update') ORDER BY kind DESC LIMIT 1",
                 [collection.name, &record_id, &field],
                 |r| r.get(0),
-            )?;
-            if !open {
+            ))?;
+            let Some(kind) = kind else {
                 return Err(Error::Conflict(format!(
                     "there is no open value conflict {id}; list_conflicts shows the open ones (a cycle, depth or orphan \
                      conflict is resolved by moving the item with update_work_item)"
                 )));
-            }
+            };
             let state = load_state(tx.conn(), collection, &record_id)?;
             let register = state.fields.get(&field).ok_or_else(|| Error::Corrupt(format!("{id} has no register")))?;
-            if !register.siblings().iter().any(|s| s.value == value) {
-                let choices: Vec<String> = register.siblings().iter().map(|s| s.value.to_string()).collect();
+            // A delete raced by an edit: keep it deleted (one of the deletes'
+            // times) or restore it (null).
+            let restore = kind == "delete_vs_update" && value.is_null();
+            if !restore && !register.siblings().iter().any(|s| s.value == value) {
+                let mut choices: Vec<String> = register.siblings().iter().map(|s| s.value.to_string()).collect();
+                if kind == "delete_vs_update" {
+                    choices.push("null (restore the record)".into());
+                }
                 return Err(Error::invalid("value", format!("must be one of the conflicting values: {}", choices.join(", "))));
             }
             let mut fields = Fields::new();

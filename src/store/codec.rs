@@ -115,7 +115,16 @@ pub fn encode(conn: &Connection, cache: &mut Interned, state: &RecordState) -> R
         }
         fields.insert(name.clone(), Value::Array(siblings));
     }
-    Ok(json!({ "v": vv, "c": writes, "f": fields }).to_string())
+    let mut doc = json!({ "v": vv, "c": writes, "f": fields });
+    if !state.delete_races.is_empty() {
+        let races: Vec<Value> = state
+            .delete_races
+            .iter()
+            .filter_map(|(e, d)| Some(json!([write_idx.get(e)?, write_idx.get(d)?])))
+            .collect();
+        doc["d"] = Value::Array(races);
+    }
+    Ok(doc.to_string())
 }
 
 /// Decode a state read from the `records` table.
@@ -161,7 +170,22 @@ pub fn decode(conn: &Connection, text: &str) -> Result<RecordState> {
         }
         fields.insert(name.clone(), Register::from_siblings(out));
     }
-    Ok(RecordState { vv, fields })
+    let mut delete_races = std::collections::BTreeSet::new();
+    for pair in doc["d"].as_array().into_iter().flatten() {
+        let at = |v: &Value| -> Result<Dot> {
+            let k = v.as_u64().ok_or_else(|| corrupt("a delete race"))? as usize;
+            writes
+                .get(k)
+                .map(|w| w.0)
+                .ok_or_else(|| corrupt("a delete race names no write"))
+        };
+        delete_races.insert((at(&pair[0])?, at(&pair[1])?));
+    }
+    Ok(RecordState {
+        vv,
+        fields,
+        delete_races,
+    })
 }
 
 /// Encode a local change for the outbox, whose row already holds its

@@ -356,20 +356,32 @@ impl Collection {
         } else if self.name == "dependencies" {
             blockers::recount_edge(tx, id)?;
         }
-        if had_conflicts || state.conflicts().next().is_some() {
+        if had_conflicts || state.conflicts().next().is_some() || state.delete_conflict() {
             self.refresh_conflicts(tx, id, state)?;
         }
         Ok(version)
     }
 
     fn refresh_conflicts(&self, tx: &Transaction<'_>, id: &str, state: &RecordState) -> Result<()> {
-        tx.prepare_cached("DELETE FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND kind = 'value'")?
-            .execute([self.name, id])?;
-        for (field, _) in state.conflicts().filter(|(f, _)| !QUIET_FIELDS.contains(f)) {
-            tx.prepare_cached(
-                "INSERT INTO conflicts (collection, record_id, field, kind) VALUES (?1, ?2, ?3, 'value')",
-            )?
-            .execute([self.name, id, field])?;
+        tx.prepare_cached(
+            "DELETE FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND kind IN ('value', 'delete_vs_update')",
+        )?
+        .execute([self.name, id])?;
+        let mut insert =
+            tx.prepare_cached("INSERT INTO conflicts (collection, record_id, field, kind) VALUES (?1, ?2, ?3, ?4)")?;
+        // Two concurrent deletes (or archivings) agree on what matters; their
+        // different times are no conflict.
+        let agreeing_marks = |f: &str, r: &waymark_sync::Register| {
+            matches!(f, "deleted_at" | "archived_at") && r.siblings().iter().all(|s| !s.value.is_null())
+        };
+        for (field, _) in state
+            .conflicts()
+            .filter(|(f, r)| !QUIET_FIELDS.contains(f) && !agreeing_marks(f, r))
+        {
+            insert.execute([self.name, id, field, "value"])?;
+        }
+        if state.delete_conflict() {
+            insert.execute([self.name, id, waymark_sync::merge::DELETE_FIELD, "delete_vs_update"])?;
         }
         Ok(())
     }

@@ -140,7 +140,7 @@ impl<'c> WriteTx<'c> {
     }
 
     fn apply_to(&mut self, collection: &'static Collection, mut state: RecordState, change: &Change) -> Result<i64> {
-        let had_conflicts = state.conflicts().next().is_some();
+        let had_conflicts = state.conflicts().next().is_some() || state.delete_conflict();
         let is_new = state.vv.is_empty();
         if state.apply(change) == Applied::AlreadySeen {
             return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));

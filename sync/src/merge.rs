@@ -8,7 +8,7 @@
 //! Precondition (kept by the hub's log, which is a causal order): a change
 //! is applied after every change its context covers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -72,6 +72,16 @@ impl Register {
     }
 }
 
+/// The field whose non-null value marks a record deleted.
+pub const DELETE_FIELD: &str = "deleted_at";
+
+/// Fields written once, at creation: an edit of the record never touches them.
+const CREATION_FIELDS: [&str; 2] = ["created_at", "created_by"];
+
+fn is_edit_field(name: &str) -> bool {
+    name != DELETE_FIELD && !CREATION_FIELDS.contains(&name)
+}
+
 /// What a replica knows of one record.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordState {
@@ -79,6 +89,12 @@ pub struct RecordState {
     pub vv: VersionVector,
     /// Field name -> register. Fields this code does not know are kept too.
     pub fields: BTreeMap<String, Register>,
+    /// `(edit, delete)`: an edit and a delete of this record made without
+    /// seeing each other, both still visible. While one remains the record
+    /// has a `delete_vs_update` conflict, so nobody's edit vanishes silently
+    /// into a deleted record.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub delete_races: BTreeSet<(Dot, Dot)>,
 }
 
 /// Whether applying a change did anything.
@@ -96,6 +112,28 @@ impl RecordState {
         if self.vv.covers(&change.dot) {
             return Applied::AlreadySeen;
         }
+        // Races between this change and what is visible, decided before
+        // the change replaces anything (causality, not arrival order).
+        let deletes = change.fields.get(DELETE_FIELD).is_some_and(|v| !v.is_null());
+        let edits = change.fields.keys().any(|k| is_edit_field(k));
+        let unseen = |dot: &Dot| !change.context.covers(dot);
+        let mut races: Vec<(Dot, Dot)> = Vec::new();
+        if deletes {
+            races.extend(
+                self.edit_dots()
+                    .into_iter()
+                    .filter(|d| unseen(d))
+                    .map(|e| (e, change.dot)),
+            );
+        }
+        if edits {
+            races.extend(
+                self.delete_dots()
+                    .into_iter()
+                    .filter(|d| unseen(d))
+                    .map(|d| (change.dot, d)),
+            );
+        }
         for (name, value) in &change.fields {
             let sibling = Sibling {
                 dot: change.dot,
@@ -109,7 +147,40 @@ impl RecordState {
                 .write(&change.context, sibling);
         }
         self.vv.insert(change.dot);
+        self.delete_races.extend(races);
+        let (edits, deletes) = (self.edit_dots(), self.delete_dots());
+        self.delete_races
+            .retain(|(e, d)| edits.contains(e) && deletes.contains(d));
         Applied::Changed
+    }
+
+    /// The writes visible in the fields an edit changes.
+    fn edit_dots(&self) -> BTreeSet<Dot> {
+        self.fields
+            .iter()
+            .filter(|(name, _)| is_edit_field(name))
+            .flat_map(|(_, r)| r.siblings().iter().map(|s| s.dot))
+            .collect()
+    }
+
+    /// The deletes visible in the record's delete field.
+    fn delete_dots(&self) -> BTreeSet<Dot> {
+        self.fields
+            .get(DELETE_FIELD)
+            .map(|r| {
+                r.siblings()
+                    .iter()
+                    .filter(|s| !s.value.is_null())
+                    .map(|s| s.dot)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// An edit and a delete were made without seeing each other, and both
+    /// still stand.
+    pub fn delete_conflict(&self) -> bool {
+        !self.delete_races.is_empty()
     }
 
     /// The displayed value of a field.
@@ -218,6 +289,47 @@ mod tests {
         state.apply(&change(2, 1, 11, &VersionVector::new(), json!({"status": "broken"})));
         assert_eq!(state.conflicts().count(), 0);
         assert_eq!(state.fields["status"].siblings().len(), 2);
+    }
+
+    #[test]
+    fn an_edit_concurrent_with_a_delete_is_a_conflict_in_any_order() {
+        let base = change(
+            1,
+            1,
+            10,
+            &VersionVector::new(),
+            json!({"title": "a", "created_at": "t"}),
+        );
+        let mut seen = VersionVector::new();
+        seen.insert(base.dot);
+        let edit = change(2, 1, 20, &seen, json!({"title": "edited offline"}));
+        let delete = change(1, 2, 15, &seen, json!({"deleted_at": "2026-01-01T00:00:00Z"}));
+        let mut one = RecordState::default();
+        for c in [&base, &edit, &delete] {
+            one.apply(c);
+        }
+        let mut two = RecordState::default();
+        for c in [&base, &delete, &edit] {
+            two.apply(c);
+        }
+        assert_eq!(one, two);
+        assert!(one.delete_conflict());
+        // Restoring with a write that saw both ends it.
+        let restore = change(1, 3, 30, &one.vv.clone(), json!({"deleted_at": null}));
+        one.apply(&restore);
+        assert!(!one.delete_conflict());
+        // A delete that saw the edit is no conflict.
+        let mut three = RecordState::default();
+        three.apply(&base);
+        three.apply(&edit);
+        three.apply(&change(
+            1,
+            2,
+            40,
+            &three.vv.clone(),
+            json!({"deleted_at": "2026-01-02T00:00:00Z"}),
+        ));
+        assert!(!three.delete_conflict());
     }
 
     #[test]

@@ -233,6 +233,75 @@ mod convergence {
         assert_eq!(export(&a), export(&c));
     }
 
+    /// An edit made offline while another store deleted the record is kept
+    /// and shown as a `delete_vs_update` conflict everywhere, until someone
+    /// decides (here: restores the record).
+    #[test]
+    fn an_edit_racing_a_delete_is_a_conflict_until_resolved() {
+        let hub = MemoryHub::new();
+        let [a, b] = [SqliteReplica::new(), SqliteReplica::new()];
+        let item = a
+            .tracker
+            .create_work_item("a", crate::new_item("task", "doomed?", None))
+            .unwrap();
+        round(&a, &hub);
+        round(&b, &hub);
+        a.tracker
+            .update_work_item(
+                "a",
+                WorkItemUpdate {
+                    id: item.id.clone(),
+                    version: 1,
+                    deleted: Some(true),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        b.tracker
+            .update_work_item(
+                "b",
+                WorkItemUpdate {
+                    id: item.id.clone(),
+                    version: 1,
+                    title: Some("still needed".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        for r in [&a, &b, &a] {
+            round(r, &hub);
+        }
+        assert_eq!(export(&a), export(&b));
+        for r in [&a, &b] {
+            let conflicts = r.tracker.list_conflicts().unwrap();
+            assert_eq!(conflicts.len(), 1, "{conflicts:#?}");
+            assert_eq!(conflicts[0].kind, "delete_vs_update");
+            let kept = r.tracker.get_work_item(&item.id).unwrap();
+            assert_eq!(kept.title, "still needed", "the edit is not lost");
+        }
+        // Restoring (a write that saw both) ends the conflict everywhere.
+        let current = b.tracker.get_work_item(&item.id).unwrap();
+        b.tracker
+            .update_work_item(
+                "b",
+                WorkItemUpdate {
+                    id: item.id.clone(),
+                    version: current.version,
+                    deleted: Some(false),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        for r in [&b, &a] {
+            round(r, &hub);
+        }
+        for r in [&a, &b] {
+            assert!(r.tracker.list_conflicts().unwrap().is_empty());
+            assert!(r.tracker.get_work_item(&item.id).unwrap().deleted_at.is_none());
+        }
+        assert_eq!(export(&a), export(&b));
+    }
+
     /// Moves on two stores that together form a cycle are broken the same
     /// way everywhere, without new writes, and reported.
     #[test]
