@@ -2,7 +2,7 @@
 //! [`Hub`] and every [`Replica`] must pass, instantiated per implementation
 //! by a macro (TaskChampion's storage-test style).
 //!
-//! ```ignore
+//! ```text
 //! waymark_sync::hub_conformance_tests!(block_on = my_block_on, hub = PgHub::connect(&url()).await?);
 //! waymark_sync::replica_conformance_tests!(SqliteFixture::new());
 //! ```

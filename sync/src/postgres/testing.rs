@@ -2,7 +2,7 @@
 //! Postgres server to test against, a database per test, a hub over it, and
 //! a TCP proxy that injects network faults.
 //!
-//! ```ignore
+//! ```text
 //! use waymark_sync::postgres::testing::{block_on, TestHub, FaultProxy};
 //! block_on(async {
 //!     let hub = TestHub::create("my_test").await;        // fresh database, migrated
