@@ -233,6 +233,7 @@ impl Collection {
         state: &RecordState,
         had_conflicts: bool,
         is_new: bool,
+        orphans: &mut Option<bool>,
     ) -> Result<i64> {
         // A record no change had touched has no row yet; otherwise read the
         // whole row, to write back only the columns that change (an update
@@ -333,9 +334,16 @@ impl Collection {
             if old_path.is_some() || place.issue.is_some() {
                 tree::set_issue(tx, id, place.issue)?;
             }
+            if place.issue == Some(tree::TreeIssue::Orphan) {
+                *orphans = Some(true);
+            }
             if let Some(breaker) = &place.reroot {
                 tree::reroot(tx, breaker)?;
-            } else if old_path.as_deref() != Some(place.path.as_str()) {
+            } else if old_path.as_deref() != Some(place.path.as_str())
+                // A new item can have children here only if they came first,
+                // as orphans.
+                && (!is_new || tree::orphans_exist(tx, orphans)?)
+            {
                 tree::rederive_below(tx, id, &place.path, place.depth)?;
             }
         }

@@ -186,3 +186,18 @@ pub(super) fn reroot(tx: &Transaction<'_>, id: &str) -> Result<()> {
     set_issue(tx, id, Some(TreeIssue::Cycle))?;
     rederive_below(tx, id, &path, 0)
 }
+
+/// Whether any work item here waits at the root for a parent that has not
+/// arrived (an `orphan` conflict). Only then can a new item have children
+/// already. `known` caches the answer for one write transaction; a
+/// transaction that makes an orphan sets it.
+pub(super) fn orphans_exist(tx: &Transaction<'_>, known: &mut Option<bool>) -> Result<bool> {
+    if let Some(answer) = *known {
+        return Ok(answer);
+    }
+    let answer: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM conflicts WHERE collection = 'work_items' AND kind = 'orphan')")?
+        .query_row([], |r| r.get(0))?;
+    *known = Some(answer);
+    Ok(answer)
+}

@@ -30,6 +30,8 @@ pub struct WriteTx<'c> {
     interned: super::codec::Interned,
     /// Whether the record the last applied change touched holds a value conflict.
     last_conflicted: bool,
+    /// Whether orphan work items exist (looked up once per transaction).
+    orphans: Option<bool>,
     /// Wall time override for the next local changes (imports keep the
     /// times of the records they bring in).
     at: Option<Timestamp>,
@@ -48,6 +50,7 @@ impl<'c> WriteTx<'c> {
             wrote_local: false,
             interned: super::codec::Interned::default(),
             last_conflicted: false,
+            orphans: None,
             at: None,
         })
     }
@@ -158,7 +161,14 @@ impl<'c> WriteTx<'c> {
         self.last_conflicted = state
             .conflicts()
             .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
-        collection.materialize(&self.tx, &change.record_id, &state, had_conflicts, is_new)
+        collection.materialize(
+            &self.tx,
+            &change.record_id,
+            &state,
+            had_conflicts,
+            is_new,
+            &mut self.orphans,
+        )
     }
 
     /// Whether the record of the last change written or applied holds a

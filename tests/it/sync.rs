@@ -467,6 +467,12 @@ mod end_to_end {
         let health: Value = serde_json::from_str(&ok(a, &hub, &["config", "show", "--json"])).unwrap();
         assert_eq!(health["sync"]["pending_changes"], 1);
         assert!(!health["sync"]["last_error"].as_str().unwrap().contains("s3cret"));
+        let report = ok(a, &hub, &["status"]);
+        assert!(report.contains("- **Sync**: last success 2"), "{report}");
+        assert!(
+            report.contains("1 change(s) waiting to be pushed") && !report.contains("s3cret"),
+            "{report}"
+        );
         ok(a, &hub, &["sync"]);
         ok(b, &hub, &["sync"]);
         assert!(ok(b, &hub, &["item", "list", "--text", "offline"]).contains("written offline"));
