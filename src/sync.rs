@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 use waymark_sync::postgres::{HubOptions, HubUrl, PostgresHub};
 use waymark_sync::worker::{Command, Commands, Runtime};
-use waymark_sync::{Hub, RoundReport, SyncError, SyncOptions, SyncStatus, Worker, WorkerConfig, sync_round};
+use waymark_sync::{RoundReport, SyncError, SyncOptions, SyncStatus, Worker, WorkerConfig, sync_round};
 
 use crate::config::Settings;
 use crate::ops::configuration::health_keys;
@@ -152,7 +152,7 @@ impl Commands for Receiver {
 /// Start the worker on the current tokio runtime: rounds on a timer, soon
 /// after local writes, with backoff while the hub is unreachable. Tool calls
 /// never wait for it.
-pub fn spawn_worker<H: Hub + 'static>(store: Store, hub: H, space: String, settings: &Settings) -> SyncHandle {
+pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Settings) -> SyncHandle {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let status = Arc::new(Mutex::new(SyncStatus::default()));
     let handle = SyncHandle {
@@ -168,6 +168,21 @@ pub fn spawn_worker<H: Hub + 'static>(store: Store, hub: H, space: String, setti
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(7);
     tokio::spawn(async move {
+        // The hub's schema first (cheap when it is current): until it is
+        // there, rounds could only fail. Retried with backoff while the hub
+        // is unreachable; local writes queue up meanwhile.
+        let mut delay = std::time::Duration::from_secs(1);
+        while let Err(e) = hub.migrate().await {
+            tracing::warn!("sync waits for the hub: {e}");
+            let failed = SyncStatus {
+                last_error: Some(e.to_string()),
+                hub_reachable: Some(!e.is_unreachable()),
+                ..SyncStatus::default()
+            };
+            record_status(&store, &failed);
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(config.backoff.cap);
+        }
         let worker = Worker::new(config, Instant::now(), seed);
         let mut commands = Receiver(rx);
         let publish_store = store.clone();

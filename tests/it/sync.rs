@@ -562,3 +562,99 @@ mod killed {
         );
     }
 }
+
+mod worker_in_serve {
+    //! `serve` with a hub configured pushes soon after a tool writes,
+    //! without anyone running `waymark sync`.
+
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use serde_json::{Value, json};
+    use waymark_sync::postgres::testing::{TestDatabase, block_on};
+
+    #[test]
+    fn a_tool_write_reaches_the_hub_without_a_sync_command() {
+        let db = block_on(TestDatabase::create("serve-worker"));
+        let hub = super::end_to_end::url_of(&db);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut server = Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .arg("--data-dir")
+            .arg(a.path())
+            .arg("serve")
+            .current_dir(a.path())
+            .env("WAYMARK_HUB_URL", &hub)
+            .env("WAYMARK_SPACE", "worker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = server.stdin.take().unwrap();
+        let mut stdout = BufReader::new(server.stdout.take().unwrap());
+        let mut call = |msg: Value, answer: bool| -> Option<Value> {
+            writeln!(stdin, "{msg}").unwrap();
+            stdin.flush().unwrap();
+            answer.then(|| {
+                let mut line = String::new();
+                stdout.read_line(&mut line).unwrap();
+                serde_json::from_str(&line).unwrap()
+            })
+        };
+        call(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+                   "capabilities": {}, "clientInfo": {"name": "worker-test", "version": "1"}}}),
+            true,
+        );
+        call(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}), false);
+        let created = call(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "create_work_item",
+                   "arguments": {"item_type": "task", "title": "pushed by the worker"}}}),
+            true,
+        )
+        .unwrap();
+        assert_eq!(created["result"]["isError"], json!(false), "{created}");
+
+        // The other store pulls until the item arrives (the worker pushes
+        // about half a second after the write).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = Command::new(env!("CARGO_BIN_EXE_waymark"))
+                .arg("--data-dir")
+                .arg(b.path())
+                .args(["sync"])
+                .env("WAYMARK_HUB_URL", &hub)
+                .env("WAYMARK_SPACE", "worker")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let listed = Command::new(env!("CARGO_BIN_EXE_waymark"))
+                .arg("--data-dir")
+                .arg(b.path())
+                .args(["item", "list", "--json"])
+                .output()
+                .unwrap();
+            let page: Value = serde_json::from_slice(&listed.stdout).unwrap();
+            if page["total_count"] == 1 {
+                assert_eq!(page["items"][0]["title"], "pushed by the worker");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the worker never pushed the change");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let health = call(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "sync",
+                   "arguments": {"action": "status"}}}),
+            true,
+        )
+        .unwrap();
+        assert_eq!(health["result"]["structuredContent"]["pending_changes"], 0, "{health}");
+        assert_eq!(
+            health["result"]["structuredContent"]["hub_configured"], true,
+            "{health}"
+        );
+        drop(stdin);
+        assert!(server.wait().unwrap().success());
+    }
+}
