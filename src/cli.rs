@@ -697,7 +697,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init { hub, space } => init(&dir, hub, space),
         Command::Sync { json } => {
             // A new replica may join a space by syncing: it writes, so it may create the store.
-            let t = Tracker::open(&dir)?;
+            let t = open_for_write(&dir)?;
             let settings = waymark::config::Settings::load(&dir)?;
             let summary = waymark::sync::sync_once_blocking(t.store(), &settings)?;
             show(json, &summary, |s| {
@@ -724,7 +724,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(addr) = http {
                 waymark::mcp::check_http_bind(addr, allow_remote).map_err(|e| anyhow::anyhow!(e))?;
             }
-            let tracker = Tracker::open(&dir)?;
+            let tracker = open_for_write(&dir)?;
             let cwd = std::env::current_dir().context("cannot read the working directory")?;
             let context = waymark::mcp::ServeContext {
                 data_dir: Some(dir.clone()),
@@ -763,7 +763,7 @@ fn run(cli: Cli) -> Result<()> {
             show_page(json, &page, item_line, "nothing is ready")
         }
         Command::Dep(cmd) => {
-            let t = Tracker::open(&dir)?;
+            let t = open_for_write(&dir)?;
             let (action, source, target, dependency_type, json) = match cmd {
                 DepCommand::Add {
                     source,
@@ -845,15 +845,15 @@ fn run(cli: Cli) -> Result<()> {
                 Some(r) => r,
                 None => std::env::current_dir().context("cannot read the working directory")?,
             };
-            let result = Tracker::open(&dir)?.import_git(a, &repo)?;
+            let result = open_for_write(&dir)?.import_git(a, &repo)?;
             show(json, &result, |r| r.to_text())
         }
         Command::Import(ImportCommand::Markdown { file, json }) => {
-            let report = Tracker::open(&dir)?.import_markdown(a, &file)?;
+            let report = open_for_write(&dir)?.import_markdown(a, &file)?;
             show(json, &report, |r| r.to_text())
         }
         Command::Import(ImportCommand::Sessions { dir: from, json }) => {
-            let report = Tracker::open(&dir)?.import_sessions(a, &from)?;
+            let report = open_for_write(&dir)?.import_sessions(a, &from)?;
             show(json, &report, |r| r.to_text())
         }
         Command::Import(ImportCommand::Json { file }) => {
@@ -865,7 +865,7 @@ fn run(cli: Cli) -> Result<()> {
             let doc: Value = serde_json::from_str(&text).map_err(|e| {
                 waymark::Error::invalid("document", format!("{} is not valid JSON: {e}", file.display()))
             })?;
-            let summary = Tracker::open(&dir)?.import_json(a, doc)?;
+            let summary = open_for_write(&dir)?.import_json(a, doc)?;
             out(format!(
                 "imported {} work items, {} dependencies, {} vendors, {} deployments, {} enhancements{}",
                 summary.work_items,
@@ -883,9 +883,48 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn init(dir: &Path, hub: Option<String>, space: Option<String>) -> Result<()> {
+/// Keep a store out of git: add `.waymark/` to the enclosing repository's
+/// `.git/info/exclude` (the exported markdown is what gets committed).
+fn keep_out_of_git(dir: &Path) -> Result<()> {
+    if dir.file_name().is_none_or(|n| n != ".waymark") {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(dir);
+    let Some(root) = git_root(&std::fs::canonicalize(parent).unwrap_or(parent.to_path_buf())) else {
+        return Ok(());
+    };
+    let git = root.join(".git");
+    if !git.is_dir() {
+        return Ok(());
+    }
+    let exclude = git.join("info").join("exclude");
+    let current = std::fs::read_to_string(&exclude).unwrap_or_default();
+    if !current.lines().any(|l| l.trim() == ".waymark/") {
+        std::fs::create_dir_all(git.join("info"))?;
+        let mut text = current;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(".waymark/\n");
+        std::fs::write(&exclude, text).with_context(|| format!("cannot write {}", exclude.display()))?;
+    }
+    Ok(())
+}
+
+/// Open the store for a command that writes, creating it on first write
+/// (and keeping a new store out of git).
+fn open_for_write(dir: &Path) -> Result<Tracker> {
     let existed = dir.join(waymark::store::DB_FILE).exists();
     let tracker = Tracker::open(dir)?;
+    if !existed {
+        keep_out_of_git(dir)?;
+    }
+    Ok(tracker)
+}
+
+fn init(dir: &Path, hub: Option<String>, space: Option<String>) -> Result<()> {
+    let existed = dir.join(waymark::store::DB_FILE).exists();
+    let tracker = open_for_write(dir)?;
     let config = dir.join(waymark::config::CONFIG_FILE);
     if !config.exists() {
         std::fs::write(
@@ -897,24 +936,7 @@ fn init(dir: &Path, hub: Option<String>, space: Option<String>) -> Result<()> {
     if hub.is_some() || space.is_some() {
         waymark::config::write_hub(dir, hub.as_deref(), space.as_deref())?;
     }
-    // Keep the store out of git: the exported markdown is what gets committed.
-    let parent = dir.parent().unwrap_or(dir);
-    if let Some(root) = git_root(&std::fs::canonicalize(parent).unwrap_or(parent.to_path_buf())) {
-        let git = root.join(".git");
-        if git.is_dir() {
-            let exclude = git.join("info").join("exclude");
-            let current = std::fs::read_to_string(&exclude).unwrap_or_default();
-            if !current.lines().any(|l| l.trim() == ".waymark/") {
-                std::fs::create_dir_all(git.join("info"))?;
-                let mut text = current;
-                if !text.is_empty() && !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                text.push_str(".waymark/\n");
-                std::fs::write(&exclude, text).with_context(|| format!("cannot write {}", exclude.display()))?;
-            }
-        }
-    }
+    keep_out_of_git(dir)?;
     let replica = tracker.store().replica_id()?;
     let settings = waymark::config::Settings::load(dir)?;
     let sync = match (settings.hub_display(), &settings.space) {
@@ -943,7 +965,7 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
             fields,
             json,
         } => {
-            let t = Tracker::open(dir)?;
+            let t = open_for_write(dir)?;
             let metadata = parse_object("metadata", fields.metadata.as_deref())?;
             let item = t.create_work_item(
                 a,
@@ -1004,7 +1026,7 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
             fields,
             json,
         } => {
-            let t = Tracker::open(dir)?;
+            let t = open_for_write(dir)?;
             let metadata = parse_object("metadata", fields.metadata.as_deref())?;
             let item = t.update_work_item(
                 a,
@@ -1076,7 +1098,7 @@ fn vendor(dir: &Path, cmd: VendorCommand) -> Result<()> {
             json,
         } => {
             let metadata = parse_object("metadata", metadata.as_deref())?;
-            let v = Tracker::open(dir)?.create_vendor(
+            let v = open_for_write(dir)?.create_vendor(
                 a,
                 ops::NewVendor {
                     name,
@@ -1154,7 +1176,7 @@ fn deploy(dir: &Path, cmd: DeployCommand) -> Result<()> {
             json,
         } => {
             let test_summary = tests.as_deref().map(parse_tests).transpose()?;
-            let d = Tracker::open(dir)?.record_deployment(
+            let d = open_for_write(dir)?.record_deployment(
                 CLI_AUTHOR,
                 ops::NewDeployment {
                     commit_hash: commit,
@@ -1255,7 +1277,7 @@ fn config(dir: &Path, cmd: ConfigCommand) -> Result<()> {
             token_budget,
             json,
         } => {
-            let c = Tracker::open(dir)?.update_project_configuration(
+            let c = open_for_write(dir)?.update_project_configuration(
                 CLI_AUTHOR,
                 ops::ConfigurationUpdate {
                     version,
@@ -1274,7 +1296,7 @@ fn config(dir: &Path, cmd: ConfigCommand) -> Result<()> {
 fn enhancement(dir: &Path, cmd: EnhancementCommand) -> Result<()> {
     match cmd {
         EnhancementCommand::Create { title, fields, json } => {
-            let e = Tracker::open(dir)?.create_enhancement(
+            let e = open_for_write(dir)?.create_enhancement(
                 CLI_AUTHOR,
                 ops::NewEnhancement {
                     title,

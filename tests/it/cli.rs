@@ -260,6 +260,29 @@ fn the_store_is_found_walking_up_and_kept_out_of_git() {
     assert_eq!(v["total_count"], 1);
 }
 
+#[test]
+fn a_store_made_by_its_first_write_is_kept_out_of_git_too() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    assert!(
+        Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(repo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_waymark"))
+        .args(["item", "create", "--type", "task", "--title", "first"])
+        .current_dir(repo)
+        .env_remove("WAYMARK_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exclude = std::fs::read_to_string(repo.join(".git/info/exclude")).unwrap();
+    assert!(exclude.lines().any(|l| l == ".waymark/"), "{exclude}");
+}
+
 /// Two processes creating 500 work items each, at once, on one store: all
 /// 1,000 land, none is lost, and nobody sees "database is locked".
 #[test]
