@@ -53,6 +53,15 @@ enum Derived {
     NameKey,
 }
 
+/// The columns a projection writes (`id` first, `version` last) and the
+/// statements that read and write its rows.
+#[derive(Debug)]
+struct Statements {
+    names: Vec<&'static str>,
+    upsert: String,
+    select_row: String,
+}
+
 /// One synced collection: a table of the local store.
 #[derive(Debug)]
 pub struct Collection {
@@ -62,7 +71,7 @@ pub struct Collection {
     /// Whether `metadata.<key>` fields are gathered into a `metadata` column.
     metadata: bool,
     derived: Derived,
-    upsert: OnceLock<String>,
+    statements: OnceLock<Statements>,
 }
 
 /// Fields that are written once, at creation; two replicas creating the
@@ -86,7 +95,7 @@ pub(crate) static WORK_ITEMS: Collection = Collection {
     ],
     metadata: true,
     derived: Derived::Tree,
-    upsert: OnceLock::new(),
+    statements: OnceLock::new(),
 };
 
 pub(crate) static DEPENDENCIES: Collection = Collection {
@@ -99,7 +108,7 @@ pub(crate) static DEPENDENCIES: Collection = Collection {
     ],
     metadata: false,
     derived: Derived::None,
-    upsert: OnceLock::new(),
+    statements: OnceLock::new(),
 };
 
 pub(crate) static VENDORS: Collection = Collection {
@@ -112,7 +121,7 @@ pub(crate) static VENDORS: Collection = Collection {
     ],
     metadata: true,
     derived: Derived::NameKey,
-    upsert: OnceLock::new(),
+    statements: OnceLock::new(),
 };
 
 pub(crate) static DEPLOYMENTS: Collection = Collection {
@@ -124,7 +133,7 @@ pub(crate) static DEPLOYMENTS: Collection = Collection {
     ],
     metadata: true,
     derived: Derived::None,
-    upsert: OnceLock::new(),
+    statements: OnceLock::new(),
 };
 
 pub(crate) static DEPLOYMENT_LINKS: Collection = Collection {
@@ -137,7 +146,7 @@ pub(crate) static DEPLOYMENT_LINKS: Collection = Collection {
     ],
     metadata: false,
     derived: Derived::None,
-    upsert: OnceLock::new(),
+    statements: OnceLock::new(),
 };
 
 pub(crate) static ENHANCEMENTS: Collection = Collection {
@@ -154,7 +163,7 @@ pub(crate) static ENHANCEMENTS: Collection = Collection {
     ],
     metadata: false,
     derived: Derived::None,
-    upsert: OnceLock::new(),
+    statements: OnceLock::new(),
 };
 
 pub(crate) static CONFIGURATION: Collection = Collection {
@@ -168,7 +177,7 @@ pub(crate) static CONFIGURATION: Collection = Collection {
     ],
     metadata: false,
     derived: Derived::None,
-    upsert: OnceLock::new(),
+    statements: OnceLock::new(),
 };
 
 const ALL: [&Collection; 7] = [
@@ -186,38 +195,35 @@ impl Collection {
         ALL.into_iter().find(|c| c.name == name)
     }
 
-    pub fn all() -> [&'static Collection; 7] {
-        ALL
-    }
-
-    /// Every column the projection writes, `id` first and `version` last.
-    fn column_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = vec!["id"];
-        names.extend(self.columns.iter().map(|c| c.name));
-        if self.metadata {
-            names.push("metadata");
-        }
-        match self.derived {
-            Derived::Tree => names.extend(["path", "depth"]),
-            Derived::NameKey => names.push("name_key"),
-            Derived::None => {}
-        }
-        names.extend(["created_at", "created_by", "updated_at", "updated_by", "version"]);
-        names
-    }
-
-    fn upsert_sql(&self) -> &str {
-        self.upsert.get_or_init(|| {
-            let names = self.column_names();
+    /// The projection's columns and statements, built once per process.
+    fn statements(&self) -> &Statements {
+        self.statements.get_or_init(|| {
+            let mut names: Vec<&'static str> = vec!["id"];
+            names.extend(self.columns.iter().map(|c| c.name));
+            if self.metadata {
+                names.push("metadata");
+            }
+            match self.derived {
+                Derived::Tree => names.extend(["path", "depth"]),
+                Derived::NameKey => names.push("name_key"),
+                Derived::None => {}
+            }
+            names.extend(["created_at", "created_by", "updated_at", "updated_by", "version"]);
             let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
             let sets: Vec<String> = names[1..].iter().map(|n| format!("{n} = excluded.{n}")).collect();
-            format!(
+            let upsert = format!(
                 "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
                 self.name,
                 names.join(", "),
                 params.join(", "),
                 sets.join(", ")
-            )
+            );
+            let select_row = format!("SELECT {} FROM {} WHERE id = ?1", names[1..].join(", "), self.name);
+            Statements {
+                names,
+                upsert,
+                select_row,
+            }
         })
     }
 
@@ -238,12 +244,12 @@ impl Collection {
         // A record no change had touched has no row yet; otherwise read the
         // whole row, to write back only the columns that change (an update
         // then leaves untouched indexes, and the full-text row, alone).
-        let names = self.column_names();
+        let statements = self.statements();
+        let names = &statements.names;
         let old: Option<Vec<Sql>> = if is_new {
             None
         } else {
-            let sql = format!("SELECT {} FROM {} WHERE id = ?1", names[1..].join(", "), self.name);
-            tx.prepare_cached(&sql)?
+            tx.prepare_cached(&statements.select_row)?
                 .query_row([id], |r| (0..names.len() - 1).map(|i| r.get::<_, Sql>(i)).collect())
                 .optional()?
         };
@@ -312,7 +318,7 @@ impl Collection {
         params.push(Sql::Integer(version));
         match &old {
             None => {
-                tx.prepare_cached(self.upsert_sql())?
+                tx.prepare_cached(&statements.upsert)?
                     .execute(rusqlite::params_from_iter(params))?;
             }
             Some(old) => {
