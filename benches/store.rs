@@ -288,15 +288,17 @@ mod vendor_by_name {
 /// Raw: the item, its ancestors by a recursive query on parent_id, its
 /// descendants by path range (at most 100 as `query_work_item` shows, in tree order).
 fn raw_hierarchy(conn: &Connection, id: &str) -> (String, Vec<RowTuple>, Vec<RowTuple>) {
-    let (item, path): (String, String) = conn
+    let (item, path, key): (String, String, i64) = conn
         .prepare_cached(
             "SELECT id, item_type, title, description, status, priority, parent_id, path, depth, branch_name, \
              commit_hash, pr_number, metadata, deleted_at, archived_at, created_at, created_by, updated_at, \
-             updated_by, version FROM work_items WHERE id = ?1",
+             updated_by, version, key FROM work_items WHERE id = ?1",
         )
         .expect("prepare")
-        .query_row([id], |r| Ok((r.get(2)?, r.get(7)?)))
+        .query_row([id], |r| Ok((r.get(2)?, r.get(7)?, r.get(20)?)))
         .expect("item");
+    // The subtree: paths (the ancestors' keys) that start with this item's.
+    let below = format!("{path}{key}/");
     let ancestors = conn
         .prepare_cached(&format!(
             "WITH RECURSIVE up(id, n) AS (
@@ -313,10 +315,11 @@ fn raw_hierarchy(conn: &Connection, id: &str) -> (String, Vec<RowTuple>, Vec<Row
         .expect("ancestors");
     let descendants = conn
         .prepare_cached(&format!(
-            "SELECT {ROW_COLUMNS} FROM work_items WHERE path > ?1 || '/' AND path < ?1 || '0' ORDER BY path LIMIT 100"
+            "SELECT {ROW_COLUMNS} FROM work_items WHERE path >= ?1 AND path < substr(?1, 1, length(?1) - 1) || '0'
+             ORDER BY path, key LIMIT 100"
         ))
         .expect("prepare")
-        .query_map([&path], row_tuple)
+        .query_map([&below], row_tuple)
         .expect("descendants")
         .collect::<rusqlite::Result<Vec<_>>>()
         .expect("descendants");
@@ -409,9 +412,11 @@ mod write {
         let f = big();
         let mut conn = raw(&f.db());
         let parent_path: String = conn
-            .query_row("SELECT path FROM work_items WHERE id = ?1", [&f.write_parent], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT path || key || '/' FROM work_items WHERE id = ?1",
+                [&f.write_parent],
+                |r| r.get(0),
+            )
             .expect("parent");
         let mut n = 0u64;
         bencher.bench_local(|| {
@@ -423,15 +428,15 @@ mod write {
                 .expect("begin");
             tx.prepare_cached(
                 "INSERT INTO work_items (id, item_type, title, status, priority, parent_id, path, depth, metadata,
-                     created_at, created_by, updated_at, updated_by, version)
-                 VALUES (?1, 'task', ?2, 'active', 2, ?3, ?4, 2, '{}', ?5, 'bench', ?5, 'bench', 1)",
+                     created_at, created_by, updated_at, updated_by, version, state)
+                 VALUES (?1, 'task', ?2, 'active', 2, ?3, ?4, 2, '{}', ?5, 'bench', ?5, 'bench', 1, '{}')",
             )
             .expect("prepare")
             .execute(rusqlite::params![
                 id,
                 format!("floor task {n}"),
                 f.write_parent,
-                format!("{parent_path}/{id}"),
+                parent_path,
                 now
             ])
             .expect("insert");

@@ -46,7 +46,7 @@ const CANDIDATES: &str = "SELECT id, title, item_type, status, priority, parent_
     FROM work_items w
     WHERE w.archived_at IS NULL AND (w.status = 'completed' OR w.deleted_at IS NOT NULL) AND w.updated_at < ?1
       AND NOT EXISTS (SELECT 1 FROM work_items d
-          WHERE d.path > w.path || '/' AND d.path < w.path || '0' AND d.archived_at IS NULL
+          WHERE d.path >= w.path || w.key || '/' AND d.path < w.path || w.key || '0' AND d.archived_at IS NULL
             AND d.status != 'completed' AND d.deleted_at IS NULL)
     ORDER BY w.updated_at, w.id";
 

@@ -14,7 +14,7 @@ use super::configuration;
 use super::dependencies::{DEPENDENCY_COLUMNS, dependency_from_row};
 use super::enhancements;
 use super::vendors::{VENDOR_COLUMNS, vendor_from_row};
-use super::work_items::{ITEM_COLUMNS, item_from_row};
+use super::work_items::{ITEM_COLUMNS, item_from_row, user_path};
 use crate::domain::{self, ids};
 use crate::error::{Error, Result};
 use crate::store::write::{Fields, load_state};
@@ -177,11 +177,22 @@ impl Tracker {
     /// The whole store as one canonical JSON value (keys sorted).
     pub fn export_json(&self) -> Result<Value> {
         self.store.read(|tx| {
-            let items = all(
+            let mut items = all(
                 tx,
                 &format!("SELECT {ITEM_COLUMNS} FROM work_items ORDER BY id"),
                 item_from_row,
             )?;
+            let ids: std::collections::HashMap<i64, String> =
+                all(tx, "SELECT key, id FROM work_items", |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .into_iter()
+                    .collect();
+            for item in &mut items {
+                item.path = user_path(&item.path, &item.id, |key| {
+                    ids.get(&key)
+                        .cloned()
+                        .ok_or_else(|| Error::Corrupt(format!("work item key {key} is missing")))
+                })?;
+            }
             let (archived, live): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.archived_at.is_some());
             let deps = all(
                 tx,
@@ -231,7 +242,7 @@ impl Tracker {
             ));
         };
         self.store.write(author, move |tx| {
-            let existing: i64 = tx.conn().query_row("SELECT count(*) FROM records", [], |r| r.get(0))?;
+            let existing = crate::store::record_count(tx.conn())?;
             if existing > 0 {
                 return Err(Error::Conflict(format!(
                     "the store already holds {existing} records; import json reads only into an empty store \

@@ -9,7 +9,7 @@ use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor,
 use crate::domain::{self, ItemType, MAX_DEPTH, WorkStatus, ids};
 use crate::error::{Error, Kind, Result};
 use crate::store::write::Fields;
-use crate::store::{WORK_ITEMS, WriteTx};
+use crate::store::{WORK_ITEMS, WriteTx, tree};
 
 /// A work item, every field.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -107,10 +107,42 @@ pub(crate) fn row_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItemRo
 
 pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<WorkItem>> {
     use rusqlite::OptionalExtension;
-    Ok(conn
+    let item = conn
         .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM work_items WHERE id = ?1"))?
         .query_row([id], item_from_row)
-        .optional()?)
+        .optional()?;
+    item.map(|mut item| {
+        item.path = user_path(&item.path, &item.id, |key| id_by_key(conn, key))?;
+        Ok(item)
+    })
+    .transpose()
+}
+
+/// The path a reader sees, `/{root id}/.../{id}`, from the stored path (the
+/// ancestors' keys, see `store::tree`).
+pub(crate) fn user_path(stored: &str, id: &str, mut id_of: impl FnMut(i64) -> Result<String>) -> Result<String> {
+    let mut path = String::with_capacity(37 * (stored.len() / 2 + 1));
+    for key in tree::keys(stored) {
+        path.push('/');
+        path.push_str(&id_of(key)?);
+    }
+    path.push('/');
+    path.push_str(id);
+    Ok(path)
+}
+
+fn id_by_key(conn: &rusqlite::Connection, key: i64) -> Result<String> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM work_items WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))?)
+}
+
+/// The bounds of the stored paths of every item below item `id`.
+fn subtree_of(conn: &rusqlite::Connection, id: &str) -> Result<(String, String)> {
+    let (key, path): (i64, String) = conn
+        .prepare_cached("SELECT key, path FROM work_items WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(tree::subtree_range(&path, key))
 }
 
 pub(crate) fn require(conn: &rusqlite::Connection, id: &str) -> Result<WorkItem> {
@@ -267,9 +299,10 @@ fn check_parent(conn: &rusqlite::Connection, parent_id: &str, moving: Option<&Wo
 }
 
 fn subtree_height(conn: &rusqlite::Connection, item: &WorkItem) -> Result<i64> {
+    let (low, high) = subtree_of(conn, &item.id)?;
     let deepest: Option<i64> = conn
-        .prepare_cached("SELECT max(depth) FROM work_items WHERE path > ?1 || '/' AND path < ?1 || '0'")?
-        .query_row([&item.path], |r| r.get(0))?;
+        .prepare_cached("SELECT max(depth) FROM work_items WHERE path >= ?1 AND path < ?2")?
+        .query_row([low, high], |r| r.get(0))?;
     Ok(deepest.map_or(0, |d| d - item.depth))
 }
 
@@ -502,15 +535,16 @@ impl Tracker {
             }
             let (mut descendants, mut descendant_count) = (Vec::new(), 0);
             if include_children {
+                let (low, high) = subtree_of(tx, &item.id)?;
                 descendant_count = tx
-                    .prepare_cached("SELECT count(*) FROM work_items WHERE path > ?1 || '/' AND path < ?1 || '0'")?
-                    .query_row([&item.path], |r| r.get(0))?;
+                    .prepare_cached("SELECT count(*) FROM work_items WHERE path >= ?1 AND path < ?2")?
+                    .query_row([&low, &high], |r| r.get(0))?;
                 let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {ROW_COLUMNS} FROM work_items WHERE path > ?1 || '/' AND path < ?1 || '0'
-                     ORDER BY path LIMIT ?2"
+                    "SELECT {ROW_COLUMNS} FROM work_items WHERE path >= ?1 AND path < ?2
+                     ORDER BY path, key LIMIT ?3"
                 ))?;
                 descendants = stmt
-                    .query_map(rusqlite::params![item.path, MAX_DESCENDANTS], row_from_row)?
+                    .query_map(rusqlite::params![low, high, MAX_DESCENDANTS], row_from_row)?
                     .collect::<rusqlite::Result<_>>()?;
             }
             let dependencies = if include_dependencies {

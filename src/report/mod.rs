@@ -189,6 +189,25 @@ fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)
             rows.push(item_row(r, false)?);
         }
     }
+    // Paths are stored as the ancestors' keys; the ordering below spells
+    // them with ids.
+    let mut ids: HashMap<i64, String> = HashMap::new();
+    let mut spell = |row: &mut ItemRow| -> Result<()> {
+        row.path = crate::ops::work_items::user_path(&row.path, &row.item.id, |key| {
+            if let Some(id) = ids.get(&key) {
+                return Ok(id.clone());
+            }
+            let id: String = tx
+                .prepare_cached("SELECT id FROM work_items WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))?;
+            ids.insert(key, id.clone());
+            Ok(id)
+        })?;
+        Ok(())
+    };
+    for row in &mut rows {
+        spell(row)?;
+    }
     let open = rows.len() as i64;
     let mut index: HashMap<String, usize> = HashMap::with_capacity(rows.len());
     for (k, row) in rows.iter().enumerate() {
@@ -213,7 +232,8 @@ fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)
         for id in missing {
             let mut q = stmt.query([&id])?;
             let Some(r) = q.next()? else { continue };
-            let row = item_row(r, true)?;
+            let mut row = item_row(r, true)?;
+            spell(&mut row)?;
             if r.get::<_, bool>(9)? {
                 hidden.insert(row.item.id, (row.created_key, row.item.title));
             } else {

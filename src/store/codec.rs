@@ -2,19 +2,22 @@
 //!
 //! `waymark_sync::RecordState` serialized as is repeats, for every value of
 //! every field, the writer's 36-character replica id, its clock reading and
-//! its author: about a kilobyte per record. Stored here instead as
-//! `{"v":[[r,c],..],"c":[[r,c,h,a],..],"f":{"name":[[k,value],..],..}}`: the
-//! version vector, the writes still visible (replica and author as small
-//! integers interned per store in `replicas` and `authors`), and per field the
-//! index of the write and its value. Interned numbers are local to one store
-//! and never leave it: changes on the wire carry the full ids.
+//! its author, and then the value the typed row holds anyway. Stored here
+//! instead, in the row's `state` column (see [`encode`]): the writes still
+//! visible (replica and author as small integers interned per store in
+//! `replicas` and `authors`), and per field the index of its write, with the
+//! value only where the row does not show it exactly (a conflict, a null, a
+//! field without a column). Interned numbers are local to one store and
+//! never leave it: changes on the wire carry the full ids.
 
 use std::collections::BTreeMap;
 
+use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value, json};
 use waymark_sync::{Dot, Hlc, RecordState, Register, ReplicaId, Sibling, VersionVector};
 
+use super::collections::Collection;
 use crate::error::{Error, Result};
 
 fn corrupt(what: &str) -> Error {
@@ -87,48 +90,177 @@ impl Names<'_> {
     }
 }
 
-/// Encode a state for the `records` table (inside a write transaction:
-/// new replica ids and authors are interned).
-pub fn encode(conn: &Connection, cache: &mut Interned, state: &RecordState) -> Result<String> {
-    let vv: Vec<Value> = state
-        .vv
-        .iter()
+/// The replica and author numbers of a write, interned.
+pub fn intern_write(conn: &Connection, cache: &mut Interned, replica: &ReplicaId, author: &str) -> Result<(i64, i64)> {
+    Ok((
+        intern(conn, cache, "replicas", &replica.to_string())?,
+        intern(conn, cache, "authors", author)?,
+    ))
+}
+
+/// The number of a replica already interned here (None: never seen).
+pub fn replica_number(conn: &Connection, replica: &ReplicaId) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT idx FROM replicas WHERE name = ?1")?
+        .query_row([replica.to_string()], |r| r.get(0))
+        .optional()?)
+}
+
+/// The replica and author behind interned numbers.
+pub fn write_names(conn: &Connection, replica: i64, author: i64) -> Result<(ReplicaId, String)> {
+    let mut names = Names {
+        conn,
+        replicas: BTreeMap::new(),
+        authors: BTreeMap::new(),
+    };
+    Ok((names.replica(replica)?, names.author(author)?))
+}
+
+fn encode_vv(conn: &Connection, cache: &mut Interned, vv: &VersionVector) -> Result<Vec<Value>> {
+    vv.iter()
         .map(|(r, c)| Ok(json!([intern(conn, cache, "replicas", &r.to_string())?, c])))
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+fn decode_vv(names: &mut Names<'_>, v: &Value) -> Result<VersionVector> {
+    let mut vv = VersionVector::new();
+    for pair in v.as_array().ok_or_else(|| corrupt("a version vector is not a list"))? {
+        let replica = names.replica(pair[0].as_i64().ok_or_else(|| corrupt("a version vector's replica"))?)?;
+        vv.insert(Dot {
+            replica,
+            counter: pair[1].as_u64().ok_or_else(|| corrupt("a version vector's counter"))?,
+        });
+    }
+    Ok(vv)
+}
+
+/// A change's context for the outbox: `[[r,c],..]`, or None when empty.
+pub fn encode_context(conn: &Connection, cache: &mut Interned, vv: &VersionVector) -> Result<Option<String>> {
+    if vv.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Value::Array(encode_vv(conn, cache, vv)?).to_string()))
+}
+
+/// A context written by [`encode_context`].
+pub fn decode_context(conn: &Connection, text: Option<&str>) -> Result<VersionVector> {
+    let Some(text) = text else {
+        return Ok(VersionVector::new());
+    };
+    let v: Value = serde_json::from_str(text).map_err(|_| corrupt("an outbox context is not JSON"))?;
+    let mut names = Names {
+        conn,
+        replicas: BTreeMap::new(),
+        authors: BTreeMap::new(),
+    };
+    decode_vv(&mut names, &v)
+}
+
+/// The version vector a state's visible writes imply: stored states omit
+/// theirs when it is this one (the common case).
+fn implied_vv(state: &RecordState) -> VersionVector {
+    let mut vv = VersionVector::new();
+    for register in state.fields.values() {
+        for s in register.siblings() {
+            vv.insert(s.dot);
+        }
+    }
+    vv
+}
+
+/// Encode the state of a record of `collection` for its row's `state`
+/// column (inside a write transaction: new replica ids and authors are
+/// interned).
+///
+/// `{"v":[[r,c],..],"c":[[r,c,h,a],..],"f":{name:[[k,value],..]},"g":[[k,mask,[name,..]],..],"m":k}`:
+/// - `v`: the version vector, absent when the writes in `c` imply it;
+/// - `c`: the writes still visible, replica and author as interned numbers;
+/// - `f`: the registers stored with their values, each value tagged with the
+///   index of its write in `c`;
+/// - `g`: per write, the fields whose register holds that write's value
+///   alone, exactly as the row shows it, read back from the row: those with
+///   a column as a bit mask of their codes, the `metadata.*` ones by name;
+/// - `m`: the write that the row's remaining `metadata` keys (those neither
+///   in `f` nor named in `g`) belong to;
+/// - `d`: delete races, as pairs of indexes into `c`.
+pub fn encode(conn: &Connection, cache: &mut Interned, collection: &Collection, state: &RecordState) -> Result<String> {
     let mut writes: Vec<Value> = Vec::new();
     let mut write_idx: BTreeMap<Dot, usize> = BTreeMap::new();
     let mut fields = Map::new();
+    // Per write: the mask of coded fields and the metadata fields.
+    let mut elided: BTreeMap<usize, (u64, Vec<&str>)> = BTreeMap::new();
     for (name, register) in &state.fields {
         let mut siblings = Vec::with_capacity(register.siblings().len());
         for s in register.siblings() {
             let k = match write_idx.get(&s.dot) {
                 Some(k) => *k,
                 None => {
-                    let r = intern(conn, cache, "replicas", &s.dot.replica.to_string())?;
-                    let a = intern(conn, cache, "authors", &s.author)?;
+                    let (r, a) = intern_write(conn, cache, &s.dot.replica, &s.author)?;
                     writes.push(json!([r, s.dot.counter, s.hlc.0, a]));
                     write_idx.insert(s.dot, writes.len() - 1);
                     writes.len() - 1
                 }
             };
-            siblings.push(json!([k, s.value]));
+            siblings.push((k, &s.value));
         }
+        if let [(k, value)] = siblings[..]
+            && collection.row_shows(name, value)
+        {
+            let group = elided.entry(k).or_default();
+            match collection.field_code(name) {
+                Some(code) if code < 64 => group.0 |= 1 << code,
+                _ => group.1.push(name),
+            }
+            continue;
+        }
+        let siblings = siblings.into_iter().map(|(k, v)| json!([k, v])).collect();
         fields.insert(name.clone(), Value::Array(siblings));
     }
-    let mut doc = json!({ "v": vv, "c": writes, "f": fields });
+    let mut doc = Map::new();
+    if implied_vv(state) != state.vv {
+        doc.insert("v".into(), Value::Array(encode_vv(conn, cache, &state.vv)?));
+    }
+    doc.insert("c".into(), Value::Array(writes));
+    if !fields.is_empty() {
+        doc.insert("f".into(), Value::Object(fields));
+    }
+    // The write with the most metadata fields claims the row's remaining
+    // metadata keys instead of naming them.
+    let claim = elided
+        .iter()
+        .filter(|(_, g)| !g.1.is_empty())
+        .max_by_key(|(k, g)| (g.1.len(), std::cmp::Reverse(**k)))
+        .map(|(k, _)| *k);
+    if let Some(k) = claim {
+        doc.insert("m".into(), json!(k));
+    }
+    if !elided.is_empty() {
+        let groups = elided
+            .into_iter()
+            .map(|(k, (mask, names))| {
+                if Some(k) == claim || names.is_empty() {
+                    json!([k, mask])
+                } else {
+                    json!([k, mask, names])
+                }
+            })
+            .collect();
+        doc.insert("g".into(), Value::Array(groups));
+    }
     if !state.delete_races.is_empty() {
         let races: Vec<Value> = state
             .delete_races
             .iter()
             .filter_map(|(e, d)| Some(json!([write_idx.get(e)?, write_idx.get(d)?])))
             .collect();
-        doc["d"] = Value::Array(races);
+        doc.insert("d".into(), Value::Array(races));
     }
-    Ok(doc.to_string())
+    Ok(Value::Object(doc).to_string())
 }
 
-/// Decode a state read from the `records` table.
-pub fn decode(conn: &Connection, text: &str) -> Result<RecordState> {
+/// Decode a state stored by [`encode`] (or by schema 1, which stored every
+/// value and always `v`), with the row it was stored in.
+pub fn decode(conn: &Connection, collection: &Collection, text: &str, row: &[Sql]) -> Result<RecordState> {
     let doc: Value = serde_json::from_str(text).map_err(|_| corrupt("not JSON"))?;
     let mut names = Names {
         conn,
@@ -136,14 +268,6 @@ pub fn decode(conn: &Connection, text: &str) -> Result<RecordState> {
         authors: BTreeMap::new(),
     };
     let int = |v: &Value, what: &str| v.as_i64().ok_or_else(|| corrupt(what));
-    let mut vv = VersionVector::new();
-    for pair in doc["v"].as_array().ok_or_else(|| corrupt("no version vector"))? {
-        let replica = names.replica(int(&pair[0], "vv replica")?)?;
-        vv.insert(Dot {
-            replica,
-            counter: int(&pair[1], "vv counter")? as u64,
-        });
-    }
     let mut writes = Vec::new();
     for w in doc["c"].as_array().ok_or_else(|| corrupt("no writes"))? {
         let replica = names.replica(int(&w[0], "write replica")?)?;
@@ -155,20 +279,71 @@ pub fn decode(conn: &Connection, text: &str) -> Result<RecordState> {
         let author = names.author(int(&w[3], "write author")?)?;
         writes.push((dot, hlc, author));
     }
+    let sibling = |k: usize, value: Value| -> Result<Register> {
+        let (dot, hlc, author) = writes.get(k).ok_or_else(|| corrupt("a value names no write"))?;
+        Ok(Register::from_siblings(vec![Sibling {
+            dot: *dot,
+            hlc: *hlc,
+            author: author.clone(),
+            value,
+        }]))
+    };
     let mut fields = BTreeMap::new();
-    for (name, siblings) in doc["f"].as_object().ok_or_else(|| corrupt("no fields"))? {
-        let mut out = Vec::new();
-        for s in siblings.as_array().ok_or_else(|| corrupt("a field is not a list"))? {
-            let k = int(&s[0], "sibling write")? as usize;
-            let (dot, hlc, author) = writes.get(k).ok_or_else(|| corrupt("a sibling names no write"))?;
-            out.push(Sibling {
-                dot: *dot,
-                hlc: *hlc,
-                author: author.clone(),
-                value: s[1].clone(),
-            });
+    if let Some(stored) = doc.get("f") {
+        for (name, siblings) in stored.as_object().ok_or_else(|| corrupt("fields are not an object"))? {
+            let mut out = Vec::new();
+            for s in siblings.as_array().ok_or_else(|| corrupt("a field is not a list"))? {
+                let k = int(&s[0], "sibling write")? as usize;
+                let (dot, hlc, author) = writes.get(k).ok_or_else(|| corrupt("a sibling names no write"))?;
+                out.push(Sibling {
+                    dot: *dot,
+                    hlc: *hlc,
+                    author: author.clone(),
+                    value: s[1].clone(),
+                });
+            }
+            fields.insert(name.clone(), Register::from_siblings(out));
         }
-        fields.insert(name.clone(), Register::from_siblings(out));
+    }
+    let metadata = || {
+        collection
+            .metadata_in_row(row)
+            .ok_or_else(|| corrupt("the row has no metadata"))
+    };
+    let mut row_metadata: Option<Map<String, Value>> = None;
+    for group in doc.get("g").and_then(Value::as_array).into_iter().flatten() {
+        let k = int(&group[0], "row fields' write")? as usize;
+        let mask = group[1].as_u64().ok_or_else(|| corrupt("row fields' mask"))?;
+        for code in (0..64).filter(|c| mask & (1 << c) != 0) {
+            let (name, value) = collection
+                .field_in_row(code, row)
+                .ok_or_else(|| corrupt(&format!("field #{code} is not in its row")))?;
+            fields.insert(name.to_owned(), sibling(k, value)?);
+        }
+        for name in group.get(2).and_then(Value::as_array).into_iter().flatten() {
+            let name = name.as_str().ok_or_else(|| corrupt("a row field's name"))?;
+            let key = name
+                .strip_prefix("metadata.")
+                .ok_or_else(|| corrupt("a row field's name"))?;
+            if row_metadata.is_none() {
+                row_metadata = Some(metadata()?);
+            }
+            let value = row_metadata
+                .as_ref()
+                .and_then(|m| m.get(key))
+                .cloned()
+                .ok_or_else(|| corrupt(&format!("{name} is not in its row")))?;
+            fields.insert(name.to_owned(), sibling(k, value)?);
+        }
+    }
+    if let Some(k) = doc.get("m") {
+        let k = int(k, "metadata's write")? as usize;
+        for (key, value) in row_metadata.map_or_else(metadata, Ok)? {
+            let name = format!("metadata.{key}");
+            if let std::collections::btree_map::Entry::Vacant(slot) = fields.entry(name) {
+                slot.insert(sibling(k, value)?);
+            }
+        }
     }
     let mut delete_races = std::collections::BTreeSet::new();
     for pair in doc["d"].as_array().into_iter().flatten() {
@@ -181,77 +356,26 @@ pub fn decode(conn: &Connection, text: &str) -> Result<RecordState> {
         };
         delete_races.insert((at(&pair[0])?, at(&pair[1])?));
     }
-    Ok(RecordState {
-        vv,
+    let mut state = RecordState {
+        vv: VersionVector::new(),
         fields,
         delete_races,
-    })
-}
-
-/// Encode a local change for the outbox, whose row already holds its
-/// replica id and counter: `[collection, record, [[r,c],..] (context),
-/// fields, hlc, author, schema_version]`.
-pub fn encode_change(conn: &Connection, cache: &mut Interned, change: &waymark_sync::Change) -> Result<String> {
-    let context: Vec<Value> = change
-        .context
-        .iter()
-        .map(|(r, c)| Ok(json!([intern(conn, cache, "replicas", &r.to_string())?, c])))
-        .collect::<Result<_>>()?;
-    let author = intern(conn, cache, "authors", &change.author)?;
-    Ok(json!([
-        change.collection,
-        change.record_id,
-        context,
-        change.fields,
-        change.hlc.0,
-        author,
-        change.schema_version
-    ])
-    .to_string())
-}
-
-/// Decode an outbox entry written by [`encode_change`].
-pub fn decode_change(conn: &Connection, replica: &str, counter: i64, text: &str) -> Result<waymark_sync::Change> {
-    let doc: Value = serde_json::from_str(text).map_err(|_| corrupt("an outbox entry is not JSON"))?;
-    let mut names = Names {
-        conn,
-        replicas: BTreeMap::new(),
-        authors: BTreeMap::new(),
     };
-    let replica: ReplicaId = replica
-        .parse()
-        .map_err(|_| corrupt("an outbox replica id is not a UUID"))?;
-    let mut context = VersionVector::new();
-    for pair in doc[2].as_array().ok_or_else(|| corrupt("an outbox context"))? {
-        let r = names.replica(pair[0].as_i64().ok_or_else(|| corrupt("an outbox context replica"))?)?;
-        context.insert(Dot {
-            replica: r,
-            counter: pair[1].as_u64().ok_or_else(|| corrupt("an outbox context counter"))?,
-        });
-    }
-    let fields = serde_json::from_value(doc[3].clone()).map_err(|_| corrupt("outbox fields"))?;
-    Ok(waymark_sync::Change {
-        collection: doc[0].as_str().ok_or_else(|| corrupt("outbox collection"))?.to_owned(),
-        record_id: doc[1].as_str().ok_or_else(|| corrupt("outbox record id"))?.to_owned(),
-        dot: Dot {
-            replica,
-            counter: counter as u64,
-        },
-        context,
-        fields,
-        hlc: Hlc(doc[4].as_u64().ok_or_else(|| corrupt("outbox clock"))?),
-        author: names.author(doc[5].as_i64().ok_or_else(|| corrupt("outbox author"))?)?,
-        schema_version: doc[6].as_u64().ok_or_else(|| corrupt("outbox schema version"))? as u32,
-    })
+    state.vv = match doc.get("v") {
+        Some(v) => decode_vv(&mut names, v)?,
+        None => implied_vv(&state),
+    };
+    Ok(state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::WORK_ITEMS;
     use waymark_sync::Change;
 
     #[test]
-    fn a_state_survives_the_round_trip() {
+    fn a_state_survives_the_round_trip_with_its_row() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE replicas (idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -275,18 +399,85 @@ mod tests {
             1,
             10,
             &VersionVector::new(),
-            json!({"title": "t", "metadata.x": {"deep": [1, 2]}}),
+            json!({"title": "t", "status": "active", "priority": 3, "metadata.x": {"deep": [1, 2.5]},
+                   "metadata.gone": null, "created_by": 7}),
         ));
         let seen = state.vv.clone();
-        state.apply(&change(a, 2, 20, &seen, json!({"title": "left"})));
-        state.apply(&change(b, 1, 15, &seen, json!({"title": "right", "status": null})));
-        let text = encode(&conn, &mut Interned::default(), &state).unwrap();
-        assert!(!text.contains(&a.to_string()), "replica ids are interned: {text}");
-        assert_eq!(decode(&conn, &text).unwrap(), state);
-        let c = change(b, 7, 99, &seen, json!({"title": "x", "metadata.k": [1]}));
-        let text = encode_change(&conn, &mut Interned::default(), &c).unwrap();
-        assert_eq!(decode_change(&conn, &b.to_string(), 7, &text).unwrap(), c);
-        assert!(decode(&conn, "{}").is_err());
-        assert!(decode(&conn, r#"{"v":[[99,1]],"c":[],"f":{}}"#).is_err());
+        state.apply(&change(a, 2, 20, &seen, json!({"status": "completed"})));
+        state.apply(&change(
+            b,
+            1,
+            15,
+            &seen,
+            json!({"status": "blocked", "description": null}),
+        ));
+        // The row as the projection writes it (names[1..] of work items).
+        let text = |s: &str| Sql::Text(s.to_owned());
+        let mut row = vec![Sql::Null; 19];
+        row[1] = text("t");
+        row[3] = text("completed");
+        row[4] = Sql::Integer(3);
+        row[11] = text(r#"{"x":{"deep":[1,2.5]}}"#);
+        row[15] = text("7");
+
+        let stored = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
+        assert!(!stored.contains(&a.to_string()), "replica ids are interned: {stored}");
+        assert!(!stored.contains("\"t\""), "the title is read from the row: {stored}");
+        assert!(stored.contains("blocked"), "a conflict keeps its values: {stored}");
+        assert!(
+            stored.contains("created_by"),
+            "a value the row shows differently is kept: {stored}"
+        );
+        assert!(!stored.contains("\"v\""), "the version vector is implied: {stored}");
+        assert_eq!(decode(&conn, &WORK_ITEMS, &stored, &row).unwrap(), state);
+
+        // Metadata keys from two writes: one claims the row's remaining keys,
+        // the other names its own.
+        state.apply(&change(
+            a,
+            3,
+            25,
+            &state.vv.clone(),
+            json!({"metadata.y": 5, "metadata.z": "z"}),
+        ));
+        row[11] = text(r#"{"x":{"deep":[1,2.5]},"y":5,"z":"z"}"#);
+        let stored = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
+        assert!(stored.contains("\"m\"") && stored.contains("metadata.x"), "{stored}");
+        assert_eq!(decode(&conn, &WORK_ITEMS, &stored, &row).unwrap(), state);
+
+        // A write no longer visible anywhere keeps the version vector explicit.
+        state.apply(&change(a, 4, 30, &state.vv.clone(), json!({"metadata.gone": "back"})));
+        state.apply(&change(a, 5, 40, &state.vv.clone(), json!({"metadata.gone": null})));
+        state.apply(&change(b, 2, 50, &state.vv.clone(), json!({"metadata.gone": null})));
+        let stored = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
+        assert!(stored.contains("\"v\""), "a:5 is no longer visible: {stored}");
+        row[3] = text("blocked");
+        assert_eq!(decode(&conn, &WORK_ITEMS, &stored, &row).unwrap(), state);
+
+        // Schema 1's form (every value, always `v`) still reads.
+        let old = r#"{"v":[[1,1]],"c":[[1,1,10,1]],"f":{"title":[[0,"t"]]}}"#;
+        assert_eq!(
+            decode(&conn, &WORK_ITEMS, old, &row).unwrap().value("title"),
+            Some(&json!("t"))
+        );
+
+        assert!(decode(&conn, &WORK_ITEMS, "{}", &row).is_err());
+        assert!(decode(&conn, &WORK_ITEMS, r#"{"v":[[99,1]],"c":[],"f":{}}"#, &row).is_err());
+        assert!(
+            decode(&conn, &WORK_ITEMS, r#"{"c":[[1,1,10,1]],"g":[[0,1024]]}"#, &row).is_err(),
+            "no archived_at"
+        );
+        assert!(
+            decode(
+                &conn,
+                &WORK_ITEMS,
+                r#"{"c":[[1,1,10,1]],"g":[[0,2,["metadata.q"]]]}"#,
+                &row
+            )
+            .is_err()
+        );
+        let context = encode_context(&conn, &mut Interned::default(), &seen).unwrap();
+        assert_eq!(decode_context(&conn, context.as_deref()).unwrap(), seen);
+        assert_eq!(decode_context(&conn, None).unwrap(), VersionVector::new());
     }
 }

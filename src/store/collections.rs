@@ -54,12 +54,31 @@ enum Derived {
 }
 
 /// The columns a projection writes (`id` first, `version` last) and the
-/// statements that read and write its rows.
+/// statements that read and write its rows. A row, as these statements read
+/// it, is the values of `names[1..]` (everything but `id`).
 #[derive(Debug)]
 struct Statements {
     names: Vec<&'static str>,
-    upsert: String,
-    select_row: String,
+    insert: String,
+    /// `key, state, row` by id.
+    select_by_id: String,
+    /// `id, state, row` by key.
+    select_by_key: String,
+    /// `id, state, row` of every record, by id.
+    select_all: String,
+    /// Per field code (see [`Collection::field_code`]): the field's name, its
+    /// place in a row and how it is stored.
+    fields: Vec<(&'static str, usize, Ty)>,
+    /// The place of `metadata` in a row.
+    metadata_at: Option<usize>,
+}
+
+/// A record as stored: its key, its row (None before its first change) and
+/// its registers.
+pub(super) struct Loaded {
+    pub key: Option<i64>,
+    pub row: Option<Vec<Sql>>,
+    pub state: RecordState,
 }
 
 /// One synced collection: a table of the local store.
@@ -67,6 +86,11 @@ struct Statements {
 pub struct Collection {
     /// The collection's name in changes, and its table.
     pub name: &'static str,
+    /// The collection's number in the outbox. Stored: never reuse one.
+    pub(super) code: i64,
+    /// The fields stored in columns of their own. A stored state names a
+    /// field by its place in this list (then `created_at`, `created_by`):
+    /// append new columns at the end, never reorder.
     columns: &'static [Col],
     /// Whether `metadata.<key>` fields are gathered into a `metadata` column.
     metadata: bool,
@@ -80,6 +104,7 @@ pub(super) const QUIET_FIELDS: [&str; 2] = ["created_at", "created_by"];
 
 pub(crate) static WORK_ITEMS: Collection = Collection {
     name: "work_items",
+    code: 1,
     columns: &[
         col("item_type", Ty::Text),
         col("title", Ty::Text),
@@ -100,6 +125,7 @@ pub(crate) static WORK_ITEMS: Collection = Collection {
 
 pub(crate) static DEPENDENCIES: Collection = Collection {
     name: "dependencies",
+    code: 2,
     columns: &[
         col("source_id", Ty::Text),
         col("target_id", Ty::Text),
@@ -113,6 +139,7 @@ pub(crate) static DEPENDENCIES: Collection = Collection {
 
 pub(crate) static VENDORS: Collection = Collection {
     name: "vendors",
+    code: 3,
     columns: &[
         col("name", Ty::Text),
         col("status", Ty::Text),
@@ -126,6 +153,7 @@ pub(crate) static VENDORS: Collection = Collection {
 
 pub(crate) static DEPLOYMENTS: Collection = Collection {
     name: "deployments",
+    code: 4,
     columns: &[
         col("deployed_at", Ty::Text),
         col("commit_hash", Ty::Text),
@@ -138,6 +166,7 @@ pub(crate) static DEPLOYMENTS: Collection = Collection {
 
 pub(crate) static DEPLOYMENT_LINKS: Collection = Collection {
     name: "deployment_links",
+    code: 5,
     columns: &[
         col("deployment_id", Ty::Text),
         col("link_type", Ty::Text),
@@ -151,6 +180,7 @@ pub(crate) static DEPLOYMENT_LINKS: Collection = Collection {
 
 pub(crate) static ENHANCEMENTS: Collection = Collection {
     name: "enhancements",
+    code: 6,
     columns: &[
         col("title", Ty::Text),
         col("description", Ty::OptText),
@@ -168,6 +198,7 @@ pub(crate) static ENHANCEMENTS: Collection = Collection {
 
 pub(crate) static CONFIGURATION: Collection = Collection {
     name: "configuration",
+    code: 7,
     columns: &[
         col("active_context_type", Ty::Text),
         col("current_session_id", Ty::OptText),
@@ -195,6 +226,14 @@ impl Collection {
         ALL.into_iter().find(|c| c.name == name)
     }
 
+    pub(super) fn by_code(code: i64) -> Option<&'static Collection> {
+        ALL.into_iter().find(|c| c.code == code)
+    }
+
+    pub(super) fn all() -> [&'static Collection; 7] {
+        ALL
+    }
+
     /// The projection's columns and statements, built once per process.
     fn statements(&self) -> &Statements {
         self.statements.get_or_init(|| {
@@ -209,69 +248,178 @@ impl Collection {
                 Derived::None => {}
             }
             names.extend(["created_at", "created_by", "updated_at", "updated_by", "version"]);
-            let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-            let sets: Vec<String> = names[1..].iter().map(|n| format!("{n} = excluded.{n}")).collect();
-            let upsert = format!(
-                "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+            let row_at = |name: &str| names[1..].iter().position(|n| *n == name);
+            let mut fields: Vec<(&'static str, usize, Ty)> = Vec::new();
+            for c in self.columns {
+                fields.push((c.name, row_at(c.name).unwrap_or_default(), c.ty));
+            }
+            for name in QUIET_FIELDS {
+                fields.push((name, row_at(name).unwrap_or_default(), Ty::Text));
+            }
+            let metadata_at = if self.metadata { row_at("metadata") } else { None };
+            let params: Vec<String> = (1..=names.len() + 1).map(|i| format!("?{i}")).collect();
+            let insert = format!(
+                "INSERT INTO {} ({}, state) VALUES ({})",
                 self.name,
                 names.join(", "),
                 params.join(", "),
-                sets.join(", ")
             );
-            let select_row = format!("SELECT {} FROM {} WHERE id = ?1", names[1..].join(", "), self.name);
+            let row = names[1..].join(", ");
             Statements {
+                insert,
+                select_by_id: format!("SELECT key, state, {row} FROM {} WHERE id = ?1", self.name),
+                select_by_key: format!("SELECT id, state, {row} FROM {} WHERE key = ?1", self.name),
+                select_all: format!("SELECT id, state, {row} FROM {} ORDER BY id", self.name),
                 names,
-                upsert,
-                select_row,
+                fields,
+                metadata_at,
             }
         })
     }
 
-    /// Rewrite the row of record `id` from its state. Returns its new
-    /// local version.
-    /// `had_conflicts`: whether the state held a conflict before this change
-    /// (when neither before nor after does, the conflicts table is left alone);
-    /// `is_new`: no change had touched the record before (so it has no row).
+    /// The number a stored state names field `name` by, when the field has
+    /// a column of its own (or is `created_at`/`created_by`).
+    pub(super) fn field_code(&self, name: &str) -> Option<usize> {
+        self.statements().fields.iter().position(|(n, _, _)| *n == name)
+    }
+
+    /// Whether a register of `name` holding only `value` can be stored
+    /// without the value, to be read back from the row: the row shows it,
+    /// exactly.
+    pub(super) fn row_shows(&self, name: &str, value: &Value) -> bool {
+        if let Some(code) = self.field_code(name) {
+            let ty = self.statements().fields[code].2;
+            return from_sql(&to_sql(Some(value), ty), ty).as_ref() == Some(value);
+        }
+        self.metadata
+            && name.starts_with("metadata.")
+            && !value.is_null()
+            && (!has_float(value) || serde_json::from_str::<Value>(&value.to_string()).ok().as_ref() == Some(value))
+    }
+
+    /// The value field `code` shows in `row`.
+    pub(super) fn field_in_row(&self, code: usize, row: &[Sql]) -> Option<(&'static str, Value)> {
+        let (name, at, ty) = *self.statements().fields.get(code)?;
+        Some((name, from_sql(row.get(at)?, ty)?))
+    }
+
+    /// The `metadata` object of `row`.
+    pub(super) fn metadata_in_row(&self, row: &[Sql]) -> Option<Map<String, Value>> {
+        match row.get(self.statements().metadata_at?)? {
+            Sql::Text(t) => serde_json::from_str(t).ok(),
+            _ => None,
+        }
+    }
+
+    fn decode(&self, conn: &rusqlite::Connection, id: &str, state: &str, row: &[Sql]) -> Result<RecordState> {
+        super::codec::decode(conn, self, state, row)
+            .map_err(|e| crate::error::Error::Corrupt(format!("record {}/{id}: {e}", self.name)))
+    }
+
+    /// Record `id` as stored.
+    pub(super) fn load(&self, conn: &rusqlite::Connection, id: &str) -> Result<Loaded> {
+        let st = self.statements();
+        let found: Option<(i64, String, Vec<Sql>)> = conn
+            .prepare_cached(&st.select_by_id)?
+            .query_row([id], |r| {
+                let row = (2..st.names.len() + 1)
+                    .map(|i| r.get::<_, Sql>(i))
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok((r.get(0)?, r.get(1)?, row))
+            })
+            .optional()?;
+        match found {
+            None => Ok(Loaded {
+                key: None,
+                row: None,
+                state: RecordState::default(),
+            }),
+            Some((key, state, row)) => Ok(Loaded {
+                key: Some(key),
+                state: self.decode(conn, id, &state, &row)?,
+                row: Some(row),
+            }),
+        }
+    }
+
+    /// The id and registers of the record stored under `key`.
+    pub(super) fn load_by_key(&self, conn: &rusqlite::Connection, key: i64) -> Result<Option<(String, RecordState)>> {
+        let st = self.statements();
+        let found: Option<(String, String, Vec<Sql>)> = conn
+            .prepare_cached(&st.select_by_key)?
+            .query_row([key], |r| {
+                let row = (2..st.names.len() + 1)
+                    .map(|i| r.get::<_, Sql>(i))
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok((r.get(0)?, r.get(1)?, row))
+            })
+            .optional()?;
+        found
+            .map(|(id, state, row)| {
+                let state = self.decode(conn, &id, &state, &row)?;
+                Ok((id, state))
+            })
+            .transpose()
+    }
+
+    /// Every record of the collection, by id.
+    pub(super) fn all_states(&self, conn: &rusqlite::Connection) -> Result<Vec<(String, RecordState)>> {
+        let st = self.statements();
+        let mut stmt = conn.prepare(&st.select_all)?;
+        let rows = stmt
+            .query_map([], |r| {
+                let row: Vec<Sql> = (2..st.names.len() + 1)
+                    .map(|i| r.get::<_, Sql>(i))
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, row))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(id, state, row)| {
+                let state = self.decode(conn, &id, &state, &row)?;
+                Ok((id, state))
+            })
+            .collect()
+    }
+
+    /// Rewrite the row of record `id` from its new `state`, stored as
+    /// `encoded`; `old` is the record as it was before the change (when
+    /// neither it nor the new state holds a conflict, the conflicts table is
+    /// left alone). Returns its new local version and its key.
     pub(super) fn materialize(
         &self,
         tx: &Transaction<'_>,
         id: &str,
+        old: &Loaded,
         state: &RecordState,
-        had_conflicts: bool,
-        is_new: bool,
+        encoded: String,
         orphans: &mut Option<bool>,
-    ) -> Result<i64> {
-        // A record no change had touched has no row yet; otherwise read the
-        // whole row, to write back only the columns that change (an update
-        // then leaves untouched indexes, and the full-text row, alone).
+    ) -> Result<(i64, i64)> {
+        let had_conflicts = old.state.conflicts().next().is_some() || old.state.delete_conflict();
+        // Only the columns that change are written back: an update then
+        // leaves untouched indexes, and the full-text row, alone.
         let statements = self.statements();
         let names = &statements.names;
-        let old: Option<Vec<Sql>> = if is_new {
-            None
-        } else {
-            tx.prepare_cached(&statements.select_row)?
-                .query_row([id], |r| (0..names.len() - 1).map(|i| r.get::<_, Sql>(i)).collect())
-                .optional()?
-        };
+        let is_new = old.row.is_none();
         let old_at = |name: &str| -> Option<&Sql> {
             let i = names.iter().position(|n| *n == name)?;
-            old.as_ref().map(|o| &o[i - 1])
+            old.row.as_ref().map(|o| &o[i - 1])
         };
         let old_version = match old_at("version") {
             Some(Sql::Integer(v)) => *v,
             _ => 0,
         };
-        let old_path = match old_at("path") {
-            Some(Sql::Text(p)) => Some(p.clone()),
+        let old_place = match (old_at("path"), old_at("depth")) {
+            (Some(Sql::Text(p)), Some(Sql::Integer(d))) => Some((p.clone(), *d)),
             _ => None,
         };
-        let was_open = (self.derived == Derived::Tree && old.is_some()).then(|| {
+        let was_open = (self.derived == Derived::Tree && !is_new).then(|| {
             !matches!(old_at("status"), Some(Sql::Text(s)) if s == "completed")
                 && matches!(old_at("deleted_at"), Some(Sql::Null) | None)
         });
         let version = old_version + 1;
 
-        let mut params: Vec<Sql> = Vec::with_capacity(self.columns.len() + 10);
+        let mut params: Vec<Sql> = Vec::with_capacity(self.columns.len() + 11);
         params.push(Sql::Text(id.to_owned()));
         for c in self.columns {
             params.push(to_sql(state.value(c.name), c.ty));
@@ -283,7 +431,7 @@ impl Collection {
         match self.derived {
             Derived::Tree => {
                 let parent = state.value("parent_id").and_then(Value::as_str);
-                let place = tree::place(tx, id, parent)?;
+                let place = tree::place(tx, id, old.key, parent)?;
                 params.push(Sql::Text(place.path.clone()));
                 params.push(Sql::Integer(place.depth));
                 new_place = Some(place);
@@ -316,28 +464,33 @@ impl Collection {
         params.push(Sql::Text(updated_at));
         params.push(Sql::Text(last.map(|s| s.author.clone()).unwrap_or_default()));
         params.push(Sql::Integer(version));
-        match &old {
-            None => {
-                tx.prepare_cached(&statements.upsert)?
-                    .execute(rusqlite::params_from_iter(params))?;
-            }
-            Some(old) => {
-                let changed: Vec<usize> = (1..names.len()).filter(|i| params[*i] != old[i - 1]).collect();
-                let sets: Vec<String> = changed
+        let key = match (&old.row, old.key) {
+            (Some(row), Some(key)) => {
+                let changed: Vec<usize> = (1..names.len()).filter(|i| params[*i] != row[i - 1]).collect();
+                let mut sets: Vec<String> = changed
                     .iter()
                     .enumerate()
                     .map(|(k, i)| format!("{} = ?{}", names[*i], k + 2))
                     .collect();
-                let sql = format!("UPDATE {} SET {} WHERE id = ?1", self.name, sets.join(", "));
-                let mut values: Vec<Sql> = vec![params[0].clone()];
+                sets.push(format!("state = ?{}", changed.len() + 2));
+                let sql = format!("UPDATE {} SET {} WHERE key = ?1", self.name, sets.join(", "));
+                let mut values: Vec<Sql> = vec![Sql::Integer(key)];
                 values.extend(changed.iter().map(|i| params[*i].clone()));
+                values.push(Sql::Text(encoded));
                 tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))?;
+                key
             }
-        }
+            _ => {
+                params.push(Sql::Text(encoded));
+                tx.prepare_cached(&statements.insert)?
+                    .execute(rusqlite::params_from_iter(params))?;
+                tx.last_insert_rowid()
+            }
+        };
 
         if let Some(place) = new_place {
             // A new item without an issue has no derived conflict to clear.
-            if old_path.is_some() || place.issue.is_some() {
+            if old_place.is_some() || place.issue.is_some() {
                 tree::set_issue(tx, id, place.issue)?;
             }
             if place.issue == Some(tree::TreeIssue::Orphan) {
@@ -345,12 +498,12 @@ impl Collection {
             }
             if let Some(breaker) = &place.reroot {
                 tree::reroot(tx, breaker)?;
-            } else if old_path.as_deref() != Some(place.path.as_str())
+            } else if old_place != Some((place.path.clone(), place.depth))
                 // A new item can have children here only if they came first,
                 // as orphans.
                 && (!is_new || tree::orphans_exist(tx, orphans)?)
             {
-                tree::rederive_below(tx, id, &place.path, place.depth)?;
+                tree::rederive_below(tx, id, key, &place.path, place.depth)?;
             }
         }
         if self.derived == Derived::Tree {
@@ -373,7 +526,7 @@ impl Collection {
         if had_conflicts || state.conflicts().next().is_some() || state.delete_conflict() {
             self.refresh_conflicts(tx, id, state)?;
         }
-        Ok(version)
+        Ok((version, key))
     }
 
     fn refresh_conflicts(&self, tx: &Transaction<'_>, id: &str, state: &RecordState) -> Result<()> {
@@ -416,6 +569,28 @@ fn metadata_of(state: &RecordState) -> Value {
         }
     }
     Value::Object(map)
+}
+
+/// The value a column shows, as the field's JSON value.
+fn from_sql(sql: &Sql, ty: Ty) -> Option<Value> {
+    match (ty, sql) {
+        (Ty::Text | Ty::OptText, Sql::Text(s)) => Some(Value::String(s.clone())),
+        (Ty::Int | Ty::OptInt, Sql::Integer(i)) => Some(Value::from(*i)),
+        (Ty::Bool, Sql::Integer(i)) => Some(Value::Bool(*i != 0)),
+        (Ty::Json(_), Sql::Text(s)) => serde_json::from_str(s).ok(),
+        _ => None,
+    }
+}
+
+/// Whether a JSON value holds a floating-point number (the one kind whose
+/// text round trip is worth checking).
+fn has_float(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(a) => a.iter().any(has_float),
+        Value::Object(o) => o.values().any(has_float),
+        _ => false,
+    }
 }
 
 fn to_sql(value: Option<&Value>, ty: Ty) -> Sql {

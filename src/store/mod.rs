@@ -42,12 +42,15 @@ pub const DB_FILE: &str = "waymark.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../sql/sqlite/0001_initial.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../sql/sqlite/0001_initial.sql")),
+        M::up(include_str!("../../sql/sqlite/0002_compact.sql")),
+    ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> i64 {
-    1
+    2
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -257,6 +260,17 @@ impl Store {
     pub fn pending_changes(&self) -> Result<i64> {
         self.read(|tx| Ok(tx.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?))
     }
+}
+
+/// How many records (of every collection) the store holds.
+pub fn record_count(conn: &Connection) -> Result<i64> {
+    let mut total = 0;
+    for c in Collection::all() {
+        total += conn
+            .prepare_cached(&format!("SELECT count(*) FROM {}", c.name))?
+            .query_row([], |r| r.get::<_, i64>(0))?;
+    }
+    Ok(total)
 }
 
 fn read_replica(conn: &Connection) -> Result<(ReplicaId, u64, Hlc, String)> {

@@ -6,9 +6,10 @@
 //! (the sync round calls the hub between them).
 
 use rusqlite::OptionalExtension;
-use waymark_sync::{Change, Dot, PageApplied, RecordState, RecordStates, Replica, ReplicaError, ReplicaId};
+use waymark_sync::{Change, Dot, Hlc, PageApplied, RecordStates, Replica, ReplicaError, ReplicaId};
 
 use super::Store;
+use super::collections::Collection;
 use crate::error::Error;
 
 /// Local-state key of the pull cursor (the last hub seq applied here).
@@ -51,15 +52,27 @@ impl Replica for Store {
 
     fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare_cached("SELECT replica_id, counter, change FROM outbox ORDER BY seq LIMIT ?1")?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, replica, counter, collection, record, hlc, author, schema, context, overwritten
+                 FROM outbox ORDER BY seq LIMIT ?1",
+            )?;
             let rows = stmt
                 .query_map([limit as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                    Ok(Entry {
+                        seq: r.get(0)?,
+                        replica: r.get(1)?,
+                        counter: r.get(2)?,
+                        collection: r.get(3)?,
+                        record: r.get(4)?,
+                        hlc: r.get(5)?,
+                        author: r.get(6)?,
+                        schema: r.get(7)?,
+                        context: r.get(8)?,
+                        overwritten: r.get(9)?,
+                    })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.iter()
-                .map(|(replica, counter, text)| super::codec::decode_change(tx, replica, *counter, text))
-                .collect()
+            rows.iter().map(|e| rebuild(tx, e)).collect()
         })
         .map_err(replica_error)
     }
@@ -69,7 +82,9 @@ impl Replica for Store {
         self.on_writer(move |conn| {
             let tx = conn.transaction()?;
             {
-                let mut stmt = tx.prepare_cached("DELETE FROM outbox WHERE replica_id = ?1 AND counter = ?2")?;
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM outbox WHERE counter = ?2 AND replica = (SELECT idx FROM replicas WHERE name = ?1)",
+                )?;
                 for d in &dots {
                     stmt.execute(rusqlite::params![d.replica.to_string(), d.counter as i64])?;
                 }
@@ -111,20 +126,65 @@ impl Replica for Store {
 
     fn record_states(&self) -> Result<RecordStates, ReplicaError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare("SELECT collection, id, state FROM records ORDER BY collection, id")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
-                .map(|(c, id, state)| {
-                    let state: RecordState = super::codec::decode(tx, &state)
-                        .map_err(|e| Error::Corrupt(format!("record {c}/{id}: {e}")))?;
-                    Ok(((c, id), state))
-                })
-                .collect()
+            let mut states = RecordStates::new();
+            for collection in Collection::all() {
+                for (id, state) in collection.all_states(tx)? {
+                    states.insert((collection.name.to_owned(), id), state);
+                }
+            }
+            Ok(states)
         })
         .map_err(replica_error)
     }
+}
+
+/// An outbox entry as stored: the change it names, without its fields.
+struct Entry {
+    seq: i64,
+    replica: i64,
+    counter: i64,
+    collection: i64,
+    record: i64,
+    hlc: i64,
+    author: i64,
+    schema: i64,
+    context: Option<String>,
+    overwritten: Option<String>,
+}
+
+/// The change an outbox entry names, as it was written: the fields whose
+/// registers still hold its dot, with the values later writes replaced
+/// (kept in the entry when they replaced them).
+fn rebuild(conn: &rusqlite::Connection, e: &Entry) -> Result<Change, Error> {
+    let corrupt = |what: &str| Error::Corrupt(format!("outbox entry {}: {what}", e.seq));
+    let collection = Collection::by_code(e.collection).ok_or_else(|| corrupt("unknown collection"))?;
+    let (replica, author) = super::codec::write_names(conn, e.replica, e.author)?;
+    let dot = Dot {
+        replica,
+        counter: e.counter as u64,
+    };
+    let (record_id, state) = collection
+        .load_by_key(conn, e.record)?
+        .ok_or_else(|| corrupt("its record is missing"))?;
+    let mut fields = std::collections::BTreeMap::new();
+    for (name, register) in &state.fields {
+        if let Some(s) = register.siblings().iter().find(|s| s.dot == dot) {
+            fields.insert(name.clone(), s.value.clone());
+        }
+    }
+    if let Some(text) = &e.overwritten {
+        let kept: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|_| corrupt("malformed overwritten values"))?;
+        fields.extend(kept);
+    }
+    Ok(Change {
+        collection: collection.name.to_owned(),
+        record_id,
+        dot,
+        context: super::codec::decode_context(conn, e.context.as_deref())?,
+        fields,
+        hlc: Hlc(e.hlc as u64),
+        author,
+        schema_version: e.schema as u32,
+    })
 }

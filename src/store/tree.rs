@@ -13,6 +13,10 @@
 //! - an item whose parent is unknown here is a root until the parent arrives
 //!   (an `orphan` conflict).
 //!
+//! A path lists the ancestors' keys (the local row numbers), `/k0/k1/`, and
+//! `/` for a root: a subtree is the range of paths that start with its
+//! root's path and key. Keys are local; the rules above compare ids.
+//!
 //! Invariant kept between transactions: every stored path is the derived
 //! one. So after a change to one item only that item's subtree (by parent
 //! links) can need new paths, and a subtree whose root keeps its path is
@@ -45,6 +49,7 @@ impl TreeIssue {
 
 /// Where an item goes, given its parent link and the parent's stored place.
 pub(super) struct Place {
+    /// The ancestors' keys: `/k0/k1/`.
     pub path: String,
     pub depth: i64,
     pub issue: Option<TreeIssue>,
@@ -53,50 +58,92 @@ pub(super) struct Place {
     pub reroot: Option<String>,
 }
 
-fn root(id: &str, issue: Option<TreeIssue>) -> Place {
+pub const ROOT_PATH: &str = "/";
+
+fn root(issue: Option<TreeIssue>) -> Place {
     Place {
-        path: format!("/{id}"),
+        path: ROOT_PATH.to_owned(),
         depth: 0,
         issue,
         reroot: None,
     }
 }
 
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
+/// The keys of a path, root first.
+pub fn keys(path: &str) -> impl Iterator<Item = i64> + '_ {
+    path.split('/').filter_map(|s| s.parse().ok())
 }
 
-/// The place of item `id` under `parent`, from the parent's stored path.
-pub(super) fn place(tx: &Transaction<'_>, id: &str, parent: Option<&str>) -> Result<Place> {
+/// The path of the children of the item at `path` with `key`.
+pub fn child_path(path: &str, key: i64) -> String {
+    format!("{path}{key}/")
+}
+
+/// The bounds of the paths of every item below the item at `path` with
+/// `key`: `path >= low AND path < high`.
+pub fn subtree_range(path: &str, key: i64) -> (String, String) {
+    let low = child_path(path, key);
+    let high = format!("{}0", &low[..low.len() - 1]);
+    (low, high)
+}
+
+fn id_of(tx: &Transaction<'_>, key: i64) -> Result<String> {
+    Ok(tx
+        .prepare_cached("SELECT id FROM work_items WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))?)
+}
+
+/// The member of a cycle where it is cut: the smallest id among the items
+/// from `me` down the path `members` (keys) to the parent.
+fn breaker(tx: &Transaction<'_>, me: &str, members: &[i64]) -> Result<String> {
+    let mut smallest = me.to_owned();
+    for key in members {
+        let id = id_of(tx, *key)?;
+        if id < smallest {
+            smallest = id;
+        }
+    }
+    Ok(smallest)
+}
+
+/// The place of item `id` (stored under `key`, when it has a row) under
+/// `parent`, from the parent's stored place.
+pub(super) fn place(tx: &Transaction<'_>, id: &str, key: Option<i64>, parent: Option<&str>) -> Result<Place> {
     let Some(parent) = parent.filter(|p| !p.is_empty()) else {
-        return Ok(root(id, None));
+        return Ok(root(None));
     };
-    let found: Option<(String, i64)> = tx
-        .prepare_cached("SELECT path, depth FROM work_items WHERE id = ?1")?
-        .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?)))
+    if parent == id {
+        return Ok(root(Some(TreeIssue::Cycle)));
+    }
+    let found: Option<(i64, String, i64)> = tx
+        .prepare_cached("SELECT key, path, depth FROM work_items WHERE id = ?1")?
+        .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((parent_path, parent_depth)) = found else {
-        return Ok(root(id, Some(TreeIssue::Orphan)));
+    let Some((parent_key, parent_path, parent_depth)) = found else {
+        return Ok(root(Some(TreeIssue::Orphan)));
     };
-    let segs: Vec<&str> = segments(&parent_path).collect();
-    if let Some(at) = segs.iter().position(|s| *s == id) {
-        // id -> parent -> ... -> id: the members are id and the items on the
-        // parent's path below it.
-        let breaker = segs[at..].iter().min().copied().unwrap_or(id);
-        return Ok(if breaker == id {
-            root(id, Some(TreeIssue::Cycle))
-        } else {
-            Place {
-                reroot: Some(breaker.to_owned()),
-                ..root(id, None)
-            }
-        });
+    let path = child_path(&parent_path, parent_key);
+    if let Some(key) = key {
+        let line: Vec<i64> = keys(&path).collect();
+        if let Some(at) = line.iter().position(|k| *k == key) {
+            // id -> parent -> ... -> id: the members are id and the items on
+            // the path below it.
+            let breaker = breaker(tx, id, &line[at + 1..])?;
+            return Ok(if breaker == id {
+                root(Some(TreeIssue::Cycle))
+            } else {
+                Place {
+                    reroot: Some(breaker),
+                    ..root(None)
+                }
+            });
+        }
     }
     if parent_depth + 1 > MAX_DEPTH {
-        return Ok(root(id, Some(TreeIssue::Depth)));
+        return Ok(root(Some(TreeIssue::Depth)));
     }
     Ok(Place {
-        path: format!("{parent_path}/{id}"),
+        path,
         depth: parent_depth + 1,
         issue: None,
         reroot: None,
@@ -118,50 +165,51 @@ pub(super) fn set_issue(tx: &Transaction<'_>, id: &str, issue: Option<TreeIssue>
     Ok(())
 }
 
-fn store_place(tx: &Transaction<'_>, id: &str, path: &str, depth: i64) -> Result<()> {
-    tx.prepare_cached("UPDATE work_items SET path = ?2, depth = ?3 WHERE id = ?1")?
-        .execute(rusqlite::params![id, path, depth])?;
+fn store_place(tx: &Transaction<'_>, key: i64, path: &str, depth: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE work_items SET path = ?2, depth = ?3 WHERE key = ?1")?
+        .execute(rusqlite::params![key, path, depth])?;
     Ok(())
 }
 
-/// Re-derive the places below `top`, whose own place was just set to
-/// `path`/`depth`. Walks the children by parent link, breadth first; a child
-/// whose place is unchanged keeps its subtree.
-pub(super) fn rederive_below(tx: &Transaction<'_>, top: &str, path: &str, depth: i64) -> Result<()> {
-    let mut queue = VecDeque::from([(top.to_owned(), path.to_owned(), depth)]);
-    let mut seen: HashSet<String> = HashSet::from([top.to_owned()]);
+/// Re-derive the places below `top` (stored under `key`), whose own place
+/// was just set to `path`/`depth`. Walks the children by parent link,
+/// breadth first; a child whose place is unchanged keeps its subtree.
+pub(super) fn rederive_below(tx: &Transaction<'_>, top: &str, key: i64, path: &str, depth: i64) -> Result<()> {
+    let mut queue = VecDeque::from([(top.to_owned(), key, path.to_owned(), depth)]);
+    let mut seen: HashSet<i64> = HashSet::from([key]);
     let mut reroots: Vec<String> = Vec::new();
-    while let Some((node, path, depth)) = queue.pop_front() {
-        let children: Vec<(String, String)> = tx
-            .prepare_cached("SELECT id, path FROM work_items WHERE parent_id = ?1 ORDER BY id")?
-            .query_map([&node], |r| Ok((r.get(0)?, r.get(1)?)))?
+    while let Some((node, node_key, node_path, node_depth)) = queue.pop_front() {
+        let children: Vec<(i64, String, String, i64)> = tx
+            .prepare_cached("SELECT key, id, path, depth FROM work_items WHERE parent_id = ?1 ORDER BY id")?
+            .query_map([&node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for (child, old_path) in children {
-            if !seen.insert(child.clone()) {
+        let under = child_path(&node_path, node_key);
+        let line: Vec<i64> = keys(&under).collect();
+        for (child_key, child, old_path, old_depth) in children {
+            if !seen.insert(child_key) {
                 continue;
             }
-            let segs: Vec<&str> = segments(&path).collect();
-            let (new_path, new_depth, issue) = if let Some(at) = segs.iter().position(|s| *s == child) {
+            let (new_path, new_depth, issue) = if let Some(at) = line.iter().position(|k| *k == child_key) {
                 // The child is an ancestor of its parent: a cycle.
-                let breaker = segs[at..].iter().min().copied().unwrap_or(&child);
+                let breaker = breaker(tx, &child, &line[at + 1..])?;
                 if breaker != child {
-                    reroots.push(breaker.to_owned());
+                    reroots.push(breaker);
                 }
-                (format!("/{child}"), 0, Some(TreeIssue::Cycle))
-            } else if depth + 1 > MAX_DEPTH {
-                (format!("/{child}"), 0, Some(TreeIssue::Depth))
+                (ROOT_PATH.to_owned(), 0, Some(TreeIssue::Cycle))
+            } else if node_depth + 1 > MAX_DEPTH {
+                (ROOT_PATH.to_owned(), 0, Some(TreeIssue::Depth))
             } else {
-                (format!("{path}/{child}"), depth + 1, None)
+                (under.clone(), node_depth + 1, None)
             };
             // Why the child sits where it does can change even where its
             // place does not (an orphan whose parent arrived inside a cycle).
             set_issue(tx, &child, issue)?;
-            if new_path == old_path {
+            if new_path == old_path && new_depth == old_depth {
                 continue;
             }
-            store_place(tx, &child, &new_path, new_depth)?;
+            store_place(tx, child_key, &new_path, new_depth)?;
             if issue != Some(TreeIssue::Cycle) {
-                queue.push_back((child, new_path, new_depth));
+                queue.push_back((child, child_key, new_path, new_depth));
             }
         }
     }
@@ -173,18 +221,15 @@ pub(super) fn rederive_below(tx: &Transaction<'_>, top: &str, path: &str, depth:
 
 /// Make `id` a root (the smallest member of a cycle) and re-derive below it.
 pub(super) fn reroot(tx: &Transaction<'_>, id: &str) -> Result<()> {
-    let path = format!("/{id}");
-    let old: Option<String> = tx
-        .prepare_cached("SELECT path FROM work_items WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    if old.as_deref() == Some(path.as_str()) {
-        set_issue(tx, id, Some(TreeIssue::Cycle))?;
+    let (key, old_path, old_depth): (i64, String, i64) = tx
+        .prepare_cached("SELECT key, path, depth FROM work_items WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    set_issue(tx, id, Some(TreeIssue::Cycle))?;
+    if old_path == ROOT_PATH && old_depth == 0 {
         return Ok(());
     }
-    store_place(tx, id, &path, 0)?;
-    set_issue(tx, id, Some(TreeIssue::Cycle))?;
-    rederive_below(tx, id, &path, 0)
+    store_place(tx, key, ROOT_PATH, 0)?;
+    rederive_below(tx, id, key, ROOT_PATH, 0)
 }
 
 /// Whether any work item here waits at the root for a parent that has not

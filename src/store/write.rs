@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use serde_json::Value;
 use waymark_sync::{Applied, Change, Dot, Hlc, RecordState, ReplicaId, SCHEMA_VERSION};
 
-use super::collections::Collection;
+use super::collections::{Collection, Loaded};
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 
@@ -35,6 +35,9 @@ pub struct WriteTx<'c> {
     /// Wall time override for the next local changes (imports keep the
     /// times of the records they bring in).
     at: Option<Timestamp>,
+    /// Replica ids this store wrote under before (looked up once per
+    /// transaction): their changes may still wait in the outbox.
+    retired: Option<Vec<ReplicaId>>,
 }
 
 impl<'c> WriteTx<'c> {
@@ -52,6 +55,7 @@ impl<'c> WriteTx<'c> {
             last_conflicted: false,
             orphans: None,
             at: None,
+            retired: None,
         })
     }
 
@@ -89,14 +93,14 @@ impl<'c> WriteTx<'c> {
         if fields.is_empty() {
             return Err(Error::Corrupt("a change must write at least one field".into()));
         }
-        let state = load_state(&self.tx, collection, id)?;
+        let old = collection.load(&self.tx, id)?;
         self.counter += 1;
         let millis = self.now().millis();
         self.hlc = match self.at {
             // An import's time is kept as given, unless it would reorder this
             // record's own history.
             Some(_) => {
-                let floor = state.last_write().map(|s| s.hlc).unwrap_or_default();
+                let floor = old.state.last_write().map(|s| s.hlc).unwrap_or_default();
                 let wanted = Hlc::from_parts(millis, 0);
                 if wanted > floor { wanted } else { floor.tick(millis) }
             }
@@ -109,7 +113,7 @@ impl<'c> WriteTx<'c> {
                 replica: self.replica,
                 counter: self.counter,
             },
-            context: state.vv.clone(),
+            context: old.state.vv.clone(),
             fields,
             hlc: self.hlc,
             author: self.author.clone(),
@@ -117,14 +121,27 @@ impl<'c> WriteTx<'c> {
         };
         self.dirty = true;
         self.wrote_local = true;
+        let (version, key) = self.apply_to(collection, old, &change)?;
+        // The outbox names the record; the change is rebuilt from its state
+        // when pushed (see `replica.rs`).
+        let (replica, author) = super::codec::intern_write(&self.tx, &mut self.interned, &self.replica, &self.author)?;
+        let context = super::codec::encode_context(&self.tx, &mut self.interned, &change.context)?;
         self.tx
-            .prepare_cached("INSERT INTO outbox (replica_id, counter, change) VALUES (?1, ?2, ?3)")?
+            .prepare_cached(
+                "INSERT INTO outbox (replica, counter, collection, record, hlc, author, schema, context)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
             .execute(rusqlite::params![
-                self.replica.to_string(),
+                replica,
                 self.counter as i64,
-                super::codec::encode_change(&self.tx, &mut self.interned, &change)?
+                collection.code,
+                key,
+                self.hlc.0 as i64,
+                author,
+                SCHEMA_VERSION,
+                context
             ])?;
-        self.apply_to(collection, state, &change)
+        Ok(version)
     }
 
     /// Apply a change that came from a peer (through the hub). No outbox
@@ -133,42 +150,86 @@ impl<'c> WriteTx<'c> {
     pub fn apply_remote(&mut self, change: &Change) -> Result<Option<i64>> {
         let collection = Collection::named(&change.collection)
             .ok_or_else(|| Error::Corrupt(format!("change for unknown collection {:?}", change.collection)))?;
-        let state = load_state(&self.tx, collection, &change.record_id)?;
-        if state.vv.covers(&change.dot) {
+        let old = collection.load(&self.tx, &change.record_id)?;
+        if old.state.vv.covers(&change.dot) {
             return Ok(None);
         }
         self.hlc = self.hlc.observe(change.hlc);
         self.dirty = true;
-        self.apply_to(collection, state, change).map(Some)
+        self.apply_to(collection, old, change).map(|(version, _)| Some(version))
     }
 
-    fn apply_to(&mut self, collection: &'static Collection, mut state: RecordState, change: &Change) -> Result<i64> {
-        let had_conflicts = state.conflicts().next().is_some() || state.delete_conflict();
-        let is_new = state.vv.is_empty();
+    fn apply_to(&mut self, collection: &'static Collection, old: Loaded, change: &Change) -> Result<(i64, i64)> {
+        let mut state = old.state.clone();
         if state.apply(change) == Applied::AlreadySeen {
             return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));
         }
-        self.tx
-            .prepare_cached(
-                "INSERT INTO records (collection, id, state) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (collection, id) DO UPDATE SET state = excluded.state",
-            )?
-            .execute(rusqlite::params![
-                collection.name,
-                change.record_id,
-                super::codec::encode(&self.tx, &mut self.interned, &state)?
-            ])?;
+        // A pending local change whose value this one replaces keeps the
+        // value in its outbox entry: the change is pushed as it was written.
+        for name in change.fields.keys() {
+            let Some(before) = old.state.fields.get(name) else {
+                continue;
+            };
+            let after = state.fields.get(name).map(|r| r.siblings()).unwrap_or_default();
+            for gone in before
+                .siblings()
+                .iter()
+                .filter(|s| after.iter().all(|a| a.dot != s.dot))
+            {
+                if self.may_be_pending(&gone.dot)? {
+                    self.keep_overwritten(&gone.dot, name, &gone.value)?;
+                }
+            }
+        }
+        let encoded = super::codec::encode(&self.tx, &mut self.interned, collection, &state)?;
         self.last_conflicted = state
             .conflicts()
             .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
-        collection.materialize(
-            &self.tx,
-            &change.record_id,
-            &state,
-            had_conflicts,
-            is_new,
-            &mut self.orphans,
-        )
+        collection.materialize(&self.tx, &change.record_id, &old, &state, encoded, &mut self.orphans)
+    }
+
+    /// Whether `dot` was written here (under this replica id or a retired
+    /// one), so that its change may still wait in the outbox.
+    fn may_be_pending(&mut self, dot: &Dot) -> Result<bool> {
+        if dot.replica == self.replica {
+            return Ok(true);
+        }
+        if self.retired.is_none() {
+            let retired = self
+                .tx
+                .prepare_cached("SELECT replica_id FROM retired_replicas")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .filter_map(|r| r.ok().and_then(|id| id.parse().ok()))
+                .collect();
+            self.retired = Some(retired);
+        }
+        Ok(self.retired.as_ref().is_some_and(|r| r.contains(&dot.replica)))
+    }
+
+    fn keep_overwritten(&mut self, dot: &Dot, field: &str, value: &Value) -> Result<()> {
+        let Some(replica) = super::codec::replica_number(&self.tx, &dot.replica)? else {
+            return Ok(());
+        };
+        let found: Option<(i64, Option<String>)> = self
+            .tx
+            .prepare_cached("SELECT seq, overwritten FROM outbox WHERE replica = ?1 AND counter = ?2")?
+            .query_row(rusqlite::params![replica, dot.counter as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let Some((seq, kept)) = found else {
+            return Ok(());
+        };
+        let mut kept: serde_json::Map<String, Value> = match kept {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|_| Error::Corrupt(format!("outbox entry {seq} keeps malformed values")))?,
+            None => serde_json::Map::new(),
+        };
+        kept.insert(field.to_owned(), value.clone());
+        self.tx
+            .prepare_cached("UPDATE outbox SET overwritten = ?2 WHERE seq = ?1")?
+            .execute(rusqlite::params![seq, Value::Object(kept).to_string()])?;
+        Ok(())
     }
 
     /// Whether the record of the last change written or applied holds a
@@ -179,7 +240,7 @@ impl<'c> WriteTx<'c> {
 
     /// The stored registers of one record (empty for a record never written).
     pub fn state(&self, collection: &'static Collection, id: &str) -> Result<RecordState> {
-        load_state(&self.tx, collection, id)
+        Ok(collection.load(&self.tx, id)?.state)
     }
 
     /// Commit; returns whether local changes were written.
@@ -197,15 +258,6 @@ impl<'c> WriteTx<'c> {
 }
 
 /// The stored registers of one record (empty for a record never written).
-pub fn load_state(tx: &rusqlite::Connection, collection: &Collection, id: &str) -> Result<RecordState> {
-    let text: Option<String> = tx
-        .prepare_cached("SELECT state FROM records WHERE collection = ?1 AND id = ?2")?
-        .query_row([collection.name, id], |r| r.get(0))
-        .optional()?;
-    match text {
-        None => Ok(RecordState::default()),
-        Some(text) => {
-            super::codec::decode(tx, &text).map_err(|e| Error::Corrupt(format!("record {}/{id}: {e}", collection.name)))
-        }
-    }
+pub fn load_state(conn: &rusqlite::Connection, collection: &Collection, id: &str) -> Result<RecordState> {
+    Ok(collection.load(conn, id)?.state)
 }

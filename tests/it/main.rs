@@ -3,6 +3,7 @@
 mod cli;
 mod git;
 mod markdown;
+mod migrate;
 mod ops;
 mod props;
 mod sync;

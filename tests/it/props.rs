@@ -320,16 +320,31 @@ mod derived_tree {
         out
     }
 
+    /// Each item's stored place, its path spelled with ids (`/{root}/../{id}`)
+    /// rather than the stored ancestor keys.
     fn derived(t: &waymark::Tracker) -> BTreeMap<String, (String, i64)> {
-        t.store()
+        let rows: Vec<(i64, String, String, i64)> = t
+            .store()
             .read(|tx| {
-                let mut stmt = tx.prepare("SELECT id, path, depth FROM work_items")?;
+                let mut stmt = tx.prepare("SELECT key, id, path, depth FROM work_items")?;
                 let rows = stmt
-                    .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
-                    .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             })
-            .unwrap()
+            .unwrap();
+        let id_of: HashMap<i64, String> = rows.iter().map(|(k, id, _, _)| (*k, id.clone())).collect();
+        rows.iter()
+            .map(|(_, id, path, depth)| {
+                let mut spelled: String = path
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(|k| format!("/{}", id_of[&k.parse::<i64>().unwrap()]))
+                    .collect();
+                spelled.push_str(&format!("/{id}"));
+                (id.clone(), (spelled, *depth))
+            })
+            .collect()
     }
 
     proptest! {
