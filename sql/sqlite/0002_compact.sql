@@ -13,6 +13,7 @@
 --   state no longer shows: the context, and (`overwritten`) the values of its
 --   fields that later writes replaced. The change is rebuilt when pushed.
 -- * Secondary indexes end at the sort key; SQLite appends the key itself.
+-- * The full-text index is kept by the write path, not by triggers.
 
 -- Replica ids of outbox entries, interned like those of states.
 INSERT OR IGNORE INTO replicas (name) SELECT DISTINCT replica_id FROM outbox;
@@ -79,20 +80,10 @@ CREATE INDEX work_items_ready ON work_items (priority, created_at)
 CREATE INDEX work_items_archive ON work_items (updated_at)
     WHERE archived_at IS NULL AND (status = 'completed' OR deleted_at IS NOT NULL);
 
--- The full-text index keeps its rows: keys are the old rowids.
-CREATE TRIGGER work_items_fts_insert AFTER INSERT ON work_items BEGIN
-    INSERT INTO work_items_fts (rowid, title, description) VALUES (new.key, new.title, new.description);
-END;
-CREATE TRIGGER work_items_fts_delete AFTER DELETE ON work_items BEGIN
-    INSERT INTO work_items_fts (work_items_fts, rowid, title, description)
-        VALUES ('delete', old.key, old.title, old.description);
-END;
-CREATE TRIGGER work_items_fts_update AFTER UPDATE OF title, description ON work_items
-    WHEN old.title IS NOT new.title OR old.description IS NOT new.description BEGIN
-    INSERT INTO work_items_fts (work_items_fts, rowid, title, description)
-        VALUES ('delete', old.key, old.title, old.description);
-    INSERT INTO work_items_fts (rowid, title, description) VALUES (new.key, new.title, new.description);
-END;
+-- The full-text index keeps its rows (keys are the old rowids). The store's
+-- write path now keeps it (src/store/collections.rs), not triggers: a
+-- trigger on work_items made every later statement of a transaction open a
+-- statement journal, and each made the full-text index flush a segment.
 
 -- Dependencies ---------------------------------------------------------------
 

@@ -483,11 +483,14 @@ impl Collection {
             _ => {
                 params.push(Sql::Text(encoded));
                 tx.prepare_cached(&statements.insert)?
-                    .execute(rusqlite::params_from_iter(params))?;
+                    .execute(rusqlite::params_from_iter(&params))?;
                 tx.last_insert_rowid()
             }
         };
 
+        if self.derived == Derived::Tree {
+            update_search(tx, key, names, &params, old.row.as_deref())?;
+        }
         if let Some(place) = new_place {
             // A new item without an issue has no derived conflict to clear.
             if old_place.is_some() || place.issue.is_some() {
@@ -552,6 +555,28 @@ impl Collection {
         }
         Ok(())
     }
+}
+
+/// Keep the full-text index of work items in step with a row just written
+/// (`params`, in the order of `names`; `old`, the row before, if any). The
+/// write path does this rather than triggers: a trigger on `work_items` made
+/// every later statement of the transaction open a statement journal, and
+/// each one made the index flush a segment.
+fn update_search(tx: &Transaction<'_>, key: i64, names: &[&str], params: &[Sql], old: Option<&[Sql]>) -> Result<()> {
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap_or_default();
+    let (title, description) = (at("title"), at("description"));
+    if let Some(old) = old {
+        if old[title - 1] == params[title] && old[description - 1] == params[description] {
+            return Ok(());
+        }
+        tx.prepare_cached(
+            "INSERT INTO work_items_fts (work_items_fts, rowid, title, description) VALUES ('delete', ?1, ?2, ?3)",
+        )?
+        .execute(rusqlite::params![key, old[title - 1], old[description - 1]])?;
+    }
+    tx.prepare_cached("INSERT INTO work_items_fts (rowid, title, description) VALUES (?1, ?2, ?3)")?
+        .execute(rusqlite::params![key, params[title], params[description]])?;
+    Ok(())
 }
 
 /// The `metadata.<key>` fields of a record, gathered into one object

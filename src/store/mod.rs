@@ -95,6 +95,8 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Statement journals and sorts in memory, not in temporary files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // 8 MiB of page cache per connection (SQLite's default is 2 MiB): the
     // indexes of a large store stay in memory between calls.
     conn.pragma_update(None, "cache_size", -8192)?;

@@ -625,6 +625,70 @@ fn lists_filter_search_and_page_with_cursors() {
 }
 
 #[test]
+fn search_follows_edits_of_titles_and_descriptions() {
+    let (_d, t) = tracker();
+    let count = |text: &str| {
+        t.list_work_items(WorkItemFilter {
+            text: Some(text.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .total_count
+    };
+    let p = t.create_work_item(A, new_item("project", "Ledger", None)).unwrap();
+    let mut item = new_item("task", "parse invoices", Some(&p.id));
+    item.description = Some("from the scanner".into());
+    let task = t.create_work_item(A, item).unwrap();
+    assert_eq!((count("invoices"), count("scanner")), (1, 1));
+
+    let task = t
+        .update_work_item(
+            A,
+            WorkItemUpdate {
+                id: task.id.clone(),
+                version: task.version,
+                title: Some("parse receipts".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((count("invoices"), count("receipts"), count("scanner")), (0, 1, 1));
+    let task = t
+        .update_work_item(
+            A,
+            WorkItemUpdate {
+                id: task.id.clone(),
+                version: task.version,
+                description: Some("from the mailbox".into()),
+                priority: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((count("scanner"), count("mailbox"), count("receipts")), (0, 1, 1));
+    // A write that leaves the text alone leaves the index alone.
+    t.update_work_item(
+        A,
+        WorkItemUpdate {
+            id: task.id.clone(),
+            version: task.version,
+            status: Some("completed".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((count("mailbox"), count("receipts")), (1, 1));
+    let integrity: Result<(), waymark::Error> = t.store().read(|tx| {
+        tx.execute(
+            "INSERT INTO work_items_fts (work_items_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )?;
+        Ok(())
+    });
+    integrity.expect("the full-text index matches the rows");
+}
+
+#[test]
 fn dependencies_refuse_self_edges_and_cycles_through_both_types() {
     let (_d, t) = tracker();
     let [a, b, c] = ["a", "b", "c"].map(|n| t.create_work_item(A, new_item("task", n, None)).unwrap());
