@@ -13,6 +13,9 @@ use super::collections::{Collection, Loaded};
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 
+/// Work items written in one transaction from which it is a bulk write.
+const BULK_WRITE: usize = 5_000;
+
 /// Field name -> value, as one change writes them.
 pub type Fields = BTreeMap<String, Value>;
 
@@ -26,6 +29,8 @@ pub struct WriteTx<'c> {
     dirty: bool,
     /// Whether this transaction wrote local changes (outbox entries).
     wrote_local: bool,
+    /// Work items written in this transaction (each a full-text index write).
+    work_items_written: usize,
     /// Replica ids and authors interned so far in this transaction.
     interned: super::codec::Interned,
     /// Whether the record the last applied change touched holds a value conflict.
@@ -51,6 +56,7 @@ impl<'c> WriteTx<'c> {
             hlc,
             dirty: false,
             wrote_local: false,
+            work_items_written: 0,
             interned: super::codec::Interned::default(),
             last_conflicted: false,
             orphans: None,
@@ -181,6 +187,9 @@ impl<'c> WriteTx<'c> {
                 }
             }
         }
+        if std::ptr::eq(collection, &super::WORK_ITEMS) {
+            self.work_items_written += 1;
+        }
         let encoded = super::codec::encode(&self.tx, &mut self.interned, collection, &state)?;
         self.last_conflicted = state
             .conflicts()
@@ -251,6 +260,12 @@ impl<'c> WriteTx<'c> {
                 "UPDATE replica SET counter = ?1, hlc = ?2 WHERE singleton = 1",
                 rusqlite::params![self.counter as i64, self.hlc.0 as i64],
             )?;
+        }
+        if self.work_items_written >= BULK_WRITE {
+            // A bulk write (an import) leaves the full-text index in many
+            // small segments, which every later write pays for; merge them.
+            self.tx
+                .execute("INSERT INTO work_items_fts (work_items_fts) VALUES ('optimize')", [])?;
         }
         self.tx.commit()?;
         Ok(wrote_local)
