@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -138,22 +139,30 @@ fn indent(depth: i64) -> String {
     SPACES[..2 * depth.clamp(0, 5) as usize].to_owned()
 }
 
-/// A work item row as read for the report, before it is ordered.
-struct ItemRow {
+/// A work item as read for the report, before it is placed in the tree.
+struct Node {
     item: ReportItem,
-    path: String,
-    /// `created_at` to the second: the sibling order key, with the title.
+    parent_id: Option<String>,
+    /// `created_at` to the second: the sibling order key, with the title
+    /// and the id.
     created_key: String,
+    /// Deleted: not shown, but still the place of its subtree.
+    hidden: bool,
 }
 
-const ITEM_COLUMNS: &str =
-    "w.id, w.title, w.item_type, w.status, w.depth, w.created_at, w.branch_name, p.title, w.path";
+impl Node {
+    fn sibling_key(&self) -> (&str, &str, &str) {
+        (&self.created_key, &self.item.title, &self.item.id)
+    }
+}
 
-fn item_row(r: &rusqlite::Row<'_>, context: bool) -> rusqlite::Result<ItemRow> {
+const ITEM_COLUMNS: &str = "id, title, item_type, status, depth, created_at, branch_name, parent_id";
+
+fn node(r: &rusqlite::Row<'_>, context: bool, hidden: bool) -> rusqlite::Result<Node> {
     let depth: i64 = r.get(4)?;
     let created = r.get_ref(5)?.as_str().map_err(rusqlite::Error::from)?;
     let created_key = created.get(..19).unwrap_or(created).to_owned();
-    Ok(ItemRow {
+    Ok(Node {
         item: ReportItem {
             id: r.get(0)?,
             title: r.get(1)?,
@@ -163,98 +172,138 @@ fn item_row(r: &rusqlite::Row<'_>, context: bool) -> rusqlite::Result<ItemRow> {
             indent: indent(depth),
             created: legacy_time(created),
             branch_name: r.get(6)?,
-            parent_title: r.get(7)?,
+            parent_title: None,
             context,
         },
-        path: r.get(8)?,
+        parent_id: r.get(7)?,
         created_key,
+        hidden,
     })
 }
 
 /// The report's work items: the open ones and the ancestors that keep
-/// their tree whole, in tree order with siblings by what the report shows
-/// (created time to the second, then title, then id), so that a report
-/// read back by the legacy importer lists its items in the same order.
+/// their tree whole, in tree order (each item followed by its subtree) with
+/// siblings by what the report shows (created time to the second, then
+/// title, then id), so that a report read back by the legacy importer lists
+/// its items in the same order. The tree is the parent links: an item at
+/// depth 0 is a root whatever its link says (a cut cycle, an orphan).
 /// Returns them with the count of open ones.
 fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)> {
-    let mut rows: Vec<ItemRow> = Vec::new();
+    let mut open: Vec<Node> = Vec::new();
     {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS}
-             FROM work_items w LEFT JOIN work_items p ON p.id = w.parent_id
-             WHERE w.status != 'completed' AND w.deleted_at IS NULL AND w.archived_at IS NULL"
+            "SELECT {ITEM_COLUMNS} FROM work_items
+             WHERE status != 'completed' AND deleted_at IS NULL AND archived_at IS NULL"
         ))?;
         let mut q = stmt.query([])?;
         while let Some(r) = q.next()? {
-            rows.push(item_row(r, false)?);
+            open.push(node(r, false, false)?);
         }
     }
-    let open = rows.len() as i64;
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(rows.len());
-    for (k, row) in rows.iter().enumerate() {
-        index.insert(row.item.id.clone(), k);
-    }
-    // Ancestors that are not open: shown as context unless deleted; a
-    // deleted one still orders its subtree (by its key, not shown).
-    let missing: Vec<String> = {
-        let mut seen = std::collections::HashSet::new();
-        rows.iter()
-            .flat_map(|row| segments(&row.path))
-            .filter(|id| !index.contains_key(*id) && seen.insert(*id))
-            .map(str::to_owned)
-            .collect()
-    };
-    let mut hidden: HashMap<String, (String, String)> = HashMap::new();
-    if !missing.is_empty() {
+    let open_index: HashMap<&str, usize> = open.iter().enumerate().map(|(k, n)| (n.item.id.as_str(), k)).collect();
+
+    // The ancestors that are not open, fetched by id up each chain until
+    // it meets a known item: shown as context unless deleted.
+    let mut more: Vec<Node> = Vec::new();
+    let mut more_index: HashMap<String, usize> = HashMap::new();
+    {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS}, w.deleted_at IS NOT NULL
-             FROM work_items w LEFT JOIN work_items p ON p.id = w.parent_id WHERE w.id = ?1"
+            "SELECT {ITEM_COLUMNS}, deleted_at IS NOT NULL FROM work_items WHERE id = ?1"
         ))?;
-        for id in missing {
-            let mut q = stmt.query([&id])?;
-            let Some(r) = q.next()? else { continue };
-            let row = item_row(r, true)?;
-            if r.get::<_, bool>(9)? {
-                hidden.insert(row.item.id, (row.created_key, row.item.title));
-            } else {
-                index.insert(row.item.id.clone(), rows.len());
-                rows.push(row);
+        let mut fetch = |id: &str, more: &mut Vec<Node>, more_index: &mut HashMap<String, usize>| -> Result<()> {
+            if open_index.contains_key(id) || more_index.contains_key(id) {
+                return Ok(());
+            }
+            let mut q = stmt.query([id])?;
+            if let Some(r) = q.next()? {
+                let hidden: bool = r.get(8)?;
+                more_index.insert(id.to_owned(), more.len());
+                more.push(node(r, true, hidden)?);
+            }
+            Ok(())
+        };
+        for n in &open {
+            if n.item.depth > 0
+                && let Some(p) = &n.parent_id
+            {
+                fetch(p, &mut more, &mut more_index)?;
             }
         }
-    }
-    let key_of = |id: &str| -> (&str, &str) {
-        match index.get(id) {
-            Some(&k) => (rows[k].created_key.as_str(), rows[k].item.title.as_str()),
-            None => hidden
-                .get(id)
-                .map(|(c, t)| (c.as_str(), t.as_str()))
-                .unwrap_or(("", "")),
+        let mut k = 0;
+        while k < more.len() {
+            if more[k].item.depth > 0
+                && let Some(p) = more[k].parent_id.clone()
+            {
+                fetch(&p, &mut more, &mut more_index)?;
+            }
+            k += 1;
         }
+    }
+    let n_open = open.len();
+    let find = |id: &str| -> Option<usize> {
+        open_index
+            .get(id)
+            .copied()
+            .or_else(|| more_index.get(id).map(|k| n_open + k))
     };
-    let keys: Vec<Vec<(&str, &str, &str)>> = rows
-        .iter()
-        .map(|row| {
-            segments(&row.path)
-                .map(|id| {
-                    let (c, t) = key_of(id);
-                    (c, t, id)
-                })
-                .collect()
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
-    drop(keys);
-    let mut slots: Vec<Option<ItemRow>> = rows.into_iter().map(Some).collect();
-    let items = order
-        .into_iter()
-        .filter_map(|k| slots[k].take().map(|r| r.item))
-        .collect();
-    Ok((items, open))
-}
 
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
+    // Each node's parent in the tree (none for a root), then the parent
+    // titles shown (a root keeps the title its link names, when it exists).
+    const ROOT: usize = usize::MAX;
+    let nodes_len = n_open + more.len();
+    let node_at = |k: usize| if k < n_open { &open[k] } else { &more[k - n_open] };
+    let mut parent = Vec::with_capacity(nodes_len);
+    let mut parent_titles: Vec<Option<String>> = Vec::with_capacity(nodes_len);
+    {
+        let mut title_stmt = tx.prepare_cached("SELECT title FROM work_items WHERE id = ?1")?;
+        for k in 0..nodes_len {
+            let n = node_at(k);
+            let linked = n.parent_id.as_deref().map(|p| (p, find(p)));
+            parent.push(match linked {
+                Some((_, Some(p))) if n.item.depth > 0 && node_at(p).item.depth == n.item.depth - 1 => p,
+                _ => ROOT,
+            });
+            parent_titles.push(match linked {
+                None => None,
+                Some((_, Some(p))) => Some(node_at(p).item.title.clone()),
+                Some((p, None)) => title_stmt.query_row([p], |r| r.get(0)).optional()?,
+            });
+        }
+    }
+
+    // Children grouped by parent, each group in sibling order; then a walk
+    // from the roots.
+    let mut by_parent: Vec<usize> = (0..nodes_len).collect();
+    by_parent.sort_unstable_by(|&a, &b| {
+        parent[a]
+            .cmp(&parent[b])
+            .then_with(|| node_at(a).sibling_key().cmp(&node_at(b).sibling_key()))
+    });
+    let first_child = |p: usize| by_parent.partition_point(|&k| parent[k] < p);
+    let mut stack: Vec<usize> = Vec::new();
+    let mut order: Vec<usize> = Vec::with_capacity(nodes_len);
+    let push_children = |p: usize, stack: &mut Vec<usize>| {
+        let from = first_child(p);
+        let to = from + by_parent[from..].partition_point(|&k| parent[k] == p);
+        stack.extend(by_parent[from..to].iter().rev());
+    };
+    push_children(ROOT, &mut stack);
+    while let Some(k) = stack.pop() {
+        order.push(k);
+        push_children(k, &mut stack);
+    }
+
+    let mut slots: Vec<Option<Node>> = open.into_iter().chain(more).map(Some).collect();
+    let mut items = Vec::with_capacity(order.len());
+    for k in order {
+        let Some(n) = slots[k].take() else { continue };
+        if !n.hidden {
+            let mut item = n.item;
+            item.parent_title = parent_titles[k].take();
+            items.push(item);
+        }
+    }
+    Ok((items, n_open as i64))
 }
 
 /// `2026-Q1` -> `Q1 2026`.
@@ -313,14 +362,16 @@ impl Tracker {
 
             let mut deployments = Vec::new();
             {
-                let mut stmt = tx.prepare_cached(
+                // The limit is written into the statement: SQLite plans a
+                // bound LIMIT afresh (re-prepares) on every run.
+                let mut stmt = tx.prepare_cached(&format!(
                     "SELECT d.id, d.deployed_at, d.commit_hash, d.metadata,
                             (SELECT group_concat(v.name, char(31)) FROM deployment_links l JOIN vendors v ON v.id = l.target_id
                               WHERE l.deployment_id = d.id AND l.removed = 0 AND l.link_type = 'vendor')
                      FROM deployments d WHERE d.deleted_at IS NULL
-                     ORDER BY d.deployed_at DESC, d.id DESC LIMIT ?1",
-                )?;
-                let rows = stmt.query_map([RECENT_DEPLOYMENTS], |r| {
+                     ORDER BY d.deployed_at DESC, d.id DESC LIMIT {RECENT_DEPLOYMENTS}"
+                ))?;
+                let rows = stmt.query_map([], |r| {
                     let commit: String = r.get(2)?;
                     let metadata: String = r.get(3)?;
                     let m: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
