@@ -433,32 +433,117 @@ impl Tracker {
 }
 
 /// Render a report with `template` (the default layout when `None`).
+///
+/// A template reads the report's fields, as its JSON shows them, plus
+/// `work_items_markdown`: the work items in the legacy layout (see
+/// [`work_items_markdown`]). Only the fields a template names are turned
+/// into template values: for a thousand work items, converting them costs
+/// more than the rest of the rendering.
 pub fn render_markdown(report: &StatusReport, template: Option<&str>) -> Result<String> {
-    let ctx = minijinja::Value::from(minijinja::value::Serde(report));
-    let render = |env: &minijinja::Environment<'_>| -> Result<String> {
-        let tmpl = env
-            .get_template("status")
-            .map_err(|e| Error::invalid("template", e.to_string()))?;
-        tmpl.render(&ctx)
-            .map_err(|e| Error::invalid("template", format!("failed to render: {e}")))
-    };
     match template {
         // The default template is compiled once per process.
         None => {
-            static DEFAULT: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
-            let env = DEFAULT.get_or_init(|| environment(DEFAULT_TEMPLATE).expect("the default template parses"));
-            render(env)
+            static DEFAULT: std::sync::OnceLock<CompiledTemplate> = std::sync::OnceLock::new();
+            DEFAULT
+                .get_or_init(|| CompiledTemplate::new(DEFAULT_TEMPLATE).expect("the default template parses"))
+                .render(report)
         }
-        Some(source) => render(&environment(source)?),
+        Some(source) => CompiledTemplate::new(source)?.render(report),
     }
 }
 
-fn environment(source: &str) -> Result<minijinja::Environment<'static>> {
-    let mut env = minijinja::Environment::new();
-    let mut syntax = minijinja::syntax::SyntaxConfig::builder();
-    syntax.keep_trailing_newline(true);
-    env.set_syntax(syntax.build().map_err(|e| Error::invalid("template", e.to_string()))?);
-    env.add_template_owned("status", source.to_owned())
-        .map_err(|e| Error::invalid("template", format!("does not parse: {e}")))?;
-    Ok(env)
+/// A template ready to render, with the context fields it reads.
+struct CompiledTemplate {
+    env: minijinja::Environment<'static>,
+    /// The top-level names the template reads; `None`: all of them (it
+    /// calls `debug()`, which shows the whole context).
+    reads: Option<std::collections::HashSet<String>>,
+}
+
+impl CompiledTemplate {
+    fn new(source: &str) -> Result<CompiledTemplate> {
+        let mut env = minijinja::Environment::new();
+        let mut syntax = minijinja::syntax::SyntaxConfig::builder();
+        syntax.keep_trailing_newline(true);
+        env.set_syntax(syntax.build().map_err(|e| Error::invalid("template", e.to_string()))?);
+        env.add_template_owned("status", source.to_owned())
+            .map_err(|e| Error::invalid("template", format!("does not parse: {e}")))?;
+        let names = env
+            .get_template("status")
+            .map_err(|e| Error::invalid("template", e.to_string()))?
+            .undeclared_variables(false);
+        let reads = (!names.contains("debug")).then_some(names);
+        Ok(CompiledTemplate { env, reads })
+    }
+
+    fn render(&self, report: &StatusReport) -> Result<String> {
+        let tmpl = self
+            .env
+            .get_template("status")
+            .map_err(|e| Error::invalid("template", e.to_string()))?;
+        tmpl.render(self.context(report))
+            .map_err(|e| Error::invalid("template", format!("failed to render: {e}")))
+    }
+
+    /// The template's context: each field of the report it reads.
+    fn context(&self, report: &StatusReport) -> minijinja::Value {
+        use minijinja::value::{Serde, Value};
+        let reads = |name: &str| self.reads.as_ref().is_none_or(|names| names.contains(name));
+        let mut fields: Vec<(&str, Value)> = Vec::with_capacity(9);
+        let mut add = |name: &'static str, value: &dyn Fn() -> Value| {
+            if reads(name) {
+                fields.push((name, value()));
+            }
+        };
+        add("generated_at", &|| Value::from(report.generated_at.as_str()));
+        add("vendors", &|| Value::from(Serde(&report.vendors)));
+        add("work_items", &|| Value::from(Serde(&report.work_items)));
+        add("work_items_markdown", &|| {
+            Value::from(work_items_markdown(&report.work_items))
+        });
+        add("open_work_items", &|| Value::from(report.open_work_items));
+        add("deployments", &|| Value::from(Serde(&report.deployments)));
+        add("enhancements", &|| Value::from(Serde(&report.enhancements)));
+        add("conflicts", &|| Value::from(Serde(&report.conflicts)));
+        add("sync", &|| Value::from(Serde(&report.sync)));
+        Value::from_pairs(fields)
+    }
+}
+
+/// The work items in the legacy layout, as the default template shows them:
+/// per item its heading, status, creation time, then its branch and its
+/// parent's title when it has them, each line indented by its depth. The
+/// same as this loop, which a template can use instead:
+///
+/// ```jinja
+/// {% for w in work_items -%}
+/// {{ w.indent }}### {{ w.title }} ({{ w.item_type }})
+/// {{ w.indent }}- **Status**: {{ w.status }}
+/// {{ w.indent }}- **Created**: {{ w.created }} UTC
+/// {% if w.branch_name %}{{ w.indent }}- **Branch**: {{ w.branch_name }}
+/// {% endif %}{% if w.parent_title %}{{ w.indent }}- **Parent**: {{ w.parent_title }}
+/// {% endif %}{% endfor %}
+/// ```
+pub fn work_items_markdown(items: &[ReportItem]) -> String {
+    let mut out = String::with_capacity(items.len() * 160);
+    let mut line = |indent: &str, parts: &[&str]| {
+        out.push_str(indent);
+        for part in parts {
+            out.push_str(part);
+        }
+        out.push('\n');
+    };
+    for w in items {
+        let i = w.indent.as_str();
+        line(i, &["### ", &w.title, " (", &w.item_type, ")"]);
+        line(i, &["- **Status**: ", &w.status]);
+        line(i, &["- **Created**: ", &w.created, " UTC"]);
+        if let Some(branch) = w.branch_name.as_deref().filter(|b| !b.is_empty()) {
+            line(i, &["- **Branch**: ", branch]);
+        }
+        if let Some(parent) = w.parent_title.as_deref().filter(|p| !p.is_empty()) {
+            line(i, &["- **Parent**: ", parent]);
+        }
+    }
+    out
 }
