@@ -4,6 +4,7 @@
 //! legacy `.project_status.md` layout, so the legacy importer reads it back.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use rusqlite::OptionalExtension;
 use serde::Serialize;
@@ -52,7 +53,7 @@ pub struct ReportVendor {
     pub formats: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct ReportItem {
     pub id: String,
     pub title: String,
@@ -60,7 +61,7 @@ pub struct ReportItem {
     pub status: String,
     pub depth: i64,
     /// Two spaces per depth level.
-    pub indent: String,
+    pub indent: &'static str,
     /// `YYYY-MM-DD HH:MM:SS`, UTC.
     pub created: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,9 +106,9 @@ pub struct ReportEnhancement {
 }
 
 /// A stored time (`2026-01-02T03:04:05.000000Z`) as the report shows it
-/// (`2026-01-02 03:04:05`): sliced when it has the store's fixed UTC layout,
-/// parsed otherwise.
-fn legacy_time(rfc3339: &str) -> String {
+/// (`2026-01-02 03:04:05`): cut in place when it has the store's fixed UTC
+/// layout, parsed otherwise.
+fn legacy_time(mut rfc3339: String) -> String {
     let b = rfc3339.as_bytes();
     let fixed = b.len() >= 20
         && b[b.len() - 1] == b'Z'
@@ -122,37 +123,57 @@ fn legacy_time(rfc3339: &str) -> String {
             .enumerate()
             .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16) || c.is_ascii_digit());
     if fixed {
-        let mut s = String::with_capacity(19);
-        s.push_str(&rfc3339[..10]);
-        s.push(' ');
-        s.push_str(&rfc3339[11..19]);
-        return s;
+        rfc3339.truncate(19);
+        rfc3339.replace_range(10..11, " ");
+        return rfc3339;
     }
-    Timestamp::parse(rfc3339)
-        .map(Timestamp::to_legacy)
-        .unwrap_or_else(|| rfc3339.to_owned())
+    Timestamp::parse(&rfc3339).map(Timestamp::to_legacy).unwrap_or(rfc3339)
 }
 
 /// Two spaces per depth level, up to five levels.
-fn indent(depth: i64) -> String {
+fn indent(depth: i64) -> &'static str {
     const SPACES: &str = "          ";
-    SPACES[..2 * depth.clamp(0, 5) as usize].to_owned()
+    &SPACES[..2 * depth.clamp(0, 5) as usize]
 }
 
-/// A work item as read for the report, before it is placed in the tree.
+/// Work item ids to their place in a list. The ids come from the store, so
+/// the map needs no defence against chosen keys: FxHash's multiply-rotate,
+/// a fraction of the default SipHash's cost on 36-byte ids.
+type IdMap<K> = HashMap<K, usize, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A work item as read for the report, before it is placed in the tree
+/// (its `item.created` is set when it is shown).
 struct Node {
     item: ReportItem,
     parent_id: Option<String>,
-    /// `created_at` to the second: the sibling order key, with the title
-    /// and the id.
-    created_key: String,
+    /// As stored.
+    created_at: String,
     /// Deleted: not shown, but still the place of its subtree.
     hidden: bool,
 }
 
 impl Node {
+    /// Siblings are ordered by created time to the second, title, id.
     fn sibling_key(&self) -> (&str, &str, &str) {
-        (&self.created_key, &self.item.title, &self.item.id)
+        let created = self.created_at.get(..19).unwrap_or(&self.created_at);
+        (created, &self.item.title, &self.item.id)
     }
 }
 
@@ -160,8 +181,6 @@ const ITEM_COLUMNS: &str = "id, title, item_type, status, depth, created_at, bra
 
 fn node(r: &rusqlite::Row<'_>, context: bool, hidden: bool) -> rusqlite::Result<Node> {
     let depth: i64 = r.get(4)?;
-    let created = r.get_ref(5)?.as_str().map_err(rusqlite::Error::from)?;
-    let created_key = created.get(..19).unwrap_or(created).to_owned();
     Ok(Node {
         item: ReportItem {
             id: r.get(0)?,
@@ -170,13 +189,13 @@ fn node(r: &rusqlite::Row<'_>, context: bool, hidden: bool) -> rusqlite::Result<
             status: r.get(3)?,
             depth,
             indent: indent(depth),
-            created: legacy_time(created),
+            created: String::new(),
             branch_name: r.get(6)?,
             parent_title: None,
             context,
         },
         parent_id: r.get(7)?,
-        created_key,
+        created_at: r.get(5)?,
         hidden,
     })
 }
@@ -200,17 +219,17 @@ fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)
             open.push(node(r, false, false)?);
         }
     }
-    let open_index: HashMap<&str, usize> = open.iter().enumerate().map(|(k, n)| (n.item.id.as_str(), k)).collect();
+    let open_index: IdMap<&str> = open.iter().enumerate().map(|(k, n)| (n.item.id.as_str(), k)).collect();
 
     // The ancestors that are not open, fetched by id up each chain until
     // it meets a known item: shown as context unless deleted.
     let mut more: Vec<Node> = Vec::new();
-    let mut more_index: HashMap<String, usize> = HashMap::new();
+    let mut more_index: IdMap<String> = IdMap::default();
     {
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {ITEM_COLUMNS}, deleted_at IS NOT NULL FROM work_items WHERE id = ?1"
         ))?;
-        let mut fetch = |id: &str, more: &mut Vec<Node>, more_index: &mut HashMap<String, usize>| -> Result<()> {
+        let mut fetch = |id: &str, more: &mut Vec<Node>, more_index: &mut IdMap<String>| -> Result<()> {
             if open_index.contains_key(id) || more_index.contains_key(id) {
                 return Ok(());
             }
@@ -232,9 +251,10 @@ fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)
         let mut k = 0;
         while k < more.len() {
             if more[k].item.depth > 0
-                && let Some(p) = more[k].parent_id.clone()
+                && let Some(p) = more[k].parent_id.take()
             {
                 fetch(&p, &mut more, &mut more_index)?;
+                more[k].parent_id = Some(p);
             }
             k += 1;
         }
@@ -264,6 +284,7 @@ fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)
                 _ => ROOT,
             });
             parent_titles.push(match linked {
+                _ if n.hidden => None,
                 None => None,
                 Some((_, Some(p))) => Some(node_at(p).item.title.clone()),
                 Some((p, None)) => title_stmt.query_row([p], |r| r.get(0)).optional()?,
@@ -273,12 +294,11 @@ fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)
 
     // Children grouped by parent, each group in sibling order; then a walk
     // from the roots.
-    let mut by_parent: Vec<usize> = (0..nodes_len).collect();
-    by_parent.sort_unstable_by(|&a, &b| {
-        parent[a]
-            .cmp(&parent[b])
-            .then_with(|| node_at(a).sibling_key().cmp(&node_at(b).sibling_key()))
-    });
+    let mut by_parent: Vec<(usize, (&str, &str, &str), usize)> = (0..nodes_len)
+        .map(|k| (parent[k], node_at(k).sibling_key(), k))
+        .collect();
+    by_parent.sort_unstable();
+    let by_parent: Vec<usize> = by_parent.into_iter().map(|(_, _, k)| k).collect();
     let first_child = |p: usize| by_parent.partition_point(|&k| parent[k] < p);
     let mut stack: Vec<usize> = Vec::new();
     let mut order: Vec<usize> = Vec::with_capacity(nodes_len);
@@ -293,12 +313,16 @@ fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)
         push_children(k, &mut stack);
     }
 
-    let mut slots: Vec<Option<Node>> = open.into_iter().chain(more).map(Some).collect();
     let mut items = Vec::with_capacity(order.len());
     for k in order {
-        let Some(n) = slots[k].take() else { continue };
+        let n = if k < n_open {
+            &mut open[k]
+        } else {
+            &mut more[k - n_open]
+        };
         if !n.hidden {
-            let mut item = n.item;
+            let mut item = std::mem::take(&mut n.item);
+            item.created = legacy_time(std::mem::take(&mut n.created_at));
             item.parent_title = parent_titles[k].take();
             items.push(item);
         }
@@ -381,7 +405,7 @@ impl Tracker {
                     vendors.sort_by_key(|v| v.to_lowercase());
                     Ok(ReportDeployment {
                         id: r.get(0)?,
-                        deployed: legacy_time(&r.get::<_, String>(1)?),
+                        deployed: legacy_time(r.get(1)?),
                         short_commit: commit.chars().take(7).collect(),
                         commit_hash: commit,
                         pr_number: m["pr_number"].as_i64(),
@@ -534,7 +558,7 @@ pub fn work_items_markdown(items: &[ReportItem]) -> String {
         out.push('\n');
     };
     for w in items {
-        let i = w.indent.as_str();
+        let i = w.indent;
         line(i, &["### ", &w.title, " (", &w.item_type, ")"]);
         line(i, &["- **Status**: ", &w.status]);
         line(i, &["- **Created**: ", &w.created, " UTC"]);
