@@ -120,8 +120,12 @@ pub(crate) fn sync_health(conn: &rusqlite::Connection) -> Result<SyncHealth> {
             .query_row([key], |r| r.get(0))
             .optional()?)
     };
-    let pending_changes = conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
-    let open_conflicts = conn.query_row("SELECT count(*) FROM conflicts", [], |r| r.get(0))?;
+    let pending_changes = conn
+        .prepare_cached("SELECT count(*) FROM outbox")?
+        .query_row([], |r| r.get(0))?;
+    let open_conflicts = conn
+        .prepare_cached("SELECT count(*) FROM conflicts")?
+        .query_row([], |r| r.get(0))?;
     Ok(SyncHealth {
         hub_configured: get(health_keys::HUB_URL_SET)?.as_deref() == Some("true"),
         last_sync_at: get(health_keys::LAST_SYNC_AT)?,

@@ -4,7 +4,9 @@
 //! legacy `.project_status.md` layout, so the legacy importer reads it back.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -51,7 +53,7 @@ pub struct ReportVendor {
     pub formats: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct ReportItem {
     pub id: String,
     pub title: String,
@@ -59,7 +61,7 @@ pub struct ReportItem {
     pub status: String,
     pub depth: i64,
     /// Two spaces per depth level.
-    pub indent: String,
+    pub indent: &'static str,
     /// `YYYY-MM-DD HH:MM:SS`, UTC.
     pub created: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,9 +106,9 @@ pub struct ReportEnhancement {
 }
 
 /// A stored time (`2026-01-02T03:04:05.000000Z`) as the report shows it
-/// (`2026-01-02 03:04:05`): sliced when it has the store's fixed UTC layout,
-/// parsed otherwise.
-fn legacy_time(rfc3339: &str) -> String {
+/// (`2026-01-02 03:04:05`): cut in place when it has the store's fixed UTC
+/// layout, parsed otherwise.
+fn legacy_time(mut rfc3339: String) -> String {
     let b = rfc3339.as_bytes();
     let fixed = b.len() >= 20
         && b[b.len() - 1] == b'Z'
@@ -121,39 +123,65 @@ fn legacy_time(rfc3339: &str) -> String {
             .enumerate()
             .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16) || c.is_ascii_digit());
     if fixed {
-        let mut s = String::with_capacity(19);
-        s.push_str(&rfc3339[..10]);
-        s.push(' ');
-        s.push_str(&rfc3339[11..19]);
-        return s;
+        rfc3339.truncate(19);
+        rfc3339.replace_range(10..11, " ");
+        return rfc3339;
     }
-    Timestamp::parse(rfc3339)
-        .map(Timestamp::to_legacy)
-        .unwrap_or_else(|| rfc3339.to_owned())
+    Timestamp::parse(&rfc3339).map(Timestamp::to_legacy).unwrap_or(rfc3339)
 }
 
 /// Two spaces per depth level, up to five levels.
-fn indent(depth: i64) -> String {
+fn indent(depth: i64) -> &'static str {
     const SPACES: &str = "          ";
-    SPACES[..2 * depth.clamp(0, 5) as usize].to_owned()
+    &SPACES[..2 * depth.clamp(0, 5) as usize]
 }
 
-/// A work item row as read for the report, before it is ordered.
-struct ItemRow {
+/// Work item ids to their place in a list. The ids come from the store, so
+/// the map needs no defence against chosen keys: FxHash's multiply-rotate,
+/// a fraction of the default SipHash's cost on 36-byte ids.
+type IdMap<K> = HashMap<K, usize, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A work item as read for the report, before it is placed in the tree
+/// (its `item.created` is set when it is shown).
+struct Node {
     item: ReportItem,
-    path: String,
-    /// `created_at` to the second: the sibling order key, with the title.
-    created_key: String,
+    parent_id: Option<String>,
+    /// As stored.
+    created_at: String,
+    /// Deleted: not shown, but still the place of its subtree.
+    hidden: bool,
 }
 
-const ITEM_COLUMNS: &str =
-    "w.id, w.title, w.item_type, w.status, w.depth, w.created_at, w.branch_name, p.title, w.path";
+impl Node {
+    /// Siblings are ordered by created time to the second, title, id.
+    fn sibling_key(&self) -> (&str, &str, &str) {
+        let created = self.created_at.get(..19).unwrap_or(&self.created_at);
+        (created, &self.item.title, &self.item.id)
+    }
+}
 
-fn item_row(r: &rusqlite::Row<'_>, context: bool) -> rusqlite::Result<ItemRow> {
+const ITEM_COLUMNS: &str = "id, title, item_type, status, depth, created_at, branch_name, parent_id";
+
+fn node(r: &rusqlite::Row<'_>, context: bool, hidden: bool) -> rusqlite::Result<Node> {
     let depth: i64 = r.get(4)?;
-    let created = r.get_ref(5)?.as_str().map_err(rusqlite::Error::from)?;
-    let created_key = created.get(..19).unwrap_or(created).to_owned();
-    Ok(ItemRow {
+    Ok(Node {
         item: ReportItem {
             id: r.get(0)?,
             title: r.get(1)?,
@@ -161,120 +189,145 @@ fn item_row(r: &rusqlite::Row<'_>, context: bool) -> rusqlite::Result<ItemRow> {
             status: r.get(3)?,
             depth,
             indent: indent(depth),
-            created: legacy_time(created),
+            created: String::new(),
             branch_name: r.get(6)?,
-            parent_title: r.get(7)?,
+            parent_title: None,
             context,
         },
-        path: r.get(8)?,
-        created_key,
+        parent_id: r.get(7)?,
+        created_at: r.get(5)?,
+        hidden,
     })
 }
 
 /// The report's work items: the open ones and the ancestors that keep
-/// their tree whole, in tree order with siblings by what the report shows
-/// (created time to the second, then title, then id), so that a report
-/// read back by the legacy importer lists its items in the same order.
+/// their tree whole, in tree order (each item followed by its subtree) with
+/// siblings by what the report shows (created time to the second, then
+/// title, then id), so that a report read back by the legacy importer lists
+/// its items in the same order. The tree is the parent links: an item at
+/// depth 0 is a root whatever its link says (a cut cycle, an orphan).
 /// Returns them with the count of open ones.
 fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)> {
-    let mut rows: Vec<ItemRow> = Vec::new();
+    let mut open: Vec<Node> = Vec::new();
     {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS}
-             FROM work_items w LEFT JOIN work_items p ON p.id = w.parent_id
-             WHERE w.status != 'completed' AND w.deleted_at IS NULL AND w.archived_at IS NULL"
+            "SELECT {ITEM_COLUMNS} FROM work_items
+             WHERE status != 'completed' AND deleted_at IS NULL AND archived_at IS NULL"
         ))?;
         let mut q = stmt.query([])?;
         while let Some(r) = q.next()? {
-            rows.push(item_row(r, false)?);
+            open.push(node(r, false, false)?);
         }
     }
-    // Paths are stored as the ancestors' keys; the ordering below spells
-    // them with ids.
-    let mut ids: HashMap<i64, String> = HashMap::new();
-    let mut spell = |row: &mut ItemRow| -> Result<()> {
-        row.path = crate::ops::work_items::user_path(&row.path, &row.item.id, |key| {
-            if let Some(id) = ids.get(&key) {
-                return Ok(id.clone());
-            }
-            let id: String = tx
-                .prepare_cached("SELECT id FROM work_items WHERE key = ?1")?
-                .query_row([key], |r| r.get(0))?;
-            ids.insert(key, id.clone());
-            Ok(id)
-        })?;
-        Ok(())
-    };
-    for row in &mut rows {
-        spell(row)?;
-    }
-    let open = rows.len() as i64;
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(rows.len());
-    for (k, row) in rows.iter().enumerate() {
-        index.insert(row.item.id.clone(), k);
-    }
-    // Ancestors that are not open: shown as context unless deleted; a
-    // deleted one still orders its subtree (by its key, not shown).
-    let missing: Vec<String> = {
-        let mut seen = std::collections::HashSet::new();
-        rows.iter()
-            .flat_map(|row| segments(&row.path))
-            .filter(|id| !index.contains_key(*id) && seen.insert(*id))
-            .map(str::to_owned)
-            .collect()
-    };
-    let mut hidden: HashMap<String, (String, String)> = HashMap::new();
-    if !missing.is_empty() {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS}, w.deleted_at IS NOT NULL
-             FROM work_items w LEFT JOIN work_items p ON p.id = w.parent_id WHERE w.id = ?1"
-        ))?;
-        for id in missing {
-            let mut q = stmt.query([&id])?;
-            let Some(r) = q.next()? else { continue };
-            let mut row = item_row(r, true)?;
-            spell(&mut row)?;
-            if r.get::<_, bool>(9)? {
-                hidden.insert(row.item.id, (row.created_key, row.item.title));
-            } else {
-                index.insert(row.item.id.clone(), rows.len());
-                rows.push(row);
-            }
-        }
-    }
-    let key_of = |id: &str| -> (&str, &str) {
-        match index.get(id) {
-            Some(&k) => (rows[k].created_key.as_str(), rows[k].item.title.as_str()),
-            None => hidden
-                .get(id)
-                .map(|(c, t)| (c.as_str(), t.as_str()))
-                .unwrap_or(("", "")),
-        }
-    };
-    let keys: Vec<Vec<(&str, &str, &str)>> = rows
-        .iter()
-        .map(|row| {
-            segments(&row.path)
-                .map(|id| {
-                    let (c, t) = key_of(id);
-                    (c, t, id)
-                })
-                .collect()
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
-    drop(keys);
-    let mut slots: Vec<Option<ItemRow>> = rows.into_iter().map(Some).collect();
-    let items = order
-        .into_iter()
-        .filter_map(|k| slots[k].take().map(|r| r.item))
-        .collect();
-    Ok((items, open))
-}
+    let open_index: IdMap<&str> = open.iter().enumerate().map(|(k, n)| (n.item.id.as_str(), k)).collect();
 
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
+    // The ancestors that are not open, fetched by id up each chain until
+    // it meets a known item: shown as context unless deleted.
+    let mut more: Vec<Node> = Vec::new();
+    let mut more_index: IdMap<String> = IdMap::default();
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS}, deleted_at IS NOT NULL FROM work_items WHERE id = ?1"
+        ))?;
+        let mut fetch = |id: &str, more: &mut Vec<Node>, more_index: &mut IdMap<String>| -> Result<()> {
+            if open_index.contains_key(id) || more_index.contains_key(id) {
+                return Ok(());
+            }
+            let mut q = stmt.query([id])?;
+            if let Some(r) = q.next()? {
+                let hidden: bool = r.get(8)?;
+                more_index.insert(id.to_owned(), more.len());
+                more.push(node(r, true, hidden)?);
+            }
+            Ok(())
+        };
+        for n in &open {
+            if n.item.depth > 0
+                && let Some(p) = &n.parent_id
+            {
+                fetch(p, &mut more, &mut more_index)?;
+            }
+        }
+        let mut k = 0;
+        while k < more.len() {
+            if more[k].item.depth > 0
+                && let Some(p) = more[k].parent_id.take()
+            {
+                fetch(&p, &mut more, &mut more_index)?;
+                more[k].parent_id = Some(p);
+            }
+            k += 1;
+        }
+    }
+    let n_open = open.len();
+    let find = |id: &str| -> Option<usize> {
+        open_index
+            .get(id)
+            .copied()
+            .or_else(|| more_index.get(id).map(|k| n_open + k))
+    };
+
+    // Each node's parent in the tree (none for a root), then the parent
+    // titles shown (a root keeps the title its link names, when it exists).
+    const ROOT: usize = usize::MAX;
+    let nodes_len = n_open + more.len();
+    let node_at = |k: usize| if k < n_open { &open[k] } else { &more[k - n_open] };
+    let mut parent = Vec::with_capacity(nodes_len);
+    let mut parent_titles: Vec<Option<String>> = Vec::with_capacity(nodes_len);
+    {
+        let mut title_stmt = tx.prepare_cached("SELECT title FROM work_items WHERE id = ?1")?;
+        for k in 0..nodes_len {
+            let n = node_at(k);
+            let linked = n.parent_id.as_deref().map(|p| (p, find(p)));
+            parent.push(match linked {
+                Some((_, Some(p))) if n.item.depth > 0 && node_at(p).item.depth == n.item.depth - 1 => p,
+                _ => ROOT,
+            });
+            parent_titles.push(match linked {
+                _ if n.hidden => None,
+                None => None,
+                Some((_, Some(p))) => Some(node_at(p).item.title.clone()),
+                Some((p, None)) => title_stmt.query_row([p], |r| r.get(0)).optional()?,
+            });
+        }
+    }
+
+    // Children grouped by parent, each group in sibling order; then a walk
+    // from the roots.
+    let mut by_parent: Vec<(usize, (&str, &str, &str), usize)> = (0..nodes_len)
+        .map(|k| (parent[k], node_at(k).sibling_key(), k))
+        .collect();
+    by_parent.sort_unstable();
+    let by_parent: Vec<usize> = by_parent.into_iter().map(|(_, _, k)| k).collect();
+    let first_child = |p: usize| by_parent.partition_point(|&k| parent[k] < p);
+    let mut stack: Vec<usize> = Vec::new();
+    let mut order: Vec<usize> = Vec::with_capacity(nodes_len);
+    let push_children = |p: usize, stack: &mut Vec<usize>| {
+        let from = first_child(p);
+        let to = from + by_parent[from..].partition_point(|&k| parent[k] == p);
+        stack.extend(by_parent[from..to].iter().rev());
+    };
+    push_children(ROOT, &mut stack);
+    while let Some(k) = stack.pop() {
+        order.push(k);
+        push_children(k, &mut stack);
+    }
+
+    let mut items = Vec::with_capacity(order.len());
+    for k in order {
+        let n = if k < n_open {
+            &mut open[k]
+        } else {
+            &mut more[k - n_open]
+        };
+        if !n.hidden {
+            let mut item = std::mem::take(&mut n.item);
+            item.created = legacy_time(std::mem::take(&mut n.created_at));
+            item.parent_title = parent_titles[k].take();
+            items.push(item);
+        }
+    }
+    Ok((items, n_open as i64))
 }
 
 /// `2026-Q1` -> `Q1 2026`.
@@ -333,14 +386,16 @@ impl Tracker {
 
             let mut deployments = Vec::new();
             {
-                let mut stmt = tx.prepare_cached(
+                // The limit is written into the statement: SQLite plans a
+                // bound LIMIT afresh (re-prepares) on every run.
+                let mut stmt = tx.prepare_cached(&format!(
                     "SELECT d.id, d.deployed_at, d.commit_hash, d.metadata,
                             (SELECT group_concat(v.name, char(31)) FROM deployment_links l JOIN vendors v ON v.id = l.target_id
                               WHERE l.deployment_id = d.id AND l.removed = 0 AND l.link_type = 'vendor')
                      FROM deployments d WHERE d.deleted_at IS NULL
-                     ORDER BY d.deployed_at DESC, d.id DESC LIMIT ?1",
-                )?;
-                let rows = stmt.query_map([RECENT_DEPLOYMENTS], |r| {
+                     ORDER BY d.deployed_at DESC, d.id DESC LIMIT {RECENT_DEPLOYMENTS}"
+                ))?;
+                let rows = stmt.query_map([], |r| {
                     let commit: String = r.get(2)?;
                     let metadata: String = r.get(3)?;
                     let m: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
@@ -350,7 +405,7 @@ impl Tracker {
                     vendors.sort_by_key(|v| v.to_lowercase());
                     Ok(ReportDeployment {
                         id: r.get(0)?,
-                        deployed: legacy_time(&r.get::<_, String>(1)?),
+                        deployed: legacy_time(r.get(1)?),
                         short_commit: commit.chars().take(7).collect(),
                         commit_hash: commit,
                         pr_number: m["pr_number"].as_i64(),
@@ -402,32 +457,117 @@ impl Tracker {
 }
 
 /// Render a report with `template` (the default layout when `None`).
+///
+/// A template reads the report's fields, as its JSON shows them, plus
+/// `work_items_markdown`: the work items in the legacy layout (see
+/// [`work_items_markdown`]). Only the fields a template names are turned
+/// into template values: for a thousand work items, converting them costs
+/// more than the rest of the rendering.
 pub fn render_markdown(report: &StatusReport, template: Option<&str>) -> Result<String> {
-    let ctx = minijinja::Value::from(minijinja::value::Serde(report));
-    let render = |env: &minijinja::Environment<'_>| -> Result<String> {
-        let tmpl = env
-            .get_template("status")
-            .map_err(|e| Error::invalid("template", e.to_string()))?;
-        tmpl.render(&ctx)
-            .map_err(|e| Error::invalid("template", format!("failed to render: {e}")))
-    };
     match template {
         // The default template is compiled once per process.
         None => {
-            static DEFAULT: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
-            let env = DEFAULT.get_or_init(|| environment(DEFAULT_TEMPLATE).expect("the default template parses"));
-            render(env)
+            static DEFAULT: std::sync::OnceLock<CompiledTemplate> = std::sync::OnceLock::new();
+            DEFAULT
+                .get_or_init(|| CompiledTemplate::new(DEFAULT_TEMPLATE).expect("the default template parses"))
+                .render(report)
         }
-        Some(source) => render(&environment(source)?),
+        Some(source) => CompiledTemplate::new(source)?.render(report),
     }
 }
 
-fn environment(source: &str) -> Result<minijinja::Environment<'static>> {
-    let mut env = minijinja::Environment::new();
-    let mut syntax = minijinja::syntax::SyntaxConfig::builder();
-    syntax.keep_trailing_newline(true);
-    env.set_syntax(syntax.build().map_err(|e| Error::invalid("template", e.to_string()))?);
-    env.add_template_owned("status", source.to_owned())
-        .map_err(|e| Error::invalid("template", format!("does not parse: {e}")))?;
-    Ok(env)
+/// A template ready to render, with the context fields it reads.
+struct CompiledTemplate {
+    env: minijinja::Environment<'static>,
+    /// The top-level names the template reads; `None`: all of them (it
+    /// calls `debug()`, which shows the whole context).
+    reads: Option<std::collections::HashSet<String>>,
+}
+
+impl CompiledTemplate {
+    fn new(source: &str) -> Result<CompiledTemplate> {
+        let mut env = minijinja::Environment::new();
+        let mut syntax = minijinja::syntax::SyntaxConfig::builder();
+        syntax.keep_trailing_newline(true);
+        env.set_syntax(syntax.build().map_err(|e| Error::invalid("template", e.to_string()))?);
+        env.add_template_owned("status", source.to_owned())
+            .map_err(|e| Error::invalid("template", format!("does not parse: {e}")))?;
+        let names = env
+            .get_template("status")
+            .map_err(|e| Error::invalid("template", e.to_string()))?
+            .undeclared_variables(false);
+        let reads = (!names.contains("debug")).then_some(names);
+        Ok(CompiledTemplate { env, reads })
+    }
+
+    fn render(&self, report: &StatusReport) -> Result<String> {
+        let tmpl = self
+            .env
+            .get_template("status")
+            .map_err(|e| Error::invalid("template", e.to_string()))?;
+        tmpl.render(self.context(report))
+            .map_err(|e| Error::invalid("template", format!("failed to render: {e}")))
+    }
+
+    /// The template's context: each field of the report it reads.
+    fn context(&self, report: &StatusReport) -> minijinja::Value {
+        use minijinja::value::{Serde, Value};
+        let reads = |name: &str| self.reads.as_ref().is_none_or(|names| names.contains(name));
+        let mut fields: Vec<(&str, Value)> = Vec::with_capacity(9);
+        let mut add = |name: &'static str, value: &dyn Fn() -> Value| {
+            if reads(name) {
+                fields.push((name, value()));
+            }
+        };
+        add("generated_at", &|| Value::from(report.generated_at.as_str()));
+        add("vendors", &|| Value::from(Serde(&report.vendors)));
+        add("work_items", &|| Value::from(Serde(&report.work_items)));
+        add("work_items_markdown", &|| {
+            Value::from(work_items_markdown(&report.work_items))
+        });
+        add("open_work_items", &|| Value::from(report.open_work_items));
+        add("deployments", &|| Value::from(Serde(&report.deployments)));
+        add("enhancements", &|| Value::from(Serde(&report.enhancements)));
+        add("conflicts", &|| Value::from(Serde(&report.conflicts)));
+        add("sync", &|| Value::from(Serde(&report.sync)));
+        Value::from_pairs(fields)
+    }
+}
+
+/// The work items in the legacy layout, as the default template shows them:
+/// per item its heading, status, creation time, then its branch and its
+/// parent's title when it has them, each line indented by its depth. The
+/// same as this loop, which a template can use instead:
+///
+/// ```jinja
+/// {% for w in work_items -%}
+/// {{ w.indent }}### {{ w.title }} ({{ w.item_type }})
+/// {{ w.indent }}- **Status**: {{ w.status }}
+/// {{ w.indent }}- **Created**: {{ w.created }} UTC
+/// {% if w.branch_name %}{{ w.indent }}- **Branch**: {{ w.branch_name }}
+/// {% endif %}{% if w.parent_title %}{{ w.indent }}- **Parent**: {{ w.parent_title }}
+/// {% endif %}{% endfor %}
+/// ```
+pub fn work_items_markdown(items: &[ReportItem]) -> String {
+    let mut out = String::with_capacity(items.len() * 160);
+    let mut line = |indent: &str, parts: &[&str]| {
+        out.push_str(indent);
+        for part in parts {
+            out.push_str(part);
+        }
+        out.push('\n');
+    };
+    for w in items {
+        let i = w.indent;
+        line(i, &["### ", &w.title, " (", &w.item_type, ")"]);
+        line(i, &["- **Status**: ", &w.status]);
+        line(i, &["- **Created**: ", &w.created, " UTC"]);
+        if let Some(branch) = w.branch_name.as_deref().filter(|b| !b.is_empty()) {
+            line(i, &["- **Branch**: ", branch]);
+        }
+        if let Some(parent) = w.parent_title.as_deref().filter(|p| !p.is_empty()) {
+            line(i, &["- **Parent**: ", parent]);
+        }
+    }
+    out
 }

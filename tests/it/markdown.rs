@@ -446,3 +446,60 @@ fn export_writes_the_file_with_a_users_template() {
     t.export_markdown(Some(d.path()), &out).unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "* Templated\n");
 }
+
+#[test]
+fn the_default_layout_of_work_items_is_the_loop_its_template_shows() {
+    let (_d, t) = tracker();
+    let p = t.create_work_item("cli", new_item("project", "Roof", None)).unwrap();
+    let s = t
+        .create_work_item(
+            "cli",
+            waymark::ops::NewWorkItem {
+                branch_name: Some("feature/roof".into()),
+                ..new_item("session", "Tiles", Some(&p.id))
+            },
+        )
+        .unwrap();
+    t.create_work_item("cli", new_item("task", "Count tiles", Some(&s.id)))
+        .unwrap();
+    let report = t.status_report().unwrap();
+    // The loop the default template keeps in a comment, as a user's template.
+    let template = waymark::report::DEFAULT_TEMPLATE;
+    let from = template.find("{% for w in work_items").unwrap();
+    let to = template[from..].find("{% endfor %}").unwrap() + from + "{% endfor %}".len();
+    let looped = waymark::report::render_markdown(&report, Some(&template[from..to])).unwrap();
+    assert_eq!(looped, waymark::report::work_items_markdown(&report.work_items));
+    assert!(
+        looped.contains("  - **Branch**: feature/roof\n  - **Parent**: Roof\n"),
+        "{looped}"
+    );
+    let md = waymark::report::render_markdown(&report, None).unwrap();
+    assert!(
+        md.contains(&format!("## Active Work Items (3)\n{looped}\n## Recent Deployments")),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_users_template_can_read_every_field_of_the_report() {
+    let (_d, t) = tracker();
+    t.create_work_item("cli", new_item("task", "Anything", None)).unwrap();
+    let report = t.status_report().unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    let mut names: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    names.push("work_items_markdown");
+    let template: String = names
+        .iter()
+        .map(|n| format!("{n}={{{{ 'yes' if {n} is defined }}}}\n"))
+        .collect();
+    let expected: String = names.iter().map(|n| format!("{n}=yes\n")).collect();
+    assert_eq!(
+        waymark::report::render_markdown(&report, Some(&template)).unwrap(),
+        expected
+    );
+    // A template that names no field still renders (with none converted).
+    assert_eq!(
+        waymark::report::render_markdown(&report, Some("plain\n")).unwrap(),
+        "plain\n"
+    );
+}
