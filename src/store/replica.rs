@@ -15,6 +15,18 @@ use crate::error::Error;
 /// Local-state key of the pull cursor (the last hub seq applied here).
 pub const CURSOR_KEY: &str = "sync.cursor";
 
+/// Local-state key of the last outbox entry (seq) handed to a push.
+pub const HANDED_OUT_KEY: &str = "sync.handed_out";
+
+/// The last outbox entry (seq) handed to a push; 0 when none ever was.
+pub(super) fn handed_out(conn: &rusqlite::Connection) -> Result<i64, Error> {
+    let v: Option<String> = conn
+        .prepare_cached("SELECT value FROM local_state WHERE key = ?1")?
+        .query_row([HANDED_OUT_KEY], |r| r.get(0))
+        .optional()?;
+    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 /// The author recorded for work the sync itself does (not a user's write).
 const SYNC_AUTHOR: &str = "sync";
 
@@ -51,13 +63,17 @@ impl Replica for Store {
     }
 
     fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError> {
-        self.read(|tx| {
-            let mut stmt = tx.prepare_cached(
-                "SELECT seq, replica, counter, collection, record, hlc, author, schema, context, overwritten
-                 FROM outbox ORDER BY seq LIMIT ?1",
-            )?;
-            let rows = stmt
-                .query_map([limit as i64], |r| {
+        // On the writer, in one transaction with the mark of what was handed
+        // out: a write that replaces a value of a change handed out keeps the
+        // value (see `WriteTx::keep_overwritten`), so a resend is identical.
+        self.on_writer(move |conn| {
+            let tx = conn.transaction()?;
+            let rows = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT seq, replica, counter, collection, record, hlc, author, schema, context, overwritten
+                     FROM outbox ORDER BY seq LIMIT ?1",
+                )?;
+                stmt.query_map([limit as i64], |r| {
                     Ok(Entry {
                         seq: r.get(0)?,
                         replica: r.get(1)?,
@@ -71,8 +87,23 @@ impl Replica for Store {
                         overwritten: r.get(9)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.iter().map(|e| rebuild(tx, e)).collect()
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let changes = rows
+                .iter()
+                .map(|e| rebuild(&tx, e))
+                .collect::<Result<Vec<_>, Error>>()?;
+            if let Some(last) = rows.last()
+                && last.seq > handed_out(&tx)?
+            {
+                tx.execute(
+                    "INSERT INTO local_state (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [HANDED_OUT_KEY, &last.seq.to_string()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(changes)
         })
         .map_err(replica_error)
     }

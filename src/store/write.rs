@@ -43,6 +43,9 @@ pub struct WriteTx<'c> {
     /// Replica ids this store wrote under before (looked up once per
     /// transaction): their changes may still wait in the outbox.
     retired: Option<Vec<ReplicaId>>,
+    /// The last outbox entry handed to a push (looked up once per
+    /// transaction): see [`WriteTx::keep_overwritten`].
+    handed_out: Option<i64>,
 }
 
 impl<'c> WriteTx<'c> {
@@ -62,6 +65,7 @@ impl<'c> WriteTx<'c> {
             orphans: None,
             at: None,
             retired: None,
+            handed_out: None,
         })
     }
 
@@ -170,8 +174,8 @@ impl<'c> WriteTx<'c> {
         if state.apply(change) == Applied::AlreadySeen {
             return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));
         }
-        // A pending local change whose value this one replaces keeps the
-        // value in its outbox entry: the change is pushed as it was written.
+        // A pending local change whose value this one replaces may keep the
+        // value in its outbox entry (see `keep_overwritten`).
         for name in change.fields.keys() {
             let Some(before) = old.state.fields.get(name) else {
                 continue;
@@ -215,7 +219,24 @@ impl<'c> WriteTx<'c> {
         Ok(self.retired.as_ref().is_some_and(|r| r.contains(&dot.replica)))
     }
 
+    /// Copy the value a pending change wrote, and this write replaces, into
+    /// the change's outbox entry, if a push may already have sent the change:
+    /// the hub then holds it as written and refuses a resend that differs.
+    /// A change never handed to a push is rebuilt without the value; the
+    /// later change that replaced it carries the field, with a context that
+    /// covers the earlier one, so every replica ends in the same state.
     fn keep_overwritten(&mut self, dot: &Dot, field: &str, value: &Value) -> Result<()> {
+        let handed_out = match self.handed_out {
+            Some(seq) => seq,
+            None => {
+                let seq = super::replica::handed_out(&self.tx)?;
+                self.handed_out = Some(seq);
+                seq
+            }
+        };
+        if handed_out == 0 {
+            return Ok(());
+        }
         let Some(replica) = super::codec::replica_number(&self.tx, &dot.replica)? else {
             return Ok(());
         };
@@ -226,7 +247,7 @@ impl<'c> WriteTx<'c> {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
-        let Some((seq, kept)) = found else {
+        let Some((seq, kept)) = found.filter(|(seq, _)| *seq <= handed_out) else {
             return Ok(());
         };
         let mut kept: serde_json::Map<String, Value> = match kept {

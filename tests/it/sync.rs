@@ -99,6 +99,41 @@ mod convergence {
         serde_json::to_string_pretty(&r.tracker.export_json().unwrap()).unwrap()
     }
 
+    /// A change handed to a push whose acknowledgement was lost is resent
+    /// exactly as first sent, even after a later write replaced one of its
+    /// values (the hub refuses a replica's change that differs); a change
+    /// never handed out is sent without the replaced value, and the stores
+    /// still converge.
+    #[test]
+    fn a_resent_change_is_the_change_first_sent() {
+        use waymark_sync::Replica;
+        use waymark_sync::testing::ReplicaFixture;
+        let (a, b, hub) = (SqliteReplica::new(), SqliteReplica::new(), MemoryHub::new());
+        a.write_record(1, "first").unwrap();
+        let sent = a.outbox(10).unwrap();
+        block_on(waymark_sync::Hub::push(&hub, "team", &sent)).expect("push");
+        // The acknowledgement is lost; then a write replaces the value.
+        a.write_record(1, "second").unwrap();
+        let again = a.outbox(10).unwrap();
+        assert_eq!(again[0], sent[0], "resent as first sent");
+        assert!(again[0].fields.values().any(|v| v == "first"));
+
+        // Not handed out yet, then replaced: sent without the replaced value.
+        a.write_record(2, "draft").unwrap();
+        a.write_record(2, "final").unwrap();
+        let pending = a.outbox(10).unwrap();
+        let draft = &pending[2];
+        assert!(!draft.fields.values().any(|v| v == "draft"), "{draft:?}");
+        assert!(pending[3].context.covers(&draft.dot));
+
+        round(&a, &hub);
+        round(&b, &hub);
+        assert_eq!(a.outbox(10).unwrap(), vec![], "everything acknowledged");
+        assert_eq!(export(&a), export(&b));
+        assert_eq!(b.tracker.query_vendor_status("r2").unwrap().extractor_version, "final");
+        assert_eq!(a.record_states().unwrap(), b.record_states().unwrap());
+    }
+
     /// Three stores edit offline — the same vendor created on two, different
     /// fields and the same field of one item changed on two — then sync in
     /// any order: identical exports, one vendor, the same open conflicts.
