@@ -79,6 +79,8 @@ pub(super) struct Loaded {
     pub key: Option<i64>,
     pub row: Option<Vec<Sql>>,
     pub state: RecordState,
+    /// Whether the state holds a conflict (a value or a delete race).
+    pub had_conflicts: bool,
 }
 
 /// One synced collection: a table of the local store.
@@ -333,12 +335,17 @@ impl Collection {
                 key: None,
                 row: None,
                 state: RecordState::default(),
+                had_conflicts: false,
             }),
-            Some((key, state, row)) => Ok(Loaded {
-                key: Some(key),
-                state: self.decode(conn, id, &state, &row)?,
-                row: Some(row),
-            }),
+            Some((key, state, row)) => {
+                let state = self.decode(conn, id, &state, &row)?;
+                Ok(Loaded {
+                    key: Some(key),
+                    had_conflicts: state.conflicts().next().is_some() || state.delete_conflict(),
+                    state,
+                    row: Some(row),
+                })
+            }
         }
     }
 
@@ -395,7 +402,7 @@ impl Collection {
         encoded: String,
         orphans: &mut Option<bool>,
     ) -> Result<(i64, i64)> {
-        let had_conflicts = old.state.conflicts().next().is_some() || old.state.delete_conflict();
+        let had_conflicts = old.had_conflicts;
         // Only the columns that change are written back: an update then
         // leaves untouched indexes, and the full-text row, alone.
         let statements = self.statements();

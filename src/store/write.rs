@@ -169,26 +169,28 @@ impl<'c> WriteTx<'c> {
         self.apply_to(collection, old, change).map(|(version, _)| Some(version))
     }
 
-    fn apply_to(&mut self, collection: &'static Collection, old: Loaded, change: &Change) -> Result<(i64, i64)> {
-        let mut state = old.state.clone();
+    fn apply_to(&mut self, collection: &'static Collection, mut old: Loaded, change: &Change) -> Result<(i64, i64)> {
+        // Values of this replica's earlier writes that this change may
+        // replace: a pending change may keep them (see `keep_overwritten`).
+        let mut replaced: Vec<(&str, Dot, Value)> = Vec::new();
+        for name in change.fields.keys() {
+            for s in old.state.fields.get(name).map(|r| r.siblings()).unwrap_or_default() {
+                if self.may_be_pending(&s.dot)? {
+                    replaced.push((name, s.dot, s.value.clone()));
+                }
+            }
+        }
+        let mut state = std::mem::take(&mut old.state);
         if state.apply(change) == Applied::AlreadySeen {
             return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));
         }
-        // A pending local change whose value this one replaces may keep the
-        // value in its outbox entry (see `keep_overwritten`).
-        for name in change.fields.keys() {
-            let Some(before) = old.state.fields.get(name) else {
-                continue;
-            };
-            let after = state.fields.get(name).map(|r| r.siblings()).unwrap_or_default();
-            for gone in before
-                .siblings()
-                .iter()
-                .filter(|s| after.iter().all(|a| a.dot != s.dot))
-            {
-                if self.may_be_pending(&gone.dot)? {
-                    self.keep_overwritten(&gone.dot, name, &gone.value)?;
-                }
+        for (name, dot, value) in replaced {
+            let kept = state
+                .fields
+                .get(name)
+                .is_some_and(|r| r.siblings().iter().any(|s| s.dot == dot));
+            if !kept {
+                self.keep_overwritten(&dot, name, &value)?;
             }
         }
         if std::ptr::eq(collection, &super::WORK_ITEMS) {
