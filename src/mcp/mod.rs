@@ -252,7 +252,11 @@ impl ServerHandler for WaymarkServer {
 /// a timer and soon after local writes); inside a git repository, a watcher
 /// imports new commits.
 pub fn serve_stdio(tracker: Tracker, options: ServeOptions, context: ServeContext) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    if stdio_are_pipes() {
+        builder.on_thread_park(wait_briefly_for_stdin);
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
         let background = Background::start(&tracker, options, &context);
         let server = WaymarkServer::new(tracker.clone(), options).with_context(context);
@@ -326,26 +330,69 @@ async fn serve_on_stdio(server: WaymarkServer, options: ServeOptions) -> std::io
     }
 }
 
+/// How long the stdio server's thread keeps running once it has nothing
+/// to do (an answer written, no request waiting), watching stdin, before it
+/// sleeps in the event loop. See [`wait_briefly_for_stdin`].
+const IDLE_WATCH: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// Runs each time the stdio server's runtime is about to sleep: watch stdin
+/// for up to [`IDLE_WATCH`] and return as soon as a request (or the end of
+/// input) is there, so that a request sent right after an answer is read
+/// without the thread going to sleep and being woken.
+///
+/// Why: a sleeping thread lets its (virtual) CPU go idle, and on a VM whose
+/// idle vCPUs halt (as the benchmark machine's do: haltpoll with no guest
+/// polling), waking the thread and running the next request on a vCPU just
+/// out of halt costs about twice the request's own CPU time. Measured with
+/// the benchmark's client on an idle machine, `query_vendor_status` took
+/// 100-137 µs per round trip this way and 60-72 µs with the watch (see
+/// BENCHMARKS.md). The cost is bounded: at most `IDLE_WATCH` of CPU per
+/// burst of requests, nothing while the client is quiet (the thread then
+/// sleeps as before), and nothing after stdin closes (poll reports the
+/// hang-up at once).
+fn wait_briefly_for_stdin() {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    let now = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let until = std::time::Instant::now() + IDLE_WATCH;
+    loop {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        if poll(&mut fds, Some(&now)).map_or(true, |ready| ready > 0) || std::time::Instant::now() >= until {
+            return;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Whether stdin and stdout are both pipes (as when a client starts the server).
+fn stdio_are_pipes() -> bool {
+    use std::os::fd::AsFd;
+    is_pipe(std::io::stdin().as_fd()) && is_pipe(std::io::stdout().as_fd())
+}
+
+fn is_pipe(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fd.try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_fifo())
+}
+
 /// stdin and stdout as non-blocking pipes driven by the runtime's event
 /// loop, when both are pipes (as when a client starts the server).
 /// `tokio::io::stdin()`/`stdout()` hand every read and write to a blocking
 /// pool thread and back, which costs about 100 µs per request.
 fn stdio_pipes() -> Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::pipe::Sender)> {
     use std::os::fd::AsFd;
-    use std::os::unix::fs::FileTypeExt;
-    let stdin = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
-    let stdout = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
     // Check both before converting either: a conversion makes its pipe
     // non-blocking, which the fallback's blocking reader must never see.
-    let is_pipe = |fd: &std::os::fd::OwnedFd| {
-        fd.try_clone()
-            .map(std::fs::File::from)
-            .and_then(|f| f.metadata())
-            .is_ok_and(|m| m.file_type().is_fifo())
-    };
-    if !(is_pipe(&stdin) && is_pipe(&stdout)) {
+    if !stdio_are_pipes() {
         return None;
     }
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let stdout = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
     let rx = tokio::net::unix::pipe::Receiver::from_owned_fd(stdin).ok()?;
     let tx = tokio::net::unix::pipe::Sender::from_owned_fd(stdout).ok()?;
     Some((rx, tx))
