@@ -383,6 +383,29 @@ fn mem(pid: u32) -> Mem {
     m
 }
 
+/// A thread's time on a CPU (ns) and the number of times it was switched
+/// in, from `/proc/PID/task/PID/schedstat` (the process's main thread).
+fn sched(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/schedstat")).unwrap_or_default();
+    let v: Vec<u64> = s.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    (v.first().copied().unwrap_or(0), v.get(2).copied().unwrap_or(0))
+}
+
+/// The machine's idle and total CPU time so far (`/proc/stat`, in ticks).
+fn cpu_idle() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (idle, v.iter().take(8).sum())
+}
+
 fn mb(kb: u64) -> String {
     format!("{:.1} MB", kb as f64 * 1024.0 / 1e6)
 }
@@ -541,6 +564,10 @@ fn main() {
     echo_line.push('\n');
     let mut echoed = String::new();
     let (mut q_stdio, mut q_pipe, mut q_floor, mut q_echo) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // What the server's main thread and the machine did during the stdio
+    // calls: the round trip depends on whether the vCPUs were idle (see
+    // BENCHMARKS.md, "why the stdio round trip varies").
+    let (mut stdio_sched, mut stdio_idle) = ((0u64, 0u64), (0u64, 0u64));
     for _ in 0..ROUNDS {
         for _ in 0..queries / ROUNDS {
             echoed.clear();
@@ -550,9 +577,17 @@ fn main() {
             q_echo.push(t.elapsed());
             assert_eq!(echoed, echo_line);
         }
+        let (on_cpu, switches) = sched(server.pid());
+        let idle = cpu_idle();
         for _ in 0..queries / ROUNDS {
             q_stdio.push(server.call("query_vendor_status", &vargs));
         }
+        let (on_cpu2, switches2) = sched(server.pid());
+        let idle2 = cpu_idle();
+        stdio_sched.0 += on_cpu2 - on_cpu;
+        stdio_sched.1 += switches2 - switches;
+        stdio_idle.0 += idle2.0 - idle.0;
+        stdio_idle.1 += idle2.1 - idle.1;
         runtime.block_on(async {
             for _ in 0..queries / ROUNDS {
                 q_pipe.push(pipe.call("query_vendor_status", &vargs).await);
@@ -570,6 +605,26 @@ fn main() {
     echo.wait().expect("wait for cat");
     let (em, ep) = (median(&mut q_echo), p99(&mut q_echo));
     eprintln!("[queries] the request line echoed through cat: median {em:?}, p99 {ep:?}");
+    eprintln!(
+        "[queries] stdio: the server's main thread ran {:.1} µs and was switched in {:.2} times per call; the vCPUs were {}% idle meanwhile",
+        stdio_sched.0 as f64 / 1e3 / q_stdio.len() as f64,
+        stdio_sched.1 as f64 / q_stdio.len() as f64,
+        100 * stdio_idle.0 / stdio_idle.1.max(1)
+    );
+    // Calls that do not follow one another: 2 ms apart, the server asleep
+    // and its vCPU idle before each (what a model's calls look like).
+    let mut q_apart: Vec<Duration> = (0..scale(VENDOR_WARMUP))
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(2));
+            server.call("query_vendor_status", &vargs)
+        })
+        .collect();
+    eprintln!(
+        "[queries] stdio, {} calls 2 ms apart: median {:?}, p99 {:?}",
+        q_apart.len(),
+        median(&mut q_apart),
+        p99(&mut q_apart)
+    );
 
     // 10,000 sequential create_work_item calls per path, interleaved.
     let creates = scale(CREATES);

@@ -345,7 +345,7 @@ const IDLE_WATCH: std::time::Duration = std::time::Duration::from_micros(100);
 /// polling), waking the thread and running the next request on a vCPU just
 /// out of halt costs about twice the request's own CPU time. Measured with
 /// the benchmark's client on an idle machine, `query_vendor_status` took
-/// 100-137 µs per round trip this way and 67-72 µs with the watch (see
+/// 100-137 µs per round trip this way and 60-72 µs with the watch (see
 /// BENCHMARKS.md). The cost is bounded: at most `IDLE_WATCH` of CPU per
 /// burst of requests, nothing while the client is quiet (the thread then
 /// sleeps as before), and nothing after stdin closes (poll reports the
