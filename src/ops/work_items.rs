@@ -112,7 +112,7 @@ pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<WorkI
         .query_row([id], item_from_row)
         .optional()?;
     item.map(|mut item| {
-        item.path = user_path(&item.path, &item.id, |key| id_by_key(conn, key))?;
+        item.path = user_path(&item.path, &item.id, |key| tree::id_of(conn, key))?;
         Ok(item)
     })
     .transpose()
@@ -129,12 +129,6 @@ pub(crate) fn user_path(stored: &str, id: &str, mut id_of: impl FnMut(i64) -> Re
     path.push('/');
     path.push_str(id);
     Ok(path)
-}
-
-fn id_by_key(conn: &rusqlite::Connection, key: i64) -> Result<String> {
-    Ok(conn
-        .prepare_cached("SELECT id FROM work_items WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))?)
 }
 
 /// The bounds of the stored paths of every item below item `id`.

@@ -73,6 +73,13 @@ struct Statements {
     metadata_at: Option<usize>,
 }
 
+impl Statements {
+    /// The row a `select_*` statement read: the columns after its first two.
+    fn row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Sql>> {
+        (2..self.names.len() + 1).map(|i| r.get::<_, Sql>(i)).collect()
+    }
+}
+
 /// A record as stored: its key, its row (None before its first change) and
 /// its registers.
 pub(super) struct Loaded {
@@ -324,9 +331,7 @@ impl Collection {
         let found: Option<(i64, String, Vec<Sql>)> = conn
             .prepare_cached(&st.select_by_id)?
             .query_row([id], |r| {
-                let row = (2..st.names.len() + 1)
-                    .map(|i| r.get::<_, Sql>(i))
-                    .collect::<rusqlite::Result<_>>()?;
+                let row = st.row(r)?;
                 Ok((r.get(0)?, r.get(1)?, row))
             })
             .optional()?;
@@ -355,9 +360,7 @@ impl Collection {
         let found: Option<(String, String, Vec<Sql>)> = conn
             .prepare_cached(&st.select_by_key)?
             .query_row([key], |r| {
-                let row = (2..st.names.len() + 1)
-                    .map(|i| r.get::<_, Sql>(i))
-                    .collect::<rusqlite::Result<_>>()?;
+                let row = st.row(r)?;
                 Ok((r.get(0)?, r.get(1)?, row))
             })
             .optional()?;
@@ -375,9 +378,7 @@ impl Collection {
         let mut stmt = conn.prepare(&st.select_all)?;
         let rows = stmt
             .query_map([], |r| {
-                let row: Vec<Sql> = (2..st.names.len() + 1)
-                    .map(|i| r.get::<_, Sql>(i))
-                    .collect::<rusqlite::Result<_>>()?;
+                let row: Vec<Sql> = st.row(r)?;
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, row))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

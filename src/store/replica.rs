@@ -20,11 +20,7 @@ pub const HANDED_OUT_KEY: &str = "sync.handed_out";
 
 /// The last outbox entry (seq) handed to a push; 0 when none ever was.
 pub(super) fn handed_out(conn: &rusqlite::Connection) -> Result<i64, Error> {
-    let v: Option<String> = conn
-        .prepare_cached("SELECT value FROM local_state WHERE key = ?1")?
-        .query_row([HANDED_OUT_KEY], |r| r.get(0))
-        .optional()?;
-    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    local_number(conn, HANDED_OUT_KEY)
 }
 
 /// The author recorded for work the sync itself does (not a user's write).
@@ -41,11 +37,16 @@ fn replica_error(e: Error) -> ReplicaError {
 }
 
 fn read_cursor(conn: &rusqlite::Connection) -> Result<u64, Error> {
+    local_number(conn, CURSOR_KEY)
+}
+
+/// A number kept in `local_state` (0 when absent).
+fn local_number<N: std::str::FromStr + Default>(conn: &rusqlite::Connection, key: &str) -> Result<N, Error> {
     let v: Option<String> = conn
         .prepare_cached("SELECT value FROM local_state WHERE key = ?1")?
-        .query_row([CURSOR_KEY], |r| r.get(0))
+        .query_row([key], |r| r.get(0))
         .optional()?;
-    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    Ok(v.and_then(|v| v.parse().ok()).unwrap_or_default())
 }
 
 impl Store {

@@ -87,8 +87,9 @@ pub fn subtree_range(path: &str, key: i64) -> (String, String) {
     (low, high)
 }
 
-fn id_of(tx: &Transaction<'_>, key: i64) -> Result<String> {
-    Ok(tx
+/// The id of the work item stored under `key`.
+pub fn id_of(conn: &rusqlite::Connection, key: i64) -> Result<String> {
+    Ok(conn
         .prepare_cached("SELECT id FROM work_items WHERE key = ?1")?
         .query_row([key], |r| r.get(0))?)
 }
