@@ -264,11 +264,9 @@ impl Tracker {
                     Some(_) => Err(Error::invalid(key, "must be a list")),
                 }
             };
-            // Parents before children: sort work items by depth.
             let mut items = list("work_items")?;
             items.extend(list("archived_work_items")?);
-            items.sort_by_key(|o| o.get("depth").and_then(Value::as_i64).unwrap_or(0));
-            for o in items {
+            for o in creation_order(items) {
                 import_record(tx, &WORK_ITEMS, o, &["path", "depth"])?;
                 summary.work_items += 1;
             }
@@ -418,4 +416,42 @@ fn check_imported(collection: &Collection, o: &Map<String, Value>) -> Result<()>
         _ => {}
     }
     Ok(())
+}
+
+/// Work items in the order they were created (lists page in the order a
+/// store recorded its items), each after its parent where the parent is in
+/// the same document.
+fn creation_order(mut items: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
+    let text = |o: &Map<String, Value>, k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    items.sort_by_cached_key(|o| (text(o, "created_at"), text(o, "id")));
+    let in_document: std::collections::HashSet<String> = items.iter().map(|o| text(o, "id")).collect();
+    let mut placed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut waiting: std::collections::HashMap<String, Vec<Map<String, Value>>> = std::collections::HashMap::new();
+    let mut ordered = Vec::with_capacity(items.len());
+    for item in items {
+        let parent = text(&item, "parent_id");
+        if !parent.is_empty()
+            && in_document.contains(&parent)
+            && !placed.contains(&parent)
+            && parent != text(&item, "id")
+        {
+            waiting.entry(parent).or_default().push(item);
+            continue;
+        }
+        let mut ready = vec![item];
+        while let Some(item) = ready.pop() {
+            let id = text(&item, "id");
+            ordered.push(item);
+            if let Some(children) = waiting.remove(&id) {
+                ready.extend(children.into_iter().rev());
+            }
+            placed.insert(id);
+        }
+    }
+    // Items whose parents never came in order (a cycle in the document):
+    // the tree's own rules place them.
+    let mut rest: Vec<Map<String, Value>> = waiting.into_values().flatten().collect();
+    rest.sort_by_cached_key(|o| (text(o, "created_at"), text(o, "id")));
+    ordered.extend(rest);
+    ordered
 }

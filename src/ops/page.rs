@@ -73,6 +73,23 @@ pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
     if parts.len() == arity { Ok(parts) } else { Err(bad()) }
 }
 
+/// The cursor of a list that pages by row key.
+pub fn encode_key_cursor(key: i64) -> String {
+    encode_cursor(&["k", &key.to_string()])
+}
+
+pub fn decode_key_cursor(cursor: &str) -> Result<i64> {
+    match decode_cursor(cursor, 2)?.as_slice() {
+        [tag, key] if tag == "k" => key
+            .parse()
+            .map_err(|_| Error::invalid("cursor", "is not a cursor this list returned; start again without one")),
+        _ => Err(Error::invalid(
+            "cursor",
+            "is not a cursor this list returned; start again without one",
+        )),
+    }
+}
+
 /// Cut a fetched `limit + 1` rows to a page, with the cursor of its last row.
 pub fn paginate<T>(mut rows: Vec<T>, limit: i64, total: (i64, bool), key: impl Fn(&T) -> String) -> Page<T> {
     let (total_count, total_is_capped) = total;

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Tracker;
-use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{
+    Page, capped_count, clamp_limit, decode_cursor, decode_key_cursor, encode_cursor, encode_key_cursor, paginate,
+};
 use crate::domain::{self, ItemType, MAX_DEPTH, WorkStatus, ids};
 use crate::error::{Error, Kind, Result};
 use crate::store::write::Fields;
@@ -564,7 +566,8 @@ impl Tracker {
         })
     }
 
-    /// A page of compact rows, oldest first, with the total that match.
+    /// A page of compact rows, in the order this store recorded them (oldest
+    /// first), with the total that match.
     pub fn list_work_items(&self, filter: WorkItemFilter) -> Result<Page<WorkItemRow>> {
         let limit = clamp_limit(filter.limit)?;
         let mut clauses = vec!["archived_at IS NULL".to_owned()];
@@ -593,61 +596,35 @@ impl Tracker {
             clauses.push("deleted_at IS NULL".to_owned());
         }
         let filters = clauses.join(" AND ");
-        // A search pages in the order the matches were recorded here (the
-        // full-text index's own order, so a common word costs no sort);
-        // other lists page oldest first.
+        // Every list pages in the order this store recorded the items (by
+        // key: oldest first, for the items created here), which the
+        // full-text index and every index of work items share, so no page
+        // costs a sort.
         let searching = filter.text.as_deref().is_some_and(|t| !t.trim().is_empty());
-        let order = if searching { "rowid" } else { "created_at, id" };
-        let key_columns = "created_at, id";
         let mut page_clauses = filters.clone();
         let count_args = args.len();
         if let Some(c) = &filter.cursor {
-            let k = decode_cursor(c, 2)?;
-            if searching {
-                let rowid: i64 = match (k[0].as_str(), k[1].parse()) {
-                    ("r", Ok(rowid)) => rowid,
-                    _ => return Err(Error::invalid("cursor", "is not a cursor this search returned")),
-                };
-                args.push(rowid.into());
-                page_clauses.push_str(&format!(" AND rowid > ?{}", args.len()));
-            } else {
-                if k[0] == "r" {
-                    return Err(Error::invalid(
-                        "cursor",
-                        "is a search's cursor; pass the same text to continue it",
-                    ));
-                }
-                args.push(k[0].clone().into());
-                args.push(k[1].clone().into());
-                let n = args.len();
-                page_clauses.push_str(&format!(" AND ({key_columns}) > (?{}, ?{n})", n - 1));
-            }
+            args.push(decode_key_cursor(c)?.into());
+            page_clauses.push_str(&format!(" AND key > ?{}", args.len()));
+        }
+        if searching {
+            self.store.catch_up_search()?;
         }
         self.store.read(|tx| {
             let total = capped_count(tx, &format!("work_items WHERE {filters}"), &args[..count_args])?;
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS}, created_at, rowid FROM work_items WHERE {page_clauses}
-                 ORDER BY {order} LIMIT {}",
+                "SELECT {ROW_COLUMNS}, key FROM work_items WHERE {page_clauses} ORDER BY key LIMIT {}",
                 limit + 1
             ))?;
-            let rows: Vec<(WorkItemRow, String, i64)> = stmt
-                .query_map(rusqlite::params_from_iter(&args), |r| {
-                    Ok((row_from_row(r)?, r.get(8)?, r.get(9)?))
-                })?
+            let rows: Vec<(WorkItemRow, i64)> = stmt
+                .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(paginate(rows, limit, total, |(row, created, rowid)| {
-                if searching {
-                    encode_cursor(&["r", &rowid.to_string()])
-                } else {
-                    encode_cursor(&[created, &row.id])
-                }
-            })
-            .map(|(row, _, _)| row))
+            Ok(paginate(rows, limit, total, |(_, key)| encode_key_cursor(*key)).map(|(row, _)| row))
         })
     }
 
     /// Ready work: active, not deleted, nothing it waits for still open;
-    /// highest priority, then oldest, first.
+    /// highest priority first, then in the order this store recorded them.
     pub fn ready_work(&self, query: ReadyQuery) -> Result<Page<WorkItemRow>> {
         let limit = clamp_limit(query.limit)?;
         let item_type = query.item_type.as_deref().map(ItemType::parse).transpose()?;
@@ -661,19 +638,14 @@ impl Tracker {
         let count_args = args.len();
         let mut page_filters = filters.clone();
         if let Some(c) = &query.cursor {
-            let k = decode_cursor(c, 3)?;
-            let priority: i64 = k[0]
-                .parse()
-                .map_err(|_| Error::invalid("cursor", "is not a cursor this list returned"))?;
+            let k = decode_cursor(c, 2)?;
+            let (Ok(priority), Ok(key)) = (k[0].parse::<i64>(), k[1].parse::<i64>()) else {
+                return Err(Error::invalid("cursor", "is not a cursor this list returned"));
+            };
             args.push(priority.into());
-            args.push(k[1].clone().into());
-            args.push(k[2].clone().into());
+            args.push(key.into());
             let n = args.len();
-            page_filters.push_str(&format!(
-                " AND (w.priority, w.created_at, w.id) > (?{}, ?{}, ?{n})",
-                n - 2,
-                n - 1
-            ));
+            page_filters.push_str(&format!(" AND (w.priority, w.key) > (?{}, ?{n})", n - 1));
         }
         self.store.read(|tx| {
             let total = capped_count(tx, &format!("work_items w WHERE {filters}"), &args[..count_args])?;
@@ -682,16 +654,16 @@ impl Tracker {
             // work_items_status and sorts every active item (300 ms at 100k).
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version,
-                        w.created_at
+                        w.key
                  FROM work_items w INDEXED BY work_items_ready WHERE {page_filters}
-                 ORDER BY w.priority, w.created_at, w.id LIMIT {}",
+                 ORDER BY w.priority, w.key LIMIT {}",
                 limit + 1
             ))?;
-            let rows: Vec<(WorkItemRow, String)> = stmt
+            let rows: Vec<(WorkItemRow, i64)> = stmt
                 .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(paginate(rows, limit, total, |(row, created)| {
-                encode_cursor(&[&row.priority.to_string(), created, &row.id])
+            Ok(paginate(rows, limit, total, |(row, key)| {
+                encode_cursor(&[&row.priority.to_string(), &key.to_string()])
             })
             .map(|(row, _)| row))
         })

@@ -183,7 +183,12 @@ fn implied_vv(state: &RecordState) -> VersionVector {
 /// - `m`: the write that the row's remaining `metadata` keys (those neither
 ///   in `f` nor named in `g`) belong to;
 /// - `d`: delete races, as pairs of indexes into `c`.
-pub fn encode(conn: &Connection, cache: &mut Interned, collection: &Collection, state: &RecordState) -> Result<String> {
+pub fn encode(
+    conn: &Connection,
+    cache: &mut Interned,
+    collection: &Collection,
+    state: &RecordState,
+) -> Result<Vec<u8>> {
     let mut writes: Vec<Value> = Vec::new();
     let mut write_idx: BTreeMap<Dot, usize> = BTreeMap::new();
     let mut fields = Map::new();
@@ -255,13 +260,20 @@ pub fn encode(conn: &Connection, cache: &mut Interned, collection: &Collection, 
             .collect();
         doc.insert("d".into(), Value::Array(races));
     }
-    Ok(Value::Object(doc).to_string())
+    let mut packed = Vec::with_capacity(64);
+    pack(&Value::Object(doc), &mut packed);
+    Ok(packed)
 }
 
-/// Decode a state stored by [`encode`] (or by schema 1, which stored every
-/// value and always `v`), with the row it was stored in.
-pub fn decode(conn: &Connection, collection: &Collection, text: &str, row: &[Sql]) -> Result<RecordState> {
-    let doc: Value = serde_json::from_str(text).map_err(|_| corrupt("not JSON"))?;
+/// Decode a state stored by [`encode`] (packed; or, as schemas 1 and 2
+/// stored it, as JSON text, schema 1's with every value and always `v`),
+/// with the row it was stored in.
+pub fn decode(conn: &Connection, collection: &Collection, stored: &Sql, row: &[Sql]) -> Result<RecordState> {
+    let doc: Value = match stored {
+        Sql::Blob(bytes) => unpack(bytes).ok_or_else(|| corrupt("not a packed state"))?,
+        Sql::Text(text) => serde_json::from_str(text).map_err(|_| corrupt("not JSON"))?,
+        _ => return Err(corrupt("neither packed nor JSON")),
+    };
     let mut names = Names {
         conn,
         replicas: BTreeMap::new(),
@@ -368,6 +380,152 @@ pub fn decode(conn: &Connection, collection: &Collection, text: &str, row: &[Sql
     Ok(state)
 }
 
+// The packed form: the JSON document above, written the way a varint-based
+// binary JSON writes it, about half its text's size. Each value is a tag
+// byte, then what the tag says:
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+/// A varint: the number.
+const UINT: u8 = 3;
+/// A varint: -1 - the number.
+const NEG: u8 = 4;
+/// Eight bytes, little-endian.
+const FLOAT: u8 = 5;
+/// A varint length, then UTF-8.
+const STRING: u8 = 6;
+/// A varint count, then the values.
+const ARRAY: u8 = 7;
+/// A varint count, then (varint length, UTF-8 key, value) per entry.
+const OBJECT: u8 = 8;
+/// Tags from here up are the numbers 0.. themselves.
+const SMALL: u8 = 16;
+
+fn put_varint(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn pack(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.push(NULL),
+        Value::Bool(false) => out.push(FALSE),
+        Value::Bool(true) => out.push(TRUE),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) if u <= u64::from(u8::MAX - SMALL) => out.push(SMALL + u as u8),
+            (Some(u), _, _) => {
+                out.push(UINT);
+                put_varint(u, out);
+            }
+            (None, Some(i), _) => {
+                out.push(NEG);
+                put_varint(!(i as u64), out);
+            }
+            (_, _, f) => {
+                out.push(FLOAT);
+                out.extend_from_slice(&f.unwrap_or_default().to_le_bytes());
+            }
+        },
+        Value::String(s) => {
+            out.push(STRING);
+            put_varint(s.len() as u64, out);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Array(items) => {
+            out.push(ARRAY);
+            put_varint(items.len() as u64, out);
+            for item in items {
+                pack(item, out);
+            }
+        }
+        Value::Object(map) => {
+            out.push(OBJECT);
+            put_varint(map.len() as u64, out);
+            for (key, item) in map {
+                put_varint(key.len() as u64, out);
+                out.extend_from_slice(key.as_bytes());
+                pack(item, out);
+            }
+        }
+    }
+}
+
+/// The document `bytes` packs (None if they are not exactly one packed
+/// value, or nest deeper than any state does).
+fn unpack(bytes: &[u8]) -> Option<Value> {
+    struct Reader<'b>(&'b [u8]);
+    impl Reader<'_> {
+        fn byte(&mut self) -> Option<u8> {
+            let (first, rest) = self.0.split_first()?;
+            self.0 = rest;
+            Some(*first)
+        }
+        fn varint(&mut self) -> Option<u64> {
+            let mut n = 0u64;
+            for shift in (0..64).step_by(7) {
+                let b = self.byte()?;
+                n |= u64::from(b & 0x7f).checked_shl(shift)?;
+                if b < 0x80 {
+                    return Some(n);
+                }
+            }
+            None
+        }
+        fn text(&mut self) -> Option<String> {
+            let len = usize::try_from(self.varint()?).ok()?;
+            if len > self.0.len() {
+                return None;
+            }
+            let (text, rest) = self.0.split_at(len);
+            self.0 = rest;
+            String::from_utf8(text.to_vec()).ok()
+        }
+        fn value(&mut self, depth: usize) -> Option<Value> {
+            if depth > 64 {
+                return None;
+            }
+            Some(match self.byte()? {
+                NULL => Value::Null,
+                FALSE => Value::Bool(false),
+                TRUE => Value::Bool(true),
+                UINT => Value::from(self.varint()?),
+                NEG => Value::from(!self.varint()? as i64),
+                FLOAT => {
+                    let bytes: [u8; 8] = self.0.get(..8)?.try_into().ok()?;
+                    self.0 = &self.0[8..];
+                    Value::from(f64::from_le_bytes(bytes))
+                }
+                STRING => Value::String(self.text()?),
+                ARRAY => {
+                    let n = self.varint()?;
+                    let mut items = Vec::with_capacity(n.min(64) as usize);
+                    for _ in 0..n {
+                        items.push(self.value(depth + 1)?);
+                    }
+                    Value::Array(items)
+                }
+                OBJECT => {
+                    let n = self.varint()?;
+                    let mut map = Map::new();
+                    for _ in 0..n {
+                        let key = self.text()?;
+                        map.insert(key, self.value(depth + 1)?);
+                    }
+                    Value::Object(map)
+                }
+                small if small >= SMALL => Value::from(small - SMALL),
+                _ => return None,
+            })
+        }
+    }
+    let mut reader = Reader(bytes);
+    let value = reader.value(0)?;
+    reader.0.is_empty().then_some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,7 +578,15 @@ mod tests {
         row[11] = text(r#"{"x":{"deep":[1,2.5]}}"#);
         row[15] = text("7");
 
-        let stored = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
+        let packed = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
+        let stored = unpack(&packed).unwrap().to_string();
+        assert!(
+            packed.len() < stored.len(),
+            "packed: {} bytes, JSON: {}",
+            packed.len(),
+            stored.len()
+        );
+        let packed = Sql::Blob(packed);
         assert!(!stored.contains(&a.to_string()), "replica ids are interned: {stored}");
         assert!(!stored.contains("\"t\""), "the title is read from the row: {stored}");
         assert!(stored.contains("blocked"), "a conflict keeps its values: {stored}");
@@ -429,7 +595,7 @@ mod tests {
             "a value the row shows differently is kept: {stored}"
         );
         assert!(!stored.contains("\"v\""), "the version vector is implied: {stored}");
-        assert_eq!(decode(&conn, &WORK_ITEMS, &stored, &row).unwrap(), state);
+        assert_eq!(decode(&conn, &WORK_ITEMS, &packed, &row).unwrap(), state);
 
         // Metadata keys from two writes: one claims the row's remaining keys,
         // the other names its own.
@@ -441,41 +607,70 @@ mod tests {
             json!({"metadata.y": 5, "metadata.z": "z"}),
         ));
         row[11] = text(r#"{"x":{"deep":[1,2.5]},"y":5,"z":"z"}"#);
-        let stored = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
+        let packed = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
+        let stored = unpack(&packed).unwrap().to_string();
+        assert!(
+            packed.len() < stored.len(),
+            "packed: {} bytes, JSON: {}",
+            packed.len(),
+            stored.len()
+        );
+        let packed = Sql::Blob(packed);
         assert!(stored.contains("\"m\"") && stored.contains("metadata.x"), "{stored}");
-        assert_eq!(decode(&conn, &WORK_ITEMS, &stored, &row).unwrap(), state);
+        assert_eq!(decode(&conn, &WORK_ITEMS, &packed, &row).unwrap(), state);
 
         // A write no longer visible anywhere keeps the version vector explicit.
         state.apply(&change(a, 4, 30, &state.vv.clone(), json!({"metadata.gone": "back"})));
         state.apply(&change(a, 5, 40, &state.vv.clone(), json!({"metadata.gone": null})));
         state.apply(&change(b, 2, 50, &state.vv.clone(), json!({"metadata.gone": null})));
-        let stored = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
+        let packed = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
+        let stored = unpack(&packed).unwrap().to_string();
+        assert!(
+            packed.len() < stored.len(),
+            "packed: {} bytes, JSON: {}",
+            packed.len(),
+            stored.len()
+        );
+        let packed = Sql::Blob(packed);
         assert!(stored.contains("\"v\""), "a:5 is no longer visible: {stored}");
         row[3] = text("blocked");
-        assert_eq!(decode(&conn, &WORK_ITEMS, &stored, &row).unwrap(), state);
+        assert_eq!(decode(&conn, &WORK_ITEMS, &packed, &row).unwrap(), state);
 
-        // Schema 1's form (every value, always `v`) still reads.
+        // Schema 1's form (JSON text, every value, always `v`) still reads.
         let old = r#"{"v":[[1,1]],"c":[[1,1,10,1]],"f":{"title":[[0,"t"]]}}"#;
         assert_eq!(
-            decode(&conn, &WORK_ITEMS, old, &row).unwrap().value("title"),
+            decode(&conn, &WORK_ITEMS, &text(old), &row).unwrap().value("title"),
             Some(&json!("t"))
         );
 
-        assert!(decode(&conn, &WORK_ITEMS, "{}", &row).is_err());
-        assert!(decode(&conn, &WORK_ITEMS, r#"{"v":[[99,1]],"c":[],"f":{}}"#, &row).is_err());
+        assert!(decode(&conn, &WORK_ITEMS, &text("{}"), &row).is_err());
+        assert!(decode(&conn, &WORK_ITEMS, &text(r#"{"v":[[99,1]],"c":[],"f":{}}"#), &row).is_err());
         assert!(
-            decode(&conn, &WORK_ITEMS, r#"{"c":[[1,1,10,1]],"g":[[0,1024]]}"#, &row).is_err(),
+            decode(&conn, &WORK_ITEMS, &text(r#"{"c":[[1,1,10,1]],"g":[[0,1024]]}"#), &row).is_err(),
             "no archived_at"
         );
         assert!(
             decode(
                 &conn,
                 &WORK_ITEMS,
-                r#"{"c":[[1,1,10,1]],"g":[[0,2,["metadata.q"]]]}"#,
+                &text(r#"{"c":[[1,1,10,1]],"g":[[0,2,["metadata.q"]]]}"#),
                 &row
             )
             .is_err()
         );
+        // Packed values of every kind survive; damaged ones are refused.
+        let every = json!({"n": null, "b": [true, false], "i": [0, 239, 240, 70000, -1, i64::MIN, u64::MAX],
+                           "f": [2.5, -0.0, 1e300], "s": ["", "é\u{1f}"], "o": {"deep": [[{}]]}});
+        let mut bytes = Vec::new();
+        pack(&every, &mut bytes);
+        assert_eq!(unpack(&bytes), Some(every));
+        assert_eq!(unpack(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(unpack(&[bytes.clone(), vec![NULL]].concat()), None);
+        assert_eq!(unpack(&[STRING, 200]), None);
+        assert_eq!(unpack(&[9]), None);
+        assert_eq!(unpack(&[ARRAY, 1].repeat(100)), None, "nesting is bounded");
+        assert!(decode(&conn, &WORK_ITEMS, &Sql::Blob(vec![OBJECT, 5]), &row).is_err());
+
         let context = encode_context(&conn, &mut Interned::default(), &seen).unwrap();
         assert_eq!(decode_context(&conn, context.as_deref()).unwrap(), seen);
         assert_eq!(decode_context(&conn, None).unwrap(), VersionVector::new());

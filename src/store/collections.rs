@@ -320,7 +320,7 @@ impl Collection {
         }
     }
 
-    fn decode(&self, conn: &rusqlite::Connection, id: &str, state: &str, row: &[Sql]) -> Result<RecordState> {
+    fn decode(&self, conn: &rusqlite::Connection, id: &str, state: &Sql, row: &[Sql]) -> Result<RecordState> {
         super::codec::decode(conn, self, state, row)
             .map_err(|e| crate::error::Error::Corrupt(format!("record {}/{id}: {e}", self.name)))
     }
@@ -328,7 +328,7 @@ impl Collection {
     /// Record `id` as stored.
     pub(super) fn load(&self, conn: &rusqlite::Connection, id: &str) -> Result<Loaded> {
         let st = self.statements();
-        let found: Option<(i64, String, Vec<Sql>)> = conn
+        let found: Option<(i64, Sql, Vec<Sql>)> = conn
             .prepare_cached(&st.select_by_id)?
             .query_row([id], |r| {
                 let row = st.row(r)?;
@@ -357,7 +357,7 @@ impl Collection {
     /// The id and registers of the record stored under `key`.
     pub(super) fn load_by_key(&self, conn: &rusqlite::Connection, key: i64) -> Result<Option<(String, RecordState)>> {
         let st = self.statements();
-        let found: Option<(String, String, Vec<Sql>)> = conn
+        let found: Option<(String, Sql, Vec<Sql>)> = conn
             .prepare_cached(&st.select_by_key)?
             .query_row([key], |r| {
                 let row = st.row(r)?;
@@ -379,7 +379,7 @@ impl Collection {
         let rows = stmt
             .query_map([], |r| {
                 let row: Vec<Sql> = st.row(r)?;
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, row))
+                Ok((r.get::<_, String>(0)?, r.get::<_, Sql>(1)?, row))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
@@ -400,7 +400,7 @@ impl Collection {
         id: &str,
         old: &Loaded,
         state: &RecordState,
-        encoded: String,
+        encoded: Vec<u8>,
         orphans: &mut Option<bool>,
     ) -> Result<(i64, i64)> {
         let had_conflicts = old.had_conflicts;
@@ -484,12 +484,12 @@ impl Collection {
                 let sql = format!("UPDATE {} SET {} WHERE key = ?1", self.name, sets.join(", "));
                 let mut values: Vec<Sql> = vec![Sql::Integer(key)];
                 values.extend(changed.iter().map(|i| params[*i].clone()));
-                values.push(Sql::Text(encoded));
+                values.push(Sql::Blob(encoded));
                 tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))?;
                 key
             }
             _ => {
-                params.push(Sql::Text(encoded));
+                params.push(Sql::Blob(encoded));
                 tx.prepare_cached(&statements.insert)?
                     .execute(rusqlite::params_from_iter(&params))?;
                 tx.last_insert_rowid()
@@ -565,26 +565,18 @@ impl Collection {
     }
 }
 
-/// Keep the full-text index of work items in step with a row just written
-/// (`params`, in the order of `names`; `old`, the row before, if any). The
-/// write path does this rather than triggers: a trigger on `work_items` made
-/// every later statement of the transaction open a statement journal, and
-/// each one made the index flush a segment.
+/// Note a work item whose title or description a row just written changed
+/// (`params`, in the order of `names`; `old`, the row before, if any), for
+/// the full-text index to catch up with (see `search.rs`).
 fn update_search(tx: &Transaction<'_>, key: i64, names: &[&str], params: &[Sql], old: Option<&[Sql]>) -> Result<()> {
     let at = |name: &str| names.iter().position(|n| *n == name).unwrap_or_default();
     let (title, description) = (at("title"), at("description"));
-    if let Some(old) = old {
-        if old[title - 1] == params[title] && old[description - 1] == params[description] {
-            return Ok(());
-        }
-        tx.prepare_cached(
-            "INSERT INTO work_items_fts (work_items_fts, rowid, title, description) VALUES ('delete', ?1, ?2, ?3)",
-        )?
-        .execute(rusqlite::params![key, old[title - 1], old[description - 1]])?;
-    }
-    tx.prepare_cached("INSERT INTO work_items_fts (rowid, title, description) VALUES (?1, ?2, ?3)")?
-        .execute(rusqlite::params![key, params[title], params[description]])?;
-    Ok(())
+    let indexed = match old {
+        Some(old) if old[title - 1] == params[title] && old[description - 1] == params[description] => return Ok(()),
+        Some(old) => Some((&old[title - 1], &old[description - 1])),
+        None => None,
+    };
+    super::search::note(tx, key, indexed)
 }
 
 /// The `metadata.<key>` fields of a record, gathered into one object

@@ -13,6 +13,7 @@ mod blockers;
 mod codec;
 mod collections;
 pub mod replica;
+mod search;
 pub mod tree;
 pub mod write;
 
@@ -45,15 +46,68 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../sql/sqlite/0001_initial.sql")),
         M::up(include_str!("../../sql/sqlite/0002_compact.sql")),
+        M::up(include_str!("../../sql/sqlite/0003_lean_writes.sql")),
     ])
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> i64 {
-    2
+    3
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// How long the writer thread watches for the next job after one ends,
+/// before it sleeps; and how long a caller watches for the writer's answer
+/// before it sleeps. A thread that sleeps must be woken, and on a virtual
+/// machine whose idle CPUs halt a wake-up costs tens of microseconds on each
+/// side: a write's whole budget. Callers that write in a row (an agent's
+/// burst of creates) keep both threads awake; an idle store sleeps.
+const WRITER_WATCH: Duration = Duration::from_micros(200);
+const CALLER_WATCH: Duration = Duration::from_millis(2);
+
+/// The writer thread, about to sleep: bring the full-text index up to date
+/// with the writes it left noted. A failure leaves the notes for later.
+fn catch_up_when_idle(conn: &mut Connection) {
+    let run = |conn: &mut Connection| -> Result<usize> {
+        if search::pending(conn)? == 0 {
+            return Ok(0);
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let indexed = search::catch_up(&tx)?;
+        tx.commit()?;
+        Ok(indexed)
+    };
+    if let Err(e) = run(conn) {
+        tracing::warn!("the full-text index could not catch up yet: {e}");
+    }
+}
+
+/// The next message on `rx`: watched for up to `watch`, then (after
+/// `on_idle`) waited for. `None` once every sender is gone.
+fn recv_soon<T>(rx: &mpsc::Receiver<T>, watch: Duration, on_idle: impl FnOnce()) -> Option<T> {
+    let start = std::time::Instant::now();
+    let mut spins = 0u32;
+    loop {
+        match rx.try_recv() {
+            Ok(message) => return Some(message),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            if start.elapsed() >= watch {
+                on_idle();
+                return rx.recv().ok();
+            }
+            // Let a thread that shares this CPU (perhaps the one this one
+            // waits for) run.
+            thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
 
 /// A handle on one store. Cheap to clone; every clone shares the owner
 /// thread and the read pool.
@@ -141,7 +195,7 @@ impl Store {
             .name("waymark-store-writer".into())
             .spawn(move || {
                 let mut conn = conn;
-                for job in rx {
+                while let Some(job) = recv_soon(&rx, WRITER_WATCH, || catch_up_when_idle(&mut conn)) {
                     job(&mut conn);
                 }
             })
@@ -158,6 +212,20 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Bring the full-text index up to date with every committed write (of
+    /// any process) before a search; see `search.rs`.
+    pub fn catch_up_search(&self) -> Result<()> {
+        if self.read(|tx| search::pending(tx))? == 0 {
+            return Ok(());
+        }
+        self.on_writer(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            search::catch_up(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Run `f` in one write transaction on the owner thread. Every change it
@@ -211,9 +279,8 @@ impl Store {
             .writer
             .send(job)
             .map_err(|_| Error::Corrupt("the store's writer thread has stopped".into()))?;
-        answer
-            .recv()
-            .map_err(|_| Error::Corrupt("the store's writer thread stopped during a write".into()))?
+        recv_soon(&answer, CALLER_WATCH, || {})
+            .ok_or_else(|| Error::Corrupt("the store's writer thread stopped during a write".into()))?
     }
 
     /// Run `f` in a read transaction on a pooled connection: a consistent
@@ -282,11 +349,9 @@ pub fn record_count(conn: &Connection) -> Result<i64> {
 }
 
 fn read_replica(conn: &Connection) -> Result<(ReplicaId, u64, Hlc, String)> {
-    let (id, counter, hlc, fp): (String, i64, i64, String) = conn.query_row(
-        "SELECT replica_id, counter, hlc, fingerprint FROM replica WHERE singleton = 1",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+    let (id, counter, hlc, fp): (String, i64, i64, String) = conn
+        .prepare_cached("SELECT replica_id, counter, hlc, fingerprint FROM replica WHERE singleton = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     let id = id
         .parse()
         .map_err(|_| Error::Corrupt(format!("replica id {id:?} is not a UUID")))?;

@@ -279,10 +279,12 @@ impl<'c> WriteTx<'c> {
     pub(super) fn commit(self) -> Result<bool> {
         let wrote_local = self.wrote_local;
         if self.dirty {
-            self.tx.execute(
-                "UPDATE replica SET counter = ?1, hlc = ?2 WHERE singleton = 1",
-                rusqlite::params![self.counter as i64, self.hlc.0 as i64],
-            )?;
+            self.tx
+                .prepare_cached("UPDATE replica SET counter = ?1, hlc = ?2 WHERE singleton = 1")?
+                .execute(rusqlite::params![self.counter as i64, self.hlc.0 as i64])?;
+        }
+        if self.work_items_written > 0 && super::search::pending(&self.tx)? >= super::search::CATCH_UP_AT {
+            super::search::catch_up(&self.tx)?;
         }
         if self.work_items_written >= BULK_WRITE {
             // A bulk write (an import) leaves the full-text index in many
