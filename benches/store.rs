@@ -664,7 +664,7 @@ mod ready {
     }
 
     /// The page query alone, as the store answers it: active, live, no open
-    /// blockers (the derived count), ORDER BY priority, key LIMIT 51.
+    /// blockers (the derived count), ORDER BY priority, created_at, id LIMIT 51.
     #[divan::bench]
     fn floor(bencher: Bencher) {
         let f = big();
@@ -674,7 +674,7 @@ mod ready {
                 "SELECT w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version
                  FROM work_items w INDEXED BY work_items_ready
                  WHERE w.status = 'active' AND w.deleted_at IS NULL AND w.archived_at IS NULL
-                   AND w.open_blockers = 0 ORDER BY w.priority, w.key LIMIT 51",
+                   AND w.open_blockers = 0 ORDER BY w.priority, w.created_at, w.id LIMIT 51",
             )
             .expect("prepare")
             .query_map([], row_tuple)

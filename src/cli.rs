@@ -170,7 +170,7 @@ enum ItemCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List work items (compact rows, oldest first).
+    /// List work items (compact rows, in the order the store recorded them).
     List {
         #[arg(long = "type", value_name = "TYPE")]
         item_type: Option<String>,

@@ -17,14 +17,12 @@ CREATE TABLE search_pending (
 );
 
 -- Lists of work items page in the order this store recorded them (by key),
--- oldest first; ready work by priority, then that order. Their indexes end
--- at the filtered columns (SQLite appends the key), and no index of
--- creation times is kept.
+-- oldest first for the items created here. Their indexes end at the
+-- filtered columns (SQLite appends the key), and no index of creation times
+-- is kept. (Ready work keeps its order, highest priority then oldest, and
+-- its index.)
 DROP INDEX work_items_created;
 DROP INDEX work_items_type_status;
 DROP INDEX work_items_status;
-DROP INDEX work_items_ready;
 CREATE INDEX work_items_type_status ON work_items (item_type, status);
 CREATE INDEX work_items_status ON work_items (status);
-CREATE INDEX work_items_ready ON work_items (priority)
-    WHERE status = 'active' AND deleted_at IS NULL AND archived_at IS NULL AND open_blockers = 0;

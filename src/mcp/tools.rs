@@ -156,7 +156,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Work items, oldest first (a text search: in match order), as rows of columns, with total_count (capped at 1000: total_is_capped). Pass next_cursor back as cursor for the next page.",
+        description = "Work items in the order this store recorded them (oldest first for items created here; a text search pages in the same order), as rows of columns, with total_count (capped at 1000: total_is_capped). Pass next_cursor back as cursor for the next page.",
         input_schema = input_schema::<params::ListWorkItems>(),
         output_schema = schema::page(),
         annotations(read_only_hint = true, open_world_hint = false)

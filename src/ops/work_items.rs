@@ -624,7 +624,7 @@ impl Tracker {
     }
 
     /// Ready work: active, not deleted, nothing it waits for still open;
-    /// highest priority first, then in the order this store recorded them.
+    /// highest priority, then oldest, first.
     pub fn ready_work(&self, query: ReadyQuery) -> Result<Page<WorkItemRow>> {
         let limit = clamp_limit(query.limit)?;
         let item_type = query.item_type.as_deref().map(ItemType::parse).transpose()?;
@@ -638,14 +638,19 @@ impl Tracker {
         let count_args = args.len();
         let mut page_filters = filters.clone();
         if let Some(c) = &query.cursor {
-            let k = decode_cursor(c, 2)?;
-            let (Ok(priority), Ok(key)) = (k[0].parse::<i64>(), k[1].parse::<i64>()) else {
-                return Err(Error::invalid("cursor", "is not a cursor this list returned"));
-            };
+            let k = decode_cursor(c, 3)?;
+            let priority: i64 = k[0]
+                .parse()
+                .map_err(|_| Error::invalid("cursor", "is not a cursor this list returned"))?;
             args.push(priority.into());
-            args.push(key.into());
+            args.push(k[1].clone().into());
+            args.push(k[2].clone().into());
             let n = args.len();
-            page_filters.push_str(&format!(" AND (w.priority, w.key) > (?{}, ?{n})", n - 1));
+            page_filters.push_str(&format!(
+                " AND (w.priority, w.created_at, w.id) > (?{}, ?{}, ?{n})",
+                n - 2,
+                n - 1
+            ));
         }
         self.store.read(|tx| {
             let total = capped_count(tx, &format!("work_items w WHERE {filters}"), &args[..count_args])?;
@@ -654,16 +659,16 @@ impl Tracker {
             // work_items_status and sorts every active item (300 ms at 100k).
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version,
-                        w.key
+                        w.created_at
                  FROM work_items w INDEXED BY work_items_ready WHERE {page_filters}
-                 ORDER BY w.priority, w.key LIMIT {}",
+                 ORDER BY w.priority, w.created_at, w.id LIMIT {}",
                 limit + 1
             ))?;
-            let rows: Vec<(WorkItemRow, i64)> = stmt
+            let rows: Vec<(WorkItemRow, String)> = stmt
                 .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(paginate(rows, limit, total, |(row, key)| {
-                encode_cursor(&[&row.priority.to_string(), &key.to_string()])
+            Ok(paginate(rows, limit, total, |(row, created)| {
+                encode_cursor(&[&row.priority.to_string(), created, &row.id])
             })
             .map(|(row, _)| row))
         })
