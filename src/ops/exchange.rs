@@ -122,7 +122,7 @@ pub struct Resolution {
 impl Tracker {
     /// Open sync conflicts, in a stable order.
     pub fn list_conflicts(&self) -> Result<Vec<ConflictView>> {
-        self.store.read(|tx| list_conflicts(tx))
+        self.store.read(list_conflicts)
     }
 
     /// Resolve a value conflict by choosing one of its values: an ordinary

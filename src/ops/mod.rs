@@ -26,8 +26,8 @@ pub use exchange::{ConflictView, ImportSummary, Resolution};
 pub use page::{Page, clamp_limit};
 pub use vendors::{NewVendor, Vendor, VendorFilter, VendorRow, VendorUpdate};
 pub use work_items::{
-    DependencyLink, ItemDependencies, NewWorkItem, ReadyQuery, WorkItem, WorkItemDetail, WorkItemFilter, WorkItemRow,
-    WorkItemUpdate,
+    DependencyLink, ItemDependencies, MAX_DESCENDANTS, NewWorkItem, ReadyQuery, WorkItem, WorkItemDetail,
+    WorkItemFilter, WorkItemRow, WorkItemUpdate,
 };
 
 use crate::error::Result;

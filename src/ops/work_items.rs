@@ -532,16 +532,21 @@ impl Tracker {
             let (mut descendants, mut descendant_count) = (Vec::new(), 0);
             if include_children {
                 let (low, high) = subtree_of(tx, &item.id)?;
-                descendant_count = tx
-                    .prepare_cached("SELECT count(*) FROM work_items WHERE path >= ?1 AND path < ?2")?
-                    .query_row([&low, &high], |r| r.get(0))?;
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {ROW_COLUMNS} FROM work_items WHERE path >= ?1 AND path < ?2
                      ORDER BY path, key LIMIT ?3"
                 ))?;
                 descendants = stmt
-                    .query_map(rusqlite::params![low, high, MAX_DESCENDANTS], row_from_row)?
+                    .query_map(rusqlite::params![low, high, MAX_DESCENDANTS + 1], row_from_row)?
                     .collect::<rusqlite::Result<_>>()?;
+                // A subtree that fits in the answer is counted by it.
+                descendant_count = if descendants.len() as i64 <= MAX_DESCENDANTS {
+                    descendants.len() as i64
+                } else {
+                    descendants.truncate(MAX_DESCENDANTS as usize);
+                    tx.prepare_cached("SELECT count(*) FROM work_items WHERE path >= ?1 AND path < ?2")?
+                        .query_row([&low, &high], |r| r.get(0))?
+                };
             }
             let dependencies = if include_dependencies {
                 Some(item_dependencies(tx, &item.id)?)

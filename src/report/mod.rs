@@ -207,7 +207,7 @@ fn node(r: &rusqlite::Row<'_>, context: bool, hidden: bool) -> rusqlite::Result<
 /// its items in the same order. The tree is the parent links: an item at
 /// depth 0 is a root whatever its link says (a cut cycle, an orphan).
 /// Returns them with the count of open ones.
-fn report_items(tx: &rusqlite::Transaction<'_>) -> Result<(Vec<ReportItem>, i64)> {
+fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
     let mut open: Vec<Node> = Vec::new();
     {
         let mut stmt = tx.prepare_cached(&format!(

@@ -220,7 +220,7 @@ impl Store {
     /// Bring the full-text index up to date with every committed write (of
     /// any process) before a search; see `search.rs`.
     pub fn catch_up_search(&self) -> Result<()> {
-        if self.read(|tx| search::pending(tx))? == 0 {
+        if self.read(search::pending)? == 0 {
             return Ok(());
         }
         self.on_writer(|conn| {
@@ -288,21 +288,34 @@ impl Store {
 
     /// Run `f` in a read transaction on a pooled connection: a consistent
     /// snapshot that includes every write committed before it began.
-    pub fn read<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let pooled = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match pooled {
+        let conn = match pooled {
             Some(conn) => conn,
             None => connect(&self.inner.path)?,
         };
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let value = f(&tx)?;
-            tx.finish()?;
-            Ok(value)
-        })();
-        let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < 8 {
-            pool.push(conn);
+        // BEGIN and COMMIT as cached statements: parsed on every read, as
+        // `Connection::transaction` does, they cost about as much as a
+        // small read itself.
+        let result = match conn.prepare_cached("BEGIN DEFERRED").and_then(|mut s| s.execute([])) {
+            Err(e) => Err(e.into()),
+            Ok(_) => {
+                let value = f(&conn);
+                let ended = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+                match (value, ended) {
+                    (Ok(value), Ok(_)) => Ok(value),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(e)) => Err(e.into()),
+                }
+            }
+        };
+        // A connection whose transaction did not end is closed (rolling it
+        // back), never pooled.
+        if conn.is_autocommit() {
+            let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
         }
         result
     }

@@ -128,7 +128,7 @@ impl Replica for Store {
     }
 
     fn cursor(&self) -> Result<u64, ReplicaError> {
-        self.read(|tx| read_cursor(tx)).map_err(replica_error)
+        self.read(read_cursor).map_err(replica_error)
     }
 
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {

@@ -507,6 +507,23 @@ fn query_returns_ancestors_descendants_and_dependencies() {
     let dy = t.query_work_item(&y.id, false, true).unwrap();
     assert_eq!(dy.dependencies.unwrap().depends_on[0].item.id, x.id);
     assert!(dy.descendants.is_empty());
+
+    // The answer holds at most MAX_DESCENDANTS rows; the count is exact on
+    // both sides of that limit.
+    let max = MAX_DESCENDANTS as usize;
+    for i in 3..max {
+        t.create_work_item(A, new_item("task", &format!("t{i}"), Some(&s.id)))
+            .unwrap();
+    }
+    let d = t.query_work_item(&p.id, true, false).unwrap();
+    assert_eq!((d.descendants.len(), d.descendant_count), (max, max as i64));
+    t.create_work_item(A, new_item("task", "one more", Some(&s.id)))
+        .unwrap();
+    t.create_work_item(A, new_item("task", "and another", Some(&x.id)))
+        .unwrap();
+    let d = t.query_work_item(&p.id, true, false).unwrap();
+    assert_eq!((d.descendants.len(), d.descendant_count), (max, max as i64 + 2));
+    assert_eq!(d.descendants[0].id, s.id, "tree order: the session first");
 }
 
 #[test]
