@@ -80,14 +80,10 @@ pub fn encode_key_cursor(key: i64) -> String {
 
 pub fn decode_key_cursor(cursor: &str) -> Result<i64> {
     match decode_cursor(cursor, 2)?.as_slice() {
-        [tag, key] if tag == "k" => key
-            .parse()
-            .map_err(|_| Error::invalid("cursor", "is not a cursor this list returned; start again without one")),
-        _ => Err(Error::invalid(
-            "cursor",
-            "is not a cursor this list returned; start again without one",
-        )),
+        [tag, key] if tag == "k" => key.parse().ok(),
+        _ => None,
     }
+    .ok_or_else(|| Error::invalid("cursor", "is not a cursor this list returned; start again without one"))
 }
 
 /// Cut a fetched `limit + 1` rows to a page, with the cursor of its last row.

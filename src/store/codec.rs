@@ -409,6 +409,11 @@ fn put_varint(mut n: u64, out: &mut Vec<u8>) {
     out.push(n as u8);
 }
 
+fn put_text(text: &str, out: &mut Vec<u8>) {
+    put_varint(text.len() as u64, out);
+    out.extend_from_slice(text.as_bytes());
+}
+
 fn pack(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.push(NULL),
@@ -431,8 +436,7 @@ fn pack(v: &Value, out: &mut Vec<u8>) {
         },
         Value::String(s) => {
             out.push(STRING);
-            put_varint(s.len() as u64, out);
-            out.extend_from_slice(s.as_bytes());
+            put_text(s, out);
         }
         Value::Array(items) => {
             out.push(ARRAY);
@@ -445,8 +449,7 @@ fn pack(v: &Value, out: &mut Vec<u8>) {
             out.push(OBJECT);
             put_varint(map.len() as u64, out);
             for (key, item) in map {
-                put_varint(key.len() as u64, out);
-                out.extend_from_slice(key.as_bytes());
+                put_text(key, out);
                 pack(item, out);
             }
         }
@@ -577,16 +580,20 @@ mod tests {
         row[4] = Sql::Integer(3);
         row[11] = text(r#"{"x":{"deep":[1,2.5]}}"#);
         row[15] = text("7");
+        // A state as stored (packed), and as its JSON document, to look into.
+        let store = |state: &RecordState| {
+            let packed = encode(&conn, &mut Interned::default(), &WORK_ITEMS, state).unwrap();
+            let stored = unpack(&packed).unwrap().to_string();
+            assert!(
+                packed.len() < stored.len(),
+                "packed: {} bytes, JSON: {}",
+                packed.len(),
+                stored.len()
+            );
+            (Sql::Blob(packed), stored)
+        };
 
-        let packed = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
-        let stored = unpack(&packed).unwrap().to_string();
-        assert!(
-            packed.len() < stored.len(),
-            "packed: {} bytes, JSON: {}",
-            packed.len(),
-            stored.len()
-        );
-        let packed = Sql::Blob(packed);
+        let (packed, stored) = store(&state);
         assert!(!stored.contains(&a.to_string()), "replica ids are interned: {stored}");
         assert!(!stored.contains("\"t\""), "the title is read from the row: {stored}");
         assert!(stored.contains("blocked"), "a conflict keeps its values: {stored}");
@@ -607,15 +614,7 @@ mod tests {
             json!({"metadata.y": 5, "metadata.z": "z"}),
         ));
         row[11] = text(r#"{"x":{"deep":[1,2.5]},"y":5,"z":"z"}"#);
-        let packed = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
-        let stored = unpack(&packed).unwrap().to_string();
-        assert!(
-            packed.len() < stored.len(),
-            "packed: {} bytes, JSON: {}",
-            packed.len(),
-            stored.len()
-        );
-        let packed = Sql::Blob(packed);
+        let (packed, stored) = store(&state);
         assert!(stored.contains("\"m\"") && stored.contains("metadata.x"), "{stored}");
         assert_eq!(decode(&conn, &WORK_ITEMS, &packed, &row).unwrap(), state);
 
@@ -623,15 +622,7 @@ mod tests {
         state.apply(&change(a, 4, 30, &state.vv.clone(), json!({"metadata.gone": "back"})));
         state.apply(&change(a, 5, 40, &state.vv.clone(), json!({"metadata.gone": null})));
         state.apply(&change(b, 2, 50, &state.vv.clone(), json!({"metadata.gone": null})));
-        let packed = encode(&conn, &mut Interned::default(), &WORK_ITEMS, &state).unwrap();
-        let stored = unpack(&packed).unwrap().to_string();
-        assert!(
-            packed.len() < stored.len(),
-            "packed: {} bytes, JSON: {}",
-            packed.len(),
-            stored.len()
-        );
-        let packed = Sql::Blob(packed);
+        let (packed, stored) = store(&state);
         assert!(stored.contains("\"v\""), "a:5 is no longer visible: {stored}");
         row[3] = text("blocked");
         assert_eq!(decode(&conn, &WORK_ITEMS, &packed, &row).unwrap(), state);

@@ -69,19 +69,22 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 const WRITER_WATCH: Duration = Duration::from_micros(500);
 const CALLER_WATCH: Duration = Duration::from_millis(2);
 
+/// Bring the full-text index up to date, on the writer's connection, if
+/// any writes wait for it. Returns how many items it indexed.
+fn catch_up_search_on(conn: &mut Connection) -> Result<usize> {
+    if search::pending(conn)? == 0 {
+        return Ok(0);
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let indexed = search::catch_up(&tx)?;
+    tx.commit()?;
+    Ok(indexed)
+}
+
 /// The writer thread, about to sleep: bring the full-text index up to date
 /// with the writes it left noted. A failure leaves the notes for later.
 fn catch_up_when_idle(conn: &mut Connection) {
-    let run = |conn: &mut Connection| -> Result<usize> {
-        if search::pending(conn)? == 0 {
-            return Ok(0);
-        }
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let indexed = search::catch_up(&tx)?;
-        tx.commit()?;
-        Ok(indexed)
-    };
-    if let Err(e) = run(conn) {
+    if let Err(e) = catch_up_search_on(conn) {
         tracing::warn!("the full-text index could not catch up yet: {e}");
     }
 }
@@ -220,15 +223,11 @@ impl Store {
     /// Bring the full-text index up to date with every committed write (of
     /// any process) before a search; see `search.rs`.
     pub fn catch_up_search(&self) -> Result<()> {
+        // Most searches find nothing waiting: a read, no trip to the writer.
         if self.read(search::pending)? == 0 {
             return Ok(());
         }
-        self.on_writer(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            search::catch_up(&tx)?;
-            tx.commit()?;
-            Ok(())
-        })
+        self.on_writer(catch_up_search_on).map(|_| ())
     }
 
     /// Run `f` in one write transaction on the owner thread. Every change it

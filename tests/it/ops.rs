@@ -643,17 +643,32 @@ fn lists_filter_search_and_page_with_cursors() {
     ));
 }
 
+/// How many work items a full-text search finds.
+fn search_count(t: &waymark::Tracker, text: &str) -> i64 {
+    t.list_work_items(WorkItemFilter {
+        text: Some(text.into()),
+        ..Default::default()
+    })
+    .unwrap()
+    .total_count
+}
+
+/// FTS5's own check that the index holds exactly the rows' text.
+fn assert_search_index_matches_rows(t: &waymark::Tracker) {
+    let integrity: Result<(), waymark::Error> = t.store().read(|tx| {
+        tx.execute(
+            "INSERT INTO work_items_fts (work_items_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )?;
+        Ok(())
+    });
+    integrity.expect("the full-text index matches the rows");
+}
+
 #[test]
 fn search_follows_edits_of_titles_and_descriptions() {
     let (_d, t) = tracker();
-    let count = |text: &str| {
-        t.list_work_items(WorkItemFilter {
-            text: Some(text.into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .total_count
-    };
+    let count = |text: &str| search_count(&t, text);
     let p = t.create_work_item(A, new_item("project", "Ledger", None)).unwrap();
     let mut item = new_item("task", "parse invoices", Some(&p.id));
     item.description = Some("from the scanner".into());
@@ -697,14 +712,7 @@ fn search_follows_edits_of_titles_and_descriptions() {
     )
     .unwrap();
     assert_eq!((count("mailbox"), count("receipts")), (1, 1));
-    let integrity: Result<(), waymark::Error> = t.store().read(|tx| {
-        tx.execute(
-            "INSERT INTO work_items_fts (work_items_fts, rank) VALUES ('integrity-check', 1)",
-            [],
-        )?;
-        Ok(())
-    });
-    integrity.expect("the full-text index matches the rows");
+    assert_search_index_matches_rows(&t);
 }
 
 #[test]
@@ -716,14 +724,7 @@ fn search_sees_every_committed_write_while_the_index_catches_up_in_batches() {
             .read(|tx| Ok(tx.query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))?))
             .unwrap()
     };
-    let count = |t: &waymark::Tracker, text: &str| {
-        t.list_work_items(WorkItemFilter {
-            text: Some(text.into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .total_count
-    };
+    let count = search_count;
     // A burst of writes: the index catches up every few hundred items, not
     // on every write.
     let p = t.create_work_item(A, new_item("project", "Harbor", None)).unwrap();
@@ -770,14 +771,7 @@ fn search_sees_every_committed_write_while_the_index_catches_up_in_batches() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert_eq!(count(&t, "bollard"), 1);
-    let integrity: Result<(), waymark::Error> = t.store().read(|tx| {
-        tx.execute(
-            "INSERT INTO work_items_fts (work_items_fts, rank) VALUES ('integrity-check', 1)",
-            [],
-        )?;
-        Ok(())
-    });
-    integrity.expect("the full-text index matches the rows");
+    assert_search_index_matches_rows(&t);
 }
 
 #[test]
