@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use tempfile::TempDir;
 use waymark::Tracker;
 use waymark::ops::NewWorkItem;
+use waymark::store::id::get_id;
 
 fn main() {
     divan::main();
@@ -230,7 +231,7 @@ fn floor_report_raw_reads_1200_items(bencher: divan::Bencher) {
                 )?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
-                    n += r.get_ref(0)?.as_str().map_or(0, str::len) + r.get_ref(1)?.as_str().map_or(0, str::len);
+                    n += get_id(r, 0)?.len() + r.get_ref(1)?.as_str().map_or(0, str::len);
                 }
                 let mut stmt = tx.prepare_cached(
                     "SELECT name, status, metadata FROM vendors WHERE deleted_at IS NULL ORDER BY name_key",
@@ -245,7 +246,7 @@ fn floor_report_raw_reads_1200_items(bencher: divan::Bencher) {
                 )?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
-                    n += r.get_ref(0)?.as_str().map_or(0, str::len);
+                    n += get_id(r, 0)?.len();
                 }
                 Ok(divan::black_box(n))
             })

@@ -17,6 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 use waymark::Tracker;
 use waymark::ops::{NewWorkItem, ReadyQuery, WorkItemFilter, WorkItemUpdate};
+use waymark::store::id::{get_id, get_opt_id, sql};
 use waymark::time::Timestamp;
 
 fn main() {
@@ -228,12 +229,12 @@ type RowTuple = (String, String, String, String, i64, Option<String>, String, i6
 
 fn row_tuple(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowTuple> {
     Ok((
-        r.get(0)?,
+        get_id(r, 0)?,
         r.get(1)?,
         r.get(2)?,
         r.get(3)?,
         r.get(4)?,
-        r.get(5)?,
+        get_opt_id(r, 5)?,
         r.get(6)?,
         r.get(7)?,
     ))
@@ -270,12 +271,7 @@ mod vendor_by_name {
             .expect("prepare")
             .query_row([key], |r| {
                 let metadata: String = r.get(4)?;
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    metadata,
-                ))
+                Ok((get_id(r, 0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, metadata))
             })
             .expect("vendor")
         });
@@ -295,7 +291,7 @@ fn raw_hierarchy(conn: &Connection, id: &str) -> (String, Vec<RowTuple>, Vec<Row
              updated_by, version, key FROM work_items WHERE id = ?1",
         )
         .expect("prepare")
-        .query_row([id], |r| Ok((r.get(2)?, r.get(7)?, r.get(20)?)))
+        .query_row([sql(id)], |r| Ok((r.get(2)?, r.get(7)?, r.get(20)?)))
         .expect("item");
     // The subtree: paths (the ancestors' keys) that start with this item's.
     let below = format!("{path}{key}/");
@@ -309,7 +305,7 @@ fn raw_hierarchy(conn: &Connection, id: &str) -> (String, Vec<RowTuple>, Vec<Row
              SELECT {ROW_COLUMNS} FROM work_items WHERE id IN (SELECT id FROM up) ORDER BY depth"
         ))
         .expect("prepare")
-        .query_map([id], row_tuple)
+        .query_map([sql(id)], row_tuple)
         .expect("ancestors")
         .collect::<rusqlite::Result<Vec<_>>>()
         .expect("ancestors");
@@ -414,7 +410,7 @@ mod write {
         let parent_path: String = conn
             .query_row(
                 "SELECT path || key || '/' FROM work_items WHERE id = ?1",
-                [&f.write_parent],
+                [sql(&f.write_parent)],
                 |r| r.get(0),
             )
             .expect("parent");
@@ -433,9 +429,9 @@ mod write {
             )
             .expect("prepare")
             .execute(rusqlite::params![
-                id,
+                sql(&id),
                 format!("floor task {n}"),
-                f.write_parent,
+                sql(&f.write_parent),
                 parent_path,
                 now
             ])
@@ -486,7 +482,7 @@ mod write {
             )
             .expect("prepare")
             .execute(rusqlite::params![
-                f.update_target,
+                sql(&f.update_target),
                 format!("floor title {}", n % 2),
                 now
             ])
@@ -499,7 +495,7 @@ mod write {
 // ---------------------------------------------------------------------------
 // A filtered page of 50 work items, and a full-text query.
 
-fn raw_page(conn: &Connection, filters: &str, args: &[&str]) -> Vec<RowTuple> {
+fn raw_page(conn: &Connection, filters: &str, args: &[&dyn rusqlite::ToSql]) -> Vec<RowTuple> {
     conn.prepare_cached(&format!(
         "SELECT {ROW_COLUMNS} FROM work_items WHERE {filters} AND archived_at IS NULL AND deleted_at IS NULL
          ORDER BY key LIMIT 51"
@@ -539,10 +535,10 @@ mod list_page {
         let f = big();
         let conn = raw(&f.db());
         assert_eq!(
-            raw_page(&conn, "item_type = ?1 AND status = ?2", &["task", "active"]).len(),
+            raw_page(&conn, "item_type = ?1 AND status = ?2", &[&"task", &"active"]).len(),
             51
         );
-        bencher.bench_local(|| raw_page(&conn, "item_type = ?1 AND status = ?2", &["task", "active"]));
+        bencher.bench_local(|| raw_page(&conn, "item_type = ?1 AND status = ?2", &[&"task", &"active"]));
     }
 
     /// The children of one session.
@@ -561,7 +557,7 @@ mod list_page {
     fn floor_parent(bencher: Bencher) {
         let f = big();
         let conn = raw(&f.db());
-        bencher.bench_local(|| raw_page(&conn, "parent_id = ?1", &[&f.session]));
+        bencher.bench_local(|| raw_page(&conn, "parent_id = ?1", &[&sql(&f.session)]));
     }
 }
 
@@ -773,7 +769,7 @@ mod status_report {
                 .expect("prepare")
                 .query_map([], |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
+                        get_id(r, 0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
@@ -797,7 +793,7 @@ mod status_report {
                 .expect("prepare")
                 .query_map([], |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
+                        get_id(r, 0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,

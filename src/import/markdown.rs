@@ -714,7 +714,7 @@ fn write_deployments(tx: &mut WriteTx<'_>, deployments: &[LegacyDeployment], rep
             let existing: Option<String> = rusqlite::OptionalExtension::optional(
                 tx.conn()
                     .prepare_cached("SELECT id FROM deployments WHERE lower(commit_hash) >= ?1 AND lower(commit_hash) < ?1 || 'g' LIMIT 1")?
-                    .query_row([&prefix], |r| r.get(0)),
+                    .query_row([&prefix], |r| crate::store::id::get_id(r, 0)),
             )?;
             if existing.is_some() {
                 report.unchanged("deployment");
@@ -848,7 +848,7 @@ fn write_enhancements(tx: &mut WriteTx<'_>, list: &[LegacyEnhancement], report: 
         let exists: bool = tx
             .conn()
             .prepare_cached("SELECT count(*) FROM enhancements WHERE id = ?1")?
-            .query_row([&id], |r| r.get::<_, i64>(0))?
+            .query_row([crate::store::id::sql(&id)], |r| r.get::<_, i64>(0))?
             > 0;
         if exists {
             report.unchanged("enhancement");

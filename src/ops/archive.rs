@@ -2,10 +2,11 @@
 //! are marked archived (an ordinary change, so peers archive them too). They
 //! keep every field, leave the lists and the report, and stay queryable.
 
+use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
 use super::Tracker;
-use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{Page, capped_count, clamp_limit, decode_timed_cursor, encode_cursor, paginate};
 use super::work_items::{ROW_COLUMNS, WorkItemRow, fts_query, row_from_row};
 use crate::domain::ItemType;
 use crate::error::{Error, Result};
@@ -92,14 +93,14 @@ impl Tracker {
     pub fn query_archived_work_items(&self, query: ArchivedQuery) -> Result<Page<WorkItemRow>> {
         let limit = clamp_limit(query.limit)?;
         let mut clauses = vec!["archived_at IS NOT NULL".to_owned()];
-        let mut args: Vec<String> = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
         if let Some(t) = &query.item_type {
-            args.push(ItemType::parse(t)?.as_str().to_owned());
+            args.push(ItemType::parse(t)?.as_str().to_owned().into());
             clauses.push(format!("item_type = ?{}", args.len()));
         }
         if let Some(text) = query.text.as_deref().filter(|t| !t.trim().is_empty()) {
             self.store.catch_up_search()?;
-            args.push(fts_query(text));
+            args.push(fts_query(text).into());
             clauses.push(format!(
                 "rowid IN (SELECT rowid FROM work_items_fts WHERE work_items_fts MATCH ?{})",
                 args.len()
@@ -109,7 +110,7 @@ impl Tracker {
         let count_args = args.len();
         let mut page_filters = filters.clone();
         if let Some(c) = &query.cursor {
-            args.extend(decode_cursor(c, 2)?);
+            args.extend(decode_timed_cursor(c)?);
             let n = args.len();
             page_filters.push_str(&format!(" AND (archived_at, id) < (?{}, ?{n})", n - 1));
         }

@@ -9,6 +9,7 @@ use super::work_items;
 use crate::domain::{self, ContextType, ItemType, ids};
 use crate::error::{Error, Kind, Result};
 use crate::store::CONFIGURATION;
+use crate::store::id::{self, get_id, get_opt_id};
 use crate::store::write::Fields;
 
 /// The default token budget of a session.
@@ -74,11 +75,11 @@ const COLUMNS: &str = "id, active_context_type, current_session_id, git_branch, 
 pub(crate) fn load(conn: &rusqlite::Connection) -> Result<Configuration> {
     let found = conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM configuration WHERE id = ?1"))?
-        .query_row([ids::configuration()], |r| {
+        .query_row([id::sql(&ids::configuration())], |r| {
             Ok(Configuration {
-                id: r.get(0)?,
+                id: get_id(r, 0)?,
                 active_context_type: r.get(1)?,
-                current_session_id: r.get(2)?,
+                current_session_id: get_opt_id(r, 2)?,
                 git_branch: r.get(3)?,
                 git_head_commit: r.get(4)?,
                 default_token_budget: r.get(5)?,

@@ -8,6 +8,7 @@ use super::Tracker;
 use super::work_items::require;
 use crate::domain::{DependencyType, ids};
 use crate::error::{Error, Kind, Result};
+use crate::store::id::{self, get_id};
 use crate::store::write::Fields;
 use crate::store::{DEPENDENCIES, WriteTx};
 
@@ -58,9 +59,9 @@ pub(crate) const DEPENDENCY_COLUMNS: &str =
 
 pub(crate) fn dependency_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Dependency> {
     Ok(Dependency {
-        id: r.get(0)?,
-        source_id: r.get(1)?,
-        target_id: r.get(2)?,
+        id: get_id(r, 0)?,
+        source_id: get_id(r, 1)?,
+        target_id: get_id(r, 2)?,
         dependency_type: r.get(3)?,
         created_at: r.get(4)?,
         created_by: r.get(5)?,
@@ -87,7 +88,7 @@ fn waits_for(conn: &rusqlite::Connection, from: &str, to: &str) -> Result<bool> 
              )
              SELECT 1 FROM reach WHERE id = ?2 LIMIT 1",
         )?
-        .query_row([from, to], |r| r.get(0))
+        .query_row([id::sql(from), id::sql(to)], |r| r.get(0))
         .optional()?;
     Ok(found.is_some())
 }
@@ -142,7 +143,7 @@ fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Dependency>> {
         .prepare_cached(&format!(
             "SELECT {DEPENDENCY_COLUMNS} FROM dependencies WHERE id = ?1 AND removed = 0"
         ))?
-        .query_row([id], dependency_from_row)
+        .query_row([id::sql(id)], dependency_from_row)
         .optional()?)
 }
 

@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Tracker;
-use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{Page, capped_count, clamp_limit, decode_timed_cursor, encode_cursor, paginate};
 use super::{vendors, work_items};
 use crate::domain::{self, ids};
 use crate::error::{Error, Kind, Result};
+use crate::store::id::{self, get_id};
 use crate::store::write::Fields;
 use crate::store::{DEPLOYMENT_LINKS, DEPLOYMENTS, WriteTx};
 
@@ -74,7 +75,7 @@ const COLUMNS: &str =
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deployment> {
     let metadata: String = r.get(3)?;
     Ok(Deployment {
-        id: r.get(0)?,
+        id: get_id(r, 0)?,
         deployed_at: r.get(1)?,
         commit_hash: r.get(2)?,
         metadata: serde_json::from_str(&metadata).unwrap_or_else(|_| Value::Object(Map::new())),
@@ -92,7 +93,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deployment> {
 pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Deployment>> {
     let Some(mut d) = conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM deployments WHERE id = ?1"))?
-        .query_row([id], from_row)
+        .query_row([id::sql(id)], from_row)
         .optional()?
     else {
         return Ok(None);
@@ -100,7 +101,7 @@ pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Deplo
     let mut stmt = conn.prepare_cached(
         "SELECT link_type, target_id FROM deployment_links WHERE deployment_id = ?1 AND removed = 0 ORDER BY target_id",
     )?;
-    let links = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let links = stmt.query_map([id::sql(id)], |r| Ok((r.get::<_, String>(0)?, get_id(r, 1)?)))?;
     for link in links {
         let (kind, target) = link?;
         if kind == "vendor" {
@@ -205,17 +206,17 @@ impl Tracker {
         let limit = clamp_limit(filter.limit)?;
         self.store.read(|tx| {
             let mut clauses = vec!["d.deleted_at IS NULL".to_owned()];
-            let mut args: Vec<String> = Vec::new();
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
             if let Some(v) = &filter.vendor {
                 let vendor = vendors::find(tx, v)?.ok_or_else(|| Error::not_found(Kind::Vendor, format!("{v:?}")))?;
-                args.push(vendor.id);
+                args.push(id::value(&vendor.id));
                 clauses.push(format!(
                     "d.id IN (SELECT deployment_id FROM deployment_links WHERE target_id = ?{} AND removed = 0)",
                     args.len()
                 ));
             }
             if let Some(w) = &filter.work_item_id {
-                args.push(ids::parse("work_item_id", w)?);
+                args.push(id::value(&ids::parse("work_item_id", w)?));
                 clauses.push(format!(
                     "d.id IN (SELECT deployment_id FROM deployment_links WHERE target_id = ?{} AND removed = 0)",
                     args.len()
@@ -225,8 +226,7 @@ impl Tracker {
             let count_args = args.len();
             let mut page_filters = filters.clone();
             if let Some(c) = &filter.cursor {
-                let k = decode_cursor(c, 2)?;
-                args.extend(k);
+                args.extend(decode_timed_cursor(c)?);
                 let n = args.len();
                 page_filters.push_str(&format!(" AND (d.deployed_at, d.id) < (?{}, ?{n})", n - 1));
             }
@@ -241,7 +241,7 @@ impl Tracker {
                     let metadata: String = r.get(3)?;
                     let metadata: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
                     Ok(DeploymentRow {
-                        id: r.get(0)?,
+                        id: get_id(r, 0)?,
                         deployed_at: r.get(1)?,
                         commit_hash: r.get(2)?,
                         pr_number: metadata.get("pr_number").and_then(Value::as_i64),

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Tracker;
-use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{Page, capped_count, clamp_limit, decode_ranked_cursor, encode_cursor, paginate};
 use crate::domain::{self, EnhancementStatus, ids};
 use crate::error::{Error, Kind, Result};
+use crate::store::id::{self, get_id};
 use crate::store::write::Fields;
 use crate::store::{ENHANCEMENTS, WriteTx};
 
@@ -71,7 +72,7 @@ const COLUMNS: &str = "id, title, description, priority, status, target_quarter,
 pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Enhancement> {
     let deps: String = r.get(7)?;
     Ok(Enhancement {
-        id: r.get(0)?,
+        id: get_id(r, 0)?,
         title: r.get(1)?,
         description: r.get(2)?,
         priority: r.get(3)?,
@@ -92,7 +93,7 @@ fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Enhancement>> {
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM enhancements WHERE id = ?1 AND deleted_at IS NULL"
         ))?
-        .query_row([id], from_row)
+        .query_row([id::sql(id)], from_row)
         .optional()?)
 }
 
@@ -249,13 +250,7 @@ impl Tracker {
         let count_args = args.len();
         let mut page_filters = filters.clone();
         if let Some(c) = &filter.cursor {
-            let k = decode_cursor(c, 3)?;
-            let p: i64 = k[0]
-                .parse()
-                .map_err(|_| Error::invalid("cursor", "is not a cursor this list returned"))?;
-            args.push(p.into());
-            args.push(k[1].clone().into());
-            args.push(k[2].clone().into());
+            args.extend(decode_ranked_cursor(c)?);
             let n = args.len();
             page_filters.push_str(&format!(
                 " AND (priority, created_at, id) > (?{}, ?{}, ?{n})",

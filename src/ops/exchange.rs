@@ -17,6 +17,7 @@ use super::vendors::{VENDOR_COLUMNS, vendor_from_row};
 use super::work_items::{ITEM_COLUMNS, item_from_row, user_path};
 use crate::domain::{self, ids};
 use crate::error::{Error, Result};
+use crate::store::id::get_id;
 use crate::store::write::{Fields, load_state};
 use crate::store::{
     CONFIGURATION, Collection, DEPENDENCIES, DEPLOYMENT_LINKS, DEPLOYMENTS, ENHANCEMENTS, VENDORS, WORK_ITEMS, WriteTx,
@@ -183,7 +184,7 @@ impl Tracker {
                 item_from_row,
             )?;
             let ids: std::collections::HashMap<i64, String> =
-                all(tx, "SELECT key, id FROM work_items", |r| Ok((r.get(0)?, r.get(1)?)))?
+                all(tx, "SELECT key, id FROM work_items", |r| Ok((r.get(0)?, get_id(r, 1)?)))?
                     .into_iter()
                     .collect();
             for item in &mut items {
@@ -204,7 +205,7 @@ impl Tracker {
                 &format!("SELECT {VENDOR_COLUMNS} FROM vendors ORDER BY id"),
                 vendor_from_row,
             )?;
-            let deployment_ids: Vec<String> = all(tx, "SELECT id FROM deployments ORDER BY id", |r| r.get(0))?;
+            let deployment_ids: Vec<String> = all(tx, "SELECT id FROM deployments ORDER BY id", |r| get_id(r, 0))?;
             let mut deployments = Vec::with_capacity(deployment_ids.len());
             for id in deployment_ids {
                 if let Some(d) = super::deployments::load(tx, &id)? {

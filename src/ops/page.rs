@@ -1,5 +1,6 @@
 //! Pages of compact rows with opaque keyset cursors.
 
+use rusqlite::types::Value;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -60,7 +61,7 @@ pub fn encode_cursor(parts: &[&str]) -> String {
 }
 
 pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
-    let bad = || Error::invalid("cursor", "is not a cursor this list returned; start again without one");
+    let bad = bad_cursor;
     if !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
         return Err(bad());
     }
@@ -73,6 +74,27 @@ pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
     if parts.len() == arity { Ok(parts) } else { Err(bad()) }
 }
 
+/// A cursor of `(time, id)`, as the values to bind.
+pub fn decode_timed_cursor(cursor: &str) -> Result<[Value; 2]> {
+    let [at, id] = decode_parts(cursor)?;
+    Ok([at.into(), crate::store::id::value(&id)])
+}
+
+/// A cursor of `(priority, time, id)`, as the values to bind.
+pub fn decode_ranked_cursor(cursor: &str) -> Result<[Value; 3]> {
+    let [priority, at, id] = decode_parts(cursor)?;
+    let priority: i64 = priority.parse().map_err(|_| bad_cursor())?;
+    Ok([priority.into(), at.into(), crate::store::id::value(&id)])
+}
+
+fn decode_parts<const N: usize>(cursor: &str) -> Result<[String; N]> {
+    <[String; N]>::try_from(decode_cursor(cursor, N)?).map_err(|_| bad_cursor())
+}
+
+fn bad_cursor() -> Error {
+    Error::invalid("cursor", "is not a cursor this list returned; start again without one")
+}
+
 /// The cursor of a list that pages by row key.
 pub fn encode_key_cursor(key: i64) -> String {
     encode_cursor(&["k", &key.to_string()])
@@ -83,7 +105,7 @@ pub fn decode_key_cursor(cursor: &str) -> Result<i64> {
         [tag, key] if tag == "k" => key.parse().ok(),
         _ => None,
     }
-    .ok_or_else(|| Error::invalid("cursor", "is not a cursor this list returned; start again without one"))
+    .ok_or_else(bad_cursor)
 }
 
 /// Cut a fetched `limit + 1` rows to a page, with the cursor of its last row.

@@ -9,6 +9,7 @@ use super::Tracker;
 use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
 use crate::domain::{self, VendorStatus, ids};
 use crate::error::{Error, Kind, Result};
+use crate::store::id::{self, get_id};
 use crate::store::write::Fields;
 use crate::store::{VENDORS, WriteTx};
 
@@ -73,7 +74,7 @@ pub(crate) const VENDOR_COLUMNS: &str = "id, name, status, extractor_version, me
 pub(crate) fn vendor_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vendor> {
     let metadata: String = r.get(4)?;
     Ok(Vendor {
-        id: r.get(0)?,
+        id: get_id(r, 0)?,
         name: r.get(1)?,
         status: r.get(2)?,
         extractor_version: r.get(3)?,
@@ -103,7 +104,7 @@ pub(crate) fn find(conn: &rusqlite::Connection, name_or_id: &str) -> Result<Opti
         .prepare_cached(&format!(
             "SELECT {VENDOR_COLUMNS} FROM vendors WHERE id = ?1 AND deleted_at IS NULL"
         ))?
-        .query_row([id], vendor_from_row)
+        .query_row([id::sql(&id)], vendor_from_row)
         .optional()?)
 }
 
@@ -241,7 +242,7 @@ impl Tracker {
                     let metadata: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
                     Ok((
                         VendorRow {
-                            id: r.get(0)?,
+                            id: get_id(r, 0)?,
                             name: r.get(1)?,
                             status: r.get(2)?,
                             extractor_version: r.get(3)?,

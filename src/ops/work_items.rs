@@ -6,10 +6,12 @@ use serde_json::{Map, Value};
 
 use super::Tracker;
 use super::page::{
-    Page, capped_count, clamp_limit, decode_cursor, decode_key_cursor, encode_cursor, encode_key_cursor, paginate,
+    Page, capped_count, clamp_limit, decode_key_cursor, decode_ranked_cursor, encode_cursor, encode_key_cursor,
+    paginate,
 };
 use crate::domain::{self, ItemType, MAX_DEPTH, WorkStatus, ids};
 use crate::error::{Error, Kind, Result};
+use crate::store::id::{self, get_id, get_opt_id};
 use crate::store::write::Fields;
 use crate::store::{WORK_ITEMS, WriteTx, tree};
 
@@ -71,13 +73,13 @@ pub(crate) const ROW_COLUMNS: &str = "id, title, item_type, status, priority, pa
 pub(crate) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItem> {
     let metadata: String = r.get(12)?;
     Ok(WorkItem {
-        id: r.get(0)?,
+        id: get_id(r, 0)?,
         item_type: r.get(1)?,
         title: r.get(2)?,
         description: r.get(3)?,
         status: r.get(4)?,
         priority: r.get(5)?,
-        parent_id: r.get(6)?,
+        parent_id: get_opt_id(r, 6)?,
         path: r.get(7)?,
         depth: r.get(8)?,
         branch_name: r.get(9)?,
@@ -96,12 +98,12 @@ pub(crate) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItem>
 
 pub(crate) fn row_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItemRow> {
     Ok(WorkItemRow {
-        id: r.get(0)?,
+        id: get_id(r, 0)?,
         title: r.get(1)?,
         item_type: r.get(2)?,
         status: r.get(3)?,
         priority: r.get(4)?,
-        parent_id: r.get(5)?,
+        parent_id: get_opt_id(r, 5)?,
         updated_at: r.get(6)?,
         version: r.get(7)?,
     })
@@ -111,7 +113,7 @@ pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<WorkI
     use rusqlite::OptionalExtension;
     let item = conn
         .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM work_items WHERE id = ?1"))?
-        .query_row([id], item_from_row)
+        .query_row([id::sql(id)], item_from_row)
         .optional()?;
     item.map(|mut item| {
         item.path = user_path(&item.path, &item.id, |key| tree::id_of(conn, key))?;
@@ -137,7 +139,7 @@ pub(crate) fn user_path(stored: &str, id: &str, mut id_of: impl FnMut(i64) -> Re
 fn subtree_of(conn: &rusqlite::Connection, id: &str) -> Result<(String, String)> {
     let (key, path): (i64, String) = conn
         .prepare_cached("SELECT key, path FROM work_items WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row([id::sql(id)], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(tree::subtree_range(&path, key))
 }
 
@@ -524,7 +526,9 @@ impl Tracker {
             {
                 let mut stmt = tx.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM work_items WHERE id = ?1"))?;
                 for a in ancestor_ids {
-                    if let Some(row) = rusqlite::OptionalExtension::optional(stmt.query_row([a], row_from_row))? {
+                    if let Some(row) =
+                        rusqlite::OptionalExtension::optional(stmt.query_row([id::sql(a)], row_from_row))?
+                    {
                         ancestors.push(row);
                     }
                 }
@@ -577,24 +581,28 @@ impl Tracker {
         let limit = clamp_limit(filter.limit)?;
         let mut clauses = vec!["archived_at IS NULL".to_owned()];
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut arg = |clauses: &mut Vec<String>, sql: &str, v: String| {
-            args.push(v.into());
+        let mut arg = |clauses: &mut Vec<String>, sql: &str, v: rusqlite::types::Value| {
+            args.push(v);
             clauses.push(sql.replace('?', &format!("?{}", args.len())));
         };
         if let Some(t) = &filter.item_type {
-            arg(&mut clauses, "item_type = ?", ItemType::parse(t)?.as_str().to_owned());
+            arg(
+                &mut clauses,
+                "item_type = ?",
+                ItemType::parse(t)?.as_str().to_owned().into(),
+            );
         }
         if let Some(s) = &filter.status {
-            arg(&mut clauses, "status = ?", parse_status(s)?.as_str().to_owned());
+            arg(&mut clauses, "status = ?", parse_status(s)?.as_str().to_owned().into());
         }
         if let Some(p) = &filter.parent_id {
-            arg(&mut clauses, "parent_id = ?", ids::parse("parent_id", p)?);
+            arg(&mut clauses, "parent_id = ?", id::value(&ids::parse("parent_id", p)?));
         }
         if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
             arg(
                 &mut clauses,
                 "rowid IN (SELECT rowid FROM work_items_fts WHERE work_items_fts MATCH ?)",
-                fts_query(text),
+                fts_query(text).into(),
             );
         }
         if !filter.include_deleted {
@@ -643,13 +651,7 @@ impl Tracker {
         let count_args = args.len();
         let mut page_filters = filters.clone();
         if let Some(c) = &query.cursor {
-            let k = decode_cursor(c, 3)?;
-            let priority: i64 = k[0]
-                .parse()
-                .map_err(|_| Error::invalid("cursor", "is not a cursor this list returned"))?;
-            args.push(priority.into());
-            args.push(k[1].clone().into());
-            args.push(k[2].clone().into());
+            args.extend(decode_ranked_cursor(c)?);
             let n = args.len();
             page_filters.push_str(&format!(
                 " AND (w.priority, w.created_at, w.id) > (?{}, ?{}, ?{n})",
@@ -701,17 +703,17 @@ fn item_dependencies(conn: &rusqlite::Connection, id: &str) -> Result<ItemDepend
     let query = |sql: &str| -> Result<Vec<DependencyLink>> {
         let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt
-            .query_map([id], |r| {
+            .query_map([id::sql(id)], |r| {
                 Ok(DependencyLink {
-                    dependency_id: r.get(0)?,
+                    dependency_id: get_id(r, 0)?,
                     dependency_type: r.get(1)?,
                     item: WorkItemRow {
-                        id: r.get(2)?,
+                        id: get_id(r, 2)?,
                         title: r.get(3)?,
                         item_type: r.get(4)?,
                         status: r.get(5)?,
                         priority: r.get(6)?,
-                        parent_id: r.get(7)?,
+                        parent_id: get_opt_id(r, 7)?,
                         updated_at: r.get(8)?,
                         version: r.get(9)?,
                     },

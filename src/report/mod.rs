@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::ops::{ConflictView, SyncHealth, Tracker};
+use crate::store::id::{self, get_id, get_opt_id};
 use crate::time::Timestamp;
 
 /// The default template (the legacy layout).
@@ -183,7 +184,7 @@ fn node(r: &rusqlite::Row<'_>, context: bool, hidden: bool) -> rusqlite::Result<
     let depth: i64 = r.get(4)?;
     Ok(Node {
         item: ReportItem {
-            id: r.get(0)?,
+            id: get_id(r, 0)?,
             title: r.get(1)?,
             item_type: r.get(2)?,
             status: r.get(3)?,
@@ -194,7 +195,7 @@ fn node(r: &rusqlite::Row<'_>, context: bool, hidden: bool) -> rusqlite::Result<
             parent_title: None,
             context,
         },
-        parent_id: r.get(7)?,
+        parent_id: get_opt_id(r, 7)?,
         created_at: r.get(5)?,
         hidden,
     })
@@ -233,7 +234,7 @@ fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
             if open_index.contains_key(id) || more_index.contains_key(id) {
                 return Ok(());
             }
-            let mut q = stmt.query([id])?;
+            let mut q = stmt.query([id::sql(id)])?;
             if let Some(r) = q.next()? {
                 let hidden: bool = r.get(8)?;
                 more_index.insert(id.to_owned(), more.len());
@@ -287,7 +288,7 @@ fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
                 _ if n.hidden => None,
                 None => None,
                 Some((_, Some(p))) => Some(node_at(p).item.title.clone()),
-                Some((p, None)) => title_stmt.query_row([p], |r| r.get(0)).optional()?,
+                Some((p, None)) => title_stmt.query_row([id::sql(p)], |r| r.get(0)).optional()?,
             });
         }
     }
@@ -404,7 +405,7 @@ impl Tracker {
                         vendors.map(|v| v.split('\u{1f}').map(str::to_owned).collect()).unwrap_or_default();
                     vendors.sort_by_key(|v| v.to_lowercase());
                     Ok(ReportDeployment {
-                        id: r.get(0)?,
+                        id: get_id(r, 0)?,
                         deployed: legacy_time(r.get(1)?),
                         short_commit: commit.chars().take(7).collect(),
                         commit_hash: commit,
@@ -429,7 +430,7 @@ impl Tracker {
                 let rows = stmt.query_map([], |r| {
                     let target: Option<String> = r.get(4)?;
                     Ok(ReportEnhancement {
-                        id: r.get(0)?,
+                        id: get_id(r, 0)?,
                         title: r.get(1)?,
                         priority: r.get(2)?,
                         status: r.get(3)?,

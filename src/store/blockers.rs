@@ -11,6 +11,7 @@
 
 use rusqlite::Transaction;
 
+use super::id;
 use crate::error::Result;
 
 /// Recount the open blockers of work item `id`.
@@ -28,7 +29,7 @@ pub(super) fn recount(tx: &Transaction<'_>, id: &str) -> Result<()> {
                      AND b.status != 'completed' AND b.deleted_at IS NULL) AS n) AS c
          WHERE work_items.id = ?1 AND work_items.open_blockers != c.n",
     )?
-    .execute([id])?;
+    .execute([id::sql(id)])?;
     Ok(())
 }
 
@@ -39,7 +40,7 @@ pub(super) fn has_edges(tx: &Transaction<'_>, id: &str) -> Result<bool> {
             "SELECT EXISTS (SELECT 1 FROM dependencies WHERE source_id = ?1 AND removed = 0)
                  OR EXISTS (SELECT 1 FROM dependencies WHERE target_id = ?1 AND removed = 0)",
         )?
-        .query_row([id], |r| r.get(0))?)
+        .query_row([id::sql(id)], |r| r.get(0))?)
 }
 
 /// Recount every item that waits for `id` (it opened or closed).
@@ -50,7 +51,7 @@ pub(super) fn recount_waiters_of(tx: &Transaction<'_>, id: &str) -> Result<()> {
              UNION
              SELECT target_id FROM dependencies WHERE source_id = ?1 AND removed = 0 AND dependency_type = 'blocks'",
         )?
-        .query_map([id], |r| r.get(0))?
+        .query_map([id::sql(id)], |r| id::get_id(r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     for w in waiters {
         recount(tx, &w)?;
@@ -64,7 +65,7 @@ pub(super) fn recount_edge(tx: &Transaction<'_>, id: &str) -> Result<()> {
         tx.prepare_cached(
             "SELECT CASE dependency_type WHEN 'blocks' THEN target_id ELSE source_id END FROM dependencies WHERE id = ?1",
         )?
-        .query_row([id], |r| r.get(0)),
+        .query_row([id::sql(id)], |r| id::get_id(r, 0)),
     )?;
     if let Some(w) = waiter {
         recount(tx, &w)?;

@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 use waymark_sync::RecordState;
 
-use super::{blockers, tree};
+use super::{blockers, id, tree};
 use crate::error::Result;
 use crate::time::Timestamp;
 
@@ -23,6 +23,10 @@ enum Ty {
     Text,
     /// Nullable text.
     OptText,
+    /// NOT NULL record id (src/store/id.rs).
+    Id,
+    /// Nullable record id.
+    OptId,
     /// NOT NULL integer.
     Int,
     /// Nullable integer.
@@ -120,7 +124,7 @@ pub(crate) static WORK_ITEMS: Collection = Collection {
         col("description", Ty::OptText),
         col("status", Ty::Text),
         col("priority", Ty::Int),
-        col("parent_id", Ty::OptText),
+        col("parent_id", Ty::OptId),
         col("branch_name", Ty::OptText),
         col("commit_hash", Ty::OptText),
         col("pr_number", Ty::OptInt),
@@ -136,8 +140,8 @@ pub(crate) static DEPENDENCIES: Collection = Collection {
     name: "dependencies",
     code: 2,
     columns: &[
-        col("source_id", Ty::Text),
-        col("target_id", Ty::Text),
+        col("source_id", Ty::Id),
+        col("target_id", Ty::Id),
         col("dependency_type", Ty::Text),
         col("removed", Ty::Bool),
     ],
@@ -177,9 +181,9 @@ pub(crate) static DEPLOYMENT_LINKS: Collection = Collection {
     name: "deployment_links",
     code: 5,
     columns: &[
-        col("deployment_id", Ty::Text),
+        col("deployment_id", Ty::Id),
         col("link_type", Ty::Text),
-        col("target_id", Ty::Text),
+        col("target_id", Ty::Id),
         col("removed", Ty::Bool),
     ],
     metadata: false,
@@ -210,7 +214,7 @@ pub(crate) static CONFIGURATION: Collection = Collection {
     code: 7,
     columns: &[
         col("active_context_type", Ty::Text),
-        col("current_session_id", Ty::OptText),
+        col("current_session_id", Ty::OptId),
         col("git_branch", Ty::OptText),
         col("git_head_commit", Ty::OptText),
         col("default_token_budget", Ty::Int),
@@ -330,7 +334,7 @@ impl Collection {
         let st = self.statements();
         let found: Option<(i64, Sql, Vec<Sql>)> = conn
             .prepare_cached(&st.select_by_id)?
-            .query_row([id], |r| {
+            .query_row([id::sql(id)], |r| {
                 let row = st.row(r)?;
                 Ok((r.get(0)?, r.get(1)?, row))
             })
@@ -361,7 +365,7 @@ impl Collection {
             .prepare_cached(&st.select_by_key)?
             .query_row([key], |r| {
                 let row = st.row(r)?;
-                Ok((r.get(0)?, r.get(1)?, row))
+                Ok((id::get_id(r, 0)?, r.get(1)?, row))
             })
             .optional()?;
         found
@@ -379,7 +383,7 @@ impl Collection {
         let rows = stmt
             .query_map([], |r| {
                 let row: Vec<Sql> = st.row(r)?;
-                Ok((r.get::<_, String>(0)?, r.get::<_, Sql>(1)?, row))
+                Ok((id::get_id(r, 0)?, r.get::<_, Sql>(1)?, row))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
@@ -428,7 +432,7 @@ impl Collection {
         let version = old_version + 1;
 
         let mut params: Vec<Sql> = Vec::with_capacity(self.columns.len() + 11);
-        params.push(Sql::Text(id.to_owned()));
+        params.push(id::value(id));
         for c in self.columns {
             params.push(to_sql(state.value(c.name), c.ty));
         }
@@ -600,6 +604,7 @@ fn metadata_of(state: &RecordState) -> Value {
 fn from_sql(sql: &Sql, ty: Ty) -> Option<Value> {
     match (ty, sql) {
         (Ty::Text | Ty::OptText, Sql::Text(s)) => Some(Value::String(s.clone())),
+        (Ty::Id | Ty::OptId, Sql::Text(_) | Sql::Blob(_)) => id::text(sql.into()).map(Value::String),
         (Ty::Int | Ty::OptInt, Sql::Integer(i)) => Some(Value::from(*i)),
         (Ty::Bool, Sql::Integer(i)) => Some(Value::Bool(*i != 0)),
         (Ty::Json(_), Sql::Text(s)) => serde_json::from_str(s).ok(),
@@ -624,12 +629,15 @@ fn to_sql(value: Option<&Value>, ty: Ty) -> Sql {
         (Ty::Text | Ty::OptText, Some(Value::String(s))) => Sql::Text(s.clone()),
         (Ty::Text | Ty::OptText, Some(other)) => Sql::Text(other.to_string()),
         (Ty::Text, None) => Sql::Text(String::new()),
+        (Ty::Id | Ty::OptId, Some(Value::String(s))) => id::value(s),
+        (Ty::Id | Ty::OptId, Some(other)) => Sql::Text(other.to_string()),
+        (Ty::Id, None) => Sql::Text(String::new()),
         (Ty::Int | Ty::OptInt, Some(v)) if v.as_i64().is_some() => Sql::Integer(v.as_i64().unwrap_or(0)),
         (Ty::Int, _) => Sql::Integer(0),
         (Ty::Bool, Some(Value::Bool(b))) => Sql::Integer(i64::from(*b)),
         (Ty::Bool, _) => Sql::Integer(0),
         (Ty::Json(_), Some(v)) => Sql::Text(v.to_string()),
         (Ty::Json(default), None) => Sql::Text(default.to_owned()),
-        (Ty::OptText | Ty::OptInt, _) => Sql::Null,
+        (Ty::OptText | Ty::OptId | Ty::OptInt, _) => Sql::Null,
     }
 }

@@ -12,6 +12,7 @@
 mod blockers;
 mod codec;
 mod collections;
+pub mod id;
 pub mod replica;
 mod search;
 pub mod tree;
@@ -42,17 +43,21 @@ pub const DB_FILE: &str = "waymark.db";
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The schema's migrations, in order: schema N is the first N applied.
+const MIGRATIONS: [&str; 4] = [
+    include_str!("../../sql/sqlite/0001_initial.sql"),
+    include_str!("../../sql/sqlite/0002_compact.sql"),
+    include_str!("../../sql/sqlite/0003_lean_writes.sql"),
+    include_str!("../../sql/sqlite/0004_binary_ids.sql"),
+];
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../../sql/sqlite/0001_initial.sql")),
-        M::up(include_str!("../../sql/sqlite/0002_compact.sql")),
-        M::up(include_str!("../../sql/sqlite/0003_lean_writes.sql")),
-    ])
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
 }
 
 /// The schema version this build writes.
 pub fn schema_version() -> i64 {
-    3
+    MIGRATIONS.len() as i64
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;

@@ -26,6 +26,7 @@ use std::collections::{HashSet, VecDeque};
 
 use rusqlite::{OptionalExtension, Transaction};
 
+use super::id::{self, get_id};
 use crate::domain::MAX_DEPTH;
 use crate::error::Result;
 
@@ -91,7 +92,7 @@ pub fn subtree_range(path: &str, key: i64) -> (String, String) {
 pub fn id_of(conn: &rusqlite::Connection, key: i64) -> Result<String> {
     Ok(conn
         .prepare_cached("SELECT id FROM work_items WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))?)
+        .query_row([key], |r| get_id(r, 0))?)
 }
 
 /// The member of a cycle where it is cut: the smallest id among the items
@@ -118,7 +119,7 @@ pub(super) fn place(tx: &Transaction<'_>, id: &str, key: Option<i64>, parent: Op
     }
     let found: Option<(i64, String, i64)> = tx
         .prepare_cached("SELECT key, path, depth FROM work_items WHERE id = ?1")?
-        .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row([id::sql(parent)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((parent_key, parent_path, parent_depth)) = found else {
         return Ok(root(Some(TreeIssue::Orphan)));
@@ -182,7 +183,9 @@ pub(super) fn rederive_below(tx: &Transaction<'_>, top: &str, key: i64, path: &s
     while let Some((node, node_key, node_path, node_depth)) = queue.pop_front() {
         let children: Vec<(i64, String, String, i64)> = tx
             .prepare_cached("SELECT key, id, path, depth FROM work_items WHERE parent_id = ?1 ORDER BY id")?
-            .query_map([&node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .query_map([id::sql(&node)], |r| {
+                Ok((r.get(0)?, get_id(r, 1)?, r.get(2)?, r.get(3)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         let under = child_path(&node_path, node_key);
         let line: Vec<i64> = keys(&under).collect();
@@ -224,7 +227,7 @@ pub(super) fn rederive_below(tx: &Transaction<'_>, top: &str, key: i64, path: &s
 pub(super) fn reroot(tx: &Transaction<'_>, id: &str) -> Result<()> {
     let (key, old_path, old_depth): (i64, String, i64) = tx
         .prepare_cached("SELECT key, path, depth FROM work_items WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        .query_row([id::sql(id)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     set_issue(tx, id, Some(TreeIssue::Cycle))?;
     if old_path == ROOT_PATH && old_depth == 0 {
         return Ok(());

@@ -96,6 +96,31 @@ fn a_schema_1_store_migrates_with_its_content_conflicts_and_pending_changes() {
         pending,
         "the pending changes are pushed as they were written"
     );
+    // Every id is now stored as its 16 bytes (the fixture's are canonical).
+    let conn = Connection::open(&db).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    for (table, column) in [
+        ("work_items", "id"),
+        ("work_items", "parent_id"),
+        ("dependencies", "id"),
+        ("dependencies", "source_id"),
+        ("dependencies", "target_id"),
+        ("vendors", "id"),
+        ("deployments", "id"),
+        ("deployment_links", "id"),
+        ("deployment_links", "deployment_id"),
+        ("deployment_links", "target_id"),
+        ("enhancements", "id"),
+        ("configuration", "id"),
+        ("configuration", "current_session_id"),
+    ] {
+        let texts = count(&format!("SELECT count(*) FROM {table} WHERE typeof({column}) = 'text'"));
+        assert_eq!(texts, 0, "{table}.{column} still holds text ids");
+    }
+    assert_eq!(
+        count("SELECT count(*) FROM work_items WHERE typeof(id) = 'blob' AND length(id) = 16"),
+        count("SELECT count(*) FROM work_items"),
+    );
     let states = t.store().record_states().unwrap();
     assert_eq!(states.len(), 13, "every record's state reads");
 

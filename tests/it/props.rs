@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use proptest::prelude::*;
 use waymark::Error;
 use waymark::ops::{DependencyAction, DependencyChange, WorkItemFilter, WorkItemUpdate};
+use waymark::store::id::get_id;
 
 use crate::{new_item, tracker};
 
@@ -234,7 +235,7 @@ proptest! {
                            WHERE d.target_id = w.id AND d.removed = 0 AND d.dependency_type = 'blocks'
                              AND b.status != 'completed' AND b.deleted_at IS NULL)",
                 )?;
-                let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                let ids = stmt.query_map([], |r| get_id(r, 0))?.collect::<rusqlite::Result<_>>()?;
                 Ok(ids)
             })
             .unwrap();
@@ -260,6 +261,7 @@ mod derived_tree {
 
     use proptest::prelude::*;
     use serde_json::{Value, json};
+    use waymark::store::id::get_id;
     use waymark_sync::{Change, Dot, Hlc, ReplicaId, SCHEMA_VERSION, VersionVector};
 
     use crate::tracker;
@@ -268,8 +270,11 @@ mod derived_tree {
         ReplicaId(uuid::Uuid::from_u128(0xabc0 + n))
     }
 
+    /// Ids as replicas send them: mostly canonical (stored as 16 bytes),
+    /// every third in capitals, as a foreign writer might (stored as text).
     fn item_id(n: usize) -> String {
-        uuid::Uuid::from_u128(0x1000 + n as u128 * 7919 % 97).to_string()
+        let id = uuid::Uuid::from_u128(0x1000 + n as u128 * 7919 % 97).to_string();
+        if n.is_multiple_of(3) { id.to_uppercase() } else { id }
     }
 
     fn change(record: &str, dot: Dot, context: &VersionVector, hlc: u64, fields: Value) -> Change {
@@ -328,7 +333,7 @@ mod derived_tree {
             .read(|tx| {
                 let mut stmt = tx.prepare("SELECT key, id, path, depth FROM work_items")?;
                 let rows = stmt
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .query_map([], |r| Ok((r.get(0)?, get_id(r, 1)?, r.get(2)?, r.get(3)?)))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             })
