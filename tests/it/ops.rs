@@ -1432,6 +1432,132 @@ fn archive_moves_old_finished_subtrees_and_keeps_them_queryable() {
     assert_eq!(doc["archived_work_items"].as_array().unwrap().len(), 2);
 }
 
+/// Every row of a list, fetched `limit` at a time by following its cursor
+/// (at most 100 pages: a cursor that does not advance fails the test).
+fn all_pages<T>(limit: i64, mut page: impl FnMut(Option<i64>, Option<String>) -> Page<T>) -> Vec<T> {
+    let (mut rows, mut cursor) = (Vec::new(), None);
+    for _ in 0..100 {
+        let next = page(Some(limit), cursor);
+        rows.extend(next.items);
+        cursor = next.next_cursor;
+        if cursor.is_none() {
+            return rows;
+        }
+    }
+    panic!("the cursor never reached the end of the list");
+}
+
+/// Lists that order by a time (or a priority and a time) break ties by id,
+/// and their cursors carry that id: rows with one time page through whole.
+#[test]
+fn lists_page_past_rows_that_tie_on_time_by_id() {
+    let (_s, source) = tracker();
+    for n in 0..5 {
+        source
+            .create_work_item(A, new_item("task", &format!("ready {n}"), None))
+            .unwrap();
+        source
+            .create_work_item(A, new_item("task", &format!("done {n}"), None))
+            .unwrap();
+        let enhancement = NewEnhancement {
+            title: format!("enhancement {n}"),
+            priority: Some(2),
+            ..Default::default()
+        };
+        source.create_enhancement(A, enhancement).unwrap();
+        let deployment = NewDeployment {
+            commit_hash: format!("{n:040x}"),
+            deployed_at: Some("2026-01-02T03:04:05Z".into()),
+            ..Default::default()
+        };
+        source.record_deployment(A, deployment).unwrap();
+    }
+    // One time for every record (two years ago), and half the items done.
+    let old = "2024-01-01T00:00:00.000000Z";
+    let mut doc = source.export_json().unwrap();
+    for list in ["work_items", "enhancements"] {
+        for r in doc[list].as_array_mut().unwrap() {
+            r["created_at"] = json!(old);
+            r["updated_at"] = json!(old);
+            if r["title"].as_str().unwrap().starts_with("done") {
+                r["status"] = json!("completed");
+            }
+        }
+    }
+    let (_d, t) = tracker();
+    t.import_json(A, doc).unwrap();
+    let archived = t
+        .archive_work_items(
+            A,
+            ArchiveRequest {
+                older_than_days: Some(365),
+                dry_run: false,
+            },
+        )
+        .unwrap();
+    assert_eq!(archived.count, 5);
+
+    let check = |what: &str, paged: Vec<String>, whole: Vec<String>| {
+        let mut unique = paged.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 5, "{what}: {paged:?}");
+        assert_eq!(paged, whole, "{what}: pages of 2 against one page");
+    };
+    let ready = |limit, cursor| {
+        t.ready_work(ReadyQuery {
+            limit,
+            cursor,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    check(
+        "ready work",
+        all_pages(2, ready).into_iter().map(|r| r.id).collect(),
+        all_pages(50, ready).into_iter().map(|r| r.id).collect(),
+    );
+    let archive = |limit, cursor| {
+        t.query_archived_work_items(ArchivedQuery {
+            limit,
+            cursor,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    check(
+        "archived work items",
+        all_pages(2, archive).into_iter().map(|r| r.id).collect(),
+        all_pages(50, archive).into_iter().map(|r| r.id).collect(),
+    );
+    let enhancements = |limit, cursor| {
+        t.list_enhancements(EnhancementFilter {
+            limit,
+            cursor,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    check(
+        "enhancements",
+        all_pages(2, enhancements).into_iter().map(|r| r.id).collect(),
+        all_pages(50, enhancements).into_iter().map(|r| r.id).collect(),
+    );
+    let deployments = |limit, cursor| {
+        t.list_deployments(DeploymentFilter {
+            limit,
+            cursor,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    check(
+        "deployments",
+        all_pages(2, deployments).into_iter().map(|r| r.id).collect(),
+        all_pages(50, deployments).into_iter().map(|r| r.id).collect(),
+    );
+}
+
 #[test]
 fn every_write_lands_in_the_outbox_with_a_dense_counter() {
     let (_d, t) = tracker();
