@@ -1432,14 +1432,22 @@ fn archive_moves_old_finished_subtrees_and_keeps_them_queryable() {
     assert_eq!(doc["archived_work_items"].as_array().unwrap().len(), 2);
 }
 
-/// Every row of a list, fetched `limit` at a time by following its cursor
-/// (at most 100 pages: a cursor that does not advance fails the test).
-fn all_pages<T>(limit: i64, mut page: impl FnMut(Option<i64>, Option<String>) -> Page<T>) -> Vec<T> {
+/// A page of a list as the ids of its rows, and its cursor.
+type IdPage = (Vec<String>, Option<String>);
+
+fn ids<T>(page: Page<T>, id: impl Fn(T) -> String) -> IdPage {
+    (page.items.into_iter().map(id).collect(), page.next_cursor)
+}
+
+/// The ids of every row of a list, fetched `limit` at a time by following
+/// its cursor (at most 100 pages: a cursor that does not advance fails the
+/// test).
+fn all_pages(limit: i64, page: &dyn Fn(Option<i64>, Option<String>) -> IdPage) -> Vec<String> {
     let (mut rows, mut cursor) = (Vec::new(), None);
     for _ in 0..100 {
-        let next = page(Some(limit), cursor);
-        rows.extend(next.items);
-        cursor = next.next_cursor;
+        let (items, next) = page(Some(limit), cursor);
+        rows.extend(items);
+        cursor = next;
         if cursor.is_none() {
             return rows;
         }
@@ -1497,65 +1505,49 @@ fn lists_page_past_rows_that_tie_on_time_by_id() {
         .unwrap();
     assert_eq!(archived.count, 5);
 
-    let check = |what: &str, paged: Vec<String>, whole: Vec<String>| {
+    let check = |what: &str, page: &dyn Fn(Option<i64>, Option<String>) -> IdPage| {
+        let (paged, whole) = (all_pages(2, page), all_pages(50, page));
         let mut unique = paged.clone();
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 5, "{what}: {paged:?}");
         assert_eq!(paged, whole, "{what}: pages of 2 against one page");
     };
-    let ready = |limit, cursor| {
-        t.ready_work(ReadyQuery {
+    check("ready work", &|limit, cursor| {
+        ids(
+            t.ready_work(ReadyQuery {
+                limit,
+                cursor,
+                ..Default::default()
+            })
+            .unwrap(),
+            |r| r.id,
+        )
+    });
+    check("archived work items", &|limit, cursor| {
+        let query = ArchivedQuery {
             limit,
             cursor,
             ..Default::default()
-        })
-        .unwrap()
-    };
-    check(
-        "ready work",
-        all_pages(2, ready).into_iter().map(|r| r.id).collect(),
-        all_pages(50, ready).into_iter().map(|r| r.id).collect(),
-    );
-    let archive = |limit, cursor| {
-        t.query_archived_work_items(ArchivedQuery {
+        };
+        ids(t.query_archived_work_items(query).unwrap(), |r| r.id)
+    });
+    check("enhancements", &|limit, cursor| {
+        let filter = EnhancementFilter {
             limit,
             cursor,
             ..Default::default()
-        })
-        .unwrap()
-    };
-    check(
-        "archived work items",
-        all_pages(2, archive).into_iter().map(|r| r.id).collect(),
-        all_pages(50, archive).into_iter().map(|r| r.id).collect(),
-    );
-    let enhancements = |limit, cursor| {
-        t.list_enhancements(EnhancementFilter {
+        };
+        ids(t.list_enhancements(filter).unwrap(), |r| r.id)
+    });
+    check("deployments", &|limit, cursor| {
+        let filter = DeploymentFilter {
             limit,
             cursor,
             ..Default::default()
-        })
-        .unwrap()
-    };
-    check(
-        "enhancements",
-        all_pages(2, enhancements).into_iter().map(|r| r.id).collect(),
-        all_pages(50, enhancements).into_iter().map(|r| r.id).collect(),
-    );
-    let deployments = |limit, cursor| {
-        t.list_deployments(DeploymentFilter {
-            limit,
-            cursor,
-            ..Default::default()
-        })
-        .unwrap()
-    };
-    check(
-        "deployments",
-        all_pages(2, deployments).into_iter().map(|r| r.id).collect(),
-        all_pages(50, deployments).into_iter().map(|r| r.id).collect(),
-    );
+        };
+        ids(t.list_deployments(filter).unwrap(), |r| r.id)
+    });
 }
 
 #[test]
