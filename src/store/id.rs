@@ -114,6 +114,65 @@ mod tests {
         assert_eq!(none, None);
     }
 
+    /// The id columns schema 4 converts, as its migration names them.
+    const ID_COLUMNS: [(&str, &[&str]); 7] = [
+        ("work_items", &["id", "parent_id"]),
+        ("dependencies", &["id", "source_id", "target_id"]),
+        ("vendors", &["id"]),
+        ("deployments", &["id"]),
+        ("deployment_links", &["id", "deployment_id", "target_id"]),
+        ("enhancements", &["id"]),
+        ("configuration", &["id", "current_session_id"]),
+    ];
+
+    /// Text that is, or nearly is, a canonical id: one made from `n`, then
+    /// (by `edit`) a character replaced, inserted or removed at `at`.
+    fn id_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let chars = prop::sample::select(vec!['0', '9', 'a', 'f', 'A', 'F', 'g', '-', ' ', '{', 'é']);
+        (any::<u128>(), 0..4u8, 0..40usize, chars).prop_map(|(n, edit, at, c)| {
+            let mut text: Vec<char> = Uuid::from_u128(n).to_string().chars().collect();
+            let at = at.min(text.len() - 1);
+            match edit {
+                1 => text[at] = c,
+                2 => text.insert(at, c),
+                3 => {
+                    text.remove(at);
+                }
+                _ => {}
+            }
+            text.into_iter().collect()
+        })
+    }
+
+    proptest::proptest! {
+        /// The migration to schema 4 and the code apply one rule: a text
+        /// becomes 16 bytes in the store exactly when `sql` binds it so.
+        #[test]
+        fn the_migration_converts_exactly_what_binds_as_bytes(text in id_like()) {
+            let conn = rusqlite::Connection::open_in_memory().unwrap();
+            for (table, columns) in ID_COLUMNS {
+                let defs: Vec<String> = columns.iter().map(|c| format!("{c} TEXT")).collect();
+                conn.execute(&format!("CREATE TABLE {table} ({})", defs.join(", ")), []).unwrap();
+                let params: Vec<&str> = columns.iter().map(|_| "?1").collect();
+                conn.execute(&format!("INSERT INTO {table} VALUES ({})", params.join(", ")), [&text]).unwrap();
+            }
+            conn.execute_batch(include_str!("../../sql/sqlite/0004_binary_ids.sql")).unwrap();
+            for (table, columns) in ID_COLUMNS {
+                for column in columns {
+                    let stored: Value = conn
+                        .query_row(&format!("SELECT {column} FROM {table}"), [], |r| r.get(0))
+                        .unwrap();
+                    let expected = match sql(&text) {
+                        Id::Bytes(bytes) => Value::Blob(bytes.to_vec()),
+                        Id::Text(t) => Value::Text(t.to_owned()),
+                    };
+                    proptest::prop_assert_eq!(stored, expected, "{}.{}", table, column);
+                }
+            }
+        }
+    }
+
     #[test]
     fn stored_ids_sort_like_their_text() {
         let mut ids: Vec<String> = (0..200)
