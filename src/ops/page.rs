@@ -61,17 +61,20 @@ pub fn encode_cursor(parts: &[&str]) -> String {
 }
 
 pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
-    let bad = bad_cursor;
     if !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
-        return Err(bad());
+        return Err(bad_cursor());
     }
     let bytes: Option<Vec<u8>> = (0..cursor.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
         .collect();
-    let text = String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes.ok_or_else(bad_cursor)?).map_err(|_| bad_cursor())?;
     let parts: Vec<String> = text.split('\u{1f}').map(str::to_owned).collect();
-    if parts.len() == arity { Ok(parts) } else { Err(bad()) }
+    if parts.len() == arity {
+        Ok(parts)
+    } else {
+        Err(bad_cursor())
+    }
 }
 
 /// A cursor of `(time, id)`, as the values to bind.

@@ -163,11 +163,7 @@ mod tests {
                     let stored: Value = conn
                         .query_row(&format!("SELECT {column} FROM {table}"), [], |r| r.get(0))
                         .unwrap();
-                    let expected = match sql(&text) {
-                        Id::Bytes(bytes) => Value::Blob(bytes.to_vec()),
-                        Id::Text(t) => Value::Text(t.to_owned()),
-                    };
-                    proptest::prop_assert_eq!(stored, expected, "{}.{}", table, column);
+                    proptest::prop_assert_eq!(stored, value(&text), "{}.{}", table, column);
                 }
             }
         }
