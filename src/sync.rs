@@ -20,9 +20,6 @@ use crate::ops::configuration::health_keys;
 use crate::store::Store;
 use crate::time::Timestamp;
 
-/// Local-state key naming the hub and space the pull cursor belongs to.
-const CURSOR_FOR: &str = "sync.cursor_for";
-
 /// What one round did, as the CLI and the `sync` tool report it.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct RoundSummary {
@@ -49,11 +46,7 @@ pub fn bind_cursor(store: &Store, settings: &Settings) -> crate::Result<()> {
     let Some((_, space)) = settings.hub() else {
         return Ok(());
     };
-    let identity = format!("{}#{space}", settings.hub_display().unwrap_or_default());
-    if store.local_get(CURSOR_FOR)?.as_deref() != Some(identity.as_str()) {
-        store.reset_cursor()?;
-        store.local_set(CURSOR_FOR, &identity)?;
-    }
+    store.bind_hub(&format!("{}#{space}", settings.hub_display().unwrap_or_default()))?;
     store.local_set(health_keys::HUB_URL_SET, "true")
 }
 

@@ -49,7 +49,21 @@ fn local_number<N: std::str::FromStr + Default>(conn: &rusqlite::Connection, key
     Ok(v.and_then(|v| v.parse().ok()).unwrap_or_default())
 }
 
+/// Local-state key naming the hub and space this store syncs with.
+const BOUND_TO: &str = "sync.cursor_for";
+
 impl Store {
+    /// Bind this store to the hub and space named by `identity`
+    /// (`hub#space`). The pull cursor belongs to one (hub, space): when
+    /// either changes, the log is pulled again from the start.
+    pub fn bind_hub(&self, identity: &str) -> crate::Result<()> {
+        if self.local_get(BOUND_TO)?.as_deref() != Some(identity) {
+            self.reset_cursor()?;
+            self.local_set(BOUND_TO, identity)?;
+        }
+        Ok(())
+    }
+
     /// Forget the pull cursor: the next round pulls the hub's whole log
     /// again (changes already applied are skipped). Used when the hub or
     /// the space changes.

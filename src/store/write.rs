@@ -46,10 +46,12 @@ pub struct WriteTx<'c> {
     /// The last outbox entry handed to a push (looked up once per
     /// transaction): see [`WriteTx::keep_overwritten`].
     handed_out: Option<i64>,
+    /// Milliseconds this store's clock runs ahead of the machine's (tests).
+    skew_ms: i64,
 }
 
 impl<'c> WriteTx<'c> {
-    pub(super) fn begin(tx: Transaction<'c>, author: String) -> Result<WriteTx<'c>> {
+    pub(super) fn begin(tx: Transaction<'c>, author: String, skew_ms: i64) -> Result<WriteTx<'c>> {
         let (replica, counter, hlc, _) = super::read_replica(&tx)?;
         Ok(WriteTx {
             tx,
@@ -66,6 +68,7 @@ impl<'c> WriteTx<'c> {
             at: None,
             retired: None,
             handed_out: None,
+            skew_ms,
         })
     }
 
@@ -86,7 +89,8 @@ impl<'c> WriteTx<'c> {
 
     /// The time the next local change will carry.
     pub fn now(&self) -> Timestamp {
-        self.at.unwrap_or_else(Timestamp::now)
+        self.at
+            .unwrap_or_else(|| Timestamp(Timestamp::now().0.saturating_add(self.skew_ms.saturating_mul(1000))))
     }
 
     /// Stamp the following local changes with `at` instead of the wall
