@@ -12,6 +12,7 @@
 mod blockers;
 mod codec;
 mod collections;
+mod derived;
 pub mod id;
 pub mod replica;
 mod search;
