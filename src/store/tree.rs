@@ -3,24 +3,33 @@
 //! changes arrived in, and without writing new changes.
 //!
 //! Local operations refuse moves that would break a rule, but merged
-//! changes can still make a tree that no replica wrote: two concurrent moves
-//! that form a cycle, a chain deeper than the limit, a child whose parent has
-//! not arrived. Each is resolved by a rule that depends only on the links:
-//! - a **cycle** is cut above its member with the smallest id, which becomes a
-//!   root (a `cycle` conflict on its `parent_id`);
-//! - an item that would sit deeper than [`MAX_DEPTH`] becomes a root, its
-//!   subtree following it (a `depth` conflict);
+//! changes can still make a tree that no replica wrote: concurrent moves
+//! that form a cycle (of any length), a chain deeper than the limit, a child
+//! whose parent has not arrived. Each is resolved by a rule that depends
+//! only on the links:
+//! - a **cycle** is found by walking the parent links by id (never the
+//!   stored paths: the depth rule cuts those, so a cycle longer than the
+//!   limit never shows in one) and cut above its member with the smallest
+//!   id, which becomes a root (a `cycle` conflict on its `parent_id`);
+//! - depths then count from the (cut) roots down, and an item that would
+//!   sit deeper than [`MAX_DEPTH`] becomes a root, its subtree following
+//!   (a `depth` conflict);
 //! - an item whose parent is unknown here is a root until the parent arrives
 //!   (an `orphan` conflict).
 //!
 //! A path lists the ancestors' keys (the local row numbers), `/k0/k1/`, and
 //! `/` for a root: a subtree is the range of paths that start with its
-//! root's path and key. Keys are local; the rules above compare ids.
+//! root's path and key. Keys are local; the rules above compare ids. Paths
+//! are an output (subtree queries read them), never an input to the rules.
 //!
 //! Invariant kept between transactions: every stored path is the derived
-//! one. So after a change to one item only that item's subtree (by parent
-//! links) can need new paths, and a subtree whose root keeps its path is
-//! left alone.
+//! one. So only a change of one item's link (or the arrival of an item
+//! whose children came first) can move anything, and only that item's
+//! subtree by links: [`relink`] walks the links up from the old and the new
+//! parent (one indexed lookup per link; a sound tree is at most
+//! [`MAX_DEPTH`] deep) to see whether a cycle was opened or closed, then
+//! derives the subtree again. [`derive_all`] derives the whole tree at once,
+//! for `Store::verify`.
 
 use std::collections::{HashSet, VecDeque};
 
