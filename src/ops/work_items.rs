@@ -270,7 +270,8 @@ fn check_parent(conn: &rusqlite::Connection, parent_id: &str, moving: Option<&Wo
     }
     let mut height = 0;
     if let Some(item) = moving {
-        if parent.id == item.id || parent.path.split('/').any(|seg| seg == item.id) {
+        // By links, not the path: a depth cut hides the ancestors above it.
+        if tree::links_reach(conn, &parent.id, &item.id)? {
             return Err(Error::Cycle(format!(
                 "cannot move work item {} under {}: that is itself or one of its descendants",
                 item.id, parent.id

@@ -543,9 +543,18 @@ impl Collection {
             blockers::recount_edge(tx, id)?;
             let was_live = matches!(old_at("removed"), Some(Sql::Integer(0)));
             let is_live = !state.value("removed").and_then(Value::as_bool).unwrap_or(false);
+            // An edge whose ends arrive after a change that wrote only
+            // `removed` (another arrival order) changes its ends while live.
+            let ends_changed = ["source_id", "target_id", "dependency_type"]
+                .iter()
+                .any(|n| old_at(n).is_some_and(|o| names.iter().position(|c| c == n).map(|i| &params[i]) != Some(o)));
             match (was_live, is_live) {
                 (false, true) => derived::edge_became_live(tx, id)?,
                 (true, false) => derived::edge_died(tx, id)?,
+                (true, true) if ends_changed => {
+                    derived::edge_died(tx, id)?;
+                    derived::edge_became_live(tx, id)?;
+                }
                 _ => {}
             }
         }

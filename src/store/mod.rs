@@ -374,7 +374,9 @@ impl Store {
     /// the registers into a scratch copy and compare it with this store's:
     /// one line per difference, none when they agree.
     pub fn verify(&self) -> Result<Vec<String>> {
-        self.read(verify::verify)
+        let mut differences = self.read(verify::verify)?;
+        differences.extend(self.on_writer(verify::check_search)?);
+        Ok(differences)
     }
 
     /// Changes written here that the hub has not acknowledged.

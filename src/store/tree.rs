@@ -138,6 +138,16 @@ pub(super) fn cycle_through(conn: &rusqlite::Connection, id: &str, parent: &str)
     }
 }
 
+/// Whether `ancestor` is `item` or one of its ancestors by parent links
+/// (whatever the stored paths say: a depth cut hides the ancestors above
+/// it from them). Local moves check this before writing.
+pub fn links_reach(conn: &rusqlite::Connection, item: &str, ancestor: &str) -> Result<bool> {
+    if item == ancestor {
+        return Ok(true);
+    }
+    Ok(cycle_through(conn, ancestor, item)?.is_some())
+}
+
 /// The place of item `id` under `parent`, from the parent's stored place,
 /// when the link `id -> parent` closes no cycle (the caller knows, or `id`
 /// has no children).

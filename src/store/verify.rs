@@ -50,6 +50,30 @@ pub(super) fn verify(conn: &Connection) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The full-text index against the rows it indexes, on the writer's
+/// connection: brought up to date with the writes noted for it (as before
+/// every search), then checked by FTS5's own integrity check, in one
+/// transaction. One line if they differ.
+pub(super) fn check_search(conn: &mut Connection) -> Result<Vec<String>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    super::search::catch_up(&tx)?;
+    let checked = tx.execute(
+        "INSERT INTO work_items_fts (work_items_fts, rank) VALUES ('integrity-check', 1)",
+        [],
+    );
+    tx.commit()?;
+    match checked {
+        Ok(_) => Ok(Vec::new()),
+        Err(rusqlite::Error::SqliteFailure(e, message)) if e.code == rusqlite::ErrorCode::DatabaseCorrupt => {
+            Ok(vec![format!(
+                "work_items_fts: the full-text index differs from the titles and descriptions it indexes ({})",
+                message.unwrap_or_else(|| e.to_string())
+            )])
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Materialize every record of `from` into `to`, then derive again at once
 /// what spans records.
 fn rebuild(from: &Connection, to: &Transaction<'_>) -> Result<()> {

@@ -401,8 +401,9 @@ fn verify_finds_a_row_that_differs_from_its_registers() {
         serde_json::json!([])
     );
 
-    // Derived columns changed with raw SQL: the child's depth, the parent's
-    // blocker count, and a conflict nobody derived.
+    // Changed with raw SQL: the child's depth, the parent's blocker count,
+    // a conflict nobody derived, and a title behind the full-text index's
+    // back (the row is the title's register, so only the index disagrees).
     let conn = rusqlite::Connection::open(dir.join("waymark.db")).unwrap();
     conn.execute_batch(
         "UPDATE work_items SET depth = 3 WHERE depth = 1;
@@ -410,6 +411,13 @@ fn verify_finds_a_row_that_differs_from_its_registers() {
          INSERT INTO conflicts (collection, record_id, field, kind) VALUES ('work_items', 'nobody', 'title', 'value');",
     )
     .unwrap();
+    // Index the items first (verify would index what is noted as pending).
+    assert_eq!(
+        ok_json(dir, &["item", "list", "--text", "parent", "--json"])["total_count"],
+        1
+    );
+    conn.execute("UPDATE work_items SET title = 'renamed' WHERE title = 'parent'", [])
+        .unwrap();
     drop(conn);
     let out = waymark(dir, &["verify"]);
     assert_eq!(out.status.code(), Some(1));
@@ -423,10 +431,14 @@ fn verify_finds_a_row_that_differs_from_its_registers() {
         "{printed}"
     );
     assert!(printed.contains("work_items/nobody/title (value)"), "{printed}");
-    assert_eq!(printed.trim_end().lines().count(), 3, "{printed}");
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: 3 difference(s)"));
+    assert!(
+        printed.contains("work_items_fts: the full-text index differs"),
+        "{printed}"
+    );
+    assert_eq!(printed.trim_end().lines().count(), 4, "{printed}");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: 4 difference(s)"));
     let out = waymark(dir, &["verify", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["differences"].as_array().unwrap().len(), 3, "{doc:#}");
+    assert_eq!(doc["differences"].as_array().unwrap().len(), 4, "{doc:#}");
 }

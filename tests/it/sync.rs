@@ -499,6 +499,24 @@ mod convergence {
                 "the nine hang below the cut within the limit"
             );
         }
+        // A local move under an item below the depth cut is still refused
+        // as a cycle: the check follows links, not the path the cut starts.
+        let cut_by_depth = depth[0]["record_id"].as_str().unwrap();
+        let below = all
+            .iter()
+            .find(|i| a.tracker.get_work_item(&i.id).unwrap().parent_id.as_deref() == Some(cut_by_depth))
+            .unwrap();
+        let current = a.tracker.get_work_item(&smallest).unwrap();
+        let refused = a.tracker.update_work_item(
+            "a",
+            WorkItemUpdate {
+                id: smallest.clone(),
+                version: current.version,
+                parent_id: Some(below.id.clone()),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(refused, Err(waymark::Error::Cycle(_))), "{refused:?}");
     }
 
     /// `a depends_on b` on one store, `b depends_on a` on another: local
