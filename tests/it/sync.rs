@@ -499,18 +499,25 @@ mod convergence {
                 "the nine hang below the cut within the limit"
             );
         }
-        // A local move under an item below the depth cut is still refused
-        // as a cycle: the check follows links, not the path the cut starts.
-        let cut_by_depth = depth[0]["record_id"].as_str().unwrap();
+        // Moving the item above the depth cut (at depth 5, nothing below it
+        // by path) under the cut item's child (depth 1) passes the depth
+        // check, and is still refused as a cycle: the check follows links,
+        // not the paths, which start again at the cut.
+        let cut_by_depth = a
+            .tracker
+            .get_work_item(depth[0]["record_id"].as_str().unwrap())
+            .unwrap();
         let below = all
             .iter()
-            .find(|i| a.tracker.get_work_item(&i.id).unwrap().parent_id.as_deref() == Some(cut_by_depth))
+            .find(|i| a.tracker.get_work_item(&i.id).unwrap().parent_id.as_deref() == Some(&cut_by_depth.id))
             .unwrap();
-        let current = a.tracker.get_work_item(&smallest).unwrap();
+        let above = cut_by_depth.parent_id.unwrap();
+        let current = a.tracker.get_work_item(&above).unwrap();
+        assert_eq!(current.depth, 5);
         let refused = a.tracker.update_work_item(
             "a",
             WorkItemUpdate {
-                id: smallest.clone(),
+                id: above.clone(),
                 version: current.version,
                 parent_id: Some(below.id.clone()),
                 ..Default::default()
