@@ -44,11 +44,12 @@ pub const DB_FILE: &str = "waymark.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The schema's migrations, in order: schema N is the first N applied.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("../../sql/sqlite/0001_initial.sql"),
     include_str!("../../sql/sqlite/0002_compact.sql"),
     include_str!("../../sql/sqlite/0003_lean_writes.sql"),
     include_str!("../../sql/sqlite/0004_binary_ids.sql"),
+    include_str!("../../sql/sqlite/0005_immutable_outbox.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -202,6 +203,7 @@ impl Store {
     pub fn open_file(path: &Path) -> Result<Store> {
         let mut conn = connect(path)?;
         migrate(&mut conn, path)?;
+        fill_legacy_outbox(&mut conn)?;
         ensure_replica(&mut conn, path)?;
 
         let (tx, rx) = mpsc::channel::<Job>();
@@ -433,6 +435,18 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
             }
         }
     }
+}
+
+/// Outbox entries written by schema 4 or older get their fields, once.
+fn fill_legacy_outbox(conn: &mut Connection) -> Result<()> {
+    let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM outbox WHERE fields IS NULL)", [], |r| r.get(0))?;
+    if any {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let filled = replica::fill_legacy_outbox(&tx)?;
+        tx.commit()?;
+        tracing::info!(entries = filled, "outbox entries of an older schema now keep their fields");
+    }
+    Ok(())
 }
 
 /// Mint the replica identity of a new store, or a new one for a store that

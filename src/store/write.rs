@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::Transaction;
 use serde_json::Value;
 use waymark_sync::{Applied, Change, Dot, Hlc, RecordState, ReplicaId, SCHEMA_VERSION};
 
@@ -40,12 +40,6 @@ pub struct WriteTx<'c> {
     /// Wall time override for the next local changes (imports keep the
     /// times of the records they bring in).
     at: Option<Timestamp>,
-    /// Replica ids this store wrote under before (looked up once per
-    /// transaction): their changes may still wait in the outbox.
-    retired: Option<Vec<ReplicaId>>,
-    /// The last outbox entry handed to a push (looked up once per
-    /// transaction): see [`WriteTx::keep_overwritten`].
-    handed_out: Option<i64>,
     /// Milliseconds this store's clock runs ahead of the machine's (tests).
     skew_ms: i64,
 }
@@ -66,8 +60,6 @@ impl<'c> WriteTx<'c> {
             last_conflicted: false,
             orphans: None,
             at: None,
-            retired: None,
-            handed_out: None,
             skew_ms,
         })
     }
@@ -136,14 +128,16 @@ impl<'c> WriteTx<'c> {
         self.dirty = true;
         self.wrote_local = true;
         let (version, key) = self.apply_to(collection, old, &change)?;
-        // The outbox names the record; the change is rebuilt from its state
-        // when pushed (see `replica.rs`).
+        // The outbox entry is the change as written, never rewritten: a
+        // resend, a copy of this store, a push interrupted anywhere all send
+        // the same bytes (see `replica.rs`).
         let (replica, author) = super::codec::intern_write(&self.tx, &mut self.interned, &self.replica, &self.author)?;
         let context = super::codec::encode_context(&self.tx, &mut self.interned, &change.context)?;
+        let fields = super::codec::pack_fields(&change.fields)?;
         self.tx
             .prepare_cached(
-                "INSERT INTO outbox (replica, counter, collection, record, hlc, author, schema, context)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO outbox (replica, counter, collection, record, hlc, author, schema, context, fields)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(rusqlite::params![
                 replica,
@@ -153,7 +147,8 @@ impl<'c> WriteTx<'c> {
                 self.hlc.0 as i64,
                 author,
                 SCHEMA_VERSION,
-                context
+                context,
+                fields
             ])?;
         Ok(version)
     }
@@ -174,28 +169,9 @@ impl<'c> WriteTx<'c> {
     }
 
     fn apply_to(&mut self, collection: &'static Collection, mut old: Loaded, change: &Change) -> Result<(i64, i64)> {
-        // Values of this replica's earlier writes that this change may
-        // replace: a pending change may keep them (see `keep_overwritten`).
-        let mut replaced: Vec<(&str, Dot, Value)> = Vec::new();
-        for name in change.fields.keys() {
-            for s in old.state.fields.get(name).map(|r| r.siblings()).unwrap_or_default() {
-                if self.may_be_pending(&s.dot)? {
-                    replaced.push((name, s.dot, s.value.clone()));
-                }
-            }
-        }
         let mut state = std::mem::take(&mut old.state);
         if state.apply(change) == Applied::AlreadySeen {
             return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));
-        }
-        for (name, dot, value) in replaced {
-            let kept = state
-                .fields
-                .get(name)
-                .is_some_and(|r| r.siblings().iter().any(|s| s.dot == dot));
-            if !kept {
-                self.keep_overwritten(&dot, name, &value)?;
-            }
         }
         if std::ptr::eq(collection, &super::WORK_ITEMS) {
             self.work_items_written += 1;
@@ -205,67 +181,6 @@ impl<'c> WriteTx<'c> {
             .conflicts()
             .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
         collection.materialize(&self.tx, &change.record_id, &old, &state, encoded, &mut self.orphans)
-    }
-
-    /// Whether `dot` was written here (under this replica id or a retired
-    /// one), so that its change may still wait in the outbox.
-    fn may_be_pending(&mut self, dot: &Dot) -> Result<bool> {
-        if dot.replica == self.replica {
-            return Ok(true);
-        }
-        if self.retired.is_none() {
-            let retired = self
-                .tx
-                .prepare_cached("SELECT replica_id FROM retired_replicas")?
-                .query_map([], |r| r.get::<_, String>(0))?
-                .filter_map(|r| r.ok().and_then(|id| id.parse().ok()))
-                .collect();
-            self.retired = Some(retired);
-        }
-        Ok(self.retired.as_ref().is_some_and(|r| r.contains(&dot.replica)))
-    }
-
-    /// Copy the value a pending change wrote, and this write replaces, into
-    /// the change's outbox entry, if a push may already have sent the change:
-    /// the hub then holds it as written and refuses a resend that differs.
-    /// A change never handed to a push is rebuilt without the value; the
-    /// later change that replaced it carries the field, with a context that
-    /// covers the earlier one, so every replica ends in the same state.
-    fn keep_overwritten(&mut self, dot: &Dot, field: &str, value: &Value) -> Result<()> {
-        let handed_out = match self.handed_out {
-            Some(seq) => seq,
-            None => {
-                let seq = super::replica::handed_out(&self.tx)?;
-                self.handed_out = Some(seq);
-                seq
-            }
-        };
-        if handed_out == 0 {
-            return Ok(());
-        }
-        let Some(replica) = super::codec::replica_number(&self.tx, &dot.replica)? else {
-            return Ok(());
-        };
-        let found: Option<(i64, Option<String>)> = self
-            .tx
-            .prepare_cached("SELECT seq, overwritten FROM outbox WHERE replica = ?1 AND counter = ?2")?
-            .query_row(rusqlite::params![replica, dot.counter as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        let Some((seq, kept)) = found.filter(|(seq, _)| *seq <= handed_out) else {
-            return Ok(());
-        };
-        let mut kept: serde_json::Map<String, Value> = match kept {
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|_| Error::Corrupt(format!("outbox entry {seq} keeps malformed values")))?,
-            None => serde_json::Map::new(),
-        };
-        kept.insert(field.to_owned(), value.clone());
-        self.tx
-            .prepare_cached("UPDATE outbox SET overwritten = ?2 WHERE seq = ?1")?
-            .execute(rusqlite::params![seq, Value::Object(kept).to_string()])?;
-        Ok(())
     }
 
     /// Whether the record of the last change written or applied holds a

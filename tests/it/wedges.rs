@@ -1,0 +1,118 @@
+//! Each way the real store once wedged or diverged under sync (issue 11),
+//! replayed through the built binary against a real Postgres hub.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use waymark_sync::postgres::testing::{TestDatabase, block_on};
+
+/// The binary, pointed at one hub and space.
+struct Cli {
+    hub: String,
+    space: String,
+}
+
+impl Cli {
+    fn new(db: &TestDatabase, space: &str) -> Cli {
+        Cli {
+            hub: super::sync::end_to_end::url_of(db),
+            space: space.to_owned(),
+        }
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        // WAYMARK_TEST_BIN runs these scenarios against another build (an
+        // older release, to see each of them fail there).
+        let bin = std::env::var_os("WAYMARK_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_waymark").into());
+        Command::new(bin)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .env("WAYMARK_HUB_URL", &self.hub)
+            .env("WAYMARK_SPACE", &self.space)
+            .output()
+            .expect("run waymark")
+    }
+
+    fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run(dir, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, dir: &Path, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(dir, args)).expect("JSON")
+    }
+
+    /// Sync every store, twice round, then check they print the same export
+    /// and the same conflicts; returns the export.
+    fn converge(&self, dirs: &[&Path]) -> Value {
+        for _ in 0..2 {
+            for d in dirs {
+                self.ok(d, &["sync"]);
+            }
+        }
+        let exports: Vec<String> = dirs.iter().map(|d| self.ok(d, &["export", "json"])).collect();
+        let conflicts: Vec<String> = dirs.iter().map(|d| self.ok(d, &["conflicts", "--json"])).collect();
+        for i in 1..dirs.len() {
+            assert_eq!(exports[0], exports[i], "store {i} exports differently");
+            assert_eq!(conflicts[0], conflicts[i], "store {i} lists other conflicts");
+        }
+        serde_json::from_str(&exports[0]).unwrap()
+    }
+}
+
+/// Copy a store directory as a person would (`cp -r`).
+fn copy_store(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn created_id(v: &Value) -> String {
+    v["id"].as_str().expect("an id").to_owned()
+}
+
+fn title_of(export: &Value, id: &str) -> String {
+    export["work_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == id)
+        .map(|w| w["title"].as_str().unwrap().to_owned())
+        .expect("the item")
+}
+
+/// A store copied with an unpushed change, the same field then written in
+/// the copy and again in the original: both push (the shared change is the
+/// same bytes from either), nothing is refused, and the stores converge on
+/// the one true conflict.
+#[test]
+fn a_copied_store_with_unpushed_changes_keeps_syncing() {
+    let db = block_on(TestDatabase::create("wedge_copy"));
+    let cli = Cli::new(&db, "copy");
+    let (a, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, c) = (a.path(), c.path());
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    cli.ok(a, &["sync"]);
+    cli.ok(a, &["item", "update", &id, "--version", "1", "--title", "unpushed"]);
+    copy_store(a, c);
+    cli.ok(c, &["item", "update", &id, "--version", "2", "--title", "from the copy"]);
+    cli.ok(a, &["item", "update", &id, "--version", "2", "--title", "from the original"]);
+    cli.ok(c, &["sync"]);
+    cli.ok(a, &["sync"]);
+    let export = cli.converge(&[a, c]);
+    let conflicts = cli.json(a, &["conflicts", "--json"]);
+    let text = conflicts.to_string();
+    assert!(
+        text.contains("from the copy") && text.contains("from the original") && !text.contains("\"unpushed\""),
+        "{text}"
+    );
+    assert!(["from the copy", "from the original"].contains(&title_of(&export, &id).as_str()));
+}
