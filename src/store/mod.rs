@@ -439,12 +439,17 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 
 /// Outbox entries written by schema 4 or older get their fields, once.
 fn fill_legacy_outbox(conn: &mut Connection) -> Result<()> {
-    let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM outbox WHERE fields IS NULL)", [], |r| r.get(0))?;
+    let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM outbox WHERE fields IS NULL)", [], |r| {
+        r.get(0)
+    })?;
     if any {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let filled = replica::fill_legacy_outbox(&tx)?;
         tx.commit()?;
-        tracing::info!(entries = filled, "outbox entries of an older schema now keep their fields");
+        tracing::info!(
+            entries = filled,
+            "outbox entries of an older schema now keep their fields"
+        );
     }
     Ok(())
 }

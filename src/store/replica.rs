@@ -48,12 +48,87 @@ impl Store {
     /// Bind this store to the hub and space named by `identity`
     /// (`hub#space`). The pull cursor belongs to one (hub, space): when
     /// either changes, the log is pulled again from the start.
-    pub fn bind_hub(&self, identity: &str) -> crate::Result<()> {
-        if self.local_get(BOUND_TO)?.as_deref() != Some(identity) {
-            self.reset_cursor()?;
-            self.local_set(BOUND_TO, identity)?;
+    ///
+    /// A store that synced with another hub or space before holds changes
+    /// the new one has never seen, under counters it cannot accept (it
+    /// expects a replica's changes from counter 1): the store takes a new
+    /// replica id and publishes its whole state again ([`Store::republish`]).
+    /// Returns whether it did.
+    pub fn bind_hub(&self, identity: &str) -> crate::Result<bool> {
+        let before = self.local_get(BOUND_TO)?;
+        if before.as_deref() == Some(identity) {
+            return Ok(false);
         }
-        Ok(())
+        let moved = before.is_some();
+        if moved {
+            let republished = self.republish()?;
+            tracing::warn!(
+                records = republished,
+                "this store now syncs with another hub or space: it took a new replica id and publishes its state there again"
+            );
+        }
+        self.reset_cursor()?;
+        self.local_set(BOUND_TO, identity)?;
+        Ok(moved)
+    }
+
+    /// Take a new replica id and write every record's state again as new
+    /// local changes, for a hub that lacks this store's history (another
+    /// hub or space, a hub restored from an older backup). Nothing is lost:
+    /// each field's value is written again, each record's version vector is
+    /// the context (so the new changes supersede exactly what this store had
+    /// seen), and each value that stood in a conflict is written under a
+    /// helper replica, concurrent with the others, so the conflict stays
+    /// open everywhere; so does an edit that raced a delete. Records keep
+    /// their times and authors. Returns how many records were written.
+    pub fn republish(&self) -> crate::Result<usize> {
+        self.write(SYNC_AUTHOR, |tx| {
+            tx.rehome()?;
+            let mut helpers: Vec<(ReplicaId, u64)> = Vec::new();
+            let mut helper_dot = |rank: usize| {
+                if helpers.len() <= rank {
+                    helpers.resize_with(rank + 1, || (ReplicaId::mint(), 0));
+                }
+                helpers[rank].1 += 1;
+                Dot {
+                    replica: helpers[rank].0,
+                    counter: helpers[rank].1,
+                }
+            };
+            let mut written = 0;
+            for collection in Collection::all() {
+                for (id, state) in collection.all_states(tx.conn())? {
+                    let Some(last) = state.last_write() else { continue };
+                    let races = state.delete_conflict();
+                    let mut fields = super::write::Fields::new();
+                    let mut others = Vec::new();
+                    for (name, register) in &state.fields {
+                        let Some(winner) = register.winner() else { continue };
+                        if races && name == waymark_sync::merge::DELETE_FIELD {
+                            others.push((name.clone(), winner.clone()));
+                        } else {
+                            fields.insert(name.clone(), winner.value.clone());
+                        }
+                        if register.is_conflict() {
+                            let losers = &register.siblings()[..register.siblings().len() - 1];
+                            others.extend(losers.iter().map(|s| (name.clone(), s.clone())));
+                        }
+                    }
+                    if !fields.is_empty() {
+                        tx.set_author(last.author.clone());
+                        tx.set_time(Some(crate::time::Timestamp::from_millis(last.hlc.millis())));
+                        tx.write(collection, &id, fields)?;
+                    }
+                    for (rank, (name, sibling)) in others.iter().enumerate() {
+                        let dot = helper_dot(rank);
+                        tx.write_sibling(collection, &id, dot, state.vv.clone(), sibling, name)?;
+                    }
+                    written += 1;
+                }
+            }
+            tx.set_time(None);
+            Ok(written)
+        })
     }
 
     /// Forget the pull cursor: the next round pulls the hub's whole log
@@ -222,7 +297,15 @@ pub(super) fn fill_legacy_outbox(tx: &rusqlite::Transaction<'_>) -> Result<usize
             "SELECT seq, replica, author, counter, collection, record, overwritten FROM outbox WHERE fields IS NULL",
         )?
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     for (seq, replica, author, counter, code, key, overwritten) in &legacy {

@@ -102,9 +102,9 @@ impl<'c> WriteTx<'c> {
         let old = collection.load(&self.tx, id)?;
         self.counter += 1;
         let millis = self.now().millis();
-        self.hlc = match self.at {
+        let hlc = match self.at {
             // An import's time is kept as given, unless it would reorder this
-            // record's own history.
+            // record's own history; the store's clock never goes back for it.
             Some(_) => {
                 let floor = old.state.last_write().map(|s| s.hlc).unwrap_or_default();
                 let wanted = Hlc::from_parts(millis, 0);
@@ -112,6 +112,7 @@ impl<'c> WriteTx<'c> {
             }
             None => self.hlc.tick(millis),
         };
+        self.hlc = self.hlc.max(hlc);
         let change = Change {
             collection: collection.name.to_owned(),
             record_id: id.to_owned(),
@@ -121,17 +122,23 @@ impl<'c> WriteTx<'c> {
             },
             context: old.state.vv.clone(),
             fields,
-            hlc: self.hlc,
+            hlc,
             author: self.author.clone(),
             schema_version: SCHEMA_VERSION,
         };
+        self.record_local(collection, old, &change)
+    }
+
+    /// Apply a local `change` and append it to the outbox.
+    fn record_local(&mut self, collection: &'static Collection, old: Loaded, change: &Change) -> Result<i64> {
         self.dirty = true;
         self.wrote_local = true;
-        let (version, key) = self.apply_to(collection, old, &change)?;
+        let (version, key) = self.apply_to(collection, old, change)?;
         // The outbox entry is the change as written, never rewritten: a
         // resend, a copy of this store, a push interrupted anywhere all send
         // the same bytes (see `replica.rs`).
-        let (replica, author) = super::codec::intern_write(&self.tx, &mut self.interned, &self.replica, &self.author)?;
+        let (replica, author) =
+            super::codec::intern_write(&self.tx, &mut self.interned, &change.dot.replica, &change.author)?;
         let context = super::codec::encode_context(&self.tx, &mut self.interned, &change.context)?;
         let fields = super::codec::pack_fields(&change.fields)?;
         self.tx
@@ -141,16 +148,64 @@ impl<'c> WriteTx<'c> {
             )?
             .execute(rusqlite::params![
                 replica,
-                self.counter as i64,
+                change.dot.counter as i64,
                 collection.code,
                 key,
-                self.hlc.0 as i64,
+                change.hlc.0 as i64,
                 author,
                 SCHEMA_VERSION,
                 context,
                 fields
             ])?;
         Ok(version)
+    }
+
+    /// Take a new replica id for this store's next changes: the old one is
+    /// retired, and its unacknowledged changes are dropped from the outbox
+    /// (the caller publishes what they wrote again, see `Store::republish`).
+    pub(super) fn rehome(&mut self) -> Result<(ReplicaId, ReplicaId)> {
+        let (old, new) = (self.replica, ReplicaId::mint());
+        let now = Timestamp::now().to_string();
+        self.tx.execute(
+            "INSERT OR IGNORE INTO retired_replicas (replica_id, retired_at) VALUES (?1, ?2)",
+            [old.to_string(), now],
+        )?;
+        self.tx.execute(
+            "UPDATE replica SET replica_id = ?1, counter = 0 WHERE singleton = 1",
+            [new.to_string()],
+        )?;
+        self.tx.execute("DELETE FROM outbox", [])?;
+        self.replica = new;
+        self.counter = 0;
+        self.dirty = true;
+        Ok((old, new))
+    }
+
+    /// Write one value of a register again as its own local change, under
+    /// `dot` of a helper replica, concurrent with every other change made
+    /// with the same `context` (a republished conflict stays a conflict).
+    pub(super) fn write_sibling(
+        &mut self,
+        collection: &'static Collection,
+        id: &str,
+        dot: Dot,
+        context: waymark_sync::VersionVector,
+        sibling: &waymark_sync::Sibling,
+        field: &str,
+    ) -> Result<()> {
+        let old = collection.load(&self.tx, id)?;
+        let change = Change {
+            collection: collection.name.to_owned(),
+            record_id: id.to_owned(),
+            dot,
+            context,
+            fields: Fields::from([(field.to_owned(), sibling.value.clone())]),
+            hlc: sibling.hlc,
+            author: sibling.author.clone(),
+            schema_version: SCHEMA_VERSION,
+        };
+        self.hlc = self.hlc.observe(sibling.hlc);
+        self.record_local(collection, old, &change).map(|_| ())
     }
 
     /// Apply a change that came from a peer (through the hub). No outbox

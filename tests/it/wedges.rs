@@ -103,8 +103,14 @@ fn a_copied_store_with_unpushed_changes_keeps_syncing() {
     cli.ok(a, &["sync"]);
     cli.ok(a, &["item", "update", &id, "--version", "1", "--title", "unpushed"]);
     copy_store(a, c);
-    cli.ok(c, &["item", "update", &id, "--version", "2", "--title", "from the copy"]);
-    cli.ok(a, &["item", "update", &id, "--version", "2", "--title", "from the original"]);
+    cli.ok(
+        c,
+        &["item", "update", &id, "--version", "2", "--title", "from the copy"],
+    );
+    cli.ok(
+        a,
+        &["item", "update", &id, "--version", "2", "--title", "from the original"],
+    );
     cli.ok(c, &["sync"]);
     cli.ok(a, &["sync"]);
     let export = cli.converge(&[a, c]);
@@ -115,4 +121,45 @@ fn a_copied_store_with_unpushed_changes_keeps_syncing() {
         "{text}"
     );
     assert!(["from the copy", "from the original"].contains(&title_of(&export, &id).as_str()));
+}
+
+/// A store that synced with one space, pointed at another (`init --space`,
+/// or a store restored and reused elsewhere): it takes a new replica id and
+/// publishes its whole state there, conflicts included, with no manual step.
+#[test]
+fn a_store_pointed_at_a_new_space_publishes_its_state_there() {
+    let db = block_on(TestDatabase::create("wedge_space"));
+    let (one, two) = (Cli::new(&db, "one"), Cli::new(&db, "two"));
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let [a, b, c] = [dirs[0].path(), dirs[1].path(), dirs[2].path()];
+    let id = created_id(&one.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    one.ok(a, &["sync"]);
+    one.ok(b, &["sync"]);
+    one.ok(a, &["item", "update", &id, "--version", "1", "--title", "from a"]);
+    one.ok(b, &["item", "update", &id, "--version", "1", "--title", "from b"]);
+    one.converge(&[a, b]);
+    one.ok(a, &["vendor", "create", "EPSON"]);
+    let before = one.ok(a, &["export", "json"]);
+
+    // Now the other space: a publishes there, c (new) receives all of it.
+    two.ok(a, &["sync"]);
+    two.ok(c, &["sync"]);
+    let export = two.converge(&[a, c]);
+    assert_eq!(
+        two.ok(a, &["export", "json"]),
+        before,
+        "moving changed nothing in the store"
+    );
+    assert_eq!(export["vendors"].as_array().unwrap().len(), 1);
+    let conflicts = two.ok(c, &["conflicts", "--json"]);
+    assert!(
+        conflicts.contains("from a") && conflicts.contains("from b"),
+        "the conflict came along: {conflicts}"
+    );
+    // Back in the first space, a's new writes still reach b.
+    let version = two.json(a, &["item", "show", &id, "--json"])["item"]["version"].to_string();
+    two.ok(a, &["item", "update", &id, "--version", &version, "--title", "settled"]);
+    one.ok(a, &["sync"]);
+    let export = one.converge(&[a, b]);
+    assert_eq!(title_of(&export, &id), "settled");
 }
