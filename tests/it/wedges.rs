@@ -163,3 +163,36 @@ fn a_store_pointed_at_a_new_space_publishes_its_state_there() {
     let export = one.converge(&[a, b]);
     assert_eq!(title_of(&export, &id), "settled");
 }
+
+/// A store restored from a backup at its own path (a new file there): it
+/// takes a new replica id, so its next changes never collide with those the
+/// store made after the backup, which it receives from the hub instead.
+#[test]
+fn a_store_restored_from_a_backup_keeps_syncing() {
+    let db = block_on(TestDatabase::create("wedge_restore"));
+    let cli = Cli::new(&db, "restore");
+    let (a, b, backup) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, b, backup) = (a.path(), b.path(), backup.path());
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    cli.ok(a, &["sync"]);
+    copy_store(a, backup);
+    cli.ok(
+        a,
+        &["item", "update", &id, "--version", "1", "--title", "after the backup"],
+    );
+    cli.ok(a, &["sync"]);
+    // Restored: the files are replaced by the backup's.
+    for entry in std::fs::read_dir(a).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    copy_store(backup, a);
+    cli.ok(a, &["item", "create", "--type", "task", "--title", "after the restore"]);
+    cli.ok(a, &["sync"]);
+    let export = cli.converge(&[a, b]);
+    assert_eq!(title_of(&export, &id), "after the backup");
+    assert_eq!(export["work_items"].as_array().unwrap().len(), 2);
+}
