@@ -10,3 +10,15 @@
 -- Entries of older schemas are given their fields when the store opens
 -- (src/store/replica.rs `fill_legacy_outbox`); `overwritten` is then unused.
 ALTER TABLE outbox ADD COLUMN fields BLOB;
+
+-- Records of collections this build does not know (changes pushed by a
+-- newer version): kept opaque, as their registers (the JSON of
+-- waymark_sync::RecordState), merged like any other record and compared by
+-- the sync tests, so a newer peer never stops this store. The build that
+-- knows the collection materializes them in its migration.
+CREATE TABLE opaque_records (
+    collection TEXT NOT NULL,
+    record_id  TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    PRIMARY KEY (collection, record_id)
+) WITHOUT ROWID;

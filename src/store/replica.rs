@@ -216,6 +216,16 @@ impl Replica for Store {
                     states.insert((collection.name.to_owned(), id), state);
                 }
             }
+            let mut opaque = tx.prepare("SELECT collection, record_id, state FROM opaque_records")?;
+            let rows = opaque.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?;
+            for row in rows {
+                let (collection, id, text) = row?;
+                let state = serde_json::from_str(&text)
+                    .map_err(|e| Error::Corrupt(format!("opaque record {collection}/{id}: {e}")))?;
+                states.insert((collection, id), state);
+            }
             Ok(states)
         })
         .map_err(replica_error)

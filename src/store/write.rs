@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::Transaction;
+use rusqlite::{OptionalExtension, Transaction};
 use serde_json::Value;
 use waymark_sync::{Applied, Change, Dot, Hlc, RecordState, ReplicaId, SCHEMA_VERSION};
 
@@ -212,8 +212,9 @@ impl<'c> WriteTx<'c> {
     /// entry; the clock observes the change's time. Returns the record's
     /// local version, or `None` when the change was already applied.
     pub fn apply_remote(&mut self, change: &Change) -> Result<Option<i64>> {
-        let collection = Collection::named(&change.collection)
-            .ok_or_else(|| Error::Corrupt(format!("change for unknown collection {:?}", change.collection)))?;
+        let Some(collection) = Collection::named(&change.collection) else {
+            return self.apply_opaque(change);
+        };
         let old = collection.load(&self.tx, &change.record_id)?;
         if old.state.vv.covers(&change.dot) {
             return Ok(None);
@@ -221,6 +222,37 @@ impl<'c> WriteTx<'c> {
         self.hlc = self.hlc.observe(change.hlc);
         self.dirty = true;
         self.apply_to(collection, old, change).map(|(version, _)| Some(version))
+    }
+
+    /// Merge a change of a collection this build does not know into the
+    /// record's opaque registers (see `0005_immutable_outbox.sql`).
+    fn apply_opaque(&mut self, change: &Change) -> Result<Option<i64>> {
+        let stored: Option<String> = self
+            .tx
+            .prepare_cached("SELECT state FROM opaque_records WHERE collection = ?1 AND record_id = ?2")?
+            .query_row([&change.collection, &change.record_id], |r| r.get(0))
+            .optional()?;
+        let mut state: RecordState = match stored {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                Error::Corrupt(format!("opaque record {}/{}: {e}", change.collection, change.record_id))
+            })?,
+            None => RecordState::default(),
+        };
+        if state.apply(change) == Applied::AlreadySeen {
+            return Ok(None);
+        }
+        self.hlc = self.hlc.observe(change.hlc);
+        self.dirty = true;
+        let text = serde_json::to_string(&state)
+            .map_err(|e| Error::Corrupt(format!("opaque record {}: {e}", change.record_id)))?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO opaque_records (collection, record_id, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (collection, record_id) DO UPDATE SET state = excluded.state",
+            )?
+            .execute([&change.collection, &change.record_id, &text])?;
+        self.last_conflicted = false;
+        Ok(Some(0))
     }
 
     fn apply_to(&mut self, collection: &'static Collection, mut old: Loaded, change: &Change) -> Result<(i64, i64)> {

@@ -196,3 +196,70 @@ fn a_store_restored_from_a_backup_keeps_syncing() {
     assert_eq!(title_of(&export, &id), "after the backup");
     assert_eq!(export["work_items"].as_array().unwrap().len(), 2);
 }
+
+/// Changes a newer build pushes — a collection this build does not know, a
+/// field it does not know, a status word it does not know — and floats that
+/// need all 17 digits: every store keeps syncing, keeps them (the unknown
+/// collection opaque), and stores converge byte for byte.
+#[test]
+fn changes_from_a_newer_build_never_stop_a_store() {
+    use waymark_sync::{Change, Dot, Hlc, Hub, ReplicaId, SCHEMA_VERSION, VersionVector};
+    let db = block_on(TestDatabase::create("wedge_newer"));
+    let cli = Cli::new(&db, "newer");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (a.path(), b.path());
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    cli.ok(
+        a,
+        &[
+            "vendor",
+            "create",
+            "EPSON",
+            "--metadata",
+            r#"{"ratio":0.30000000000000004,"tiny":1.0000000000000002e-7}"#,
+        ],
+    );
+    cli.ok(a, &["sync"]);
+    let newer = ReplicaId::mint();
+    let change = |counter: u64, collection: &str, record: &str, fields: serde_json::Value| Change {
+        collection: collection.into(),
+        record_id: record.into(),
+        dot: Dot {
+            replica: newer,
+            counter,
+        },
+        context: VersionVector::new(),
+        fields: serde_json::from_value(fields).unwrap(),
+        hlc: Hlc::from_parts(1_700_000_000_000, 0),
+        author: "newer build".into(),
+        schema_version: SCHEMA_VERSION,
+    };
+    let pushed = vec![
+        change(1, "labels", "l1", serde_json::json!({"name": "urgent", "color": "red"})),
+        change(
+            2,
+            "work_items",
+            &id,
+            serde_json::json!({"x_future": {"nested": [1, 2.5]}}),
+        ),
+        change(3, "work_items", &id, serde_json::json!({"status": "bogus"})),
+    ];
+    block_on(async { db.hub().await.push("newer", &pushed).await }).expect("push as a newer build");
+    cli.ok(a, &["sync"]);
+    cli.ok(b, &["sync"]);
+    let export = cli.converge(&[a, b]);
+    let text = export.to_string();
+    assert!(
+        text.contains("0.30000000000000004") && text.contains("1.0000000000000002e-7"),
+        "{text}"
+    );
+    // The stores still answer every list, and keep writing and syncing.
+    for d in [a, b] {
+        cli.ok(d, &["item", "list"]);
+        cli.ok(d, &["ready"]);
+        cli.ok(d, &["status"]);
+    }
+    cli.ok(b, &["item", "create", "--type", "task", "--title", "still syncing"]);
+    let export = cli.converge(&[a, b]);
+    assert_eq!(export["work_items"].as_array().unwrap().len(), 2);
+}
