@@ -16,6 +16,13 @@ use crate::time::Timestamp;
 /// Work items written in one transaction from which it is a bulk write.
 const BULK_WRITE: usize = 5_000;
 
+/// How far ahead of this machine's clock a pulled change's clock may read
+/// before this store stops following it: beyond, the store's own clock (and
+/// so every later local write) is held at the machine's time plus this, and
+/// the sync health says which peer is ahead. A peer whose clock is years
+/// ahead then cannot pin every store's new writes in the future.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
+
 /// Field name -> value, as one change writes them.
 pub type Fields = BTreeMap<String, Value>;
 
@@ -79,10 +86,39 @@ impl<'c> WriteTx<'c> {
         self.author = author;
     }
 
+    /// This machine's time (with the store's test skew), whatever time the
+    /// next local change is told to carry.
+    fn wall(&self) -> Timestamp {
+        Timestamp(Timestamp::now().0.saturating_add(self.skew_ms.saturating_mul(1000)))
+    }
+
+    /// Follow a pulled change's clock reading, no further than
+    /// [`MAX_CLOCK_DRIFT_MS`] past this machine's time; note a peer beyond.
+    fn observe(&mut self, change: &Change) -> Result<()> {
+        let wall = self.wall().millis();
+        let bound = Hlc::from_parts(wall.saturating_add(MAX_CLOCK_DRIFT_MS), 0);
+        if change.hlc > bound {
+            let ahead = change.hlc.millis().saturating_sub(wall) / 1000;
+            let warning = format!(
+                "changes by {} (replica {}) carry a clock {} ahead of this machine's; check that machine's clock",
+                change.author,
+                change.dot.replica,
+                crate::time::duration_words(ahead)
+            );
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO local_state (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute([crate::ops::configuration::health_keys::CLOCK_AHEAD, &warning])?;
+        }
+        self.hlc = self.hlc.observe(change.hlc.min(bound));
+        Ok(())
+    }
+
     /// The time the next local change will carry.
     pub fn now(&self) -> Timestamp {
-        self.at
-            .unwrap_or_else(|| Timestamp(Timestamp::now().0.saturating_add(self.skew_ms.saturating_mul(1000))))
+        self.at.unwrap_or_else(|| self.wall())
     }
 
     /// Stamp the following local changes with `at` instead of the wall
@@ -204,7 +240,6 @@ impl<'c> WriteTx<'c> {
             author: sibling.author.clone(),
             schema_version: SCHEMA_VERSION,
         };
-        self.hlc = self.hlc.observe(sibling.hlc);
         self.record_local(collection, old, &change).map(|_| ())
     }
 
@@ -219,7 +254,7 @@ impl<'c> WriteTx<'c> {
         if old.state.vv.covers(&change.dot) {
             return Ok(None);
         }
-        self.hlc = self.hlc.observe(change.hlc);
+        self.observe(change)?;
         self.dirty = true;
         self.apply_to(collection, old, change).map(|(version, _)| Some(version))
     }
@@ -241,7 +276,7 @@ impl<'c> WriteTx<'c> {
         if state.apply(change) == Applied::AlreadySeen {
             return Ok(None);
         }
-        self.hlc = self.hlc.observe(change.hlc);
+        self.observe(change)?;
         self.dirty = true;
         let text = serde_json::to_string(&state)
             .map_err(|e| Error::Corrupt(format!("opaque record {}: {e}", change.record_id)))?;

@@ -263,3 +263,52 @@ fn changes_from_a_newer_build_never_stop_a_store() {
     let export = cli.converge(&[a, b]);
     assert_eq!(export["work_items"].as_array().unwrap().len(), 2);
 }
+
+/// A peer whose clock is ten years ahead: its changes merge, but this
+/// store's clock does not follow it, so every later local write still
+/// carries this machine's time (and old work can still be archived); the
+/// sync health names the peer.
+#[test]
+fn a_peer_years_ahead_does_not_pin_this_store_in_the_future() {
+    use waymark_sync::{Change, Dot, Hlc, Hub, ReplicaId, SCHEMA_VERSION, VersionVector};
+    let db = block_on(TestDatabase::create("wedge_clock"));
+    let cli = Cli::new(&db, "clock");
+    let a = tempfile::tempdir().unwrap();
+    let a = a.path();
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    cli.ok(a, &["sync"]);
+    let ten_years = 10 * 365 * 86_400_000u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let future = Change {
+        collection: "work_items".into(),
+        record_id: id.clone(),
+        dot: Dot {
+            replica: ReplicaId::mint(),
+            counter: 1,
+        },
+        context: VersionVector::new(),
+        fields: serde_json::from_value(serde_json::json!({"description": "from the future"})).unwrap(),
+        hlc: Hlc::from_parts(now + ten_years, 0),
+        author: "laptop with a dead battery".into(),
+        schema_version: SCHEMA_VERSION,
+    };
+    block_on(async { db.hub().await.push("clock", &[future]).await }).expect("push");
+    cli.ok(a, &["sync"]);
+    let fresh = cli.json(a, &["item", "create", "--type", "task", "--title", "after", "--json"]);
+    let year = |t: &Value| t.as_str().unwrap()[..4].parse::<i32>().unwrap();
+    let this_year = year(&cli.json(a, &["item", "show", &id, "--json"])["item"]["created_at"]);
+    assert!(
+        year(&fresh["updated_at"]) <= this_year + 1,
+        "a new write is stamped {}",
+        fresh["updated_at"]
+    );
+    let health = cli.json(a, &["config", "show", "--json"]);
+    let warning = health["sync"]["clock_warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("laptop with a dead battery") && warning.contains("years"),
+        "{health}"
+    );
+}
