@@ -312,3 +312,89 @@ fn a_peer_years_ahead_does_not_pin_this_store_in_the_future() {
         "{health}"
     );
 }
+
+/// Two stores change an item's type and its metadata apart, each valid
+/// (one makes a task a project, the other gives the task a
+/// `target_quarter` no project would take): the merged record is a project
+/// with a malformed quarter. It still takes every update that leaves type
+/// and metadata alone, and an update of its metadata must make it whole.
+#[test]
+fn a_record_merged_invalid_still_takes_updates() {
+    let db = block_on(TestDatabase::create("wedge_type"));
+    let cli = Cli::new(&db, "type");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (a.path(), b.path());
+    let id = created_id(&cli.json(
+        a,
+        &[
+            "item",
+            "create",
+            "--type",
+            "task",
+            "--title",
+            "t",
+            "--metadata",
+            r#"{"description":"d"}"#,
+            "--json",
+        ],
+    ));
+    cli.ok(a, &["sync"]);
+    cli.ok(b, &["sync"]);
+    cli.ok(a, &["item", "update", &id, "--version", "1", "--type", "project"]);
+    cli.ok(
+        b,
+        &[
+            "item",
+            "update",
+            &id,
+            "--version",
+            "1",
+            "--metadata",
+            r#"{"target_quarter":"soon"}"#,
+        ],
+    );
+    cli.converge(&[a, b]);
+    let item = cli.json(a, &["item", "show", &id, "--json"])["item"].clone();
+    assert_eq!(item["item_type"], "project");
+    assert_eq!(item["metadata"]["target_quarter"], "soon");
+    let version = item["version"].to_string();
+    cli.ok(
+        a,
+        &[
+            "item",
+            "update",
+            &id,
+            "--version",
+            &version,
+            "--title",
+            "still editable",
+        ],
+    );
+    let version = (item["version"].as_i64().unwrap() + 1).to_string();
+    let refused = cli.run(
+        a,
+        &[
+            "item",
+            "update",
+            &id,
+            "--version",
+            &version,
+            "--metadata",
+            r#"{"owner":"x"}"#,
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("target_quarter"));
+    cli.ok(
+        a,
+        &[
+            "item",
+            "update",
+            &id,
+            "--version",
+            &version,
+            "--metadata",
+            r#"{"target_quarter":"2027-Q1"}"#,
+        ],
+    );
+}
