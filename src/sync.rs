@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 use waymark_sync::postgres::{HubOptions, HubUrl, PostgresHub};
 use waymark_sync::worker::{Command, Commands, Runtime};
-use waymark_sync::{RoundReport, SyncError, SyncOptions, SyncStatus, Worker, WorkerConfig, sync_round};
+use waymark_sync::{HubError, RoundReport, SyncError, SyncOptions, SyncStatus, Worker, WorkerConfig, sync_round};
 
 use crate::config::Settings;
 use crate::ops::configuration::health_keys;
@@ -244,6 +244,18 @@ pub async fn sync_once(store: &Store, settings: &Settings) -> Result<RoundSummar
         Ok(_) => sync_round(store, &hub, &space, SyncOptions::default()).await,
         Err(e) => Err(SyncError::Hub(e)),
     };
+    if let Err(SyncError::Hub(HubError::DuplicateReplica { replica, counter })) = &result {
+        // Another store wrote under this store's id (a restored machine
+        // snapshot): move this store's changes from there to a new id.
+        let moved = store.fork_away(*replica, *counter)?;
+        if moved > 0 {
+            tracing::warn!(
+                moved,
+                "another store shares this store's replica id; its changes moved to a new id"
+            );
+            result = sync_round(store, &hub, &space, SyncOptions::default()).await;
+        }
+    }
     if let Err(SyncError::HubLostChanges { .. }) = &result {
         // The hub lacks changes it once acknowledged: publish this store's
         // state to it again, under a new replica id, and sync once more.

@@ -72,6 +72,14 @@ impl Store {
         Ok(moved)
     }
 
+    /// The hub refused this store's change `at` of `replica` because it
+    /// holds another change under that dot: this store and another share
+    /// the id (a machine restored from a snapshot). Move this store's
+    /// changes from there on to a new replica id; returns how many moved.
+    pub fn fork_away(&self, replica: ReplicaId, at: u64) -> crate::Result<usize> {
+        self.write(SYNC_AUTHOR, move |tx| tx.fork_away(replica, at))
+    }
+
     /// Take a new replica id and write every record's state again as new
     /// local changes, for a hub that lacks this store's history (another
     /// hub or space, a hub restored from an older backup). Nothing is lost:

@@ -14,6 +14,7 @@
 
 pub mod change;
 pub mod clock;
+pub mod fork;
 pub mod memory;
 pub mod merge;
 pub mod postgres;

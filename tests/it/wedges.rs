@@ -398,3 +398,70 @@ fn a_record_merged_invalid_still_takes_updates() {
         ],
     );
 }
+
+/// A machine restored from a snapshot: the store file is put back in place
+/// (same path, same file, same machine), so nothing local tells it apart.
+/// Its next change reuses a dot the hub holds from before the restore; the
+/// hub refuses it, the store moves its changes since to a new replica id
+/// and syncs on; the write made before the restore and the one made after
+/// are kept as the concurrent edits they are.
+#[test]
+fn a_store_restored_in_place_from_a_snapshot_keeps_syncing() {
+    let db = block_on(TestDatabase::create("wedge_snapshot"));
+    let cli = Cli::new(&db, "snapshot");
+    let (a, b, snapshot) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, b, snapshot) = (a.path(), b.path(), snapshot.path());
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    let other = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "other", "--json"]));
+    cli.ok(a, &["sync"]);
+    copy_store(a, snapshot);
+    cli.ok(
+        a,
+        &["item", "update", &id, "--version", "1", "--title", "before the restore"],
+    );
+    cli.ok(a, &["sync"]);
+    // Put back in place: the same files, overwritten (same inodes).
+    copy_store(snapshot, a);
+    cli.ok(
+        a,
+        &["item", "update", &id, "--version", "1", "--title", "after the restore"],
+    );
+    cli.ok(a, &["item", "update", &other, "--version", "1", "--priority", "0"]);
+    cli.ok(a, &["sync"]);
+    let export = cli.converge(&[a, b]);
+    let conflicts = cli.ok(b, &["conflicts", "--json"]);
+    assert!(
+        conflicts.contains("before the restore") && conflicts.contains("after the restore"),
+        "{conflicts}"
+    );
+    let other_item = export["work_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == other)
+        .cloned();
+    assert_eq!(other_item.unwrap()["priority"], 0);
+
+    // Restored again, and this time it syncs before writing: it sees its own
+    // id's later changes on the hub and takes a new id before it writes.
+    copy_store(snapshot, a);
+    cli.ok(a, &["sync"]);
+    cli.ok(
+        a,
+        &[
+            "item",
+            "create",
+            "--type",
+            "task",
+            "--title",
+            "after the second restore",
+        ],
+    );
+    cli.ok(a, &["sync"]);
+    let export = cli.converge(&[a, b]);
+    assert_eq!(export["work_items"].as_array().unwrap().len(), 3);
+}
