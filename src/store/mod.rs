@@ -12,10 +12,12 @@
 mod blockers;
 mod codec;
 mod collections;
+mod derived;
 pub mod id;
 pub mod replica;
 mod search;
 pub mod tree;
+mod verify;
 pub mod write;
 
 use std::path::{Path, PathBuf};
@@ -419,9 +421,8 @@ impl Store {
     /// Rebuild the projection (typed rows, tree, blockers, conflicts) from
     /// the registers into a scratch copy and compare it with this store's:
     /// one line per difference, none when they agree.
-    // Placeholder: the comparison lands with `waymark verify`.
     pub fn verify(&self) -> Result<Vec<String>> {
-        Ok(Vec::new())
+        self.read(verify::verify)
     }
 
     /// Changes written here that the hub has not acknowledged.
