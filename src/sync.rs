@@ -7,6 +7,7 @@
 //! It never holds a store transaction across a hub call (the round calls the
 //! store between network requests).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -32,19 +33,42 @@ const CURSOR_FOR: &str = "sync.cursor_for";
 pub struct RoundSummary {
     pub pushed: usize,
     pub pulled: usize,
+    /// Conflicts open after the round that were not open before it, counted
+    /// as `conflicts` (`list_conflicts`) lists them: one per conflicting
+    /// field of a record, however many pulled changes touched it.
     pub conflicts: usize,
+    /// Every conflict open after the round (what `conflicts` lists).
+    pub open_conflicts: usize,
     pub cursor: u64,
 }
 
-impl From<&RoundReport> for RoundSummary {
-    fn from(r: &RoundReport) -> Self {
+impl RoundSummary {
+    /// `report`, with the conflicts counted from the open ones before and
+    /// after the round (the round's own count is of pulled changes that
+    /// left a record conflicted, which a user cannot match to anything).
+    fn of(report: &RoundReport, before: &OpenConflicts, after: &OpenConflicts) -> RoundSummary {
         RoundSummary {
-            pushed: r.pushed,
-            pulled: r.pulled,
-            conflicts: r.conflicts,
-            cursor: r.cursor,
+            pushed: report.pushed,
+            pulled: report.pulled,
+            conflicts: after.difference(before).count(),
+            open_conflicts: after.len(),
+            cursor: report.cursor,
         }
     }
+}
+
+/// The open conflicts, by their key in the `conflicts` table (collection,
+/// record, field, kind), the rows `list_conflicts` shows.
+type OpenConflicts = BTreeSet<(String, String, String, String)>;
+
+fn open_conflicts(store: &Store) -> crate::Result<OpenConflicts> {
+    store.read(|conn| {
+        let mut stmt = conn.prepare_cached("SELECT collection, record_id, field, kind FROM conflicts")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, crate::store::id::get_id(r, 1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
 }
 
 /// How long one local transaction of a sync round should hold the store's
@@ -414,15 +438,15 @@ async fn round_once(store: &Store, settings: &Settings) -> Result<RoundSummary, 
     let (hub, space) = hub_for(settings)?;
     let display = settings.hub_display().unwrap_or_default();
     bind_cursor(store, settings)?;
+    let before = open_conflicts(store)?;
     let replica = PacedReplica::new(store.clone());
     let result = match hub.migrate().await {
         Ok(_) => sync_round(&replica, &hub, &space, SyncOptions::default()).await,
         Err(e) => Err(SyncError::Hub(e)),
     };
     record_round(store, &result);
-    result
-        .map(|r| RoundSummary::from(&r))
-        .map_err(|error| SyncFailure::Round { hub: display, error })
+    let report = result.map_err(|error| SyncFailure::Round { hub: display, error })?;
+    Ok(RoundSummary::of(&report, &before, &open_conflicts(store)?))
 }
 
 #[cfg(test)]
@@ -433,7 +457,7 @@ mod tests {
     use waymark_sync::testing::ReplicaFixture;
 
     use super::*;
-    use crate::ops::{NewVendor, Tracker, VendorUpdate};
+    use crate::ops::{NewVendor, Tracker, VendorUpdate, WorkItemUpdate};
 
     fn tracker() -> (tempfile::TempDir, Tracker) {
         let dir = tempfile::tempdir().unwrap();
@@ -648,5 +672,75 @@ mod tests {
             pushed,
             "the worker pushed nothing while its caller's runtime was blocked"
         );
+    }
+
+    /// Two stores edit the titles of the same items, several times each,
+    /// offline: the summary counts the conflicts that opened (one per item,
+    /// as `list_conflicts` lists them), not the pulled changes that left an
+    /// item conflicted (three per item here), and a round that opens none
+    /// says 0 while the open count stays.
+    #[test]
+    fn the_summary_counts_the_conflicts_a_user_sees() {
+        let db = block_on(TestDatabase::create("summary_conflicts"));
+        let settings = settings(&db, "c");
+        let ((_a_dir, a), (_b_dir, b)) = (tracker(), tracker());
+        let ids: Vec<String> = (0..4)
+            .map(|i| {
+                a.create_work_item(
+                    "a",
+                    crate::ops::NewWorkItem {
+                        item_type: "task".into(),
+                        title: format!("item {i}"),
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+                .id
+            })
+            .collect();
+        assert_eq!(sync_once_blocking(a.store(), &settings).unwrap().pushed, 4);
+        let first = sync_once_blocking(b.store(), &settings).unwrap();
+        assert_eq!((first.pulled, first.conflicts, first.open_conflicts), (4, 0, 0));
+
+        for (who, t) in [("a", &a), ("b", &b)] {
+            for id in &ids {
+                for n in 0..3 {
+                    let version = t.get_work_item(id).unwrap().version;
+                    t.update_work_item(
+                        who,
+                        WorkItemUpdate {
+                            id: id.clone(),
+                            version,
+                            title: Some(format!("{who}'s title, take {n}")),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        sync_once_blocking(a.store(), &settings).unwrap();
+        let round = sync_once_blocking(b.store(), &settings).unwrap();
+        assert_eq!(round.pulled, 12);
+        let listed = b.list_conflicts().unwrap();
+        assert_eq!(listed.len(), 4, "{listed:#?}");
+        assert_eq!((round.conflicts, round.open_conflicts), (4, 4), "{round:?}");
+
+        let again = sync_once_blocking(b.store(), &settings).unwrap();
+        assert_eq!((again.conflicts, again.open_conflicts), (0, 4), "{again:?}");
+
+        // a resolves one before it pulls b's side: three open there, three new.
+        let on_a = sync_once_blocking(a.store(), &settings).unwrap();
+        assert_eq!(
+            (on_a.pulled, on_a.conflicts, on_a.open_conflicts),
+            (12, 4, 4),
+            "{on_a:?}"
+        );
+        let conflict = &a.list_conflicts().unwrap()[0];
+        a.resolve_conflict("a", &conflict.id, conflict.values[0].value.clone())
+            .unwrap();
+        let resolved = sync_once_blocking(a.store(), &settings).unwrap();
+        assert_eq!((resolved.conflicts, resolved.open_conflicts), (0, 3), "{resolved:?}");
+        assert_eq!(a.list_conflicts().unwrap().len(), 3);
     }
 }
