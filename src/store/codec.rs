@@ -403,7 +403,7 @@ const SMALL: u8 = 16;
 
 /// How deep a written value may nest: well past any document the domain
 /// accepts, and within what [`unpack`] reads back.
-const MAX_NESTING: usize = 32;
+const MAX_NESTING: usize = waymark_sync::change::MAX_NESTING;
 
 fn nesting(v: &Value) -> usize {
     match v {

@@ -309,6 +309,9 @@ impl<'c> WriteTx<'c> {
     /// entry; the clock observes the change's time. Returns the record's
     /// local version, or `None` when the change was already applied.
     pub fn apply_remote(&mut self, change: &Change) -> Result<Option<i64>> {
+        if let Some(why) = change.malformed() {
+            return Err(Error::Corrupt(format!("the hub sent a malformed change: {why}")));
+        }
         let Some(collection) = Collection::named(&change.collection) else {
             return self.apply_opaque(change);
         };
