@@ -46,11 +46,12 @@ pub const DB_FILE: &str = "waymark.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The schema's migrations, in order: schema N is the first N applied.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("../../sql/sqlite/0001_initial.sql"),
     include_str!("../../sql/sqlite/0002_compact.sql"),
     include_str!("../../sql/sqlite/0003_lean_writes.sql"),
     include_str!("../../sql/sqlite/0004_binary_ids.sql"),
+    include_str!("../../sql/sqlite/0005_immutable_outbox.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -89,10 +90,41 @@ fn catch_up_search_on(conn: &mut Connection) -> Result<usize> {
 }
 
 /// The writer thread, about to sleep: bring the full-text index up to date
-/// with the writes it left noted. A failure leaves the notes for later.
+/// with the writes it left noted. A failure (even a panic) leaves the notes
+/// for later.
 fn catch_up_when_idle(conn: &mut Connection) {
-    if let Err(e) = catch_up_search_on(conn) {
+    if let Err(e) = on_writer_guarded(conn, catch_up_search_on) {
         tracing::warn!("the full-text index could not catch up yet: {e}");
+    }
+}
+
+/// Run one job on the writer's connection behind a panic barrier: a panic
+/// becomes [`Error::WriterPanicked`] for that job's caller, whatever
+/// transaction the job left open is rolled back, and the writer thread
+/// goes on serving the next job. Without it, one panicking job would end
+/// the thread, and every later write of the process would fail.
+fn on_writer_guarded<T>(conn: &mut Connection, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    // Unwind safety: the only state the job shares with later jobs is the
+    // connection, and its transaction is rolled back below (a
+    // `rusqlite::Transaction` dropped while unwinding rolls back itself;
+    // the explicit ROLLBACK covers a job that began one by hand).
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
+    match outcome {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            if !conn.is_autocommit()
+                && let Err(e) = conn.execute_batch("ROLLBACK")
+            {
+                tracing::error!("could not roll back after a write job panicked: {e}");
+            }
+            tracing::error!(panic = %message, "a write job panicked; its transaction was rolled back");
+            Err(Error::WriterPanicked(message))
+        }
     }
 }
 
@@ -181,13 +213,59 @@ fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Where this store lives: a copied store file no longer matches.
+/// Where this store lives: `path@machine#file`. A copied, moved or
+/// restored store file no longer matches: another path, another machine
+/// (`/etc/machine-id`, else the host name), or another file at the same
+/// path (device, inode and birth time: a restore from a backup, or a copy
+/// put back in place, is a new file even on a machine whose id is absent,
+/// as on macOS).
 fn fingerprint(path: &Path) -> String {
     let place = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let machine = std::fs::read_to_string("/etc/machine-id")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_default();
-    format!("{}@{}", place.display(), machine.trim())
+    format!("{}@{}#{}", place.display(), machine, file_identity(path))
+}
+
+#[cfg(unix)]
+fn file_identity(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let born = m
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            format!("{}:{}:{born}", m.dev(), m.ino())
+        }
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &Path) -> String {
+    std::fs::metadata(path)
+        .and_then(|m| m.created())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether a stored fingerprint names the place `here` names. One written
+/// before fingerprints named the file (no `#`) is compared by path and
+/// machine only, then brought up to date.
+fn same_place(stored: &str, here: &str) -> bool {
+    match stored.split_once('#') {
+        Some(_) => stored == here,
+        None => here.split_once('#').is_some_and(|(place, _)| place == stored),
+    }
 }
 
 impl Store {
@@ -204,6 +282,7 @@ impl Store {
     pub fn open_file(path: &Path) -> Result<Store> {
         let mut conn = connect(path)?;
         migrate(&mut conn, path)?;
+        fill_legacy_outbox(&mut conn)?;
         ensure_replica(&mut conn, path)?;
 
         let (tx, rx) = mpsc::channel::<Job>();
@@ -299,7 +378,7 @@ impl Store {
     {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+            let _ = reply.send(on_writer_guarded(conn, f));
         });
         self.inner
             .writer
@@ -438,6 +517,23 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     }
 }
 
+/// Outbox entries written by schema 4 or older get their fields, once.
+fn fill_legacy_outbox(conn: &mut Connection) -> Result<()> {
+    let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM outbox WHERE fields IS NULL)", [], |r| {
+        r.get(0)
+    })?;
+    if any {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let filled = replica::fill_legacy_outbox(&tx)?;
+        tx.commit()?;
+        tracing::info!(
+            entries = filled,
+            "outbox entries of an older schema now keep their fields"
+        );
+    }
+    Ok(())
+}
+
 /// Mint the replica identity of a new store, or a new one for a store that
 /// was copied from elsewhere (two stores must never share a replica id).
 fn ensure_replica(conn: &mut Connection, path: &Path) -> Result<()> {
@@ -460,6 +556,9 @@ fn ensure_replica(conn: &mut Connection, path: &Path) -> Result<()> {
             )?;
         }
         Some((_, fp)) if fp == here => {}
+        Some((_, fp)) if same_place(&fp, &here) => {
+            tx.execute("UPDATE replica SET fingerprint = ?1 WHERE singleton = 1", [&here])?;
+        }
         Some((old, fp)) => {
             let new = ReplicaId::mint();
             tracing::warn!(
@@ -478,4 +577,80 @@ fn ensure_replica(conn: &mut Connection, path: &Path) -> Result<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{NewVendor, Tracker};
+
+    fn vendor(name: &str) -> NewVendor {
+        NewVendor {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A write job that panics after writing gets an error back, nothing it
+    /// wrote is committed (no record, no outbox entry, no dot taken), and the
+    /// writer thread keeps serving: a write right after it commits.
+    #[test]
+    fn a_panicking_write_job_is_rolled_back_and_the_writer_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = Tracker::open(dir.path()).unwrap();
+        let store = tracker.store().clone();
+        let counter = || {
+            store
+                .read(|c| Ok(c.query_row("SELECT counter FROM replica", [], |r| r.get::<_, i64>(0))?))
+                .unwrap()
+        };
+        let before = counter();
+
+        let err = store
+            .write("test", |tx| -> Result<()> {
+                crate::ops::vendors::create_in(tx, vendor("half-written"))?;
+                panic!("a bug in a write job");
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::WriterPanicked(m) if m == "a bug in a write job"),
+            "{err}"
+        );
+        assert_eq!(err.code(), "internal");
+        assert!(!err.is_user_error());
+
+        assert_eq!(
+            store.read(record_count).unwrap(),
+            0,
+            "nothing of the panicking job committed"
+        );
+        assert_eq!(store.pending_changes().unwrap(), 0, "no outbox entry");
+        assert_eq!(counter(), before, "no dot taken");
+        assert!(tracker.query_vendor_status("half-written").is_err());
+
+        // The writer still serves, for writes and for maintenance jobs.
+        tracker.create_vendor("test", vendor("after the panic")).unwrap();
+        assert_eq!(
+            tracker.query_vendor_status("after the panic").unwrap().name,
+            "after the panic"
+        );
+        store.local_set("k", "v").unwrap();
+        assert_eq!(store.local_get("k").unwrap().as_deref(), Some("v"));
+
+        // A maintenance job that panics inside a transaction it began by
+        // hand is rolled back too.
+        let err = store
+            .on_writer(|conn| -> Result<()> {
+                conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO local_state (key, value) VALUES ('x', 'y');")?;
+                panic!("{}", String::from("a formatted panic"));
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::WriterPanicked(m) if m == "a formatted panic"),
+            "{err}"
+        );
+        assert_eq!(store.local_get("x").unwrap(), None);
+        store.local_set("k", "w").unwrap();
+        assert_eq!(store.pending_changes().unwrap(), 1);
+    }
 }

@@ -297,15 +297,15 @@ pub(super) fn has_children(tx: &Transaction<'_>, id: &str) -> Result<bool> {
         .query_row([id::sql(id)], |r| r.get(0))?)
 }
 
-/// One item's derived place: its key, path, depth and tree conflict.
-pub(super) type Placed = (i64, String, i64, Option<TreeIssue>);
+/// One work item's derived place: key, path, depth and tree conflict.
+pub(super) type DerivedPlace = (i64, String, i64, Option<TreeIssue>);
 
 /// The whole tree derived at once from the links, for checking the
 /// incremental derivation (`Store::verify`): per work item, by key, its
 /// path, depth and tree conflict. Independent of the order the items were
 /// stored in: cycles are found by walking the links, each is cut above its
 /// smallest id, and depths count from the roots down.
-pub(super) fn derive_all(conn: &rusqlite::Connection) -> Result<Vec<Placed>> {
+pub(super) fn derive_all(conn: &rusqlite::Connection) -> Result<Vec<DerivedPlace>> {
     let rows: Vec<(i64, String, Option<String>)> = conn
         .prepare("SELECT key, id, parent_id FROM work_items ORDER BY id")?
         .query_map([], |r| Ok((r.get(0)?, get_id(r, 1)?, id::get_opt_id(r, 2)?)))?

@@ -7,6 +7,7 @@ mod migrate;
 mod ops;
 mod props;
 mod sync;
+mod wedges;
 
 use tempfile::TempDir;
 use waymark::Tracker;
