@@ -234,7 +234,9 @@ pub struct WorkItemDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<ItemDependencies>,
     /// Fields of this item with concurrent, different values from sync, and
-    /// `parent_id (cycle|depth|orphan)` where merged moves broke a tree rule.
+    /// `field (kind)` for the other conflicts: `parent_id (cycle|depth|orphan)`
+    /// where merged moves broke a tree rule, `parent_id (parent_deleted)`,
+    /// `archived_at (archived_while_open)`, `deleted_at (delete_vs_update)`.
     pub conflicts: Vec<String>,
 }
 
