@@ -99,9 +99,8 @@ fn waiting_for(conn: &Connection, node: &str) -> Result<Vec<(String, String)>> {
 }
 
 /// Every item reachable from `from` along live edges (`forward`: waiter to
-/// awaited; else backwards), `from` included; stops early once `stop` is
-/// reached, if given.
-fn reach(conn: &Connection, from: &str, forward: bool, stop: Option<&str>) -> Result<HashSet<String>> {
+/// awaited; else backwards), `from` included.
+fn reach(conn: &Connection, from: &str, forward: bool) -> Result<HashSet<String>> {
     let mut seen: HashSet<String> = HashSet::from([from.to_owned()]);
     let mut queue = VecDeque::from([from.to_owned()]);
     while let Some(node) = queue.pop_front() {
@@ -112,14 +111,53 @@ fn reach(conn: &Connection, from: &str, forward: bool, stop: Option<&str>) -> Re
         };
         for (_, other) in next {
             if seen.insert(other.clone()) {
-                if stop == Some(other.as_str()) {
-                    return Ok(seen);
-                }
                 queue.push_back(other);
             }
         }
     }
     Ok(seen)
+}
+
+/// Whether `to` is reachable from `from` along live edges. The search runs
+/// from both ends at once (forward from `from`, backward from `to`, the
+/// smaller frontier first) and ends when they meet or either runs out: it
+/// costs about twice the smaller neighbourhood, so a new edge hanging off a
+/// fresh item (an import's, a tool's) looks at a few rows, not at all that
+/// its awaited side reaches.
+fn reaches(conn: &Connection, from: &str, to: &str) -> Result<bool> {
+    if from == to {
+        return Ok(true);
+    }
+    let mut ahead: HashSet<String> = HashSet::from([from.to_owned()]);
+    let mut behind: HashSet<String> = HashSet::from([to.to_owned()]);
+    let mut ahead_queue = VecDeque::from([from.to_owned()]);
+    let mut behind_queue = VecDeque::from([to.to_owned()]);
+    loop {
+        let forward = ahead_queue.len() <= behind_queue.len();
+        let (queue, seen, other) = if forward {
+            (&mut ahead_queue, &mut ahead, &behind)
+        } else {
+            (&mut behind_queue, &mut behind, &ahead)
+        };
+        // One side ran out without meeting the other: everything it can
+        // reach has been seen.
+        let Some(node) = queue.pop_front() else {
+            return Ok(false);
+        };
+        let next = if forward {
+            awaited_by(conn, &node)?
+        } else {
+            waiting_for(conn, &node)?
+        };
+        for (_, n) in next {
+            if other.contains(&n) {
+                return Ok(true);
+            }
+            if seen.insert(n.clone()) {
+                queue.push_back(n);
+            }
+        }
+    }
 }
 
 /// The waiter and the awaited item of dependency `edge`, while it is live.
@@ -142,14 +180,12 @@ pub(super) fn edge_became_live(tx: &Transaction<'_>, edge: &str) -> Result<()> {
     let Some((waiter, awaited)) = live_edge(tx, edge)? else {
         return Ok(());
     };
-    // Most new edges close nothing: one walk downstream, stopped early if
-    // it finds the waiter.
-    let ahead = reach(tx, &awaited, true, Some(&waiter))?;
-    if !ahead.contains(&waiter) {
+    // Most new edges close nothing: one search from both ends.
+    if !reaches(tx, &awaited, &waiter)? {
         return Ok(());
     }
-    let ahead = reach(tx, &awaited, true, None)?;
-    let behind = reach(tx, &waiter, false, None)?;
+    let ahead = reach(tx, &awaited, true)?;
+    let behind = reach(tx, &waiter, false)?;
     for a in &ahead {
         for (e, b) in awaited_by(tx, a)? {
             if behind.contains(&b) {
@@ -173,7 +209,7 @@ pub(super) fn edge_died(tx: &Transaction<'_>, edge: &str) -> Result<()> {
         .collect::<rusqlite::Result<_>>()?;
     for e in flagged {
         let on_cycle = match live_edge(tx, &e)? {
-            Some((waiter, awaited)) => reach(tx, &awaited, true, Some(&waiter))?.contains(&waiter),
+            Some((waiter, awaited)) => reaches(tx, &awaited, &waiter)?,
             None => false,
         };
         if !on_cycle {
