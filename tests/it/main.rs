@@ -4,6 +4,7 @@ mod cli;
 mod git;
 mod markdown;
 mod migrate;
+mod model;
 mod ops;
 mod props;
 mod sync;
