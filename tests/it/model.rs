@@ -48,7 +48,7 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use proptest::strategy::Union;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use waymark::Tracker;
@@ -121,12 +121,14 @@ pub enum Kind {
     ClockSkew,
     /// 17-digit floats in metadata.
     Floats,
-    /// Changes of an unknown collection, or an unknown field of a known one,
-    /// pushed by a newer build.
-    Unknown,
+    /// Changes of an unknown collection (`labels`) pushed by a newer build.
+    UnknownCollection,
+    /// Changes of an unknown field (`x_future`) of work items, pushed by a
+    /// newer build.
+    UnknownField,
 }
 
-pub const ALL_KINDS: [Kind; 11] = [
+pub const ALL_KINDS: [Kind; 12] = [
     Kind::Base,
     Kind::Copy,
     Kind::MoveCycle,
@@ -137,7 +139,25 @@ pub const ALL_KINDS: [Kind; 11] = [
     Kind::NewSpace,
     Kind::ClockSkew,
     Kind::Floats,
-    Kind::Unknown,
+    Kind::UnknownCollection,
+    Kind::UnknownField,
+];
+
+/// The kinds that fail today (issue 11; the store is being fixed on main).
+/// The mixed tests leave them out unless `WAYMARK_MODEL_KINDS` names them,
+/// and their own tests are `#[ignore]`d: take a kind out of both when its
+/// fix lands.
+pub const FAILING: [Kind; 10] = [
+    Kind::Copy,
+    Kind::MoveCycle,
+    Kind::DepCycle,
+    Kind::ArchiveReopen,
+    Kind::ChildOfDeleted,
+    Kind::CopyOverwrite,
+    Kind::NewSpace,
+    Kind::ClockSkew,
+    Kind::Floats,
+    Kind::UnknownCollection,
 ];
 
 impl Kind {
@@ -153,7 +173,8 @@ impl Kind {
             Kind::NewSpace => "new_space",
             Kind::ClockSkew => "clock_skew",
             Kind::Floats => "floats",
-            Kind::Unknown => "unknown",
+            Kind::UnknownCollection => "unknown_collection",
+            Kind::UnknownField => "unknown_field",
         }
     }
 
@@ -417,12 +438,15 @@ fn kind_actions(kind: Kind) -> Vec<(u32, BoxedStrategy<Action>)> {
                 })
                 .boxed(),
         )],
-        Kind::Unknown => vec![(
-            2,
-            (any::<bool>(), 0usize..64, any::<u8>())
-                .prop_map(|(labels, target, value)| Action::Unknown { labels, target, value })
-                .boxed(),
-        )],
+        Kind::UnknownCollection | Kind::UnknownField => {
+            let labels = kind == Kind::UnknownCollection;
+            vec![(
+                2,
+                (0usize..64, any::<u8>())
+                    .prop_map(move |(target, value)| Action::Unknown { labels, target, value })
+                    .boxed(),
+            )]
+        }
     }
 }
 
@@ -1422,7 +1446,44 @@ impl<H: Hub> World<H> {
         }
 
         let doc: Value = serde_json::from_str(&reference).map_err(|e| e.to_string())?;
-        check_rules(&doc, &self.expects)
+        check_rules(&doc, &self.expects)?;
+        self.check_stamps()
+    }
+
+    /// Clocks only display and break ties: a store stamps a new write with
+    /// its own clock, or a later time it has seen from a peer, but a peer's
+    /// clock years ahead must not carry every later write of every store
+    /// with it (its writes would then win every tie, and show the wrong
+    /// time, for years). One new item per store, after the final sync: its
+    /// `updated_at` (its clock reading) is at most a day past the later of the true time and the
+    /// store's own clock.
+    fn check_stamps(&self) -> Outcome {
+        const DAY_US: i64 = 86_400_000_000;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let input = NewWorkItem {
+                item_type: "task".into(),
+                title: "stamped".into(),
+                ..Default::default()
+            };
+            let now = waymark::time::Timestamp::now().0;
+            let item = node
+                .tracker
+                .create_work_item(AUTHOR, input)
+                .map_err(|e| format!("store {i}: create_work_item after the final sync: {e}"))?;
+            let stamped = waymark::time::Timestamp::parse(&item.updated_at)
+                .ok_or_else(|| format!("updated_at {:?} does not parse", item.updated_at))?
+                .0;
+            let own = now + node.skew_ms * 1000;
+            ensure!(
+                stamped <= now.max(own) + DAY_US,
+                "store {i} (clock {:+} days) stamps a new write {} days ahead of the true time: {} (a peer's clock \
+                 ahead carries every later write with it)",
+                node.skew_ms / 86_400_000,
+                (stamped - now) / DAY_US,
+                item.updated_at
+            );
+        }
+        Ok(())
     }
 }
 
@@ -1692,7 +1753,10 @@ fn config(cases: u32) -> Config {
     Config {
         cases,
         source_file: Some(file!()),
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        // One regressions file would serve every test of this file, each with
+        // its own strategy: the minimal scripts are kept as tests instead
+        // (`regression_*`).
+        failure_persistence: None,
         max_shrink_iters: env_number("WAYMARK_MODEL_SHRINK_ITERS").unwrap_or(1024),
         ..Config::default()
     }
@@ -1768,7 +1832,10 @@ fn kind_cases() -> u32 {
 }
 
 fn mixed_kinds() -> Vec<Kind> {
-    std::env::var("WAYMARK_MODEL_KINDS").map_or_else(|_| ALL_KINDS.to_vec(), |k| Kind::parse_list(&k))
+    std::env::var("WAYMARK_MODEL_KINDS").map_or_else(
+        |_| ALL_KINDS.into_iter().filter(|k| !FAILING.contains(k)).collect(),
+        |k| Kind::parse_list(&k),
+    )
 }
 
 fn with_base(kind: Kind) -> Vec<Kind> {
@@ -1781,53 +1848,68 @@ fn base() {
 }
 
 #[test]
+#[ignore = "issue 11: a copied store wedges sync (two stores share this replica id)"]
 fn copy() {
     run_memory("copy", &with_base(Kind::Copy), kind_cases());
 }
 
 #[test]
+#[ignore = "issue 11: a merged parent cycle of 7+ items is placed differently on each store"]
 fn move_cycle() {
     run_memory("move_cycle", &with_base(Kind::MoveCycle), kind_cases());
 }
 
 #[test]
+#[ignore = "issue 11: a dependency cycle made across stores is not reported"]
 fn dep_cycle() {
     run_memory("dep_cycle", &with_base(Kind::DepCycle), kind_cases());
 }
 
 #[test]
+#[ignore = "issue 11: an item archived here and reopened there stays archived, unreported"]
 fn archive_reopen() {
     run_memory("archive_reopen", &with_base(Kind::ArchiveReopen), kind_cases());
 }
 
 #[test]
+#[ignore = "issue 11: a child created under a concurrently deleted parent is not reported"]
 fn child_of_deleted() {
     run_memory("child_of_deleted", &with_base(Kind::ChildOfDeleted), kind_cases());
 }
 
 #[test]
+#[ignore = "issue 11: a copy that overwrites an unpushed change wedges sync"]
 fn copy_overwrite() {
     run_memory("copy_overwrite", &with_base(Kind::CopyOverwrite), kind_cases());
 }
 
 #[test]
+#[ignore = "issue 11: a store pointed at a new space does not bring its changes there"]
 fn new_space() {
     run_memory("new_space", &with_base(Kind::NewSpace), kind_cases());
 }
 
 #[test]
+#[ignore = "issue 11: a peer's clock a year ahead carries every later write's clock with it"]
 fn clock_skew() {
     run_memory("clock_skew", &with_base(Kind::ClockSkew), kind_cases());
 }
 
 #[test]
+#[ignore = "issue 11: a 17-digit float in metadata reads back rounded"]
 fn floats() {
     run_memory("floats", &with_base(Kind::Floats), kind_cases());
 }
 
 #[test]
-fn unknown() {
-    run_memory("unknown", &with_base(Kind::Unknown), kind_cases());
+#[ignore = "issue 11: a change of an unknown collection stops sync (store corrupt)"]
+fn unknown_collection() {
+    run_memory("unknown_collection", &with_base(Kind::UnknownCollection), kind_cases());
+}
+
+#[test]
+fn unknown_field() {
+    run_memory("unknown_field", &with_base(Kind::UnknownField), kind_cases());
 }
 
 /// Every kind at once (or those of `WAYMARK_MODEL_KINDS`): the soak runs
