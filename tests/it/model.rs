@@ -549,8 +549,9 @@ struct World<H: Hub> {
     expects: Vec<Expect>,
     /// Batches the hub committed, for duplicate pushes: `(space, batch)`.
     committed: Vec<(usize, Vec<Change>)>,
-    /// The newer build's replica: its counter, and what it saw per record.
-    future: (ReplicaId, u64, HashMap<(String, String), VersionVector>),
+    /// The newer build's replica: the space it pushes to (always the last
+    /// one), its counter there, and what it saw per record.
+    future: (usize, ReplicaId, u64, HashMap<(String, String), VersionVector>),
     step: usize,
     dirs_made: usize,
 }
@@ -629,7 +630,7 @@ impl<H: Hub> World<H> {
             writes: Vec::new(),
             expects: Vec::new(),
             committed: Vec::new(),
-            future: (ReplicaId::mint(), 0, HashMap::new()),
+            future: (0, ReplicaId::mint(), 0, HashMap::new()),
             step: 0,
             dirs_made: 0,
         };
@@ -936,7 +937,12 @@ impl<H: Hub> World<H> {
                 target,
                 remove,
             } => {
-                if let (Some(a), Some(b)) = (self.item(source), self.item(target)) {
+                // Older items depend on newer ones only: concurrent adds never
+                // close a cycle here (`DepCycle` makes those on purpose).
+                let len = self.items.len().max(1);
+                let (i, j) = (source % len, target % len);
+                if i != j && !self.items.is_empty() {
+                    let (a, b) = (self.items[i.min(j)].clone(), self.items[i.max(j)].clone());
                     self.depend(store, &a, &b, remove)?;
                 }
             }
@@ -1196,7 +1202,12 @@ impl<H: Hub> World<H> {
                 }
             }
             Action::Unknown { labels, target, value } => {
-                let space = self.nodes[0].space;
+                // The newer build syncs with the last space; in a space new
+                // to it, it starts over as a new replica.
+                let space = self.spaces.len() - 1;
+                if self.future.0 != space {
+                    self.future = (space, ReplicaId::mint(), 0, HashMap::new());
+                }
                 let (collection, record, fields) = if labels {
                     let fields = BTreeMap::from([
                         ("name".to_owned(), json!(format!("label {}", value % 4))),
@@ -1220,7 +1231,7 @@ impl<H: Hub> World<H> {
                     let record = held[target % held.len()].to_owned();
                     let mut seen = self
                         .future
-                        .2
+                        .3
                         .get(&("work_items".to_owned(), record.clone()))
                         .cloned()
                         .unwrap_or_default();
@@ -1228,30 +1239,30 @@ impl<H: Hub> World<H> {
                         seen.join(&c.context);
                         seen.insert(c.dot);
                     }
-                    self.future.2.insert(("work_items".to_owned(), record.clone()), seen);
+                    self.future.3.insert(("work_items".to_owned(), record.clone()), seen);
                     let fields = BTreeMap::from([("x_future".to_owned(), json!({"v": value, "nested": [1.5, "x"]}))]);
                     ("work_items".to_owned(), record, fields)
                 };
-                self.future.1 += 1;
+                self.future.2 += 1;
                 let dot = Dot {
-                    replica: self.future.0,
-                    counter: self.future.1,
+                    replica: self.future.1,
+                    counter: self.future.2,
                 };
                 let key = (collection.clone(), record.clone());
-                let context = self.future.2.get(&key).cloned().unwrap_or_default();
+                let context = self.future.3.get(&key).cloned().unwrap_or_default();
                 let change = Change {
                     collection,
                     record_id: record,
                     dot,
                     context: context.clone(),
                     fields: fields.clone(),
-                    hlc: Hlc::from_parts(1_700_000_000_000 + self.future.1, 0),
+                    hlc: Hlc::from_parts(1_700_000_000_000 + self.future.2, 0),
                     author: "newer-build".into(),
                     schema_version: SCHEMA_VERSION,
                 };
                 let mut after = context;
                 after.insert(dot);
-                self.future.2.insert(key, after);
+                self.future.3.insert(key, after);
                 self.block(self.hub.inner().push(&self.spaces[space], &[change.clone()]))
                     .map_err(|e| format!("the hub refused a newer build's change: {e}"))?;
                 for (field, value) in fields {
@@ -1263,11 +1274,6 @@ impl<H: Hub> World<H> {
                         value,
                         step: self.step,
                     });
-                }
-                // The newer build's replica is in every space it pushed to;
-                // a later space starts its counters again.
-                if space + 1 < self.spaces.len() {
-                    self.future = (ReplicaId::mint(), 0, HashMap::new());
                 }
             }
         }
@@ -1925,3 +1931,148 @@ fn mixed_over_postgres() {
     let cases = env_number("WAYMARK_MODEL_PG_CASES").unwrap_or(POSTGRES_CASES);
     run_postgres("mixed over Postgres", &mixed_kinds(), cases);
 }
+
+// ---------------------------------------------------------------------------
+// The minimal scripts the kinds shrank to (issue 11), replayed as they are:
+// each fails today, for the reason its `ignore` gives.
+
+fn replay(stores: usize, actions: Vec<Action>) {
+    let script = Script {
+        stores,
+        actions,
+        order_seed: 0,
+    };
+    let world = World::new(MemoryHub::new(), "model".into(), None, stores);
+    match run_case(world, &script) {
+        Ok(()) => {}
+        Err(TestCaseError::Fail(why) | TestCaseError::Reject(why)) => panic!("{why}\nscript: {script:?}"),
+    }
+}
+
+macro_rules! regression {
+    ($name:ident, $why:literal, $stores:expr, [$($action:expr),* $(,)?]) => {
+        #[test]
+        #[ignore = $why]
+        fn $name() {
+            replay($stores, vec![$($action),*]);
+        }
+    };
+}
+
+regression!(
+    regression_copy,
+    "issue 11: a copied store wedges sync (two stores share this replica id)",
+    2,
+    [
+        Action::Copy { store: 0 },
+        Action::Vendor {
+            store: 1,
+            vendor: 2,
+            value: 0
+        },
+        Action::Copy { store: 1 },
+        Action::Vendor {
+            store: 1,
+            vendor: 2,
+            value: 0
+        },
+    ]
+);
+
+regression!(
+    regression_copy_overwrite,
+    "issue 11: a copy that overwrites an unpushed change wedges sync",
+    2,
+    [Action::CopyOverwrite { store: 0 }]
+);
+
+regression!(
+    regression_move_cycle,
+    "issue 11: a merged parent cycle of 7+ items is placed differently on each store",
+    2,
+    [Action::MoveCycle {
+        first: 0,
+        spread: 2,
+        len: 7
+    }]
+);
+
+regression!(
+    regression_dep_cycle,
+    "issue 11: a dependency cycle made across stores is not reported",
+    2,
+    [Action::DepCycle { first: 0, len: 2 }]
+);
+
+regression!(
+    regression_archive_reopen,
+    "issue 11: an item archived here and reopened there stays archived, unreported",
+    2,
+    [Action::ArchiveVsReopen {
+        archiver: 0,
+        reopener: 1
+    }]
+);
+
+regression!(
+    regression_child_of_deleted,
+    "issue 11: a child created under a concurrently deleted parent is not reported",
+    2,
+    [Action::ChildOfDeleted { deleter: 0, creator: 1 }]
+);
+
+regression!(
+    regression_new_space,
+    "issue 11: a store pointed at a new space does not bring its changes there",
+    2,
+    [
+        Action::Vendor {
+            store: 0,
+            vendor: 0,
+            value: 0
+        },
+        Action::Round {
+            store: 0,
+            batch: 1,
+            page: 1,
+            fault: None
+        },
+        Action::NewSpace { store: 0 },
+    ]
+);
+
+regression!(
+    regression_clock_skew,
+    "issue 11: a peer's clock a year ahead carries every later write's clock with it",
+    2,
+    [
+        Action::Skew { store: 1, years: 1 },
+        Action::Create {
+            store: 1,
+            parent: None
+        },
+    ]
+);
+
+regression!(
+    regression_floats,
+    "issue 11: a 17-digit float in metadata reads back rounded",
+    2,
+    [Action::Float {
+        store: 0,
+        target: 0,
+        which: 5,
+        vendor: true
+    }]
+);
+
+regression!(
+    regression_unknown_collection,
+    "issue 11: a change of an unknown collection stops sync (store corrupt)",
+    2,
+    [Action::Unknown {
+        labels: true,
+        target: 0,
+        value: 0
+    }]
+);
