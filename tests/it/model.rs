@@ -91,6 +91,37 @@ const FLOATS: [f64; 6] = [
 ];
 const YEAR_MS: i64 = 365 * 86_400_000;
 
+/// What the histories of a run did, summed over its cases (printed at the
+/// end, to see that the scripts reach what they should).
+mod stats {
+    use std::cell::Cell;
+
+    // Per thread: each test runs its cases on its own thread.
+    thread_local! {
+        pub static WRITES: Cell<usize> = const { Cell::new(0) };
+        pub static REFUSED: Cell<usize> = const { Cell::new(0) };
+        pub static FAULTED_ROUNDS: Cell<usize> = const { Cell::new(0) };
+        pub static CONFLICTS_AT_END: Cell<usize> = const { Cell::new(0) };
+        pub static CASES_WITH_CONFLICTS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub fn add(counter: &'static std::thread::LocalKey<Cell<usize>>, n: usize) {
+        counter.with(|c| c.set(c.get() + n));
+    }
+
+    pub fn take() -> String {
+        let t = |c: &'static std::thread::LocalKey<Cell<usize>>| c.with(|c| c.replace(0));
+        format!(
+            "{} writes, {} refused operations, {} rounds cut by a fault, {} open conflicts at the end (in {} cases)",
+            t(&WRITES),
+            t(&REFUSED),
+            t(&FAULTED_ROUNDS),
+            t(&CONFLICTS_AT_END),
+            t(&CASES_WITH_CONFLICTS)
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Kinds and actions
 
@@ -363,7 +394,7 @@ fn base_actions() -> Vec<(u32, BoxedStrategy<Action>)> {
                 s(),
                 1usize..4,
                 1usize..4,
-                proptest::option::of((0u64..6, any::<bool>())),
+                proptest::option::of((0u64..3, any::<bool>())),
             )
                 .prop_map(|(store, batch, page, fault)| Action::Round {
                     store,
@@ -560,9 +591,11 @@ fn replica_row(tracker: &Tracker) -> Outcome<(String, u64)> {
     tracker
         .store()
         .read(|c| {
-            Ok(c.query_row("SELECT replica_id, counter FROM replica WHERE singleton = 1", [], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?)
+            Ok(
+                c.query_row("SELECT replica_id, counter FROM replica WHERE singleton = 1", [], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?,
+            )
         })
         .map_err(|e| format!("reading the replica row: {e}"))
 }
@@ -581,7 +614,10 @@ fn refused(e: &waymark::Error) -> bool {
 fn allow<T>(what: &str, r: waymark::Result<T>) -> Outcome<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(e) if refused(&e) => Ok(None),
+        Err(e) if refused(&e) => {
+            stats::add(&stats::REFUSED, 1);
+            Ok(None)
+        }
         Err(e) => Err(format!("{what} failed: {e}")),
     }
 }
@@ -608,7 +644,11 @@ fn copy_dir(from: &Path, to: &Path) -> Outcome {
 
 fn first_difference(a: &str, b: &str) -> String {
     let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
-    let at = la.iter().zip(&lb).position(|(x, y)| x != y).unwrap_or(la.len().min(lb.len()));
+    let at = la
+        .iter()
+        .zip(&lb)
+        .position(|(x, y)| x != y)
+        .unwrap_or(la.len().min(lb.len()));
     let from = at.saturating_sub(3);
     let show = |l: &[&str]| l[from.min(l.len())..(at + 3).min(l.len())].join("\n");
     format!(
@@ -771,7 +811,7 @@ impl<H: Hub> World<H> {
                 m.insert(format!("k{}", v % 3), json!(v));
                 u.metadata = Some(m);
             }
-            "deleted" => u.deleted = Some(v % 2 == 0),
+            "deleted" => u.deleted = Some(v.is_multiple_of(2)),
             _ => unreachable!("{field}"),
         })
     }
@@ -820,13 +860,18 @@ impl<H: Hub> World<H> {
 
     fn round(&self, store: usize, opts: SyncOptions) -> Outcome<waymark_sync::RoundReport> {
         let node = self.node(store);
-        self.block(sync_round(node.tracker.store(), &self.hub, &self.spaces[node.space], opts))
-            .map_err(|e| {
-                format!(
-                    "a sync round of store {} failed without a fault: {e}",
-                    store % self.nodes.len()
-                )
-            })
+        self.block(sync_round(
+            node.tracker.store(),
+            &self.hub,
+            &self.spaces[node.space],
+            opts,
+        ))
+        .map_err(|e| {
+            format!(
+                "a sync round of store {} failed without a fault: {e}",
+                store % self.nodes.len()
+            )
+        })
     }
 
     /// Whole rounds of `stores` (in order), without faults.
@@ -914,10 +959,13 @@ impl<H: Hub> World<H> {
                                 "description" => u.description = Some(format!("description {v}")),
                                 "metadata" => {
                                     let mut m = Map::new();
-                                    m.insert(format!("k{}", v % 3), if v % 7 == 0 { Value::Null } else { json!(v) });
+                                    m.insert(
+                                        format!("k{}", v % 3),
+                                        if v.is_multiple_of(7) { Value::Null } else { json!(v) },
+                                    );
                                     u.metadata = Some(m);
                                 }
-                                "deleted" => u.deleted = Some(v % 4 == 0),
+                                "deleted" => u.deleted = Some(v.is_multiple_of(4)),
                                 _ => {}
                             }
                         }
@@ -1015,14 +1063,24 @@ impl<H: Hub> World<H> {
                     page_size: page,
                 };
                 let node = self.node(store);
-                let result = self.block(sync_round(node.tracker.store(), &self.hub, &self.spaces[node.space], opts));
+                let result = self.block(sync_round(
+                    node.tracker.store(),
+                    &self.hub,
+                    &self.spaces[node.space],
+                    opts,
+                ));
                 self.hub.clear_faults();
                 if let Err(e) = result {
+                    stats::add(&stats::FAULTED_ROUNDS, 1);
                     ensure!(
                         fault.is_some() && e.is_retryable(),
                         "a sync round of store {} failed{}: {e}",
                         store % n,
-                        if fault.is_some() { " (not retryable)" } else { " without a fault" }
+                        if fault.is_some() {
+                            " (not retryable)"
+                        } else {
+                            " without a fault"
+                        }
                     );
                 }
             }
@@ -1263,8 +1321,12 @@ impl<H: Hub> World<H> {
                 let mut after = context;
                 after.insert(dot);
                 self.future.3.insert(key, after);
-                self.block(self.hub.inner().push(&self.spaces[space], &[change.clone()]))
-                    .map_err(|e| format!("the hub refused a newer build's change: {e}"))?;
+                self.block(
+                    self.hub
+                        .inner()
+                        .push(&self.spaces[space], std::slice::from_ref(&change)),
+                )
+                .map_err(|e| format!("the hub refused a newer build's change: {e}"))?;
                 for (field, value) in fields {
                     self.writes.push(Written {
                         dot,
@@ -1322,9 +1384,16 @@ impl<H: Hub> World<H> {
             .record_states()
             .map_err(|e| e.to_string())?;
         let conflicts = self.nodes[0].tracker.list_conflicts().map_err(|e| e.to_string())?;
+        stats::add(&stats::WRITES, self.writes.len());
+        stats::add(&stats::CONFLICTS_AT_END, conflicts.len());
+        stats::add(&stats::CASES_WITH_CONFLICTS, usize::from(!conflicts.is_empty()));
         let log = self.log(space)?;
         for (i, node) in self.nodes.iter().enumerate() {
-            let who = if i == j { "the store that joined last".to_owned() } else { format!("store {i}") };
+            let who = if i == j {
+                "the store that joined last".to_owned()
+            } else {
+                format!("store {i}")
+            };
             let t = &node.tracker;
             let mine = export(t)?;
             ensure!(
@@ -1388,7 +1457,10 @@ impl<H: Hub> World<H> {
             .map(|(_, c)| c)
             .filter(|c| KNOWN.contains(&c.collection.as_str()))
             .collect();
-        ensure!(fold(&changes) == states, "the stores differ from the log folded in hub order");
+        ensure!(
+            fold(&changes) == states,
+            "the stores differ from the log folded in hub order"
+        );
         ensure!(
             fold(shuffled_causal_order(&changes, order_seed)) == states,
             "the stores differ from the log folded in another causal order"
@@ -1623,7 +1695,10 @@ fn check_rules(doc: &Value, expects: &[Expect]) -> Outcome {
     for (id, item) in &items {
         let path = item["path"].as_str().unwrap_or_default();
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        ensure!(segs.last() == Some(&id.as_str()), "item {id}'s path {path} does not end with it");
+        ensure!(
+            segs.last() == Some(&id.as_str()),
+            "item {id}'s path {path} does not end with it"
+        );
         ensure!(
             segs.iter().collect::<HashSet<_>>().len() == segs.len(),
             "item {id}'s path {path} repeats an item"
@@ -1645,7 +1720,10 @@ fn check_rules(doc: &Value, expects: &[Expect]) -> Outcome {
             && let Some(parent) = items.get(p)
         {
             let expected = format!("{}/{id}", parent["path"].as_str().unwrap_or_default());
-            ensure!(path == expected, "item {id}'s path {path} is not its parent's plus itself ({expected})");
+            ensure!(
+                path == expected,
+                "item {id}'s path {path} is not its parent's plus itself ({expected})"
+            );
         }
     }
     // Every cycle of parent links is reported.
@@ -1775,7 +1853,9 @@ fn run_case<H: Hub>(world: Outcome<World<H>>, script: &Script) -> Result<(), Tes
                 .perform(action)
                 .map_err(|e| format!("at action {n} ({action:?}): {e}"))?;
         }
-        world.check(script.order_seed).map_err(|e| format!("after the final sync: {e}"))
+        world
+            .check(script.order_seed)
+            .map_err(|e| format!("after the final sync: {e}"))
     });
     outcome.map_err(TestCaseError::fail)
 }
@@ -1784,9 +1864,10 @@ fn report(name: &str, kinds: &[Kind], cases: u32, started: Instant, result: Resu
     let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
     match result {
         Ok(()) => eprintln!(
-            "model {name} [{}]: {cases} cases in {:.1} s",
+            "model {name} [{}]: {cases} cases in {:.1} s; {}",
             names.join(","),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            stats::take()
         ),
         Err(TestError::Fail(why, script)) => panic!(
             "model {name} [{}] failed: {why}\nminimal failing script: {script:?}",
@@ -2047,10 +2128,7 @@ regression!(
     2,
     [
         Action::Skew { store: 1, years: 1 },
-        Action::Create {
-            store: 1,
-            parent: None
-        },
+        Action::Create { store: 1, parent: None },
     ]
 );
 
