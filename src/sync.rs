@@ -240,10 +240,20 @@ pub async fn sync_once(store: &Store, settings: &Settings) -> Result<RoundSummar
     let (hub, space) = hub_for(settings)?;
     let display = settings.hub_display().unwrap_or_default();
     bind_cursor(store, settings)?;
-    let result = match hub.migrate().await {
+    let mut result = match hub.migrate().await {
         Ok(_) => sync_round(store, &hub, &space, SyncOptions::default()).await,
         Err(e) => Err(SyncError::Hub(e)),
     };
+    if let Err(SyncError::HubLostChanges { .. }) = &result {
+        // The hub lacks changes it once acknowledged: publish this store's
+        // state to it again, under a new replica id, and sync once more.
+        let records = store.republish()?;
+        tracing::warn!(
+            records,
+            "the hub lost changes of this store; its state was published again"
+        );
+        result = sync_round(store, &hub, &space, SyncOptions::default()).await;
+    }
     record_round(store, &result);
     result
         .map(|r| RoundSummary::from(&r))

@@ -11,6 +11,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
+/// A duration in seconds, in the largest unit that reads well ("3 years",
+/// "2 days", "5 hours", "90 s").
+pub fn duration_words(seconds: u64) -> String {
+    const DAY: u64 = 86_400;
+    match seconds {
+        s if s >= 2 * 365 * DAY => format!("{} years", s / (365 * DAY)),
+        s if s >= 2 * DAY => format!("{} days", s / DAY),
+        s if s >= 2 * 3600 => format!("{} hours", s / 3600),
+        s if s >= 120 => format!("{} minutes", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 impl Timestamp {
     pub fn now() -> Timestamp {
         let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -54,6 +54,10 @@ pub struct SyncHealth {
     /// Local changes the hub has not acknowledged yet.
     pub pending_changes: i64,
     pub open_conflicts: i64,
+    /// A peer whose clock runs far ahead of this machine's: who, and by how
+    /// much (its changes still merge; this store's clock does not follow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_warning: Option<String>,
 }
 
 /// What `update_project_configuration` takes. Empty texts clear optional
@@ -112,6 +116,9 @@ pub mod health_keys {
     pub const LAST_SYNC_AT: &str = "sync.last_success_at";
     pub const LAST_ERROR: &str = "sync.last_error";
     pub const HUB_REACHABLE: &str = "sync.hub_reachable";
+    /// Set by the store when a pulled change's clock reads further ahead of
+    /// this machine's than [`crate::store::write::MAX_CLOCK_DRIFT_MS`].
+    pub const CLOCK_AHEAD: &str = "sync.clock_ahead";
 }
 
 pub(crate) fn sync_health(conn: &rusqlite::Connection) -> Result<SyncHealth> {
@@ -134,6 +141,7 @@ pub(crate) fn sync_health(conn: &rusqlite::Connection) -> Result<SyncHealth> {
         hub_reachable: get(health_keys::HUB_REACHABLE)?.map(|v| v == "true"),
         pending_changes,
         open_conflicts,
+        clock_warning: get(health_keys::CLOCK_AHEAD)?,
     })
 }
 

@@ -394,12 +394,18 @@ pub(crate) fn update_in(tx: &mut WriteTx<'_>, input: WorkItemUpdate) -> Result<W
         });
     }
     let mut fields = Fields::new();
+    // A merged record may hold a type word of a newer version, or a type and
+    // metadata that two stores wrote apart and that no rule checked
+    // together: such a record still takes every update that leaves its type
+    // and metadata alone, and an update of either must leave both valid.
     let item_type = match &input.item_type {
-        Some(t) => ItemType::parse(t)?,
-        None => ItemType::parse(&item.item_type)?,
+        Some(t) => Some(ItemType::parse(t)?),
+        None => ItemType::parse(&item.item_type).ok(),
     };
-    if item_type.as_str() != item.item_type {
-        put(&mut fields, "item_type", item_type.as_str());
+    if let Some(t) = item_type
+        && t.as_str() != item.item_type
+    {
+        put(&mut fields, "item_type", t.as_str());
     }
     if let Some(t) = &input.title {
         let t = domain::title(t)?;
@@ -458,7 +464,18 @@ pub(crate) fn update_in(tx: &mut WriteTx<'_>, input: WorkItemUpdate) -> Result<W
             merged.insert(k.clone(), v.clone());
         }
     }
-    domain::work_item_metadata(item_type, &merged, false)?;
+    if input.item_type.is_some() || !given.is_empty() {
+        let item_type = item_type.ok_or_else(|| {
+            Error::invalid(
+                "item_type",
+                format!(
+                    "work item {id} has the type {:?}, which this version of Waymark does not know; give item_type to change its metadata",
+                    item.item_type
+                ),
+            )
+        })?;
+        domain::work_item_metadata(item_type, &merged, false)?;
+    }
     for (k, v) in given {
         let current = item.metadata.get(&k).cloned().unwrap_or(Value::Null);
         if current != v {

@@ -98,14 +98,6 @@ pub fn intern_write(conn: &Connection, cache: &mut Interned, replica: &ReplicaId
     ))
 }
 
-/// The number of a replica already interned here (None: never seen).
-pub fn replica_number(conn: &Connection, replica: &ReplicaId) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT idx FROM replicas WHERE name = ?1")?
-        .query_row([replica.to_string()], |r| r.get(0))
-        .optional()?)
-}
-
 /// The replica and author behind interned numbers.
 pub fn write_names(conn: &Connection, replica: i64, author: i64) -> Result<(ReplicaId, String)> {
     let mut names = Names {
@@ -400,6 +392,46 @@ const ARRAY: u8 = 7;
 const OBJECT: u8 = 8;
 /// Tags from here up are the numbers 0.. themselves.
 const SMALL: u8 = 16;
+
+/// How deep a written value may nest: well past any document the domain
+/// accepts, and within what [`unpack`] reads back.
+const MAX_NESTING: usize = 32;
+
+fn nesting(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(nesting).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The fields of a change as its outbox entry keeps them: packed, floats to
+/// the bit. A value nested deeper than any record needs is refused before it
+/// is written, so an entry always reads back.
+pub fn pack_fields(fields: &std::collections::BTreeMap<String, Value>) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(64 * fields.len());
+    out.push(OBJECT);
+    put_varint(fields.len() as u64, &mut out);
+    for (name, value) in fields {
+        if nesting(value) > MAX_NESTING {
+            return Err(Error::Invalid {
+                field: name.clone(),
+                message: format!("nests deeper than {MAX_NESTING} levels; flatten it"),
+            });
+        }
+        put_text(name, &mut out);
+        pack(value, &mut out);
+    }
+    Ok(out)
+}
+
+/// The fields [`pack_fields`] packed (None if `bytes` are not such fields).
+pub fn unpack_fields(bytes: &[u8]) -> Option<std::collections::BTreeMap<String, Value>> {
+    match unpack(bytes)? {
+        Value::Object(map) => Some(map.into_iter().collect()),
+        _ => None,
+    }
+}
 
 fn put_varint(mut n: u64, out: &mut Vec<u8>) {
     while n >= 0x80 {

@@ -44,11 +44,12 @@ pub const DB_FILE: &str = "waymark.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The schema's migrations, in order: schema N is the first N applied.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("../../sql/sqlite/0001_initial.sql"),
     include_str!("../../sql/sqlite/0002_compact.sql"),
     include_str!("../../sql/sqlite/0003_lean_writes.sql"),
     include_str!("../../sql/sqlite/0004_binary_ids.sql"),
+    include_str!("../../sql/sqlite/0005_immutable_outbox.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -179,13 +180,59 @@ fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Where this store lives: a copied store file no longer matches.
+/// Where this store lives: `path@machine#file`. A copied, moved or
+/// restored store file no longer matches: another path, another machine
+/// (`/etc/machine-id`, else the host name), or another file at the same
+/// path (device, inode and birth time: a restore from a backup, or a copy
+/// put back in place, is a new file even on a machine whose id is absent,
+/// as on macOS).
 fn fingerprint(path: &Path) -> String {
     let place = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let machine = std::fs::read_to_string("/etc/machine-id")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_default();
-    format!("{}@{}", place.display(), machine.trim())
+    format!("{}@{}#{}", place.display(), machine, file_identity(path))
+}
+
+#[cfg(unix)]
+fn file_identity(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let born = m
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            format!("{}:{}:{born}", m.dev(), m.ino())
+        }
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &Path) -> String {
+    std::fs::metadata(path)
+        .and_then(|m| m.created())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether a stored fingerprint names the place `here` names. One written
+/// before fingerprints named the file (no `#`) is compared by path and
+/// machine only, then brought up to date.
+fn same_place(stored: &str, here: &str) -> bool {
+    match stored.split_once('#') {
+        Some(_) => stored == here,
+        None => here.split_once('#').is_some_and(|(place, _)| place == stored),
+    }
 }
 
 impl Store {
@@ -202,6 +249,7 @@ impl Store {
     pub fn open_file(path: &Path) -> Result<Store> {
         let mut conn = connect(path)?;
         migrate(&mut conn, path)?;
+        fill_legacy_outbox(&mut conn)?;
         ensure_replica(&mut conn, path)?;
 
         let (tx, rx) = mpsc::channel::<Job>();
@@ -435,6 +483,23 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     }
 }
 
+/// Outbox entries written by schema 4 or older get their fields, once.
+fn fill_legacy_outbox(conn: &mut Connection) -> Result<()> {
+    let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM outbox WHERE fields IS NULL)", [], |r| {
+        r.get(0)
+    })?;
+    if any {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let filled = replica::fill_legacy_outbox(&tx)?;
+        tx.commit()?;
+        tracing::info!(
+            entries = filled,
+            "outbox entries of an older schema now keep their fields"
+        );
+    }
+    Ok(())
+}
+
 /// Mint the replica identity of a new store, or a new one for a store that
 /// was copied from elsewhere (two stores must never share a replica id).
 fn ensure_replica(conn: &mut Connection, path: &Path) -> Result<()> {
@@ -457,6 +522,9 @@ fn ensure_replica(conn: &mut Connection, path: &Path) -> Result<()> {
             )?;
         }
         Some((_, fp)) if fp == here => {}
+        Some((_, fp)) if same_place(&fp, &here) => {
+            tx.execute("UPDATE replica SET fingerprint = ?1 WHERE singleton = 1", [&here])?;
+        }
         Some((old, fp)) => {
             let new = ReplicaId::mint();
             tracing::warn!(

@@ -15,14 +15,6 @@ use crate::error::Error;
 /// Local-state key of the pull cursor (the last hub seq applied here).
 pub const CURSOR_KEY: &str = "sync.cursor";
 
-/// Local-state key of the last outbox entry (seq) handed to a push.
-pub const HANDED_OUT_KEY: &str = "sync.handed_out";
-
-/// The last outbox entry (seq) handed to a push; 0 when none ever was.
-pub(super) fn handed_out(conn: &rusqlite::Connection) -> Result<i64, Error> {
-    local_number(conn, HANDED_OUT_KEY)
-}
-
 /// The author recorded for work the sync itself does (not a user's write).
 const SYNC_AUTHOR: &str = "sync";
 
@@ -56,12 +48,87 @@ impl Store {
     /// Bind this store to the hub and space named by `identity`
     /// (`hub#space`). The pull cursor belongs to one (hub, space): when
     /// either changes, the log is pulled again from the start.
-    pub fn bind_hub(&self, identity: &str) -> crate::Result<()> {
-        if self.local_get(BOUND_TO)?.as_deref() != Some(identity) {
-            self.reset_cursor()?;
-            self.local_set(BOUND_TO, identity)?;
+    ///
+    /// A store that synced with another hub or space before holds changes
+    /// the new one has never seen, under counters it cannot accept (it
+    /// expects a replica's changes from counter 1): the store takes a new
+    /// replica id and publishes its whole state again ([`Store::republish`]).
+    /// Returns whether it did.
+    pub fn bind_hub(&self, identity: &str) -> crate::Result<bool> {
+        let before = self.local_get(BOUND_TO)?;
+        if before.as_deref() == Some(identity) {
+            return Ok(false);
         }
-        Ok(())
+        let moved = before.is_some();
+        if moved {
+            let republished = self.republish()?;
+            tracing::warn!(
+                records = republished,
+                "this store now syncs with another hub or space: it took a new replica id and publishes its state there again"
+            );
+        }
+        self.reset_cursor()?;
+        self.local_set(BOUND_TO, identity)?;
+        Ok(moved)
+    }
+
+    /// Take a new replica id and write every record's state again as new
+    /// local changes, for a hub that lacks this store's history (another
+    /// hub or space, a hub restored from an older backup). Nothing is lost:
+    /// each field's value is written again, each record's version vector is
+    /// the context (so the new changes supersede exactly what this store had
+    /// seen), and each value that stood in a conflict is written under a
+    /// helper replica, concurrent with the others, so the conflict stays
+    /// open everywhere; so does an edit that raced a delete. Records keep
+    /// their times and authors. Returns how many records were written.
+    pub fn republish(&self) -> crate::Result<usize> {
+        self.write(SYNC_AUTHOR, |tx| {
+            tx.rehome()?;
+            let mut helpers: Vec<(ReplicaId, u64)> = Vec::new();
+            let mut helper_dot = |rank: usize| {
+                if helpers.len() <= rank {
+                    helpers.resize_with(rank + 1, || (ReplicaId::mint(), 0));
+                }
+                helpers[rank].1 += 1;
+                Dot {
+                    replica: helpers[rank].0,
+                    counter: helpers[rank].1,
+                }
+            };
+            let mut written = 0;
+            for collection in Collection::all() {
+                for (id, state) in collection.all_states(tx.conn())? {
+                    let Some(last) = state.last_write() else { continue };
+                    let races = state.delete_conflict();
+                    let mut fields = super::write::Fields::new();
+                    let mut others = Vec::new();
+                    for (name, register) in &state.fields {
+                        let Some(winner) = register.winner() else { continue };
+                        if races && name == waymark_sync::merge::DELETE_FIELD {
+                            others.push((name.clone(), winner.clone()));
+                        } else {
+                            fields.insert(name.clone(), winner.value.clone());
+                        }
+                        if register.is_conflict() {
+                            let losers = &register.siblings()[..register.siblings().len() - 1];
+                            others.extend(losers.iter().map(|s| (name.clone(), s.clone())));
+                        }
+                    }
+                    if !fields.is_empty() {
+                        tx.set_author(last.author.clone());
+                        tx.set_time(Some(crate::time::Timestamp::from_millis(last.hlc.millis())));
+                        tx.write(collection, &id, fields)?;
+                    }
+                    for (rank, (name, sibling)) in others.iter().enumerate() {
+                        let dot = helper_dot(rank);
+                        tx.write_sibling(collection, &id, dot, state.vv.clone(), sibling, name)?;
+                    }
+                    written += 1;
+                }
+            }
+            tx.set_time(None);
+            Ok(written)
+        })
     }
 
     /// Forget the pull cursor: the next round pulls the hub's whole log
@@ -78,47 +145,18 @@ impl Replica for Store {
     }
 
     fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError> {
-        // On the writer, in one transaction with the mark of what was handed
-        // out: a write that replaces a value of a change handed out keeps the
-        // value (see `WriteTx::keep_overwritten`), so a resend is identical.
-        self.on_writer(move |conn| {
-            let tx = conn.transaction()?;
+        // Entries are immutable: a plain read, and every read of an entry
+        // gives the change exactly as written.
+        self.read(move |conn| {
             let rows = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT seq, replica, counter, collection, record, hlc, author, schema, context, overwritten
+                let mut stmt = conn.prepare_cached(
+                    "SELECT seq, replica, counter, collection, record, hlc, author, schema, context, fields
                      FROM outbox ORDER BY seq LIMIT ?1",
                 )?;
-                stmt.query_map([limit as i64], |r| {
-                    Ok(Entry {
-                        seq: r.get(0)?,
-                        replica: r.get(1)?,
-                        counter: r.get(2)?,
-                        collection: r.get(3)?,
-                        record: r.get(4)?,
-                        hlc: r.get(5)?,
-                        author: r.get(6)?,
-                        schema: r.get(7)?,
-                        context: r.get(8)?,
-                        overwritten: r.get(9)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?
+                stmt.query_map([limit as i64], Entry::read)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
             };
-            let changes = rows
-                .iter()
-                .map(|e| rebuild(&tx, e))
-                .collect::<Result<Vec<_>, Error>>()?;
-            if let Some(last) = rows.last()
-                && last.seq > handed_out(&tx)?
-            {
-                tx.execute(
-                    "INSERT INTO local_state (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [HANDED_OUT_KEY, &last.seq.to_string()],
-                )?;
-            }
-            tx.commit()?;
-            Ok(changes)
+            rows.iter().map(|e| e.change(conn)).collect::<Result<Vec<_>, Error>>()
         })
         .map_err(replica_error)
     }
@@ -178,13 +216,24 @@ impl Replica for Store {
                     states.insert((collection.name.to_owned(), id), state);
                 }
             }
+            let mut opaque = tx.prepare("SELECT collection, record_id, state FROM opaque_records")?;
+            let rows = opaque.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?;
+            for row in rows {
+                let (collection, id, text) = row?;
+                let state = serde_json::from_str(&text)
+                    .map_err(|e| Error::Corrupt(format!("opaque record {collection}/{id}: {e}")))?;
+                states.insert((collection, id), state);
+            }
             Ok(states)
         })
         .map_err(replica_error)
     }
 }
 
-/// An outbox entry as stored: the change it names, without its fields.
+/// An outbox entry as stored: the change, with its replica and author
+/// interned and its fields packed.
 struct Entry {
     seq: i64,
     replica: i64,
@@ -195,42 +244,106 @@ struct Entry {
     author: i64,
     schema: i64,
     context: Option<String>,
-    overwritten: Option<String>,
+    fields: Option<Vec<u8>>,
 }
 
-/// The change an outbox entry names, as it was written: the fields whose
-/// registers still hold its dot, with the values later writes replaced
-/// (kept in the entry when they replaced them).
-fn rebuild(conn: &rusqlite::Connection, e: &Entry) -> Result<Change, Error> {
-    let corrupt = |what: &str| Error::Corrupt(format!("outbox entry {}: {what}", e.seq));
-    let collection = Collection::by_code(e.collection).ok_or_else(|| corrupt("unknown collection"))?;
-    let (replica, author) = super::codec::write_names(conn, e.replica, e.author)?;
-    let dot = Dot {
-        replica,
-        counter: e.counter as u64,
-    };
-    let (record_id, state) = collection
-        .load_by_key(conn, e.record)?
-        .ok_or_else(|| corrupt("its record is missing"))?;
-    let mut fields = std::collections::BTreeMap::new();
-    for (name, register) in &state.fields {
-        if let Some(s) = register.siblings().iter().find(|s| s.dot == dot) {
-            fields.insert(name.clone(), s.value.clone());
+impl Entry {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+        Ok(Entry {
+            seq: r.get(0)?,
+            replica: r.get(1)?,
+            counter: r.get(2)?,
+            collection: r.get(3)?,
+            record: r.get(4)?,
+            hlc: r.get(5)?,
+            author: r.get(6)?,
+            schema: r.get(7)?,
+            context: r.get(8)?,
+            fields: r.get(9)?,
+        })
+    }
+
+    fn corrupt(&self, what: &str) -> Error {
+        Error::Corrupt(format!("outbox entry {}: {what}", self.seq))
+    }
+
+    /// The change as it was written.
+    fn change(&self, conn: &rusqlite::Connection) -> Result<Change, Error> {
+        let collection = Collection::by_code(self.collection).ok_or_else(|| self.corrupt("unknown collection"))?;
+        let (replica, author) = super::codec::write_names(conn, self.replica, self.author)?;
+        let record_id: String = conn
+            .prepare_cached(&format!("SELECT id FROM {} WHERE key = ?1", collection.name))?
+            .query_row([self.record], |r| super::id::get_id(r, 0))
+            .optional()?
+            .ok_or_else(|| self.corrupt("its record is missing"))?;
+        let fields = self
+            .fields
+            .as_deref()
+            .and_then(super::codec::unpack_fields)
+            .ok_or_else(|| self.corrupt("its fields are missing or malformed"))?;
+        Ok(Change {
+            collection: collection.name.to_owned(),
+            record_id,
+            dot: Dot {
+                replica,
+                counter: self.counter as u64,
+            },
+            context: super::codec::decode_context(conn, self.context.as_deref())?,
+            fields,
+            hlc: Hlc(self.hlc as u64),
+            author,
+            schema_version: self.schema as u32,
+        })
+    }
+}
+
+/// Give every outbox entry of an older schema, which named its record and
+/// kept only the values its record no longer showed, its fields as written
+/// (rebuilt once, the way that schema rebuilt them at every push).
+pub(super) fn fill_legacy_outbox(tx: &rusqlite::Transaction<'_>) -> Result<usize, Error> {
+    type Legacy = (i64, i64, i64, i64, i64, i64, Option<String>);
+    let legacy: Vec<Legacy> = tx
+        .prepare(
+            "SELECT seq, replica, author, counter, collection, record, overwritten FROM outbox WHERE fields IS NULL",
+        )?
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (seq, replica, author, counter, code, key, overwritten) in &legacy {
+        let corrupt = |what: &str| Error::Corrupt(format!("outbox entry {seq}: {what}"));
+        let collection = Collection::by_code(*code).ok_or_else(|| corrupt("unknown collection"))?;
+        let (replica, _) = super::codec::write_names(tx, *replica, *author)?;
+        let dot = Dot {
+            replica,
+            counter: *counter as u64,
+        };
+        let (_, state) = collection
+            .load_by_key(tx, *key)?
+            .ok_or_else(|| corrupt("its record is missing"))?;
+        let mut fields = std::collections::BTreeMap::new();
+        for (name, register) in &state.fields {
+            if let Some(s) = register.siblings().iter().find(|s| s.dot == dot) {
+                fields.insert(name.clone(), s.value.clone());
+            }
         }
+        if let Some(text) = overwritten {
+            let kept: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(text).map_err(|_| corrupt("malformed overwritten values"))?;
+            fields.extend(kept);
+        }
+        tx.execute(
+            "UPDATE outbox SET fields = ?2, overwritten = NULL WHERE seq = ?1",
+            rusqlite::params![seq, super::codec::pack_fields(&fields)?],
+        )?;
     }
-    if let Some(text) = &e.overwritten {
-        let kept: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(text).map_err(|_| corrupt("malformed overwritten values"))?;
-        fields.extend(kept);
-    }
-    Ok(Change {
-        collection: collection.name.to_owned(),
-        record_id,
-        dot,
-        context: super::codec::decode_context(conn, e.context.as_deref())?,
-        fields,
-        hlc: Hlc(e.hlc as u64),
-        author,
-        schema_version: e.schema as u32,
-    })
+    Ok(legacy.len())
 }

@@ -16,6 +16,13 @@ use crate::time::Timestamp;
 /// Work items written in one transaction from which it is a bulk write.
 const BULK_WRITE: usize = 5_000;
 
+/// How far ahead of this machine's clock a pulled change's clock may read
+/// before this store stops following it: beyond, the store's own clock (and
+/// so every later local write) is held at the machine's time plus this, and
+/// the sync health says which peer is ahead. A peer whose clock is years
+/// ahead then cannot pin every store's new writes in the future.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
+
 /// Field name -> value, as one change writes them.
 pub type Fields = BTreeMap<String, Value>;
 
@@ -40,12 +47,6 @@ pub struct WriteTx<'c> {
     /// Wall time override for the next local changes (imports keep the
     /// times of the records they bring in).
     at: Option<Timestamp>,
-    /// Replica ids this store wrote under before (looked up once per
-    /// transaction): their changes may still wait in the outbox.
-    retired: Option<Vec<ReplicaId>>,
-    /// The last outbox entry handed to a push (looked up once per
-    /// transaction): see [`WriteTx::keep_overwritten`].
-    handed_out: Option<i64>,
     /// Milliseconds this store's clock runs ahead of the machine's (tests).
     skew_ms: i64,
 }
@@ -66,8 +67,6 @@ impl<'c> WriteTx<'c> {
             last_conflicted: false,
             orphans: None,
             at: None,
-            retired: None,
-            handed_out: None,
             skew_ms,
         })
     }
@@ -87,10 +86,39 @@ impl<'c> WriteTx<'c> {
         self.author = author;
     }
 
+    /// This machine's time (with the store's test skew), whatever time the
+    /// next local change is told to carry.
+    fn wall(&self) -> Timestamp {
+        Timestamp(Timestamp::now().0.saturating_add(self.skew_ms.saturating_mul(1000)))
+    }
+
+    /// Follow a pulled change's clock reading, no further than
+    /// [`MAX_CLOCK_DRIFT_MS`] past this machine's time; note a peer beyond.
+    fn observe(&mut self, change: &Change) -> Result<()> {
+        let wall = self.wall().millis();
+        let bound = Hlc::from_parts(wall.saturating_add(MAX_CLOCK_DRIFT_MS), 0);
+        if change.hlc > bound {
+            let ahead = change.hlc.millis().saturating_sub(wall) / 1000;
+            let warning = format!(
+                "changes by {} (replica {}) carry a clock {} ahead of this machine's; check that machine's clock",
+                change.author,
+                change.dot.replica,
+                crate::time::duration_words(ahead)
+            );
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO local_state (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute([crate::ops::configuration::health_keys::CLOCK_AHEAD, &warning])?;
+        }
+        self.hlc = self.hlc.observe(change.hlc.min(bound));
+        Ok(())
+    }
+
     /// The time the next local change will carry.
     pub fn now(&self) -> Timestamp {
-        self.at
-            .unwrap_or_else(|| Timestamp(Timestamp::now().0.saturating_add(self.skew_ms.saturating_mul(1000))))
+        self.at.unwrap_or_else(|| self.wall())
     }
 
     /// Stamp the following local changes with `at` instead of the wall
@@ -110,9 +138,9 @@ impl<'c> WriteTx<'c> {
         let old = collection.load(&self.tx, id)?;
         self.counter += 1;
         let millis = self.now().millis();
-        self.hlc = match self.at {
+        let hlc = match self.at {
             // An import's time is kept as given, unless it would reorder this
-            // record's own history.
+            // record's own history; the store's clock never goes back for it.
             Some(_) => {
                 let floor = old.state.last_write().map(|s| s.hlc).unwrap_or_default();
                 let wanted = Hlc::from_parts(millis, 0);
@@ -120,6 +148,7 @@ impl<'c> WriteTx<'c> {
             }
             None => self.hlc.tick(millis),
         };
+        self.hlc = self.hlc.max(hlc);
         let change = Change {
             collection: collection.name.to_owned(),
             record_id: id.to_owned(),
@@ -129,73 +158,142 @@ impl<'c> WriteTx<'c> {
             },
             context: old.state.vv.clone(),
             fields,
-            hlc: self.hlc,
+            hlc,
             author: self.author.clone(),
             schema_version: SCHEMA_VERSION,
         };
+        self.record_local(collection, old, &change)
+    }
+
+    /// Apply a local `change` and append it to the outbox.
+    fn record_local(&mut self, collection: &'static Collection, old: Loaded, change: &Change) -> Result<i64> {
         self.dirty = true;
         self.wrote_local = true;
-        let (version, key) = self.apply_to(collection, old, &change)?;
-        // The outbox names the record; the change is rebuilt from its state
-        // when pushed (see `replica.rs`).
-        let (replica, author) = super::codec::intern_write(&self.tx, &mut self.interned, &self.replica, &self.author)?;
+        let (version, key) = self.apply_to(collection, old, change)?;
+        // The outbox entry is the change as written, never rewritten: a
+        // resend, a copy of this store, a push interrupted anywhere all send
+        // the same bytes (see `replica.rs`).
+        let (replica, author) =
+            super::codec::intern_write(&self.tx, &mut self.interned, &change.dot.replica, &change.author)?;
         let context = super::codec::encode_context(&self.tx, &mut self.interned, &change.context)?;
+        let fields = super::codec::pack_fields(&change.fields)?;
         self.tx
             .prepare_cached(
-                "INSERT INTO outbox (replica, counter, collection, record, hlc, author, schema, context)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO outbox (replica, counter, collection, record, hlc, author, schema, context, fields)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(rusqlite::params![
                 replica,
-                self.counter as i64,
+                change.dot.counter as i64,
                 collection.code,
                 key,
-                self.hlc.0 as i64,
+                change.hlc.0 as i64,
                 author,
                 SCHEMA_VERSION,
-                context
+                context,
+                fields
             ])?;
         Ok(version)
+    }
+
+    /// Take a new replica id for this store's next changes: the old one is
+    /// retired, and its unacknowledged changes are dropped from the outbox
+    /// (the caller publishes what they wrote again, see `Store::republish`).
+    pub(super) fn rehome(&mut self) -> Result<(ReplicaId, ReplicaId)> {
+        let (old, new) = (self.replica, ReplicaId::mint());
+        let now = Timestamp::now().to_string();
+        self.tx.execute(
+            "INSERT OR IGNORE INTO retired_replicas (replica_id, retired_at) VALUES (?1, ?2)",
+            [old.to_string(), now],
+        )?;
+        self.tx.execute(
+            "UPDATE replica SET replica_id = ?1, counter = 0 WHERE singleton = 1",
+            [new.to_string()],
+        )?;
+        self.tx.execute("DELETE FROM outbox", [])?;
+        self.replica = new;
+        self.counter = 0;
+        self.dirty = true;
+        Ok((old, new))
+    }
+
+    /// Write one value of a register again as its own local change, under
+    /// `dot` of a helper replica, concurrent with every other change made
+    /// with the same `context` (a republished conflict stays a conflict).
+    pub(super) fn write_sibling(
+        &mut self,
+        collection: &'static Collection,
+        id: &str,
+        dot: Dot,
+        context: waymark_sync::VersionVector,
+        sibling: &waymark_sync::Sibling,
+        field: &str,
+    ) -> Result<()> {
+        let old = collection.load(&self.tx, id)?;
+        let change = Change {
+            collection: collection.name.to_owned(),
+            record_id: id.to_owned(),
+            dot,
+            context,
+            fields: Fields::from([(field.to_owned(), sibling.value.clone())]),
+            hlc: sibling.hlc,
+            author: sibling.author.clone(),
+            schema_version: SCHEMA_VERSION,
+        };
+        self.record_local(collection, old, &change).map(|_| ())
     }
 
     /// Apply a change that came from a peer (through the hub). No outbox
     /// entry; the clock observes the change's time. Returns the record's
     /// local version, or `None` when the change was already applied.
     pub fn apply_remote(&mut self, change: &Change) -> Result<Option<i64>> {
-        let collection = Collection::named(&change.collection)
-            .ok_or_else(|| Error::Corrupt(format!("change for unknown collection {:?}", change.collection)))?;
+        let Some(collection) = Collection::named(&change.collection) else {
+            return self.apply_opaque(change);
+        };
         let old = collection.load(&self.tx, &change.record_id)?;
         if old.state.vv.covers(&change.dot) {
             return Ok(None);
         }
-        self.hlc = self.hlc.observe(change.hlc);
+        self.observe(change)?;
         self.dirty = true;
         self.apply_to(collection, old, change).map(|(version, _)| Some(version))
     }
 
-    fn apply_to(&mut self, collection: &'static Collection, mut old: Loaded, change: &Change) -> Result<(i64, i64)> {
-        // Values of this replica's earlier writes that this change may
-        // replace: a pending change may keep them (see `keep_overwritten`).
-        let mut replaced: Vec<(&str, Dot, Value)> = Vec::new();
-        for name in change.fields.keys() {
-            for s in old.state.fields.get(name).map(|r| r.siblings()).unwrap_or_default() {
-                if self.may_be_pending(&s.dot)? {
-                    replaced.push((name, s.dot, s.value.clone()));
-                }
-            }
+    /// Merge a change of a collection this build does not know into the
+    /// record's opaque registers (see `0005_immutable_outbox.sql`).
+    fn apply_opaque(&mut self, change: &Change) -> Result<Option<i64>> {
+        let stored: Option<String> = self
+            .tx
+            .prepare_cached("SELECT state FROM opaque_records WHERE collection = ?1 AND record_id = ?2")?
+            .query_row([&change.collection, &change.record_id], |r| r.get(0))
+            .optional()?;
+        let mut state: RecordState = match stored {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                Error::Corrupt(format!("opaque record {}/{}: {e}", change.collection, change.record_id))
+            })?,
+            None => RecordState::default(),
+        };
+        if state.apply(change) == Applied::AlreadySeen {
+            return Ok(None);
         }
+        self.observe(change)?;
+        self.dirty = true;
+        let text = serde_json::to_string(&state)
+            .map_err(|e| Error::Corrupt(format!("opaque record {}: {e}", change.record_id)))?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO opaque_records (collection, record_id, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (collection, record_id) DO UPDATE SET state = excluded.state",
+            )?
+            .execute([&change.collection, &change.record_id, &text])?;
+        self.last_conflicted = false;
+        Ok(Some(0))
+    }
+
+    fn apply_to(&mut self, collection: &'static Collection, mut old: Loaded, change: &Change) -> Result<(i64, i64)> {
         let mut state = std::mem::take(&mut old.state);
         if state.apply(change) == Applied::AlreadySeen {
             return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));
-        }
-        for (name, dot, value) in replaced {
-            let kept = state
-                .fields
-                .get(name)
-                .is_some_and(|r| r.siblings().iter().any(|s| s.dot == dot));
-            if !kept {
-                self.keep_overwritten(&dot, name, &value)?;
-            }
         }
         if std::ptr::eq(collection, &super::WORK_ITEMS) {
             self.work_items_written += 1;
@@ -205,67 +303,6 @@ impl<'c> WriteTx<'c> {
             .conflicts()
             .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
         collection.materialize(&self.tx, &change.record_id, &old, &state, encoded, &mut self.orphans)
-    }
-
-    /// Whether `dot` was written here (under this replica id or a retired
-    /// one), so that its change may still wait in the outbox.
-    fn may_be_pending(&mut self, dot: &Dot) -> Result<bool> {
-        if dot.replica == self.replica {
-            return Ok(true);
-        }
-        if self.retired.is_none() {
-            let retired = self
-                .tx
-                .prepare_cached("SELECT replica_id FROM retired_replicas")?
-                .query_map([], |r| r.get::<_, String>(0))?
-                .filter_map(|r| r.ok().and_then(|id| id.parse().ok()))
-                .collect();
-            self.retired = Some(retired);
-        }
-        Ok(self.retired.as_ref().is_some_and(|r| r.contains(&dot.replica)))
-    }
-
-    /// Copy the value a pending change wrote, and this write replaces, into
-    /// the change's outbox entry, if a push may already have sent the change:
-    /// the hub then holds it as written and refuses a resend that differs.
-    /// A change never handed to a push is rebuilt without the value; the
-    /// later change that replaced it carries the field, with a context that
-    /// covers the earlier one, so every replica ends in the same state.
-    fn keep_overwritten(&mut self, dot: &Dot, field: &str, value: &Value) -> Result<()> {
-        let handed_out = match self.handed_out {
-            Some(seq) => seq,
-            None => {
-                let seq = super::replica::handed_out(&self.tx)?;
-                self.handed_out = Some(seq);
-                seq
-            }
-        };
-        if handed_out == 0 {
-            return Ok(());
-        }
-        let Some(replica) = super::codec::replica_number(&self.tx, &dot.replica)? else {
-            return Ok(());
-        };
-        let found: Option<(i64, Option<String>)> = self
-            .tx
-            .prepare_cached("SELECT seq, overwritten FROM outbox WHERE replica = ?1 AND counter = ?2")?
-            .query_row(rusqlite::params![replica, dot.counter as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        let Some((seq, kept)) = found.filter(|(seq, _)| *seq <= handed_out) else {
-            return Ok(());
-        };
-        let mut kept: serde_json::Map<String, Value> = match kept {
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|_| Error::Corrupt(format!("outbox entry {seq} keeps malformed values")))?,
-            None => serde_json::Map::new(),
-        };
-        kept.insert(field.to_owned(), value.clone());
-        self.tx
-            .prepare_cached("UPDATE outbox SET overwritten = ?2 WHERE seq = ?1")?
-            .execute(rusqlite::params![seq, Value::Object(kept).to_string()])?;
-        Ok(())
     }
 
     /// Whether the record of the last change written or applied holds a

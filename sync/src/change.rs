@@ -25,3 +25,12 @@ pub struct Change {
     pub author: String,
     pub schema_version: u32,
 }
+
+impl Change {
+    /// The change as the hub stores it, and as a resend is compared with
+    /// what the hub holds: byte for byte, never by parsing the stored body
+    /// back (a parse may not give back every float's last bit).
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a change of JSON values always serializes")
+    }
+}

@@ -74,7 +74,7 @@ impl Space {
         }
         let dot = change.dot;
         if let Some(&at) = self.index.get(&dot) {
-            return if self.log[at] == *change {
+            return if self.log[at].body() == change.body() {
                 Ok(false)
             } else {
                 Err(HubError::DuplicateReplica {

@@ -58,7 +58,7 @@ pub enum SyncError {
     /// The hub expects a counter this replica no longer has: changes it once
     /// acknowledged are gone from the hub.
     #[error(
-        "the hub expects change {expected} of replica {replica} next, but this store no longer has it (the oldest change waiting here is {oldest_waiting}): the hub lost changes it had acknowledged, probably restored from a backup; restore the hub or sync this store into a new space"
+        "the hub expects change {expected} of replica {replica} next, but this store no longer has it (the oldest change waiting here is {oldest_waiting}): the hub lost changes it had acknowledged, probably restored from an older backup; the next round publishes this store's state to it again under a new replica id"
     )]
     HubLostChanges {
         replica: ReplicaId,

@@ -8,6 +8,7 @@ mod model;
 mod ops;
 mod props;
 mod sync;
+mod wedges;
 
 use tempfile::TempDir;
 use waymark::Tracker;

@@ -1,0 +1,400 @@
+//! Each way the real store once wedged or diverged under sync (issue 11),
+//! replayed through the built binary against a real Postgres hub.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use waymark_sync::postgres::testing::{TestDatabase, block_on};
+
+/// The binary, pointed at one hub and space.
+struct Cli {
+    hub: String,
+    space: String,
+}
+
+impl Cli {
+    fn new(db: &TestDatabase, space: &str) -> Cli {
+        Cli {
+            hub: super::sync::end_to_end::url_of(db),
+            space: space.to_owned(),
+        }
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        // WAYMARK_TEST_BIN runs these scenarios against another build (an
+        // older release, to see each of them fail there).
+        let bin = std::env::var_os("WAYMARK_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_waymark").into());
+        Command::new(bin)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .env("WAYMARK_HUB_URL", &self.hub)
+            .env("WAYMARK_SPACE", &self.space)
+            .output()
+            .expect("run waymark")
+    }
+
+    fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run(dir, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, dir: &Path, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(dir, args)).expect("JSON")
+    }
+
+    /// Sync every store, twice round, then check they print the same export
+    /// and the same conflicts; returns the export.
+    fn converge(&self, dirs: &[&Path]) -> Value {
+        for _ in 0..2 {
+            for d in dirs {
+                self.ok(d, &["sync"]);
+            }
+        }
+        let exports: Vec<String> = dirs.iter().map(|d| self.ok(d, &["export", "json"])).collect();
+        let conflicts: Vec<String> = dirs.iter().map(|d| self.ok(d, &["conflicts", "--json"])).collect();
+        for i in 1..dirs.len() {
+            assert_eq!(exports[0], exports[i], "store {i} exports differently");
+            assert_eq!(conflicts[0], conflicts[i], "store {i} lists other conflicts");
+        }
+        serde_json::from_str(&exports[0]).unwrap()
+    }
+}
+
+/// Copy a store directory as a person would (`cp -r`).
+fn copy_store(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn created_id(v: &Value) -> String {
+    v["id"].as_str().expect("an id").to_owned()
+}
+
+fn title_of(export: &Value, id: &str) -> String {
+    export["work_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == id)
+        .map(|w| w["title"].as_str().unwrap().to_owned())
+        .expect("the item")
+}
+
+/// A store copied with an unpushed change, the same field then written in
+/// the copy and again in the original: both push (the shared change is the
+/// same bytes from either), nothing is refused, and the stores converge on
+/// the one true conflict.
+#[test]
+fn a_copied_store_with_unpushed_changes_keeps_syncing() {
+    let db = block_on(TestDatabase::create("wedge_copy"));
+    let cli = Cli::new(&db, "copy");
+    let (a, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, c) = (a.path(), c.path());
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    cli.ok(a, &["sync"]);
+    cli.ok(a, &["item", "update", &id, "--version", "1", "--title", "unpushed"]);
+    copy_store(a, c);
+    cli.ok(
+        c,
+        &["item", "update", &id, "--version", "2", "--title", "from the copy"],
+    );
+    cli.ok(
+        a,
+        &["item", "update", &id, "--version", "2", "--title", "from the original"],
+    );
+    cli.ok(c, &["sync"]);
+    cli.ok(a, &["sync"]);
+    let export = cli.converge(&[a, c]);
+    let conflicts = cli.json(a, &["conflicts", "--json"]);
+    let text = conflicts.to_string();
+    assert!(
+        text.contains("from the copy") && text.contains("from the original") && !text.contains("\"unpushed\""),
+        "{text}"
+    );
+    assert!(["from the copy", "from the original"].contains(&title_of(&export, &id).as_str()));
+}
+
+/// A store that synced with one space, pointed at another (`init --space`,
+/// or a store restored and reused elsewhere): it takes a new replica id and
+/// publishes its whole state there, conflicts included, with no manual step.
+#[test]
+fn a_store_pointed_at_a_new_space_publishes_its_state_there() {
+    let db = block_on(TestDatabase::create("wedge_space"));
+    let (one, two) = (Cli::new(&db, "one"), Cli::new(&db, "two"));
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let [a, b, c] = [dirs[0].path(), dirs[1].path(), dirs[2].path()];
+    let id = created_id(&one.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    one.ok(a, &["sync"]);
+    one.ok(b, &["sync"]);
+    one.ok(a, &["item", "update", &id, "--version", "1", "--title", "from a"]);
+    one.ok(b, &["item", "update", &id, "--version", "1", "--title", "from b"]);
+    one.converge(&[a, b]);
+    one.ok(a, &["vendor", "create", "EPSON"]);
+    let before = one.ok(a, &["export", "json"]);
+
+    // Now the other space: a publishes there, c (new) receives all of it.
+    two.ok(a, &["sync"]);
+    two.ok(c, &["sync"]);
+    let export = two.converge(&[a, c]);
+    assert_eq!(
+        two.ok(a, &["export", "json"]),
+        before,
+        "moving changed nothing in the store"
+    );
+    assert_eq!(export["vendors"].as_array().unwrap().len(), 1);
+    let conflicts = two.ok(c, &["conflicts", "--json"]);
+    assert!(
+        conflicts.contains("from a") && conflicts.contains("from b"),
+        "the conflict came along: {conflicts}"
+    );
+    // Back in the first space, a's new writes still reach b.
+    let version = two.json(a, &["item", "show", &id, "--json"])["item"]["version"].to_string();
+    two.ok(a, &["item", "update", &id, "--version", &version, "--title", "settled"]);
+    one.ok(a, &["sync"]);
+    let export = one.converge(&[a, b]);
+    assert_eq!(title_of(&export, &id), "settled");
+}
+
+/// A store restored from a backup at its own path (a new file there): it
+/// takes a new replica id, so its next changes never collide with those the
+/// store made after the backup, which it receives from the hub instead.
+#[test]
+fn a_store_restored_from_a_backup_keeps_syncing() {
+    let db = block_on(TestDatabase::create("wedge_restore"));
+    let cli = Cli::new(&db, "restore");
+    let (a, b, backup) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, b, backup) = (a.path(), b.path(), backup.path());
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    cli.ok(a, &["sync"]);
+    copy_store(a, backup);
+    cli.ok(
+        a,
+        &["item", "update", &id, "--version", "1", "--title", "after the backup"],
+    );
+    cli.ok(a, &["sync"]);
+    // Restored: the files are replaced by the backup's.
+    for entry in std::fs::read_dir(a).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    copy_store(backup, a);
+    cli.ok(a, &["item", "create", "--type", "task", "--title", "after the restore"]);
+    cli.ok(a, &["sync"]);
+    let export = cli.converge(&[a, b]);
+    assert_eq!(title_of(&export, &id), "after the backup");
+    assert_eq!(export["work_items"].as_array().unwrap().len(), 2);
+}
+
+/// Changes a newer build pushes — a collection this build does not know, a
+/// field it does not know, a status word it does not know — and floats that
+/// need all 17 digits: every store keeps syncing, keeps them (the unknown
+/// collection opaque), and stores converge byte for byte.
+#[test]
+fn changes_from_a_newer_build_never_stop_a_store() {
+    use waymark_sync::{Change, Dot, Hlc, Hub, ReplicaId, SCHEMA_VERSION, VersionVector};
+    let db = block_on(TestDatabase::create("wedge_newer"));
+    let cli = Cli::new(&db, "newer");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (a.path(), b.path());
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    cli.ok(
+        a,
+        &[
+            "vendor",
+            "create",
+            "EPSON",
+            "--metadata",
+            r#"{"ratio":0.30000000000000004,"tiny":1.0000000000000002e-7}"#,
+        ],
+    );
+    cli.ok(a, &["sync"]);
+    let newer = ReplicaId::mint();
+    let change = |counter: u64, collection: &str, record: &str, fields: serde_json::Value| Change {
+        collection: collection.into(),
+        record_id: record.into(),
+        dot: Dot {
+            replica: newer,
+            counter,
+        },
+        context: VersionVector::new(),
+        fields: serde_json::from_value(fields).unwrap(),
+        hlc: Hlc::from_parts(1_700_000_000_000, 0),
+        author: "newer build".into(),
+        schema_version: SCHEMA_VERSION,
+    };
+    let pushed = vec![
+        change(1, "labels", "l1", serde_json::json!({"name": "urgent", "color": "red"})),
+        change(
+            2,
+            "work_items",
+            &id,
+            serde_json::json!({"x_future": {"nested": [1, 2.5]}}),
+        ),
+        change(3, "work_items", &id, serde_json::json!({"status": "bogus"})),
+    ];
+    block_on(async { db.hub().await.push("newer", &pushed).await }).expect("push as a newer build");
+    cli.ok(a, &["sync"]);
+    cli.ok(b, &["sync"]);
+    let export = cli.converge(&[a, b]);
+    let text = export.to_string();
+    assert!(
+        text.contains("0.30000000000000004") && text.contains("1.0000000000000002e-7"),
+        "{text}"
+    );
+    // The stores still answer every list, and keep writing and syncing.
+    for d in [a, b] {
+        cli.ok(d, &["item", "list"]);
+        cli.ok(d, &["ready"]);
+        cli.ok(d, &["status"]);
+    }
+    cli.ok(b, &["item", "create", "--type", "task", "--title", "still syncing"]);
+    let export = cli.converge(&[a, b]);
+    assert_eq!(export["work_items"].as_array().unwrap().len(), 2);
+}
+
+/// A peer whose clock is ten years ahead: its changes merge, but this
+/// store's clock does not follow it, so every later local write still
+/// carries this machine's time (and old work can still be archived); the
+/// sync health names the peer.
+#[test]
+fn a_peer_years_ahead_does_not_pin_this_store_in_the_future() {
+    use waymark_sync::{Change, Dot, Hlc, Hub, ReplicaId, SCHEMA_VERSION, VersionVector};
+    let db = block_on(TestDatabase::create("wedge_clock"));
+    let cli = Cli::new(&db, "clock");
+    let a = tempfile::tempdir().unwrap();
+    let a = a.path();
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    cli.ok(a, &["sync"]);
+    let ten_years = 10 * 365 * 86_400_000u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let future = Change {
+        collection: "work_items".into(),
+        record_id: id.clone(),
+        dot: Dot {
+            replica: ReplicaId::mint(),
+            counter: 1,
+        },
+        context: VersionVector::new(),
+        fields: serde_json::from_value(serde_json::json!({"description": "from the future"})).unwrap(),
+        hlc: Hlc::from_parts(now + ten_years, 0),
+        author: "laptop with a dead battery".into(),
+        schema_version: SCHEMA_VERSION,
+    };
+    block_on(async { db.hub().await.push("clock", &[future]).await }).expect("push");
+    cli.ok(a, &["sync"]);
+    let fresh = cli.json(a, &["item", "create", "--type", "task", "--title", "after", "--json"]);
+    let year = |t: &Value| t.as_str().unwrap()[..4].parse::<i32>().unwrap();
+    let this_year = year(&cli.json(a, &["item", "show", &id, "--json"])["item"]["created_at"]);
+    assert!(
+        year(&fresh["updated_at"]) <= this_year + 1,
+        "a new write is stamped {}",
+        fresh["updated_at"]
+    );
+    let health = cli.json(a, &["config", "show", "--json"]);
+    let warning = health["sync"]["clock_warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("laptop with a dead battery") && warning.contains("years"),
+        "{health}"
+    );
+}
+
+/// Two stores change an item's type and its metadata apart, each valid
+/// (one makes a task a project, the other gives the task a
+/// `target_quarter` no project would take): the merged record is a project
+/// with a malformed quarter. It still takes every update that leaves type
+/// and metadata alone, and an update of its metadata must make it whole.
+#[test]
+fn a_record_merged_invalid_still_takes_updates() {
+    let db = block_on(TestDatabase::create("wedge_type"));
+    let cli = Cli::new(&db, "type");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (a.path(), b.path());
+    let id = created_id(&cli.json(
+        a,
+        &[
+            "item",
+            "create",
+            "--type",
+            "task",
+            "--title",
+            "t",
+            "--metadata",
+            r#"{"description":"d"}"#,
+            "--json",
+        ],
+    ));
+    cli.ok(a, &["sync"]);
+    cli.ok(b, &["sync"]);
+    cli.ok(a, &["item", "update", &id, "--version", "1", "--type", "project"]);
+    cli.ok(
+        b,
+        &[
+            "item",
+            "update",
+            &id,
+            "--version",
+            "1",
+            "--metadata",
+            r#"{"target_quarter":"soon"}"#,
+        ],
+    );
+    cli.converge(&[a, b]);
+    let item = cli.json(a, &["item", "show", &id, "--json"])["item"].clone();
+    assert_eq!(item["item_type"], "project");
+    assert_eq!(item["metadata"]["target_quarter"], "soon");
+    let version = item["version"].to_string();
+    cli.ok(
+        a,
+        &[
+            "item",
+            "update",
+            &id,
+            "--version",
+            &version,
+            "--title",
+            "still editable",
+        ],
+    );
+    let version = (item["version"].as_i64().unwrap() + 1).to_string();
+    let refused = cli.run(
+        a,
+        &[
+            "item",
+            "update",
+            &id,
+            "--version",
+            &version,
+            "--metadata",
+            r#"{"owner":"x"}"#,
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("target_quarter"));
+    cli.ok(
+        a,
+        &[
+            "item",
+            "update",
+            &id,
+            "--version",
+            &version,
+            "--metadata",
+            r#"{"target_quarter":"2027-Q1"}"#,
+        ],
+    );
+}
