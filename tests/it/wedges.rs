@@ -90,9 +90,10 @@ fn title_of(export: &Value, id: &str) -> String {
 }
 
 /// A store copied with an unpushed change, the same field then written in
-/// the copy and again in the original: both push (the shared change is the
-/// same bytes from either), nothing is refused, and the stores converge on
-/// the one true conflict.
+/// the copy (the original writes another field): both push the shared
+/// change as the same bytes, nothing is refused, and the stores converge,
+/// the copy's later title over the shared one, the original's priority
+/// beside it.
 #[test]
 fn a_copied_store_with_unpushed_changes_keeps_syncing() {
     let db = block_on(TestDatabase::create("wedge_copy"));
@@ -107,20 +108,30 @@ fn a_copied_store_with_unpushed_changes_keeps_syncing() {
         c,
         &["item", "update", &id, "--version", "2", "--title", "from the copy"],
     );
-    cli.ok(
-        a,
-        &["item", "update", &id, "--version", "2", "--title", "from the original"],
-    );
+    cli.ok(a, &["item", "update", &id, "--version", "2", "--priority", "0"]);
     cli.ok(c, &["sync"]);
     cli.ok(a, &["sync"]);
     let export = cli.converge(&[a, c]);
-    let conflicts = cli.json(a, &["conflicts", "--json"]);
-    let text = conflicts.to_string();
+    assert_eq!(title_of(&export, &id), "from the copy");
+    let item = export["work_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == id)
+        .cloned()
+        .unwrap();
+    assert_eq!(item["priority"], 0);
+    // Both then edit the title apart: the one true conflict.
+    for (d, title) in [(a, "again here"), (c, "again there")] {
+        let version = cli.json(d, &["item", "show", &id, "--json"])["item"]["version"].to_string();
+        cli.ok(d, &["item", "update", &id, "--version", &version, "--title", title]);
+    }
+    cli.converge(&[a, c]);
+    let conflicts = cli.ok(a, &["conflicts", "--json"]);
     assert!(
-        text.contains("from the copy") && text.contains("from the original") && !text.contains("\"unpushed\""),
-        "{text}"
+        conflicts.contains("again here") && conflicts.contains("again there"),
+        "{conflicts}"
     );
-    assert!(["from the copy", "from the original"].contains(&title_of(&export, &id).as_str()));
 }
 
 /// A store that synced with one space, pointed at another (`init --space`,
