@@ -113,6 +113,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild what is derived (rows, tree, blockers, conflicts) from the synced registers and compare;
+    /// prints each difference and exits 1 on any.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
     /// Export the store.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -824,6 +830,23 @@ fn run(cli: Cli) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join("\n")
             })
+        }
+        Command::Verify { json } => {
+            let differences = open_existing(&dir)?.store().verify()?;
+            show(json, &serde_json::json!({ "differences": differences }), |_| {
+                if differences.is_empty() {
+                    "the store agrees with its registers".into()
+                } else {
+                    differences.join("\n")
+                }
+            })?;
+            if !differences.is_empty() {
+                bail!(
+                    "{} difference(s) between the store and what its registers derive",
+                    differences.len()
+                );
+            }
+            Ok(())
         }
         Command::Export(ExportCommand::Json) => {
             let doc = open_existing(&dir)?.export_json()?;

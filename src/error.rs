@@ -93,6 +93,14 @@ pub enum Error {
     #[error("store corrupt: {0}")]
     Corrupt(String),
 
+    /// A write job panicked on the store's writer thread (a bug): its
+    /// transaction was rolled back and the writer keeps serving.
+    #[error(
+        "the write failed on an internal error ({0}); nothing of it was saved and the store keeps working; \
+         please report this as a bug"
+    )]
+    WriterPanicked(String),
+
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -121,6 +129,7 @@ impl Error {
             Error::StoreTooNew { .. } => "store_too_new",
             Error::Open { .. } => "store_open",
             Error::Sqlite(_) | Error::Corrupt(_) => "store",
+            Error::WriterPanicked(_) => "internal",
             Error::Io(_) => "io",
         }
     }
@@ -129,7 +138,7 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         !matches!(
             self,
-            Error::Sqlite(_) | Error::Corrupt(_) | Error::Io(_) | Error::Open { .. }
+            Error::Sqlite(_) | Error::Corrupt(_) | Error::Io(_) | Error::Open { .. } | Error::WriterPanicked(_)
         )
     }
 }

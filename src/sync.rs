@@ -7,13 +7,18 @@
 //! It never holds a store transaction across a hub call (the round calls the
 //! store between network requests).
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use waymark_sync::postgres::{HubOptions, HubUrl, PostgresHub};
 use waymark_sync::worker::{Command, Commands, Runtime};
-use waymark_sync::{RoundReport, SyncError, SyncOptions, SyncStatus, Worker, WorkerConfig, sync_round};
+use waymark_sync::{
+    Change, Dot, PageApplied, RecordStates, Replica, ReplicaError, ReplicaId, RoundReport, SyncError, SyncOptions,
+    SyncStatus, Worker, WorkerConfig, sync_round,
+};
 
 use crate::config::Settings;
 use crate::ops::configuration::health_keys;
@@ -25,18 +30,169 @@ use crate::time::Timestamp;
 pub struct RoundSummary {
     pub pushed: usize,
     pub pulled: usize,
+    /// Conflicts open after the round that were not open before it, counted
+    /// as `conflicts` (`list_conflicts`) lists them: one per conflicting
+    /// field of a record, however many pulled changes touched it.
     pub conflicts: usize,
+    /// Every conflict open after the round (what `conflicts` lists).
+    pub open_conflicts: usize,
     pub cursor: u64,
 }
 
-impl From<&RoundReport> for RoundSummary {
-    fn from(r: &RoundReport) -> Self {
+impl RoundSummary {
+    /// `report`, with the conflicts counted from the open ones before and
+    /// after the round (the round's own count is of pulled changes that
+    /// left a record conflicted, which a user cannot match to anything).
+    fn of(report: &RoundReport, before: &OpenConflicts, after: &OpenConflicts) -> RoundSummary {
         RoundSummary {
-            pushed: r.pushed,
-            pulled: r.pulled,
-            conflicts: r.conflicts,
-            cursor: r.cursor,
+            pushed: report.pushed,
+            pulled: report.pulled,
+            conflicts: after.difference(before).count(),
+            open_conflicts: after.len(),
+            cursor: report.cursor,
         }
+    }
+}
+
+/// The open conflicts, by their key in the `conflicts` table (collection,
+/// record, field, kind), the rows `list_conflicts` shows.
+type OpenConflicts = BTreeSet<(String, String, String, String)>;
+
+fn open_conflicts(store: &Store) -> crate::Result<OpenConflicts> {
+    store.read(|conn| {
+        let mut stmt = conn.prepare_cached("SELECT collection, record_id, field, kind FROM conflicts")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, crate::store::id::get_id(r, 1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
+}
+
+/// How long one local transaction of a sync round should hold the store's
+/// writer: a tool's write waits behind at most one of them.
+const SLICE_BUDGET: Duration = Duration::from_millis(1);
+
+/// A slice size that follows how long the last slice took: halved when a
+/// slice ran past [`SLICE_BUDGET`], doubled when a full one took less than
+/// half of it.
+struct Pace {
+    size: AtomicUsize,
+    max: usize,
+}
+
+impl Pace {
+    const fn new(start: usize, max: usize) -> Pace {
+        Pace {
+            size: AtomicUsize::new(start),
+            max,
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.size.load(Ordering::Relaxed)
+    }
+
+    fn observe(&self, n: usize, took: Duration) {
+        let size = self.size();
+        let next = if took > SLICE_BUDGET {
+            (n / 2).max(1)
+        } else if took < SLICE_BUDGET / 2 && n >= size {
+            (size * 2).min(self.max)
+        } else {
+            size
+        };
+        self.size.store(next, Ordering::Relaxed);
+    }
+}
+
+/// The store as a sync round sees it, in short transactions: a pulled page
+/// is applied in slices, each with its cursor in the same transaction (the
+/// seqs of a page are dense, so a slice's last seq is a cursor that covers
+/// exactly what was applied), and an outbox read hands out a bounded batch
+/// (the round pushes until the outbox is empty, so a smaller batch only
+/// means more pushes). The slices follow [`SLICE_BUDGET`], so tool writes
+/// interleave with a big pull instead of queueing behind 1,000-change
+/// transactions.
+///
+/// One departure from [`Replica::apply_page`]'s contract, and why it is
+/// safe: a page that fails midway keeps the slices applied before the
+/// failure, with the cursor at the last of them (not "nothing of the page").
+/// What is kept is exactly what the cursor covers, so the next round pulls
+/// from there again: nothing is skipped, and applying is idempotent.
+pub struct PacedReplica {
+    store: Store,
+    apply: Pace,
+    outbox: Pace,
+}
+
+impl PacedReplica {
+    pub fn new(store: Store) -> PacedReplica {
+        PacedReplica {
+            store,
+            apply: Pace::new(32, 1000),
+            outbox: Pace::new(64, 1000),
+        }
+    }
+
+    /// How many changes the next slice of a page applies (for tests).
+    pub fn apply_slice(&self) -> usize {
+        self.apply.size()
+    }
+}
+
+impl Replica for PacedReplica {
+    fn replica_id(&self) -> Result<ReplicaId, ReplicaError> {
+        Replica::replica_id(&self.store)
+    }
+
+    fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError> {
+        if limit == usize::MAX {
+            // The round checks the whole outbox after a gap: rare, and it
+            // needs every entry.
+            return self.store.outbox(limit);
+        }
+        let n = limit.min(self.outbox.size()).max(1);
+        let started = Instant::now();
+        let batch = self.store.outbox(n)?;
+        self.outbox.observe(n, started.elapsed());
+        Ok(batch)
+    }
+
+    fn acknowledge(&self, dots: &[Dot]) -> Result<(), ReplicaError> {
+        self.store.acknowledge(dots)
+    }
+
+    fn cursor(&self) -> Result<u64, ReplicaError> {
+        self.store.cursor()
+    }
+
+    fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
+        if changes.is_empty() {
+            return self.store.apply_page(changes, new_cursor);
+        }
+        let mut total = PageApplied::default();
+        let mut rest = changes;
+        while !rest.is_empty() {
+            let n = self.apply.size().clamp(1, rest.len());
+            let (slice, later) = rest.split_at(n);
+            let cursor = if later.is_empty() { new_cursor } else { slice[n - 1].0 };
+            let started = Instant::now();
+            let applied = self.store.apply_page(slice, cursor)?;
+            self.apply.observe(n, started.elapsed());
+            total.applied += applied.applied;
+            total.already_seen += applied.already_seen;
+            total.conflicts += applied.conflicts;
+            rest = later;
+        }
+        Ok(total)
+    }
+
+    fn record_states(&self) -> Result<RecordStates, ReplicaError> {
+        self.store.record_states()
+    }
+
+    fn recover(&self, refusal: &waymark_sync::Refusal) -> Result<bool, ReplicaError> {
+        self.store.recover(refusal)
     }
 }
 
@@ -142,9 +298,12 @@ impl Commands for Receiver {
     }
 }
 
-/// Start the worker on the current tokio runtime: rounds on a timer, soon
-/// after local writes, with backoff while the hub is unreachable. Tool calls
-/// never wait for it.
+/// Start the worker on a thread of its own, with its own tokio runtime:
+/// rounds on a timer, soon after local writes, with backoff while the hub
+/// is unreachable. Tool calls never wait for it: the rounds' store work
+/// (applying pulled pages, reading the outbox) blocks only that thread, and
+/// runs in short transactions ([`PacedReplica`]) that tool writes
+/// interleave with.
 pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Settings) -> SyncHandle {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let status = Arc::new(Mutex::new(SyncStatus::default()));
@@ -160,7 +319,7 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(7);
-    tokio::spawn(async move {
+    let run = async move {
         // The hub's schema first (cheap when it is current): until it is
         // there, rounds could only fail. Retried with backoff while the hub
         // is unreachable; local writes queue up meanwhile.
@@ -176,12 +335,15 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(config.backoff.cap);
         }
+        if let Err(e) = store.hub_answered() {
+            tracing::error!("sync could not publish this store's state to a new hub or space: {e}");
+        }
         let worker = Worker::new(config, Instant::now(), seed);
         let mut commands = Receiver(rx);
-        let publish_store = store.clone();
+        let replica = PacedReplica::new(store.clone());
         waymark_sync::worker::run(
             worker,
-            &store,
+            &replica,
             &hub,
             &space,
             SyncOptions::default(),
@@ -189,15 +351,23 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
             &mut commands,
             |s| {
                 *status.lock().unwrap_or_else(|p| p.into_inner()) = s.clone();
-                let store = publish_store.clone();
-                let s = s.clone();
-                // The store's writer thread does the IO; never block the runtime on it.
-                tokio::task::spawn_blocking(move || record_status(&store, &s));
+                // This thread is the worker's own: waiting for the store's
+                // writer here delays only the next round.
+                record_status(&store, s);
             },
         )
         .await;
         tracing::debug!("sync worker stopped");
+    };
+    let started = std::thread::Builder::new().name("waymark-sync".into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(run),
+            Err(e) => tracing::error!("the sync worker could not start its runtime: {e}"),
+        }
     });
+    if let Err(e) = started {
+        tracing::error!("the sync worker could not start its thread: {e}");
+    }
     handle
 }
 
@@ -235,36 +405,345 @@ pub fn hub_for(settings: &Settings) -> Result<(PostgresHub, String), SyncFailure
 }
 
 /// One sync round with the configured hub: bring the hub's schema up to
-/// date (cheap when it is), push the outbox, pull what is new.
+/// date (cheap when it is), push the outbox, pull what is new. The round
+/// runs on a thread of its own ([`sync_once_blocking`]), so the runtime
+/// awaiting it (the one serving tools) goes on serving meanwhile.
 pub async fn sync_once(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
-    let (hub, space) = hub_for(settings)?;
-    let display = settings.hub_display().unwrap_or_default();
-    bind_cursor(store, settings)?;
-    let mut result = match hub.migrate().await {
-        Ok(_) => sync_round(store, &hub, &space, SyncOptions::default()).await,
-        Err(e) => Err(SyncError::Hub(e)),
-    };
-    if let Err(SyncError::HubLostChanges { .. }) = &result {
-        // The hub lacks changes it once acknowledged: publish this store's
-        // state to it again, under a new replica id, and sync once more.
-        let records = store.republish()?;
-        tracing::warn!(
-            records,
-            "the hub lost changes of this store; its state was published again"
-        );
-        result = sync_round(store, &hub, &space, SyncOptions::default()).await;
-    }
-    record_round(store, &result);
-    result
-        .map(|r| RoundSummary::from(&r))
-        .map_err(|error| SyncFailure::Round { hub: display, error })
+    let (store, settings) = (store.clone(), settings.clone());
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("waymark-sync-round".into())
+        .spawn(move || {
+            let _ = reply.send(sync_once_blocking(&store, &settings));
+        })
+        .map_err(|e| SyncFailure::Store(crate::Error::Io(e)))?;
+    answer.await.unwrap_or_else(|_| {
+        Err(SyncFailure::Store(crate::Error::Corrupt(
+            "the sync round's thread stopped before it answered".into(),
+        )))
+    })
 }
 
-/// [`sync_once`] on a runtime of its own, for the command line.
+/// One sync round (see [`sync_once`]) on a runtime of its own, blocking
+/// the calling thread: for the command line.
 pub fn sync_once_blocking(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| SyncFailure::Store(crate::Error::Io(e)))?;
-    runtime.block_on(sync_once(store, settings))
+    runtime.block_on(round_once(store, settings))
+}
+
+async fn round_once(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
+    let (hub, space) = hub_for(settings)?;
+    let display = settings.hub_display().unwrap_or_default();
+    bind_cursor(store, settings)?;
+    let before = open_conflicts(store)?;
+    let replica = PacedReplica::new(store.clone());
+    let result = match hub.migrate().await {
+        Ok(_) => {
+            store.hub_answered()?;
+            sync_round(&replica, &hub, &space, SyncOptions::default()).await
+        }
+        Err(e) => Err(SyncError::Hub(e)),
+    };
+    record_round(store, &result);
+    let report = result.map_err(|error| SyncFailure::Round { hub: display, error })?;
+    Ok(RoundSummary::of(&report, &before, &open_conflicts(store)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use waymark_sync::postgres::testing::{TestDatabase, block_on};
+    use waymark_sync::testing::ReplicaFixture;
+
+    use super::*;
+    use crate::ops::{NewVendor, Tracker, VendorUpdate, WorkItemUpdate};
+
+    fn tracker() -> (tempfile::TempDir, Tracker) {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = Tracker::open(dir.path()).unwrap();
+        (dir, tracker)
+    }
+
+    /// A store seen through [`PacedReplica`], for the replica conformance
+    /// suite: record `n` is the vendor `r{n}`.
+    struct Paced {
+        _dir: tempfile::TempDir,
+        tracker: Tracker,
+        paced: PacedReplica,
+    }
+
+    impl Paced {
+        fn new() -> Paced {
+            let (dir, tracker) = tracker();
+            let paced = PacedReplica::new(tracker.store().clone());
+            Paced {
+                _dir: dir,
+                tracker,
+                paced,
+            }
+        }
+    }
+
+    impl Replica for Paced {
+        fn replica_id(&self) -> Result<ReplicaId, ReplicaError> {
+            self.paced.replica_id()
+        }
+        fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError> {
+            self.paced.outbox(limit)
+        }
+        fn acknowledge(&self, dots: &[Dot]) -> Result<(), ReplicaError> {
+            self.paced.acknowledge(dots)
+        }
+        fn cursor(&self) -> Result<u64, ReplicaError> {
+            self.paced.cursor()
+        }
+        fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
+            self.paced.apply_page(changes, new_cursor)
+        }
+        fn record_states(&self) -> Result<RecordStates, ReplicaError> {
+            self.paced.record_states()
+        }
+    }
+
+    impl ReplicaFixture for Paced {
+        fn write_record(&self, record: u32, label: &str) -> Result<(), ReplicaError> {
+            let name = format!("r{record}");
+            let result = match self.tracker.query_vendor_status(&name) {
+                Ok(v) => self
+                    .tracker
+                    .update_vendor_status(
+                        "test",
+                        VendorUpdate {
+                            name,
+                            version: v.version,
+                            extractor_version: Some(label.into()),
+                            ..Default::default()
+                        },
+                    )
+                    .map(drop),
+                Err(_) => self
+                    .tracker
+                    .create_vendor(
+                        "test",
+                        NewVendor {
+                            name,
+                            extractor_version: Some(label.into()),
+                            metadata: None,
+                        },
+                    )
+                    .map(drop),
+            };
+            result.map_err(|e| ReplicaError::permanent(e.to_string()))
+        }
+    }
+
+    /// The replica suite, but for `apply_page_moves_the_cursor_atomically`:
+    /// a paced page is atomic per slice, not as a whole (see
+    /// [`PacedReplica`]); `a_big_page_is_applied_in_slices_each_with_its_cursor`
+    /// checks what holds instead.
+    mod paced_conformance {
+        waymark_sync::replica_conformance_tests!(@tests super::Paced::new();
+            outbox_keeps_write_order,
+            acknowledge_removes_what_the_hub_stored,
+            apply_page_is_idempotent,
+        );
+    }
+
+    #[test]
+    fn a_slice_follows_its_budget() {
+        let pace = Pace::new(32, 1000);
+        pace.observe(32, SLICE_BUDGET * 3);
+        assert_eq!(pace.size(), 16, "too slow: halved");
+        pace.observe(16, SLICE_BUDGET / 4);
+        assert_eq!(pace.size(), 32, "fast and full: doubled");
+        pace.observe(5, SLICE_BUDGET / 4);
+        assert_eq!(pace.size(), 32, "a short last slice says nothing");
+        pace.observe(1, SLICE_BUDGET * 10);
+        assert_eq!(pace.size(), 1, "never below one");
+        for _ in 0..20 {
+            pace.observe(pace.size(), Duration::ZERO);
+        }
+        assert_eq!(pace.size(), 1000, "never above the cap");
+    }
+
+    /// A page longer than a slice is applied in several transactions, each
+    /// with its own cursor: a change that fails midway keeps the slices
+    /// before it (the cursor at the last of them, covering exactly what was
+    /// kept), and the page pulled again from there completes the store.
+    #[test]
+    fn a_big_page_is_applied_in_slices_each_with_its_cursor() {
+        let there = Paced::new();
+        for i in 0..300 {
+            there.write_record(i, "x").unwrap();
+        }
+        let log: Vec<(u64, Change)> = there
+            .outbox(usize::MAX)
+            .unwrap()
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (i as u64 + 1, c))
+            .collect();
+
+        let here = Paced::new();
+        let mut poisoned = log.clone();
+        poisoned[250].1 = here.poison_change();
+        assert!(here.apply_page(&poisoned, 300).is_err());
+        let kept = here.cursor().unwrap();
+        assert!(
+            kept > 0 && kept < 251,
+            "slices before the failure are kept (cursor {kept})"
+        );
+        assert_eq!(
+            here.record_states().unwrap().len(),
+            kept as usize,
+            "exactly what the cursor covers"
+        );
+
+        let applied = here.apply_page(&log[kept as usize..], 300).unwrap();
+        assert_eq!(applied.applied, 300 - kept as usize);
+        assert_eq!(here.cursor().unwrap(), 300);
+        assert_eq!(here.record_states().unwrap(), there.record_states().unwrap());
+        assert!(here.paced.apply_slice() < 300, "the page was cut into slices");
+    }
+
+    /// The test database's URL with its credentials.
+    fn url_of(db: &TestDatabase) -> String {
+        let shown = db.url().to_string();
+        if !shown.contains("***") {
+            return shown;
+        }
+        let raw = std::env::var("WAYMARK_TEST_DATABASE_URL").expect("a URL with a password comes from the environment");
+        let (base, query) = raw.split_once('?').map_or((raw.as_str(), None), |(b, q)| (b, Some(q)));
+        let (server, _) = base.rsplit_once('/').expect("a database in the URL");
+        format!(
+            "{server}/{}{}",
+            db.name(),
+            query.map(|q| format!("?{q}")).unwrap_or_default()
+        )
+    }
+
+    fn settings(db: &TestDatabase, space: &str) -> Settings {
+        Settings::default().with_overrides(Some(url_of(db)), Some(space.into()))
+    }
+
+    /// The worker runs on a thread and runtime of its own: it pushes a local
+    /// write while the runtime that started it is blocked (as a long tool
+    /// call blocks the runtime that serves MCP). It ran on that runtime
+    /// before, and could not.
+    #[test]
+    fn the_worker_syncs_while_the_runtime_that_started_it_is_blocked() {
+        let db = block_on(TestDatabase::create("worker_thread"));
+        let settings = settings(&db, "w");
+        let (_dir, tracker) = tracker();
+        tracker
+            .create_vendor(
+                "test",
+                NewVendor {
+                    name: "EPSON".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let (hub, space) = hub_for(&settings).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = tracker.store().clone();
+        let pushed = runtime.block_on(async move {
+            let handle = spawn_worker(store.clone(), hub, space, &settings);
+            handle.sync_now();
+            // Never yields to the runtime.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let pushed = loop {
+                if store.pending_changes().unwrap() == 0 {
+                    break true;
+                }
+                if Instant::now() > deadline {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            handle.stop();
+            pushed
+        });
+        assert!(
+            pushed,
+            "the worker pushed nothing while its caller's runtime was blocked"
+        );
+    }
+
+    /// Two stores edit the titles of the same items, several times each,
+    /// offline: the summary counts the conflicts that opened (one per item,
+    /// as `list_conflicts` lists them), not the pulled changes that left an
+    /// item conflicted (three per item here), and a round that opens none
+    /// says 0 while the open count stays.
+    #[test]
+    fn the_summary_counts_the_conflicts_a_user_sees() {
+        let db = block_on(TestDatabase::create("summary_conflicts"));
+        let settings = settings(&db, "c");
+        let ((_a_dir, a), (_b_dir, b)) = (tracker(), tracker());
+        let ids: Vec<String> = (0..4)
+            .map(|i| {
+                a.create_work_item(
+                    "a",
+                    crate::ops::NewWorkItem {
+                        item_type: "task".into(),
+                        title: format!("item {i}"),
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+                .id
+            })
+            .collect();
+        assert_eq!(sync_once_blocking(a.store(), &settings).unwrap().pushed, 4);
+        let first = sync_once_blocking(b.store(), &settings).unwrap();
+        assert_eq!((first.pulled, first.conflicts, first.open_conflicts), (4, 0, 0));
+
+        for (who, t) in [("a", &a), ("b", &b)] {
+            for id in &ids {
+                for n in 0..3 {
+                    let version = t.get_work_item(id).unwrap().version;
+                    t.update_work_item(
+                        who,
+                        WorkItemUpdate {
+                            id: id.clone(),
+                            version,
+                            title: Some(format!("{who}'s title, take {n}")),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        sync_once_blocking(a.store(), &settings).unwrap();
+        let round = sync_once_blocking(b.store(), &settings).unwrap();
+        assert_eq!(round.pulled, 12);
+        let listed = b.list_conflicts().unwrap();
+        assert_eq!(listed.len(), 4, "{listed:#?}");
+        assert_eq!((round.conflicts, round.open_conflicts), (4, 4), "{round:?}");
+
+        let again = sync_once_blocking(b.store(), &settings).unwrap();
+        assert_eq!((again.conflicts, again.open_conflicts), (0, 4), "{again:?}");
+
+        // a resolves one before it pulls b's side: three open there, three new.
+        let on_a = sync_once_blocking(a.store(), &settings).unwrap();
+        assert_eq!(
+            (on_a.pulled, on_a.conflicts, on_a.open_conflicts),
+            (12, 4, 4),
+            "{on_a:?}"
+        );
+        let conflict = &a.list_conflicts().unwrap()[0];
+        a.resolve_conflict("a", &conflict.id, conflict.values[0].value.clone())
+            .unwrap();
+        let resolved = sync_once_blocking(a.store(), &settings).unwrap();
+        assert_eq!((resolved.conflicts, resolved.open_conflicts), (0, 3), "{resolved:?}");
+        assert_eq!(a.list_conflicts().unwrap().len(), 3);
+    }
 }

@@ -62,8 +62,8 @@ impl GitImport {
         let head = match (&self.head, &self.branch) {
             (None, Some(b)) => format!("HEAD is {b}, which has no commits yet"),
             (None, None) => "HEAD has no commits".into(),
-            (Some(h), Some(b)) => format!("HEAD is {b} at {}", &h[..h.len().min(12)]),
-            (Some(h), None) => format!("HEAD is detached at {}", &h[..h.len().min(12)]),
+            (Some(h), Some(b)) => format!("HEAD is {b} at {}", first_chars(h, 12)),
+            (Some(h), None) => format!("HEAD is detached at {}", first_chars(h, 12)),
         };
         s.push_str(&format!(
             "  {} commits read{}{}; {head}\n",
@@ -491,8 +491,14 @@ impl Tracker {
     }
 }
 
+/// The first `n` characters of `s` (all of it when shorter), cut where a
+/// character starts: never a byte offset that may fall inside one.
+fn first_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
 fn short(id: &str) -> &str {
-    &id[..id.len().min(7)]
+    first_chars(id, 7)
 }
 
 /// The merge commit that merged a branch, with its PR number.
@@ -704,5 +710,13 @@ mod tests {
         assert!(parse_branch("main").is_none());
         assert!(parse_branch("hotfix/120-x").is_none());
         assert!(parse_branch("120").is_none());
+    }
+
+    #[test]
+    fn short_forms_cut_at_characters() {
+        assert_eq!(short("1a2b3c4d5e6f"), "1a2b3c4");
+        assert_eq!(short("1a2"), "1a2");
+        assert_eq!(short("ééééééééé"), "ééééééé");
+        assert_eq!(first_chars("aé", 1), "a");
     }
 }

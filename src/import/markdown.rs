@@ -114,11 +114,15 @@ fn field(t: &str) -> Option<(String, &str)> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (optionally ` UTC`), or RFC 3339.
+///
+/// The text is whatever the file holds: it is cut only where a character
+/// starts (`str::get`), never by raw byte offset, so a multi-byte character
+/// at byte 10 is a malformed time, not a panic.
 fn legacy_time(text: &str) -> Option<Timestamp> {
     let t = text.trim().trim_end_matches("UTC").trim();
     Timestamp::parse(t).or_else(|| {
         if t.len() == 19 {
-            Timestamp::parse(&format!("{}T{}Z", &t[..10], &t[11..]))
+            Timestamp::parse(&format!("{}T{}Z", t.get(..10)?, t.get(11..)?))
         } else if t.len() == 10 {
             Timestamp::parse(&format!("{t}T00:00:00Z"))
         } else {
@@ -891,4 +895,24 @@ pub fn parse_report(text: &str) -> (usize, ImportReport) {
     let doc = parse(text, &mut report);
     let entries = doc.vendors.len() + doc.items.len() + doc.deployments.len() + doc.enhancements.len();
     (entries, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Created` value of 19 bytes with a multi-byte character across or
+    /// at byte 10 once panicked (a `str` sliced inside a character).
+    #[test]
+    fn a_multi_byte_character_at_byte_10_is_a_malformed_time() {
+        for created in ["2026-01-0é12:00:00", "2026-01-31é2:00:00", "2026-01-31 12:00:é"] {
+            assert_eq!(created.len(), 19, "{created}");
+            assert_eq!(legacy_time(created), None, "{created}");
+        }
+        assert!(legacy_time("2026-01-31 12:00:00 UTC").is_some());
+        let text = "# Project Status\n\n## Work Items\n\n### Plan (task)\n- **Created**: 2026-01-31é2:00:00\n";
+        let (entries, report) = parse_report(text);
+        assert_eq!(entries, 1);
+        assert!(report.warnings.iter().any(|w| w.line == Some(6)), "{report:?}");
+    }
 }

@@ -32,9 +32,15 @@ pub struct ConflictView {
     pub collection: String,
     pub record_id: String,
     pub field: String,
-    /// `value`: concurrent writes left different values; on a work item's
-    /// `parent_id`, `cycle`, `depth` or `orphan`: merged moves made a tree
-    /// that breaks a rule, and every replica placed the item the same way.
+    /// `value`: concurrent writes left different values;
+    /// `delete_vs_update`: an edit raced a delete (field `deleted_at`);
+    /// on a work item's `parent_id`, `cycle`, `depth` or `orphan`: merged
+    /// moves made a tree that breaks a rule, and every replica placed the
+    /// item the same way; `parent_deleted` (`parent_id`): a live item whose
+    /// parent is deleted; `archived_while_open` (`archived_at`): archived,
+    /// yet neither completed nor deleted (an archive raced a reopen);
+    /// `dependency_cycle` (a dependency's `removed`): the edge lies on a
+    /// cycle of dependencies that stores made together.
     pub kind: String,
     /// The value every replica shows (the latest write by hybrid clock).
     pub winner: Value,
@@ -128,8 +134,12 @@ impl Tracker {
 
     /// Resolve a value conflict by choosing one of its values: an ordinary
     /// write whose context covers every value, so every replica that receives
-    /// it drops the others. (A `cycle`, `depth` or `orphan` conflict is
-    /// resolved by moving the item with `update_work_item`.)
+    /// it drops the others. An `archived_while_open` conflict is resolved
+    /// with null, which un-archives the item (or by completing or deleting
+    /// it). Derived conflicts clear when what they report is gone: a
+    /// `cycle`, `depth`, `orphan` or `parent_deleted` one by moving the item
+    /// with `update_work_item` (or restoring its parent), a
+    /// `dependency_cycle` by removing one of its dependencies.
     pub fn resolve_conflict(&self, author: &str, conflict_id: &str, value: Value) -> Result<Resolution> {
         let bad_id = || {
             Error::invalid(
@@ -146,18 +156,34 @@ impl Tracker {
         self.store.write(author, move |tx| {
             let kind: Option<String> = rusqlite::OptionalExtension::optional(tx.conn().query_row(
                 "SELECT kind FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND field = ?3
-                   AND kind IN ('value', 'delete_vs_update') ORDER BY kind DESC LIMIT 1",
+                   AND kind IN ('value', 'delete_vs_update', 'archived_while_open') ORDER BY kind DESC LIMIT 1",
                 [collection.name, &record_id, &field],
                 |r| r.get(0),
             ))?;
             let Some(kind) = kind else {
                 return Err(Error::Conflict(format!(
-                    "there is no open value conflict {id}; list_conflicts shows the open ones (a cycle, depth or orphan \
-                     conflict is resolved by moving the item with update_work_item)"
+                    "there is no open value conflict {id}; list_conflicts shows the open ones (a cycle, depth, orphan \
+                     or parent_deleted conflict is resolved by moving the item with update_work_item, a \
+                     dependency_cycle by removing one of its dependencies)"
                 )));
             };
+            if kind == "archived_while_open" {
+                if !value.is_null() {
+                    return Err(Error::invalid(
+                        "value",
+                        "must be null (un-archive the item); to keep it archived, complete it with update_work_item",
+                    ));
+                }
+                let mut fields = Fields::new();
+                fields.insert(field.clone(), Value::Null);
+                let version = tx.write(collection, &record_id, fields)?;
+                return Ok(Resolution { id, value, version });
+            }
             let state = load_state(tx.conn(), collection, &record_id)?;
-            let register = state.fields.get(&field).ok_or_else(|| Error::Corrupt(format!("{id} has no register")))?;
+            let register = state
+                .fields
+                .get(&field)
+                .ok_or_else(|| Error::Corrupt(format!("{id} has no register")))?;
             // A delete raced by an edit: keep it deleted (one of the deletes'
             // times) or restore it (null).
             let restore = kind == "delete_vs_update" && value.is_null();
@@ -166,7 +192,10 @@ impl Tracker {
                 if kind == "delete_vs_update" {
                     choices.push("null (restore the record)".into());
                 }
-                return Err(Error::invalid("value", format!("must be one of the conflicting values: {}", choices.join(", "))));
+                return Err(Error::invalid(
+                    "value",
+                    format!("must be one of the conflicting values: {}", choices.join(", ")),
+                ));
             }
             let mut fields = Fields::new();
             fields.insert(field.clone(), value.clone());

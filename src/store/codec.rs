@@ -98,6 +98,14 @@ pub fn intern_write(conn: &Connection, cache: &mut Interned, replica: &ReplicaId
     ))
 }
 
+/// The number a replica id is interned under here (None: never seen).
+pub fn interned_replica(conn: &Connection, replica: &ReplicaId) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT idx FROM replicas WHERE name = ?1")?
+        .query_row([replica.to_string()], |r| r.get(0))
+        .optional()?)
+}
+
 /// The replica and author behind interned numbers.
 pub fn write_names(conn: &Connection, replica: i64, author: i64) -> Result<(ReplicaId, String)> {
     let mut names = Names {
@@ -395,7 +403,7 @@ const SMALL: u8 = 16;
 
 /// How deep a written value may nest: well past any document the domain
 /// accepts, and within what [`unpack`] reads back.
-const MAX_NESTING: usize = 32;
+const MAX_NESTING: usize = waymark_sync::change::MAX_NESTING;
 
 fn nesting(v: &Value) -> usize {
     match v {

@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 use waymark_sync::RecordState;
 
-use super::{blockers, id, tree};
+use super::{blockers, derived, id, tree};
 use crate::error::Result;
 use crate::time::Timestamp;
 
@@ -440,14 +440,33 @@ impl Collection {
             params.push(Sql::Text(metadata_of(state).to_string()));
         }
         let mut new_place = None;
+        // A moved work item: its link before the move (its place is derived
+        // once the row holds the new link).
+        let mut moved_from: Option<Option<String>> = None;
+        let parent = state
+            .value("parent_id")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty());
         match self.derived {
-            Derived::Tree => {
-                let parent = state.value("parent_id").and_then(Value::as_str);
-                let place = tree::place(tx, id, old.key, parent)?;
-                params.push(Sql::Text(place.path.clone()));
-                params.push(Sql::Integer(place.depth));
-                new_place = Some(place);
-            }
+            Derived::Tree => match &old_place {
+                Some((path, depth)) => {
+                    let old_parent = old_at("parent_id")
+                        .and_then(|v| from_sql(v, Ty::OptId))
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .filter(|p| !p.is_empty());
+                    if old_parent.as_deref() != parent {
+                        moved_from = Some(old_parent);
+                    }
+                    params.push(Sql::Text(path.clone()));
+                    params.push(Sql::Integer(*depth));
+                }
+                None => {
+                    let place = tree::place(tx, id, parent)?;
+                    params.push(Sql::Text(place.path.clone()));
+                    params.push(Sql::Integer(place.depth));
+                    new_place = Some(place);
+                }
+            },
             Derived::NameKey => {
                 let name = state.value("name").and_then(Value::as_str).unwrap_or_default();
                 params.push(Sql::Text(crate::domain::vendor_key(name)));
@@ -503,23 +522,8 @@ impl Collection {
         if self.derived == Derived::Tree {
             update_search(tx, key, names, &params, old.row.as_deref())?;
         }
-        if let Some(place) = new_place {
-            // A new item without an issue has no derived conflict to clear.
-            if old_place.is_some() || place.issue.is_some() {
-                tree::set_issue(tx, id, place.issue)?;
-            }
-            if place.issue == Some(tree::TreeIssue::Orphan) {
-                *orphans = Some(true);
-            }
-            if let Some(breaker) = &place.reroot {
-                tree::reroot(tx, breaker)?;
-            } else if old_place != Some((place.path.clone(), place.depth))
-                // A new item can have children here only if they came first,
-                // as orphans.
-                && (!is_new || tree::orphans_exist(tx, orphans)?)
-            {
-                tree::rederive_below(tx, id, key, &place.path, place.depth)?;
-            }
+        if self.derived == Derived::Tree {
+            self.derive_item(tx, id, key, old, state, parent, new_place, moved_from, orphans)?;
         }
         if self.derived == Derived::Tree {
             let is_open = state.value("status").and_then(Value::as_str) != Some("completed")
@@ -537,11 +541,104 @@ impl Collection {
             }
         } else if self.name == "dependencies" {
             blockers::recount_edge(tx, id)?;
+            let was_live = matches!(old_at("removed"), Some(Sql::Integer(0)));
+            let is_live = !state.value("removed").and_then(Value::as_bool).unwrap_or(false);
+            match (was_live, is_live) {
+                (false, true) => derived::edge_became_live(tx, id)?,
+                (true, false) => derived::edge_died(tx, id)?,
+                _ => {}
+            }
         }
         if had_conflicts || state.conflicts().next().is_some() || state.delete_conflict() {
             self.refresh_conflicts(tx, id, state)?;
         }
         Ok((version, key))
+    }
+
+    /// Derive what a work item's write changes beyond its own row: its
+    /// place in the tree (`new_place`, already stored, for a new item;
+    /// `moved_from`, its link before, for a moved one) and the places below
+    /// it, and the `parent_deleted` and `archived_while_open` conflicts.
+    #[allow(clippy::too_many_arguments)]
+    fn derive_item(
+        &self,
+        tx: &Transaction<'_>,
+        id: &str,
+        key: i64,
+        old: &Loaded,
+        state: &RecordState,
+        parent: Option<&str>,
+        new_place: Option<tree::Place>,
+        moved_from: Option<Option<String>>,
+        orphans: &mut Option<bool>,
+    ) -> Result<()> {
+        let names = &self.statements().names;
+        let old_at = |name: &str| -> Option<&Sql> {
+            let i = names.iter().position(|n| *n == name)?;
+            old.row.as_ref().map(|o| &o[i - 1])
+        };
+        let text = |name: &str| state.value(name).filter(|v| !v.is_null());
+        let is_deleted = text("deleted_at").is_some();
+        let was_deleted = matches!(old_at("deleted_at"), Some(Sql::Text(_)));
+        let is_new = old.row.is_none();
+        let moved = moved_from.is_some();
+        let mut issue = None;
+        let mut parent_deleted = None;
+        if let Some(place) = new_place {
+            // A new item without an issue has no derived conflict to clear.
+            if place.issue.is_some() {
+                tree::set_issue(tx, id, place.issue)?;
+            }
+            issue = place.issue;
+            parent_deleted = Some(place.parent_deleted);
+            // A new item can have children here only if they came first, as
+            // orphans; then its own link may close a cycle through them.
+            if tree::orphans_exist(tx, orphans)? && tree::has_children(tx, id)? {
+                issue = tree::relink(tx, id, key, None, parent)?;
+            }
+        } else if let Some(old_parent) = moved_from {
+            issue = tree::relink(tx, id, key, old_parent.as_deref(), parent)?;
+        }
+        if issue == Some(tree::TreeIssue::Orphan) {
+            *orphans = Some(true);
+        }
+        // parent_deleted: on this item when its link or its own deletion
+        // changed, and on its children when its deletion changed.
+        if is_new || moved || was_deleted != is_deleted {
+            let on = !is_deleted
+                && match (parent_deleted, parent) {
+                    (Some(known), _) => known,
+                    (None, Some(p)) => derived::is_deleted(tx, p)?,
+                    (None, None) => false,
+                };
+            // A new item has no conflict to clear.
+            if on || !is_new {
+                derived::set(tx, self.name, id, "parent_id", derived::PARENT_DELETED, on)?;
+            }
+        }
+        if was_deleted != is_deleted {
+            derived::parent_deletion_changed(tx, id, is_deleted)?;
+        }
+        // archived_while_open: a function of this record alone.
+        let completed = |s: Option<&str>| s == Some("completed");
+        let was = old.row.is_some()
+            && derived::archived_while_open(
+                matches!(old_at("archived_at"), Some(Sql::Text(_))),
+                completed(match old_at("status") {
+                    Some(Sql::Text(s)) => Some(s.as_str()),
+                    _ => None,
+                }),
+                was_deleted,
+            );
+        let now = derived::archived_while_open(
+            text("archived_at").is_some(),
+            completed(state.value("status").and_then(Value::as_str)),
+            is_deleted,
+        );
+        if was != now {
+            derived::set(tx, self.name, id, "archived_at", derived::ARCHIVED_WHILE_OPEN, now)?;
+        }
+        Ok(())
     }
 
     fn refresh_conflicts(&self, tx: &Transaction<'_>, id: &str, state: &RecordState) -> Result<()> {

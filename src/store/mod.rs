@@ -12,10 +12,12 @@
 mod blockers;
 mod codec;
 mod collections;
+mod derived;
 pub mod id;
 pub mod replica;
 mod search;
 pub mod tree;
+mod verify;
 pub mod write;
 
 use std::path::{Path, PathBuf};
@@ -88,10 +90,41 @@ fn catch_up_search_on(conn: &mut Connection) -> Result<usize> {
 }
 
 /// The writer thread, about to sleep: bring the full-text index up to date
-/// with the writes it left noted. A failure leaves the notes for later.
+/// with the writes it left noted. A failure (even a panic) leaves the notes
+/// for later.
 fn catch_up_when_idle(conn: &mut Connection) {
-    if let Err(e) = catch_up_search_on(conn) {
+    if let Err(e) = on_writer_guarded(conn, catch_up_search_on) {
         tracing::warn!("the full-text index could not catch up yet: {e}");
+    }
+}
+
+/// Run one job on the writer's connection behind a panic barrier: a panic
+/// becomes [`Error::WriterPanicked`] for that job's caller, whatever
+/// transaction the job left open is rolled back, and the writer thread
+/// goes on serving the next job. Without it, one panicking job would end
+/// the thread, and every later write of the process would fail.
+fn on_writer_guarded<T>(conn: &mut Connection, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    // Unwind safety: the only state the job shares with later jobs is the
+    // connection, and its transaction is rolled back below (a
+    // `rusqlite::Transaction` dropped while unwinding rolls back itself;
+    // the explicit ROLLBACK covers a job that began one by hand).
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
+    match outcome {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            if !conn.is_autocommit()
+                && let Err(e) = conn.execute_batch("ROLLBACK")
+            {
+                tracing::error!("could not roll back after a write job panicked: {e}");
+            }
+            tracing::error!(panic = %message, "a write job panicked; its transaction was rolled back");
+            Err(Error::WriterPanicked(message))
+        }
     }
 }
 
@@ -345,7 +378,7 @@ impl Store {
     {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+            let _ = reply.send(on_writer_guarded(conn, f));
         });
         self.inner
             .writer
@@ -419,9 +452,8 @@ impl Store {
     /// Rebuild the projection (typed rows, tree, blockers, conflicts) from
     /// the registers into a scratch copy and compare it with this store's:
     /// one line per difference, none when they agree.
-    // Placeholder: the comparison lands with `waymark verify`.
     pub fn verify(&self) -> Result<Vec<String>> {
-        Ok(Vec::new())
+        self.read(verify::verify)
     }
 
     /// Changes written here that the hub has not acknowledged.
@@ -543,4 +575,80 @@ fn ensure_replica(conn: &mut Connection, path: &Path) -> Result<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{NewVendor, Tracker};
+
+    fn vendor(name: &str) -> NewVendor {
+        NewVendor {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A write job that panics after writing gets an error back, nothing it
+    /// wrote is committed (no record, no outbox entry, no dot taken), and the
+    /// writer thread keeps serving: a write right after it commits.
+    #[test]
+    fn a_panicking_write_job_is_rolled_back_and_the_writer_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = Tracker::open(dir.path()).unwrap();
+        let store = tracker.store().clone();
+        let counter = || {
+            store
+                .read(|c| Ok(c.query_row("SELECT counter FROM replica", [], |r| r.get::<_, i64>(0))?))
+                .unwrap()
+        };
+        let before = counter();
+
+        let err = store
+            .write("test", |tx| -> Result<()> {
+                crate::ops::vendors::create_in(tx, vendor("half-written"))?;
+                panic!("a bug in a write job");
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::WriterPanicked(m) if m == "a bug in a write job"),
+            "{err}"
+        );
+        assert_eq!(err.code(), "internal");
+        assert!(!err.is_user_error());
+
+        assert_eq!(
+            store.read(record_count).unwrap(),
+            0,
+            "nothing of the panicking job committed"
+        );
+        assert_eq!(store.pending_changes().unwrap(), 0, "no outbox entry");
+        assert_eq!(counter(), before, "no dot taken");
+        assert!(tracker.query_vendor_status("half-written").is_err());
+
+        // The writer still serves, for writes and for maintenance jobs.
+        tracker.create_vendor("test", vendor("after the panic")).unwrap();
+        assert_eq!(
+            tracker.query_vendor_status("after the panic").unwrap().name,
+            "after the panic"
+        );
+        store.local_set("k", "v").unwrap();
+        assert_eq!(store.local_get("k").unwrap().as_deref(), Some("v"));
+
+        // A maintenance job that panics inside a transaction it began by
+        // hand is rolled back too.
+        let err = store
+            .on_writer(|conn| -> Result<()> {
+                conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO local_state (key, value) VALUES ('x', 'y');")?;
+                panic!("{}", String::from("a formatted panic"));
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::WriterPanicked(m) if m == "a formatted panic"),
+            "{err}"
+        );
+        assert_eq!(store.local_get("x").unwrap(), None);
+        store.local_set("k", "w").unwrap();
+        assert_eq!(store.pending_changes().unwrap(), 1);
+    }
 }

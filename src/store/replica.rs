@@ -6,7 +6,7 @@
 //! (the sync round calls the hub between them).
 
 use rusqlite::OptionalExtension;
-use waymark_sync::{Change, Dot, Hlc, PageApplied, RecordStates, Replica, ReplicaError, ReplicaId};
+use waymark_sync::{Change, Dot, Hlc, PageApplied, RecordStates, Refusal, Replica, ReplicaError, ReplicaId};
 
 use super::Store;
 use super::collections::Collection;
@@ -44,32 +44,66 @@ fn local_number<N: std::str::FromStr + Default>(conn: &rusqlite::Connection, key
 /// Local-state key naming the hub and space this store syncs with.
 const BOUND_TO: &str = "sync.cursor_for";
 
+/// Local-state key naming the hub and space that last answered this store.
+const SYNCED_WITH: &str = "sync.synced_with";
+
 impl Store {
     /// Bind this store to the hub and space named by `identity`
     /// (`hub#space`). The pull cursor belongs to one (hub, space): when
-    /// either changes, the log is pulled again from the start.
-    ///
-    /// A store that synced with another hub or space before holds changes
-    /// the new one has never seen, under counters it cannot accept (it
-    /// expects a replica's changes from counter 1): the store takes a new
-    /// replica id and publishes its whole state again ([`Store::republish`]).
-    /// Returns whether it did.
+    /// either changes, the log is pulled again from the start. Returns
+    /// whether the binding changed.
     pub fn bind_hub(&self, identity: &str) -> crate::Result<bool> {
         let before = self.local_get(BOUND_TO)?;
         if before.as_deref() == Some(identity) {
             return Ok(false);
         }
-        let moved = before.is_some();
-        if moved {
-            let republished = self.republish()?;
-            tracing::warn!(
-                records = republished,
-                "this store now syncs with another hub or space: it took a new replica id and publishes its state there again"
-            );
+        // A store bound before `SYNCED_WITH` existed synced with what it was
+        // bound to.
+        if let Some(before) = &before
+            && self.local_get(SYNCED_WITH)?.is_none()
+        {
+            self.local_set(SYNCED_WITH, before)?;
         }
         self.reset_cursor()?;
         self.local_set(BOUND_TO, identity)?;
-        Ok(moved)
+        Ok(true)
+    }
+
+    /// Called once the hub this store is bound to has answered, before a
+    /// round: a store that last synced with another hub or space holds
+    /// changes the new one has never seen, under counters it cannot accept
+    /// (it expects a replica's changes from counter 1), so it takes a new
+    /// replica id and publishes its whole state there ([`Store::republish`]).
+    /// A hub that was only tried (unreachable, a typo) changes nothing.
+    /// Returns how many records were published again.
+    pub fn hub_answered(&self) -> crate::Result<usize> {
+        let Some(bound) = self.local_get(BOUND_TO)? else {
+            return Ok(0);
+        };
+        let synced = self.local_get(SYNCED_WITH)?;
+        if synced.as_deref() == Some(bound.as_str()) {
+            return Ok(0);
+        }
+        let records = match synced {
+            Some(_) => self.republish()?,
+            None => 0,
+        };
+        if records > 0 {
+            tracing::warn!(
+                records,
+                "this store now syncs with another hub or space: it took a new replica id and publishes its state there"
+            );
+        }
+        self.local_set(SYNCED_WITH, &bound)?;
+        Ok(records)
+    }
+
+    /// The hub refused this store's change `at` of `replica` because it
+    /// holds another change under that dot: this store and another share
+    /// the id (a machine restored from a snapshot). Move this store's
+    /// changes from there on to a new replica id; returns how many moved.
+    pub fn fork_away(&self, replica: ReplicaId, at: u64) -> crate::Result<usize> {
+        self.write(SYNC_AUTHOR, move |tx| tx.fork_away(replica, at))
     }
 
     /// Take a new replica id and write every record's state again as new
@@ -206,6 +240,36 @@ impl Replica for Store {
             Ok(report)
         })
         .map_err(replica_error)
+    }
+
+    fn recover(&self, refusal: &Refusal) -> Result<bool, ReplicaError> {
+        let done = match refusal {
+            Refusal::Forked { replica, counter } => {
+                let moved = self.fork_away(*replica, *counter);
+                if let Ok(n) = moved {
+                    tracing::warn!(
+                        moved = n,
+                        "another store wrote under this store's replica id (a machine restored from a snapshot?); this store's changes since moved to a new id"
+                    );
+                }
+                moved.map(|n| n > 0)
+            }
+            Refusal::HubLost => self.republish().map(|records| {
+                tracing::warn!(
+                    records,
+                    "the hub lost changes of this store; its state is published again"
+                );
+                true
+            }),
+            Refusal::LogReset => self.republish().and_then(|records| {
+                tracing::warn!(
+                    records,
+                    "the hub's log was reset; this store pulls it again and publishes its state"
+                );
+                self.reset_cursor().map(|_| true)
+            }),
+        };
+        done.map_err(replica_error)
     }
 
     fn record_states(&self) -> Result<RecordStates, ReplicaError> {

@@ -196,10 +196,9 @@ impl<'c> WriteTx<'c> {
         Ok(version)
     }
 
-    /// Take a new replica id for this store's next changes: the old one is
-    /// retired, and its unacknowledged changes are dropped from the outbox
-    /// (the caller publishes what they wrote again, see `Store::republish`).
-    pub(super) fn rehome(&mut self) -> Result<(ReplicaId, ReplicaId)> {
+    /// Take a new replica id for this store's next changes; the old one is
+    /// retired (its unacknowledged changes stay in the outbox, under it).
+    pub(super) fn take_new_id(&mut self) -> Result<(ReplicaId, ReplicaId)> {
         let (old, new) = (self.replica, ReplicaId::mint());
         let now = Timestamp::now().to_string();
         self.tx.execute(
@@ -210,11 +209,74 @@ impl<'c> WriteTx<'c> {
             "UPDATE replica SET replica_id = ?1, counter = 0 WHERE singleton = 1",
             [new.to_string()],
         )?;
-        self.tx.execute("DELETE FROM outbox", [])?;
         self.replica = new;
         self.counter = 0;
         self.dirty = true;
         Ok((old, new))
+    }
+
+    /// [`WriteTx::take_new_id`], dropping every unacknowledged change (the
+    /// caller publishes what they wrote again, see `Store::republish`).
+    pub(super) fn rehome(&mut self) -> Result<(ReplicaId, ReplicaId)> {
+        let ids = self.take_new_id()?;
+        self.tx.execute("DELETE FROM outbox", [])?;
+        Ok(ids)
+    }
+
+    /// The hub holds other changes than this store's under `from`'s dots
+    /// from counter `at` on: move this store's changes there to a new
+    /// replica id (see `waymark_sync::fork`), in its registers and its
+    /// outbox. Returns how many changes moved.
+    pub(super) fn fork_away(&mut self, from: ReplicaId, at: u64) -> Result<usize> {
+        let Some(idx) = super::codec::interned_replica(&self.tx, &from)? else {
+            return Ok(0);
+        };
+        let forked: Vec<(i64, i64, i64, i64, Option<String>)> = self
+            .tx
+            .prepare("SELECT seq, counter, collection, record, context FROM outbox WHERE replica = ?1 AND counter >= ?2 ORDER BY counter")?
+            .query_map(rusqlite::params![idx, at as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if forked.is_empty() {
+            return Ok(0);
+        }
+        let (_, to) = self.take_new_id()?;
+        let fork = waymark_sync::fork::Fork {
+            from,
+            at,
+            to,
+            counters: forked
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.1 as u64, i as u64 + 1))
+                .collect(),
+        };
+        self.counter = forked.len() as u64;
+        let (to_idx, _) = super::codec::intern_write(&self.tx, &mut self.interned, &to, &self.author)?;
+        let mut records = std::collections::BTreeSet::new();
+        for (seq, counter, code, key, context) in &forked {
+            let context = super::codec::decode_context(&self.tx, context.as_deref())?;
+            let context = super::codec::encode_context(&self.tx, &mut self.interned, &fork.vv(&context))?;
+            self.tx.execute(
+                "UPDATE outbox SET replica = ?2, counter = ?3, context = ?4 WHERE seq = ?1",
+                rusqlite::params![seq, to_idx, fork.counters[&(*counter as u64)] as i64, context],
+            )?;
+            records.insert((*code, *key));
+        }
+        for (code, key) in records {
+            let collection = Collection::by_code(code)
+                .ok_or_else(|| Error::Corrupt(format!("outbox names unknown collection {code}")))?;
+            let Some((_, state)) = collection.load_by_key(&self.tx, key)? else {
+                continue;
+            };
+            let renamed = fork.state(&state);
+            let encoded = super::codec::encode(&self.tx, &mut self.interned, collection, &renamed)?;
+            self.tx
+                .prepare_cached(&format!("UPDATE {} SET state = ?2 WHERE key = ?1", collection.name))?
+                .execute(rusqlite::params![key, encoded])?;
+        }
+        Ok(forked.len())
     }
 
     /// Write one value of a register again as its own local change, under
@@ -247,12 +309,26 @@ impl<'c> WriteTx<'c> {
     /// entry; the clock observes the change's time. Returns the record's
     /// local version, or `None` when the change was already applied.
     pub fn apply_remote(&mut self, change: &Change) -> Result<Option<i64>> {
+        if let Some(why) = change.malformed() {
+            return Err(Error::Corrupt(format!("the hub sent a malformed change: {why}")));
+        }
         let Some(collection) = Collection::named(&change.collection) else {
             return self.apply_opaque(change);
         };
         let old = collection.load(&self.tx, &change.record_id)?;
         if old.state.vv.covers(&change.dot) {
             return Ok(None);
+        }
+        if change.dot.replica == self.replica && change.dot.counter > self.counter {
+            // A change of this store's own id that it never wrote: this store
+            // was restored from an earlier state of itself (a machine
+            // snapshot), and the hub holds what it wrote after. Its next
+            // changes must not reuse those dots.
+            let (old_id, new_id) = self.take_new_id()?;
+            tracing::warn!(
+                old_replica = %old_id, new_replica = %new_id,
+                "the hub holds changes of this store's replica id that it never wrote (restored from a snapshot?); it takes a new replica id"
+            );
         }
         self.observe(change)?;
         self.dirty = true;

@@ -14,6 +14,7 @@
 
 pub mod change;
 pub mod clock;
+pub mod fork;
 pub mod memory;
 pub mod merge;
 pub mod postgres;
@@ -27,6 +28,6 @@ pub use change::{Change, SCHEMA_VERSION};
 pub use clock::{Dot, Hlc, ReplicaId, VersionVector};
 pub use merge::{Applied, RecordState, Register, Sibling};
 pub use postgres::{HubOptions, HubUrl, PostgresHub, TlsMode};
-pub use protocol::{Hub, HubError, PageApplied, PullPage, PushAck, RecordStates, Replica, ReplicaError};
+pub use protocol::{Hub, HubError, PageApplied, PullPage, PushAck, RecordStates, Refusal, Replica, ReplicaError};
 pub use round::{RoundReport, SyncError, SyncOptions, sync_round};
 pub use worker::{SyncStatus, Worker, WorkerConfig, WorkerState};

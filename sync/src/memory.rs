@@ -72,6 +72,12 @@ impl Space {
                 oldest_accepted: oldest_schema,
             });
         }
+        if let Some(why) = change.malformed() {
+            return Err(HubError::Other(format!(
+                "malformed change {}: {why}",
+                change.dot.counter
+            )));
+        }
         let dot = change.dot;
         if let Some(&at) = self.index.get(&dot) {
             return if self.log[at].body() == change.body() {

@@ -65,6 +65,14 @@ impl Register {
         }
     }
 
+    /// Rename the dots of its values (see [`crate::fork`]).
+    pub fn rename(&mut self, rename: impl Fn(Dot) -> Dot) {
+        for s in &mut self.0 {
+            s.dot = rename(s.dot);
+        }
+        self.0.sort_by_key(Sibling::order_key);
+    }
+
     fn write(&mut self, context: &VersionVector, sibling: Sibling) {
         self.0.retain(|s| !context.covers(&s.dot));
         let at = self.0.partition_point(|s| s.order_key() < sibling.order_key());

@@ -996,6 +996,9 @@ impl PostgresHub {
                 }
                 .into());
             }
+            if let Some(why) = change.malformed() {
+                return Err(HubError::Other(format!("malformed change {}: {why}", change.dot.counter)).into());
+            }
             let dot = change.dot;
             let key = (dot.replica.0, to_i64(dot.counter, "counter")?);
             // A resend is compared byte for byte with what the hub holds.

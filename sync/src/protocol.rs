@@ -153,6 +153,33 @@ pub trait Replica {
 
     /// Every record's replication state, for tests that compare replicas.
     fn record_states(&self) -> Result<RecordStates, ReplicaError>;
+
+    /// The hub refused this replica's history (see [`Refusal`]): change
+    /// what the replica holds so that the next round can succeed, with
+    /// nothing lost. Returns whether it changed anything; the round then
+    /// runs once more. A replica that cannot recover answers `false` and
+    /// the round fails with the hub's refusal.
+    fn recover(&self, refusal: &Refusal) -> Result<bool, ReplicaError> {
+        let _ = refusal;
+        Ok(false)
+    }
+}
+
+/// Why the hub cannot take a replica's history as it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The hub holds another change under `(replica, counter)`: another
+    /// store wrote under this replica's id. This replica's changes from
+    /// `counter` on must move to a new id.
+    Forked { replica: ReplicaId, counter: u64 },
+    /// The hub lacks changes of this replica that it once acknowledged (it
+    /// was restored from an older backup): this replica's state must be
+    /// published again.
+    HubLost,
+    /// The hub's log ends below this replica's cursor (the space was reset
+    /// or restored): pull it again from the start, and publish this
+    /// replica's state again.
+    LogReset,
 }
 
 /// `(collection, record id)` -> state: a replica's whole replicated content.

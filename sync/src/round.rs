@@ -12,7 +12,7 @@
 //! so a round cut anywhere can simply run again.
 
 use crate::clock::ReplicaId;
-use crate::protocol::{Hub, HubError, Replica, ReplicaError};
+use crate::protocol::{Hub, HubError, Refusal, Replica, ReplicaError};
 
 /// How a round batches its work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +55,11 @@ pub enum SyncError {
     Hub(#[from] HubError),
     #[error("the local store failed during sync: {0}")]
     Replica(#[from] ReplicaError),
+    /// The hub's log ends below this replica's cursor.
+    #[error(
+        "the hub's log of space {space:?} ends at seq {head}, but this store already read up to {cursor}: the space was reset or restored; the next round pulls it again from the start and publishes this store's state there"
+    )]
+    LogReset { space: String, head: u64, cursor: u64 },
     /// The hub expects a counter this replica no longer has: changes it once
     /// acknowledged are gone from the hub.
     #[error(
@@ -77,13 +82,27 @@ impl SyncError {
         match self {
             SyncError::Hub(e) => e.is_retryable(),
             SyncError::Replica(e) => e.retryable,
-            SyncError::HubLostChanges { .. } | SyncError::Protocol(_) => false,
+            SyncError::HubLostChanges { .. } | SyncError::LogReset { .. } | SyncError::Protocol(_) => false,
         }
     }
 
     /// Whether the hub could not be reached at all.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, SyncError::Hub(e) if e.is_unreachable())
+    }
+
+    /// The hub's refusal of this replica's history, when that is what this
+    /// error is.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            SyncError::Hub(HubError::DuplicateReplica { replica, counter }) => Some(Refusal::Forked {
+                replica: *replica,
+                counter: *counter,
+            }),
+            SyncError::HubLostChanges { .. } => Some(Refusal::HubLost),
+            SyncError::LogReset { .. } => Some(Refusal::LogReset),
+            _ => None,
+        }
     }
 }
 
@@ -99,9 +118,23 @@ pub async fn sync_round<R: Replica, H: Hub>(
     opts: SyncOptions,
 ) -> Result<RoundReport, SyncError> {
     let mut report = RoundReport::default();
-    push_outbox(replica, hub, space, opts, &mut report).await?;
-    pull_log(replica, hub, space, opts, &mut report).await?;
-    Ok(report)
+    let mut recovered = false;
+    loop {
+        let result = match push_outbox(replica, hub, space, opts, &mut report).await {
+            Ok(()) => pull_log(replica, hub, space, opts, &mut report).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => return Ok(report),
+            // The hub refused this replica's history: the replica changes
+            // what it holds (a new id for a fork, its state published again
+            // for a hub that lost it) and the round runs once more.
+            Err(e) => match e.refusal() {
+                Some(refusal) if !recovered && replica.recover(&refusal)? => recovered = true,
+                _ => return Err(e),
+            },
+        }
+    }
 }
 
 /// Push the outbox in batches until it is empty (local writes made during
@@ -168,11 +201,11 @@ pub async fn pull_log<R: Replica, H: Hub>(
         let page = hub.pull(space, cursor, opts.page_size.max(1)).await?;
         let Some(&(last, _)) = page.changes.last() else {
             if page.head_seq < cursor {
-                return Err(SyncError::Protocol(format!(
-                    "the hub's log of space {space:?} ends at seq {}, but this store already read up to {cursor}: \
-                     the space was reset or restored; sync this store into a new space",
-                    page.head_seq
-                )));
+                return Err(SyncError::LogReset {
+                    space: space.to_owned(),
+                    head: page.head_seq,
+                    cursor,
+                });
             }
             break;
         };
@@ -360,6 +393,10 @@ mod tests {
         round(&a, &old_hub).unwrap();
         round(&b, &old_hub).unwrap();
         let error = round(&b, &new_hub).unwrap_err();
-        assert!(matches!(error, SyncError::Protocol(_)), "{error}");
+        assert!(
+            matches!(error, SyncError::LogReset { cursor: 1, head: 0, .. }),
+            "{error}"
+        );
+        assert_eq!(error.refusal(), Some(Refusal::LogReset));
     }
 }

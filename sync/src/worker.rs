@@ -209,7 +209,10 @@ impl Worker {
                 self.status.consecutive_failures = attempt;
                 self.status.last_error = Some(error.to_string());
                 match error {
-                    SyncError::Hub(_) | SyncError::HubLostChanges { .. } | SyncError::Protocol(_) => {
+                    SyncError::Hub(_)
+                    | SyncError::HubLostChanges { .. }
+                    | SyncError::LogReset { .. }
+                    | SyncError::Protocol(_) => {
                         self.status.hub_reachable = Some(!error.is_unreachable());
                     }
                     SyncError::Replica(_) => {}

@@ -373,3 +373,60 @@ fn concurrent_updates_with_one_version_let_exactly_one_win() {
         assert_eq!(now["item"]["version"], 2);
     }
 }
+
+/// `waymark verify` rebuilds the projection from the registers: a store
+/// written through the tools agrees (exit 0); a row changed behind the
+/// store's back is named, and the command exits 1 (`--json` too).
+#[test]
+fn verify_finds_a_row_that_differs_from_its_registers() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let parent = ok_json(
+        dir,
+        &["item", "create", "--type", "task", "--title", "parent", "--json"],
+    );
+    let pid = parent["id"].as_str().unwrap();
+    let child = ok_json(
+        dir,
+        &[
+            "item", "create", "--type", "task", "--title", "child", "--parent", pid, "--json",
+        ],
+    );
+    let cid = child["id"].as_str().unwrap();
+    let out = waymark(dir, &["verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("agrees"));
+    assert_eq!(
+        ok_json(dir, &["verify", "--json"])["differences"],
+        serde_json::json!([])
+    );
+
+    // Derived columns changed with raw SQL: the child's depth, the parent's
+    // blocker count, and a conflict nobody derived.
+    let conn = rusqlite::Connection::open(dir.join("waymark.db")).unwrap();
+    conn.execute_batch(
+        "UPDATE work_items SET depth = 3 WHERE depth = 1;
+         UPDATE work_items SET open_blockers = 2 WHERE depth = 0;
+         INSERT INTO conflicts (collection, record_id, field, kind) VALUES ('work_items', 'nobody', 'title', 'value');",
+    )
+    .unwrap();
+    drop(conn);
+    let out = waymark(dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!("work_items/{cid}: depth is 3 here, 1 rebuilt")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("work_items/{pid}: open_blockers is 2 here, 0 rebuilt")),
+        "{printed}"
+    );
+    assert!(printed.contains("work_items/nobody/title (value)"), "{printed}");
+    assert_eq!(printed.trim_end().lines().count(), 3, "{printed}");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: 3 difference(s)"));
+    let out = waymark(dir, &["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["differences"].as_array().unwrap().len(), 3, "{doc:#}");
+}

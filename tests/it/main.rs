@@ -14,6 +14,15 @@ use tempfile::TempDir;
 use waymark::Tracker;
 use waymark::ops::NewWorkItem;
 
+/// How many processes a SIGKILL test kills: `WAYMARK_KILLS` for a soak,
+/// else `default`.
+pub fn kills(default: usize) -> usize {
+    std::env::var("WAYMARK_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A tracker on a fresh store in a temporary directory.
 pub fn tracker() -> (TempDir, Tracker) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -240,6 +240,8 @@ proptest! {
             })
             .unwrap();
         prop_assert_eq!(ready, expected);
+        // Everything derived is what a rebuild from the registers derives.
+        prop_assert_eq!(t.store().verify().unwrap(), Vec::<String>::new());
         // The dependency graph in the store is acyclic: no item waits for itself.
         for id in &m.ids {
             let d = t.query_work_item(id, false, true).unwrap().dependencies.unwrap();
@@ -359,16 +361,25 @@ mod derived_tree {
         fn every_arrival_order_derives_the_same_tree(
             n in 2usize..12,
             initial in proptest::collection::vec(proptest::option::of(0usize..12), 12),
-            moves in proptest::collection::vec((0usize..12, proptest::option::of(0usize..12), 0u128..3), 0..25),
+            moves in proptest::collection::vec(
+                (0usize..12, proptest::option::of(0usize..12), 0u128..3, 0u8..6),
+                0..25,
+            ),
+            deps in proptest::collection::vec((0usize..12, 0usize..12, any::<bool>(), 0u128..3, 0u8..4), 0..30),
+            // Half the cases start from one long chain: past the depth
+            // limit, and moves then make cycles longer than it.
+            chain in any::<bool>(),
             seed in any::<u64>(),
         ) {
             // Creations (with an initial parent each) from one replica,
             // then concurrent moves from three others that all saw every creation.
+            let n = if chain { 11 } else { n };
             let creator = replica(9);
             let mut creations = Vec::new();
             let mut seen = VersionVector::new();
             for (i, initial) in initial.iter().enumerate().take(n) {
                 let dot = Dot { replica: creator, counter: i as u64 + 1 };
+                let initial = if chain { i.checked_sub(1) } else { *initial };
                 let parent = initial.filter(|p| *p < n && *p != i).map(item_id);
                 creations.push(change(&item_id(i), dot, &VersionVector::new(), i as u64, json!({
                     "item_type": "task", "title": format!("item {i}"), "status": "active", "priority": 2,
@@ -382,13 +393,38 @@ mod derived_tree {
             let mut hlc = 1_000;
             let mut by_replica: Vec<Vec<Change>> = vec![Vec::new(); 3];
             let mut written = Vec::new();
-            for (item, parent, r) in moves.into_iter().filter(|(item, _, _)| *item < n) {
+            for (item, parent, r, life) in moves.into_iter().filter(|(item, _, _, _)| *item < n) {
                 let r = r as usize;
                 counters[r] += 1;
                 hlc += 1;
                 let dot = Dot { replica: replica(r as u128), counter: counters[r] };
                 let parent = parent.filter(|p| *p < n).map(item_id);
-                let c = change(&item_id(item), dot, &contexts[r], hlc, json!({ "parent_id": parent }));
+                // Some moves delete or restore the item too (a live child of a
+                // deleted parent is a `parent_deleted` conflict).
+                let fields = match life {
+                    0 => json!({ "parent_id": parent, "deleted_at": "2026-02-01T00:00:00.000000Z" }),
+                    1 => json!({ "parent_id": parent, "deleted_at": null }),
+                    _ => json!({ "parent_id": parent }),
+                };
+                let c = change(&item_id(item), dot, &contexts[r], hlc, fields);
+                contexts[r].insert(dot);
+                by_replica[r].push(c.clone());
+                written.push(c);
+            }
+            // Dependency edges added and removed by the movers, so that
+            // edges made on different replicas can close cycles.
+            for (source, target, blocks, r, life) in deps.into_iter().filter(|(s, t, _, _, _)| *s < n && *t < n && s != t) {
+                let r = r as usize;
+                counters[r] += 1;
+                hlc += 1;
+                let dot = Dot { replica: replica(r as u128), counter: counters[r] };
+                let kind = if blocks { "blocks" } else { "depends_on" };
+                let id = uuid::Uuid::from_u128(0x9000 + (source * 100 + target * 2 + usize::from(blocks)) as u128).to_string();
+                let mut c = change(&id, dot, &contexts[r], hlc, json!({
+                    "source_id": item_id(source), "target_id": item_id(target), "dependency_type": kind,
+                    "removed": life == 0, "created_at": "2026-01-01T00:00:00.000000Z", "created_by": "peer",
+                }));
+                c.collection = "dependencies".into();
                 contexts[r].insert(dot);
                 by_replica[r].push(c.clone());
                 written.push(c);
@@ -428,6 +464,7 @@ mod derived_tree {
                         Ok(())
                     })
                     .unwrap();
+                prop_assert_eq!(t.store().verify().unwrap(), Vec::<String>::new());
                 results.push((derived(&t), t.export_json().unwrap()));
             }
             prop_assert_eq!(&results[0].0, &results[1].0);

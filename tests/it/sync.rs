@@ -402,6 +402,235 @@ mod convergence {
             2 + pending,
             "two creations, two moves: resolving wrote nothing"
         );
+        assert_verified(&[&a, &b]);
+    }
+
+    /// Every store's projection is what its registers derive.
+    fn assert_verified(stores: &[&SqliteReplica]) {
+        for (i, r) in stores.iter().enumerate() {
+            assert_eq!(r.tracker.store().verify().unwrap(), Vec::<String>::new(), "store {i}");
+        }
+    }
+
+    /// Sync every store until nothing moves, then check they all export the
+    /// same bytes and pass `verify`; returns the export.
+    fn converge(hub: &MemoryHub, stores: &[&SqliteReplica]) -> Value {
+        for _ in 0..2 {
+            for r in stores {
+                round(r, hub);
+            }
+        }
+        let first = export(stores[0]);
+        for (i, r) in stores.iter().enumerate() {
+            assert_eq!(export(r), first, "store {i} exports the same bytes");
+        }
+        assert_verified(stores);
+        serde_json::from_str(&first).unwrap()
+    }
+
+    fn conflicts_of_kind(doc: &Value, kind: &str) -> Vec<Value> {
+        doc["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == kind)
+            .cloned()
+            .collect()
+    }
+
+    fn update(r: &SqliteReplica, id: &str, change: impl FnOnce(&mut WorkItemUpdate)) -> WorkItem {
+        let current = r.tracker.get_work_item(id).unwrap();
+        let mut u = WorkItemUpdate {
+            id: id.to_owned(),
+            version: current.version,
+            ..Default::default()
+        };
+        change(&mut u);
+        r.tracker.update_work_item("test", u).unwrap()
+    }
+
+    /// Three chains p0<-p1<-p2, q0<-q1<-q2, r0<-r1<-r2; three stores move
+    /// p0 under q2, q0 under r2 and r0 under p2 at once (each valid where it
+    /// was made). The nine items form one cycle, longer than the depth
+    /// limit: it is found by the links (not the stored paths, which the
+    /// depth rule cuts), cut above its smallest id, and the same tree and
+    /// conflicts come out on every store.
+    #[test]
+    fn a_cycle_longer_than_the_depth_limit_is_cut_the_same_everywhere() {
+        let hub = MemoryHub::new();
+        let [a, b, c] = [SqliteReplica::new(), SqliteReplica::new(), SqliteReplica::new()];
+        let mut chains: Vec<Vec<WorkItem>> = Vec::new();
+        for name in ["p", "q", "r"] {
+            let mut chain: Vec<WorkItem> = Vec::new();
+            for i in 0..3 {
+                let parent = chain.last().map(|p| p.id.clone());
+                let item = a
+                    .tracker
+                    .create_work_item("a", crate::new_item("task", &format!("{name}{i}"), parent.as_deref()))
+                    .unwrap();
+                chain.push(item);
+            }
+            chains.push(chain);
+        }
+        converge(&hub, &[&a, &b, &c]);
+        for (store, (moved, under)) in [&a, &b, &c].into_iter().zip([(0, 1), (1, 2), (2, 0)]) {
+            let under = chains[under][2].id.clone();
+            update(store, &chains[moved][0].id, |u| u.parent_id = Some(under));
+        }
+        let doc = converge(&hub, &[&a, &b, &c]);
+        let all: Vec<&WorkItem> = chains.iter().flatten().collect();
+        let smallest = all.iter().map(|i| i.id.clone()).min().unwrap();
+        let cycle = conflicts_of_kind(&doc, "cycle");
+        assert_eq!(cycle.len(), 1, "{doc:#}");
+        assert_eq!(cycle[0]["record_id"], json!(smallest), "cut above its smallest id");
+        // Nine in a line below the cut: the one at depth 6 starts a new root.
+        let depth = conflicts_of_kind(&doc, "depth");
+        assert_eq!(depth.len(), 1, "{doc:#}");
+        for store in [&a, &b, &c] {
+            let cut = store.tracker.get_work_item(&smallest).unwrap();
+            assert_eq!((cut.depth, cut.path.clone()), (0, format!("/{smallest}")));
+            let depths: std::collections::BTreeSet<i64> = all
+                .iter()
+                .map(|i| store.tracker.get_work_item(&i.id).unwrap().depth)
+                .collect();
+            assert_eq!(
+                depths,
+                (0..=5).collect(),
+                "the nine hang below the cut within the limit"
+            );
+        }
+    }
+
+    /// `a depends_on b` on one store, `b depends_on a` on another: local
+    /// operations refuse a cycle, a merge cannot. Both edges carry a
+    /// `dependency_cycle` conflict on every store until one is removed.
+    #[test]
+    fn a_dependency_cycle_made_by_two_stores_is_a_conflict_until_removed() {
+        let hub = MemoryHub::new();
+        let [a, b] = [SqliteReplica::new(), SqliteReplica::new()];
+        let x = a
+            .tracker
+            .create_work_item("a", crate::new_item("task", "x", None))
+            .unwrap();
+        let y = a
+            .tracker
+            .create_work_item("a", crate::new_item("task", "y", None))
+            .unwrap();
+        let z = a
+            .tracker
+            .create_work_item("a", crate::new_item("task", "z", None))
+            .unwrap();
+        converge(&hub, &[&a, &b]);
+        let dep = |r: &SqliteReplica, action, s: &WorkItem, t: &WorkItem| {
+            r.tracker
+                .manage_dependency(
+                    "test",
+                    DependencyChange {
+                        action,
+                        source_id: s.id.clone(),
+                        target_id: t.id.clone(),
+                        dependency_type: "depends_on".into(),
+                    },
+                )
+                .unwrap()
+        };
+        // z waits for x: off the cycle, never flagged.
+        dep(&a, DependencyAction::Add, &z, &x);
+        dep(&a, DependencyAction::Add, &x, &y);
+        dep(&b, DependencyAction::Add, &y, &x);
+        let doc = converge(&hub, &[&a, &b]);
+        let flagged = conflicts_of_kind(&doc, "dependency_cycle");
+        assert_eq!(flagged.len(), 2, "{doc:#}");
+        for r in [&a, &b] {
+            let ready = r.tracker.ready_work(ReadyQuery::default()).unwrap();
+            assert!(ready.items.is_empty(), "x and y wait for each other, z for x");
+        }
+        dep(&b, DependencyAction::Remove, &y, &x);
+        let doc = converge(&hub, &[&a, &b]);
+        assert_eq!(
+            conflicts_of_kind(&doc, "dependency_cycle"),
+            Vec::<Value>::new(),
+            "{doc:#}"
+        );
+        let ready = a.tracker.ready_work(ReadyQuery::default()).unwrap();
+        assert_eq!(ready.items.iter().map(|i| &i.id).collect::<Vec<_>>(), vec![&y.id]);
+    }
+
+    /// An item reopened and retitled on one store while another archives
+    /// it ends archived and active: in no list. It is reported
+    /// (`archived_while_open`) on every store, and resolving it with null
+    /// un-archives it everywhere.
+    #[test]
+    fn an_archive_racing_a_reopen_is_a_conflict_until_resolved() {
+        let hub = MemoryHub::new();
+        let [a, b] = [SqliteReplica::new(), SqliteReplica::new()];
+        let item = a
+            .tracker
+            .create_work_item("a", crate::new_item("task", "done?", None))
+            .unwrap();
+        update(&a, &item.id, |u| u.status = Some("completed".into()));
+        converge(&hub, &[&a, &b]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let archived = b
+            .tracker
+            .archive_work_items(
+                "b",
+                ArchiveRequest {
+                    older_than_days: Some(0),
+                    dry_run: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(archived.count, 1);
+        update(&a, &item.id, |u| {
+            u.status = Some("active".into());
+            u.title = Some("not done after all".into());
+        });
+        let doc = converge(&hub, &[&a, &b]);
+        let open = conflicts_of_kind(&doc, "archived_while_open");
+        assert_eq!(open.len(), 1, "{doc:#}");
+        let conflict_id = open[0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(conflict_id, format!("work_items/{}/archived_at", item.id));
+        for r in [&a, &b] {
+            let listed = r.tracker.list_conflicts().unwrap();
+            assert!(listed.iter().any(|c| c.kind == "archived_while_open"), "{listed:#?}");
+            assert!(r.tracker.ready_work(ReadyQuery::default()).unwrap().items.is_empty());
+        }
+        a.tracker.resolve_conflict("a", &conflict_id, Value::Null).unwrap();
+        let doc = converge(&hub, &[&a, &b]);
+        assert_eq!(doc["conflicts"], json!([]), "{doc:#}");
+        for r in [&a, &b] {
+            let ready = r.tracker.ready_work(ReadyQuery::default()).unwrap();
+            assert_eq!(ready.items.len(), 1);
+            assert_eq!(ready.items[0].title, "not done after all");
+        }
+    }
+
+    /// A child created on one store under a parent that another deletes at
+    /// the same time is kept and reported (`parent_deleted`) everywhere,
+    /// until the parent is restored.
+    #[test]
+    fn a_child_created_under_a_concurrently_deleted_parent_is_a_conflict() {
+        let hub = MemoryHub::new();
+        let [a, b] = [SqliteReplica::new(), SqliteReplica::new()];
+        let parent = a
+            .tracker
+            .create_work_item("a", crate::new_item("task", "parent", None))
+            .unwrap();
+        converge(&hub, &[&a, &b]);
+        update(&a, &parent.id, |u| u.deleted = Some(true));
+        let child = b
+            .tracker
+            .create_work_item("b", crate::new_item("task", "child", Some(&parent.id)))
+            .unwrap();
+        let doc = converge(&hub, &[&a, &b]);
+        let orphaned = conflicts_of_kind(&doc, "parent_deleted");
+        assert_eq!(orphaned.len(), 1, "{doc:#}");
+        assert_eq!(orphaned[0]["record_id"], json!(child.id));
+        assert_eq!(orphaned[0]["field"], "parent_id");
+        update(&b, &parent.id, |u| u.deleted = Some(false));
+        let doc = converge(&hub, &[&a, &b]);
+        assert_eq!(doc["conflicts"], json!([]), "{doc:#}");
     }
 }
 
@@ -559,7 +788,7 @@ mod killed {
         );
 
         let mut seed = 0x5eed_u64;
-        for _ in 0..10 {
+        for _ in 0..crate::kills(10) {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let mut child = run(a.path(), &["sync"]).spawn().unwrap();
             std::thread::sleep(Duration::from_millis(5 + (seed >> 33) % 120));
@@ -595,6 +824,99 @@ mod killed {
             (3000, 3000, 3000),
             "every change once, seqs dense"
         );
+    }
+
+    /// `serve` killed with SIGKILL while an agent writes through it: every
+    /// write whose answer the agent received is in the store afterwards.
+    #[test]
+    fn serve_killed_mid_write_loses_no_acknowledged_write() {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let mut acknowledged: Vec<String> = Vec::new();
+        let mut seed = 0x6b1_u64;
+        let mut n = 0u64;
+        for _ in 0..crate::kills(10) {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
+                .arg("--data-dir")
+                .arg(dir.path())
+                .arg("serve")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let reader = std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "killer", "version": "1"}}});
+            let _ = writeln!(stdin, "{init}");
+            let _ = writeln!(stdin, r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#);
+            // The server is up once it answers `initialize`; the kill lands
+            // while writes are in flight.
+            rx.recv_timeout(Duration::from_secs(30)).expect("serve answers initialize");
+            // Writes in flight when the kill lands, acknowledged or not.
+            let writer = std::thread::spawn(move || {
+                let mut titles = Vec::new();
+                for _ in 0..400 {
+                    n += 1;
+                    let title = format!("kill {n}");
+                    let call = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+                        "name": "create_work_item", "arguments": {"item_type": "task", "title": title}}});
+                    if writeln!(stdin, "{call}").is_err() {
+                        break;
+                    }
+                    titles.push((n, title));
+                }
+                (titles, n)
+            });
+            std::thread::sleep(Duration::from_millis((seed >> 33) % 60));
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+            let (titles, last) = writer.join().unwrap();
+            n = last;
+            let _ = reader.join();
+            for line in rx.try_iter() {
+                let Ok(reply) = serde_json::from_str::<Value>(&line) else { continue };
+                let answered = reply["id"].as_u64();
+                let ok = reply["result"]["isError"] != json!(true) && reply.get("result").is_some();
+                if let (Some(id), true) = (answered, ok)
+                    && let Some((_, title)) = titles.iter().find(|(k, _)| *k == id)
+                {
+                    acknowledged.push(title.clone());
+                }
+            }
+        }
+        let tracker = waymark::Tracker::open(dir.path()).unwrap();
+        let mut stored = std::collections::HashSet::new();
+        let mut cursor = None;
+        loop {
+            let page = tracker
+                .list_work_items(waymark::ops::WorkItemFilter {
+                    limit: Some(100),
+                    cursor: cursor.take(),
+                    ..Default::default()
+                })
+                .unwrap();
+            stored.extend(page.items.into_iter().map(|w| w.title));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let lost: Vec<&String> = acknowledged.iter().filter(|t| !stored.contains(*t)).collect();
+        assert!(!acknowledged.is_empty(), "some writes were answered before the kills");
+        assert!(lost.is_empty(), "{} acknowledged writes lost: {lost:?}", lost.len());
+        assert!(tracker.store().verify().unwrap().is_empty());
     }
 }
 

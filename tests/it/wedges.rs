@@ -90,9 +90,10 @@ fn title_of(export: &Value, id: &str) -> String {
 }
 
 /// A store copied with an unpushed change, the same field then written in
-/// the copy and again in the original: both push (the shared change is the
-/// same bytes from either), nothing is refused, and the stores converge on
-/// the one true conflict.
+/// the copy (the original writes another field): both push the shared
+/// change as the same bytes, nothing is refused, and the stores converge,
+/// the copy's later title over the shared one, the original's priority
+/// beside it.
 #[test]
 fn a_copied_store_with_unpushed_changes_keeps_syncing() {
     let db = block_on(TestDatabase::create("wedge_copy"));
@@ -107,20 +108,30 @@ fn a_copied_store_with_unpushed_changes_keeps_syncing() {
         c,
         &["item", "update", &id, "--version", "2", "--title", "from the copy"],
     );
-    cli.ok(
-        a,
-        &["item", "update", &id, "--version", "2", "--title", "from the original"],
-    );
+    cli.ok(a, &["item", "update", &id, "--version", "2", "--priority", "0"]);
     cli.ok(c, &["sync"]);
     cli.ok(a, &["sync"]);
     let export = cli.converge(&[a, c]);
-    let conflicts = cli.json(a, &["conflicts", "--json"]);
-    let text = conflicts.to_string();
+    assert_eq!(title_of(&export, &id), "from the copy");
+    let item = export["work_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == id)
+        .cloned()
+        .unwrap();
+    assert_eq!(item["priority"], 0);
+    // Both then edit the title apart: the one true conflict.
+    for (d, title) in [(a, "again here"), (c, "again there")] {
+        let version = cli.json(d, &["item", "show", &id, "--json"])["item"]["version"].to_string();
+        cli.ok(d, &["item", "update", &id, "--version", &version, "--title", title]);
+    }
+    cli.converge(&[a, c]);
+    let conflicts = cli.ok(a, &["conflicts", "--json"]);
     assert!(
-        text.contains("from the copy") && text.contains("from the original") && !text.contains("\"unpushed\""),
-        "{text}"
+        conflicts.contains("again here") && conflicts.contains("again there"),
+        "{conflicts}"
     );
-    assert!(["from the copy", "from the original"].contains(&title_of(&export, &id).as_str()));
 }
 
 /// A store that synced with one space, pointed at another (`init --space`,
@@ -397,4 +408,71 @@ fn a_record_merged_invalid_still_takes_updates() {
             r#"{"target_quarter":"2027-Q1"}"#,
         ],
     );
+}
+
+/// A machine restored from a snapshot: the store file is put back in place
+/// (same path, same file, same machine), so nothing local tells it apart.
+/// Its next change reuses a dot the hub holds from before the restore; the
+/// hub refuses it, the store moves its changes since to a new replica id
+/// and syncs on; the write made before the restore and the one made after
+/// are kept as the concurrent edits they are.
+#[test]
+fn a_store_restored_in_place_from_a_snapshot_keeps_syncing() {
+    let db = block_on(TestDatabase::create("wedge_snapshot"));
+    let cli = Cli::new(&db, "snapshot");
+    let (a, b, snapshot) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, b, snapshot) = (a.path(), b.path(), snapshot.path());
+    let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
+    let other = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "other", "--json"]));
+    cli.ok(a, &["sync"]);
+    copy_store(a, snapshot);
+    cli.ok(
+        a,
+        &["item", "update", &id, "--version", "1", "--title", "before the restore"],
+    );
+    cli.ok(a, &["sync"]);
+    // Put back in place: the same files, overwritten (same inodes).
+    copy_store(snapshot, a);
+    cli.ok(
+        a,
+        &["item", "update", &id, "--version", "1", "--title", "after the restore"],
+    );
+    cli.ok(a, &["item", "update", &other, "--version", "1", "--priority", "0"]);
+    cli.ok(a, &["sync"]);
+    let export = cli.converge(&[a, b]);
+    let conflicts = cli.ok(b, &["conflicts", "--json"]);
+    assert!(
+        conflicts.contains("before the restore") && conflicts.contains("after the restore"),
+        "{conflicts}"
+    );
+    let other_item = export["work_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == other)
+        .cloned();
+    assert_eq!(other_item.unwrap()["priority"], 0);
+
+    // Restored again, and this time it syncs before writing: it sees its own
+    // id's later changes on the hub and takes a new id before it writes.
+    copy_store(snapshot, a);
+    cli.ok(a, &["sync"]);
+    cli.ok(
+        a,
+        &[
+            "item",
+            "create",
+            "--type",
+            "task",
+            "--title",
+            "after the second restore",
+        ],
+    );
+    cli.ok(a, &["sync"]);
+    let export = cli.converge(&[a, b]);
+    assert_eq!(export["work_items"].as_array().unwrap().len(), 3);
 }
