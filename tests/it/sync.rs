@@ -863,7 +863,8 @@ mod killed {
             let _ = writeln!(stdin, r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#);
             // The server is up once it answers `initialize`; the kill lands
             // while writes are in flight.
-            rx.recv_timeout(Duration::from_secs(30)).expect("serve answers initialize");
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("serve answers initialize");
             // Writes in flight when the kill lands, acknowledged or not.
             let writer = std::thread::spawn(move || {
                 let mut titles = Vec::new();
@@ -886,7 +887,9 @@ mod killed {
             n = last;
             let _ = reader.join();
             for line in rx.try_iter() {
-                let Ok(reply) = serde_json::from_str::<Value>(&line) else { continue };
+                let Ok(reply) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
                 let answered = reply["id"].as_u64();
                 let ok = reply["result"]["isError"] != json!(true) && reply.get("result").is_some();
                 if let (Some(id), true) = (answered, ok)
