@@ -253,7 +253,17 @@ fn changes_from_a_newer_build_never_stop_a_store() {
             &id,
             serde_json::json!({"x_future": {"nested": [1, 2.5]}}),
         ),
-        change(3, "work_items", &id, serde_json::json!({"status": "bogus"})),
+        // Concurrent with the item's creation, and later: it wins the register.
+        Change {
+            hlc: Hlc::from_parts(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64,
+                0,
+            ),
+            ..change(3, "work_items", &id, serde_json::json!({"status": "bogus"}))
+        },
     ];
     block_on(async { db.hub().await.push("newer", &pushed).await }).expect("push as a newer build");
     cli.ok(a, &["sync"]);
@@ -270,9 +280,21 @@ fn changes_from_a_newer_build_never_stop_a_store() {
         cli.ok(d, &["ready"]);
         cli.ok(d, &["status"]);
     }
+    // The unknown status word is kept, and flagged until a known one is set.
+    let conflicts = cli.ok(a, &["conflicts", "--json"]);
+    assert!(
+        conflicts.contains("unknown_value") && conflicts.contains("bogus"),
+        "{conflicts}"
+    );
+    let version = cli.json(b, &["item", "show", &id, "--json"])["item"]["version"].to_string();
+    cli.ok(b, &["item", "update", &id, "--version", &version, "--status", "active"]);
     cli.ok(b, &["item", "create", "--type", "task", "--title", "still syncing"]);
     let export = cli.converge(&[a, b]);
     assert_eq!(export["work_items"].as_array().unwrap().len(), 2);
+    assert!(!cli.ok(a, &["conflicts", "--json"]).contains("unknown_value"));
+    for d in [a, b] {
+        assert!(cli.run(d, &["verify"]).status.success(), "verify finds nothing");
+    }
 }
 
 /// A peer whose clock is ten years ahead: its changes merge, but this
