@@ -60,6 +60,10 @@ enum Command {
         /// Allow --http on an address that is not loopback (the server has no authentication).
         #[arg(long, requires = "http")]
         allow_remote: bool,
+        /// A directory the file tools (import_markdown, export_markdown, import_git_history) may
+        /// use besides the repository; repeatable. They never touch .waymark/ or .git/.
+        #[arg(long, value_name = "DIR")]
+        file_root: Vec<PathBuf>,
     },
     /// The status report: vendors, open work, deployments, enhancements, conflicts.
     Status {
@@ -719,6 +723,7 @@ fn run(cli: Cli) -> Result<()> {
             read_only,
             http,
             allow_remote,
+            file_root,
         } => {
             let toolset = toolset.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             if let Some(addr) = http {
@@ -730,6 +735,7 @@ fn run(cli: Cli) -> Result<()> {
                 data_dir: Some(dir.clone()),
                 repo_root: git_root(&cwd),
                 settings: Some(waymark::config::Settings::load(&dir)?),
+                file_roots: file_root,
             };
             let options = waymark::mcp::ServeOptions { toolset, read_only };
             match http {

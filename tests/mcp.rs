@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use waymark::Tracker;
-use waymark::mcp::{CORE_TOOLS, ServeOptions, Toolset, WaymarkServer};
+use waymark::mcp::{CORE_TOOLS, ServeContext, ServeOptions, Toolset, WaymarkServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_waymark");
 const CLIENT: &str = "test-agent";
@@ -47,6 +47,44 @@ impl Session {
 
     async fn all() -> Session {
         Session::new(ServeOptions::default()).await
+    }
+
+    /// A server that serves the repository `root` (with a `.git` and its
+    /// store in `root/.waymark`), as `waymark serve` run there does.
+    async fn in_repository(root: &std::path::Path) -> Session {
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        let data_dir = root.join(".waymark");
+        let context = ServeContext {
+            data_dir: Some(data_dir.clone()),
+            repo_root: Some(root.to_path_buf()),
+            ..ServeContext::default()
+        };
+        Session::serving(Tracker::open(&data_dir).unwrap(), context).await
+    }
+
+    /// A server on `tracker` whose file tools use `root` (the store lives elsewhere).
+    async fn with_files(tracker: Tracker, root: &std::path::Path) -> Session {
+        let context = ServeContext {
+            file_roots: vec![root.to_path_buf()],
+            ..ServeContext::default()
+        };
+        Session::serving(tracker, context).await
+    }
+
+    async fn serving(tracker: Tracker, context: ServeContext) -> Session {
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let server = WaymarkServer::new(tracker.clone(), ServeOptions::default()).with_context(context);
+        tokio::spawn(async move {
+            if let Ok(running) = server.serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = client_config(CLIENT).serve(client_io).await.unwrap();
+        Session {
+            client,
+            tracker,
+            _dir: None,
+        }
     }
 
     /// A second server and client on the same store.
@@ -1140,7 +1178,7 @@ async fn hostile_input_never_stops_the_server() {
         (
             "create_work_item",
             json!({"item_type": "task", "title": 5}),
-            "invalid type",
+            "invalid title: expected a string",
         ),
         (
             "create_work_item",
@@ -1155,7 +1193,7 @@ async fn hostile_input_never_stops_the_server() {
         (
             "create_work_item",
             json!({"item_type": "task", "title": "t", "priority": 1e30}),
-            "invalid type",
+            "invalid priority: expected an integer",
         ),
         (
             "create_work_item",
@@ -1170,12 +1208,12 @@ async fn hostile_input_never_stops_the_server() {
         (
             "create_work_item",
             json!({"item_type": "task", "title": "t", "metadata": [1, 2]}),
-            "invalid type",
+            "invalid metadata: expected an object",
         ),
         (
             "update_work_item",
             json!({"id": p["id"], "version": "one"}),
-            "invalid type",
+            "invalid version: expected an integer",
         ),
         (
             "update_work_item",
@@ -1189,10 +1227,32 @@ async fn hostile_input_never_stops_the_server() {
             json!({"text": "\" OR 1=1; DROP TABLE work_items; --"}),
             "",
         ),
-        ("query_vendor_status", json!({"name": null}), "invalid type"),
+        ("query_vendor_status", json!({"name": null}), "invalid name"),
+        ("query_work_item", json!({"id": "i".repeat(1 << 20)}), "invalid id"),
+        (
+            "query_vendor_status",
+            json!({"name": "n".repeat(1 << 20)}),
+            "invalid name",
+        ),
+        ("list_work_items", json!({"text": "w ".repeat(1 << 19)}), "invalid text"),
+        ("list_work_items", json!({"text": "a".repeat(1001)}), "invalid text"),
+        (
+            "manage_enhancement",
+            json!({"action": "a".repeat(1 << 20)}),
+            "invalid action",
+        ),
+        (
+            "create_vendor",
+            json!({"name": "V", "metadata": {"notes": "n".repeat(1 << 20)}}),
+            "invalid metadata.notes",
+        ),
         ("manage_dependency", json!({"action": "add"}), "missing field"),
         ("get_project_configuration", json!({"anything": true}), "unknown field"),
-        ("manage_enhancement", json!({"action": 7}), "invalid type"),
+        (
+            "manage_enhancement",
+            json!({"action": 7}),
+            "invalid action: expected a string",
+        ),
     ];
     for (tool, args, expected) in cases {
         let r = s
@@ -1209,7 +1269,7 @@ async fn hostile_input_never_stops_the_server() {
                 "{tool}: {:?} should mention {expected:?}",
                 &message[..message.len().min(300)]
             );
-            assert!(message.len() < 2000, "{tool}: the error does not echo a huge input");
+            assert!(message.len() < 1200, "{tool}: the error does not echo a huge input");
         }
         alive().await;
     }
@@ -2001,20 +2061,20 @@ async fn sync_conflict_and_import_export_tools_answer_and_refuse_clearly() {
     assert!(err.contains("list_conflicts"), "{err}");
 
     // Export the report, then import it into another store: the project comes back.
+    let repo = tempfile::tempdir().unwrap();
+    let s = Session::in_repository(repo.path()).await;
     s.project("Exported project").await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("status.md");
+    let file = repo.path().join("status.md");
     let written = s.ok("export_markdown", json!({"path": file.to_str().unwrap()})).await;
-    assert_eq!(written["path"], file.to_str().unwrap());
+    assert_eq!(written["path"], file.canonicalize().unwrap().to_str().unwrap());
     assert!(
         std::fs::read_to_string(&file)
             .unwrap()
             .contains("### Exported project (project)")
     );
-    let other = Session::all().await;
-    let imported = other
-        .ok("import_markdown", json!({"path": file.to_str().unwrap()}))
-        .await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Session::with_files(Tracker::open(other_dir.path()).unwrap(), repo.path()).await;
+    let imported = other.ok("import_markdown", json!({"path": "status.md"})).await;
     assert!(
         imported.to_string().contains("Exported project") || imported.to_string().contains("work_items"),
         "{imported}"
@@ -2028,14 +2088,143 @@ async fn sync_conflict_and_import_export_tools_answer_and_refuse_clearly() {
         .map(|r| r.title)
         .collect();
     assert_eq!(titles, ["Exported project"]);
-    let err = other
-        .err("import_markdown", json!({"path": "/nonexistent/status.md"}))
-        .await;
-    assert!(err.contains("/nonexistent/status.md"), "{err}");
+    let err = other.err("import_markdown", json!({"path": "missing.md"})).await;
+    assert!(err.contains("missing.md"), "{err}");
     // Git: a directory that is no repository is a clear error, not a crash.
-    let err = s
-        .err("import_git_history", json!({"repo_path": dir.path().to_str().unwrap()}))
-        .await;
+    std::fs::create_dir(repo.path().join("plain")).unwrap();
+    let err = s.err("import_git_history", json!({"repo_path": "plain"})).await;
     assert!(!err.is_empty());
     s.ok("sync", json!({"action": "status"})).await;
+}
+
+/// The file tools of a server that serves a repository touch only regular
+/// markdown files inside it, never the store's directory or `.git`, never
+/// through a symlink that leaves it, never a FIFO or a device, and read at
+/// most 4 MiB; each refusal names the rule and changes nothing.
+#[tokio::test]
+async fn file_tools_stay_inside_the_repository() {
+    use std::os::unix::fs::symlink;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    let outside = tempfile::tempdir().unwrap();
+    let s = Session::in_repository(root).await;
+    s.project("Confined").await;
+    std::fs::write(
+        root.join(".waymark/config.toml"),
+        "[hub]\nurl = \"postgres://u:hunter2@hub/db\"\nspace = \"team\"\n",
+    )
+    .unwrap();
+    let db = root.join(".waymark/waymark.db");
+    let db_before = std::fs::read(&db).unwrap();
+
+    // Writes: the report goes inside the repository, nowhere else.
+    let written = s.ok("export_markdown", json!({})).await;
+    let default = root.canonicalize().unwrap().join(".project_status.md");
+    assert_eq!(written["path"], default.to_str().unwrap());
+    s.ok("export_markdown", json!({"path": "docs.md"})).await;
+    assert!(root.join("docs.md").is_file());
+    symlink(outside.path(), root.join("escape")).unwrap();
+    symlink(outside.path().join("t.md"), root.join("link.md")).unwrap();
+    let refused_writes = [
+        (db.to_str().unwrap().to_owned(), "markdown"),
+        (".waymark/waymark.db".to_owned(), "markdown"),
+        (".waymark/report.md".to_owned(), "store's directory"),
+        (".git/HEAD.md".to_owned(), ".git"),
+        (outside.path().join("out.md").to_str().unwrap().to_owned(), "outside"),
+        ("../out.md".to_owned(), "outside"),
+        ("escape/out.md".to_owned(), "outside"),
+        ("link.md".to_owned(), "symbolic link"),
+        ("no/such/dir/x.md".to_owned(), "directory"),
+        ("Cargo.toml".to_owned(), "markdown"),
+    ];
+    for (path, rule) in &refused_writes {
+        let err = s.err("export_markdown", json!({"path": path})).await;
+        assert!(err.contains(rule), "export to {path}: {err}");
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), db_before, "the store's file is untouched");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+    assert_eq!(s.ok("list_work_items", json!({})).await["total_count"], 1);
+
+    // Reads: no secret, no file outside, no device, no FIFO, nothing huge.
+    std::fs::write(outside.path().join("secret.md"), "- api key: hunter2\n").unwrap();
+    symlink(outside.path().join("secret.md"), root.join("secret.md")).unwrap();
+    symlink("/dev/zero", root.join("zero.md")).unwrap();
+    mkfifo(&root.join("fifo.md"));
+    std::fs::write(root.join("big.md"), vec![b'x'; (4 << 20) + 1]).unwrap();
+    let refused_reads = [
+        (".waymark/config.toml", "markdown"),
+        ("/etc/passwd", "markdown"),
+        ("/dev/zero", "markdown"),
+        ("secret.md", "outside"),
+        ("zero.md", "outside"),
+        ("fifo.md", "regular file"),
+        ("big.md", "larger than 4 MiB"),
+    ];
+    for (path, rule) in refused_reads {
+        let started = std::time::Instant::now();
+        let err = s.err("import_markdown", json!({"path": path})).await;
+        assert!(err.contains(rule), "import {path}: {err}");
+        assert!(!err.contains("hunter2") && !err.contains("root:"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "import {path} answered at once"
+        );
+    }
+    let err = s
+        .err(
+            "import_git_history",
+            json!({"repo_path": outside.path().to_str().unwrap()}),
+        )
+        .await;
+    assert!(err.contains("outside"), "{err}");
+    assert_eq!(
+        s.ok("list_work_items", json!({})).await["total_count"],
+        1,
+        "nothing imported"
+    );
+
+    // A server that serves no directory touches no file at all.
+    let bare = Session::all().await;
+    let err = bare.err("export_markdown", json!({"path": "x.md"})).await;
+    assert!(err.contains("--file-root"), "{err}");
+}
+
+/// An import's answer lists a few records and skipped lines, each skipped
+/// line cut short, with the totals: it never echoes the file back.
+#[tokio::test]
+async fn an_import_answer_stays_small_and_quotes_little() {
+    let repo = tempfile::tempdir().unwrap();
+    let s = Session::in_repository(repo.path()).await;
+    let mut legacy = String::from("# Project Status\n\n## Active Work Items\n\n");
+    for i in 0..2_000 {
+        legacy.push_str(&format!("### Task {i} (task)\n- Status: active\n"));
+    }
+    legacy.push_str("\n## Vendor Status\n\n");
+    for i in 0..2_000 {
+        legacy.push_str(&format!(
+            "| this line is not a vendor row and goes on and on: secret {i} |\n"
+        ));
+    }
+    std::fs::write(repo.path().join("legacy.md"), &legacy).unwrap();
+    let r = s.call("import_markdown", json!({"path": "legacy.md"})).await.unwrap();
+    let answer = text(&r);
+    assert!(answer.len() < 16_000, "the answer is {} bytes", answer.len());
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    assert!(v["records_total"].as_u64().unwrap() >= 2_000, "{v}");
+    assert!(v["records"].as_array().unwrap().len() <= 20);
+    let skipped = v["skipped"].as_array().unwrap();
+    assert!(skipped.len() <= 10);
+    assert!(v["skipped_total"].as_u64().unwrap() >= skipped.len() as u64);
+    for entry in skipped {
+        assert!(entry["text"].as_str().unwrap().chars().count() <= 41, "{entry}");
+    }
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
 }

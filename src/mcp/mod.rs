@@ -18,6 +18,7 @@
 //!   `manage_enhancement` writes, so it goes too.
 
 mod http;
+mod limits;
 mod params;
 mod schema;
 mod status;
@@ -29,14 +30,16 @@ use std::str::FromStr;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, GetMeta, Implementation, ListResourceTemplatesResult, ListResourcesResult,
-    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, ServerJsonRpcMessage, ServerResult,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ClientRequest, ContentBlock,
+    GetMeta, Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+    ServerCapabilities, ServerConfig, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::{RequestContext, RxJsonRpcMessage, ServerInitializeError, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool_handler};
 
+use crate::import::scope::FileScope;
 use crate::ops::Tracker;
 
 pub use http::{check_bind as check_http_bind, serve_http};
@@ -130,6 +133,27 @@ pub struct ServeContext {
     pub repo_root: Option<std::path::PathBuf>,
     /// Sync settings, when a hub is configured.
     pub settings: Option<crate::config::Settings>,
+    /// More directories the file tools may use (`serve --file-root`),
+    /// beside the repository (or the data directory's parent outside git).
+    pub file_roots: Vec<std::path::PathBuf>,
+}
+
+impl ServeContext {
+    /// Where the file tools may read and write: the repository (or the
+    /// data directory's parent outside git) and the extra roots, never the
+    /// data directory. With none of them, no file at all.
+    pub fn file_scope(&self) -> FileScope {
+        let home = self.repo_root.clone().or_else(|| {
+            self.data_dir
+                .as_deref()
+                .and_then(|d| d.parent())
+                .map(|p| p.to_path_buf())
+        });
+        FileScope::new(
+            home.into_iter().chain(self.file_roots.iter().cloned()),
+            self.data_dir.as_deref(),
+        )
+    }
 }
 
 /// The MCP server over one tracker.
@@ -137,6 +161,7 @@ pub struct ServeContext {
 pub struct WaymarkServer {
     tracker: Tracker,
     context: ServeContext,
+    files: FileScope,
     tool_router: ToolRouter<WaymarkServer>,
 }
 
@@ -160,12 +185,14 @@ impl WaymarkServer {
         WaymarkServer {
             tracker,
             context: ServeContext::default(),
+            files: FileScope::default(),
             tool_router: router,
         }
     }
 
     /// The same server, knowing where it runs.
     pub fn with_context(mut self, context: ServeContext) -> WaymarkServer {
+        self.files = context.file_scope();
         self.context = context;
         self
     }
@@ -182,6 +209,22 @@ impl WaymarkServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for WaymarkServer {
+    /// Every call is held to the bounds of `limits.rs` before its tool runs.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        if let Some(route) = self.tool_router.map.get(request.name.as_ref())
+            && let Err(message) = limits::check_arguments(&route.attr.input_schema, request.arguments.as_ref())
+        {
+            tracing::debug!("tool arguments refused: {message}");
+            return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
+        }
+        let call = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
             .with_server_info(Implementation::new("waymark", env!("CARGO_PKG_VERSION")).with_title("Waymark"))

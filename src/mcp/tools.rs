@@ -59,7 +59,9 @@ fn failure(error: &Error) -> CallToolResult {
     } else {
         tracing::error!(code = error.code(), "tool failed: {error}");
     }
-    CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+    CallToolResult::error(vec![ContentBlock::text(super::limits::bound_message(
+        error.to_string(),
+    ))])
 }
 
 fn answer<T: Serialize>(result: Result<T>) -> CallToolResult {
@@ -95,6 +97,50 @@ pub fn page_value<T: Serialize>(page: &Page<T>, columns: &[&str]) -> Value {
         v["next_cursor"] = json!(c);
     }
     v
+}
+
+/// The most records, skipped entries and warnings an import's answer
+/// lists (their totals are always there), and the most characters of a
+/// skipped line it quotes: an import's answer stays small whatever the
+/// file, and never echoes a file back.
+const REPORT_RECORDS: usize = 20;
+const REPORT_ENTRIES: usize = 10;
+const REPORT_TEXT: usize = 40;
+
+/// An import's report, bounded: `records`, `skipped` and `warnings` keep
+/// their first few entries (skipped text cut short), with
+/// `records_total`, `skipped_total` and `warnings_total`.
+fn answer_report<T: Serialize>(result: Result<T>) -> CallToolResult {
+    match result.and_then(|v| serde_json::to_value(v).map_err(|e| Error::Corrupt(e.to_string()))) {
+        Ok(mut value) => {
+            bound_report(&mut value);
+            success(value)
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+pub(super) fn bound_report(value: &mut Value) {
+    for (key, keep) in [
+        ("records", REPORT_RECORDS),
+        ("skipped", REPORT_ENTRIES),
+        ("warnings", REPORT_ENTRIES),
+    ] {
+        let Some(Value::Array(list)) = value.get_mut(key) else {
+            continue;
+        };
+        let total = list.len();
+        list.truncate(keep);
+        for entry in list.iter_mut() {
+            if let Some(Value::String(text)) = entry.get_mut("text")
+                && let Some((cut, _)) = text.char_indices().nth(REPORT_TEXT)
+            {
+                text.truncate(cut);
+                text.push('…');
+            }
+        }
+        value[format!("{key}_total")] = json!(total);
+    }
 }
 
 fn answer_page<T: Serialize>(result: Result<Page<T>>, columns: &[&str]) -> CallToolResult {
@@ -485,11 +531,14 @@ impl WaymarkServer {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let repo = match (p.repo_path, &self.context.repo_root) {
-            (Some(path), _) => std::path::PathBuf::from(path),
-            (None, Some(root)) => root.clone(),
-            (None, None) => std::path::PathBuf::from("."),
+            (Some(path), _) => self.files.directory(&path),
+            (None, Some(root)) => Ok(root.clone()),
+            (None, None) => Err(Error::invalid(
+                "repo_path",
+                "is required: this server runs outside a git repository",
+            )),
         };
-        answer(self.tracker.import_git(&author(&ctx), &repo))
+        answer_report(repo.and_then(|repo| self.tracker.import_git(&author(&ctx), &repo)))
     }
 
     #[tool(
@@ -503,10 +552,11 @@ impl WaymarkServer {
         Parameters(p): Parameters<params::ImportMarkdown>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(
+        let imported = self.files.read_markdown(&p.path).and_then(|(path, text)| {
             self.tracker
-                .import_markdown(&author(&ctx), std::path::Path::new(&p.path)),
-        )
+                .import_markdown_text(&author(&ctx), &text, &path.display().to_string())
+        });
+        answer_report(imported)
     }
 
     #[tool(
@@ -516,12 +566,11 @@ impl WaymarkServer {
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn export_markdown(&self, Parameters(p): Parameters<params::ExportMarkdown>) -> CallToolResult {
-        let out = match (p.path, &self.context.repo_root) {
-            (Some(path), _) => std::path::PathBuf::from(path),
-            (None, Some(root)) => root.join(".project_status.md"),
-            (None, None) => std::path::PathBuf::from(".project_status.md"),
-        };
-        let written = self.tracker.export_markdown(self.context.data_dir.as_deref(), &out);
+        let out = p.path.as_deref().unwrap_or(crate::import::STATUS_FILE);
+        let written = self
+            .files
+            .markdown_target(out)
+            .and_then(|out| self.tracker.export_markdown(self.context.data_dir.as_deref(), &out));
         answer(written.map(|p| json!({ "path": p.display().to_string() })))
     }
 }
