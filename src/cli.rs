@@ -931,14 +931,7 @@ fn open_for_write(dir: &Path) -> Result<Tracker> {
 fn init(dir: &Path, hub: Option<String>, space: Option<String>) -> Result<()> {
     let existed = dir.join(waymark::store::DB_FILE).exists();
     let tracker = open_for_write(dir)?;
-    let config = dir.join(waymark::config::CONFIG_FILE);
-    if !config.exists() {
-        std::fs::write(
-            &config,
-            "# Waymark configuration. Flags and WAYMARK_* environment variables take precedence.\n",
-        )
-        .with_context(|| format!("cannot write {}", config.display()))?;
-    }
+    waymark::config::create_file(dir)?;
     if hub.is_some() || space.is_some() {
         waymark::config::write_hub(dir, hub.as_deref(), space.as_deref())?;
     }
