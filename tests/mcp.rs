@@ -1749,16 +1749,15 @@ struct HttpServer {
 
 impl HttpServer {
     async fn start(extra: &[&str]) -> HttpServer {
+        HttpServer::start_on("127.0.0.1:0", extra).await
+    }
+
+    async fn start_on(bind: &str, extra: &[&str]) -> HttpServer {
         let dir = tempfile::tempdir().unwrap();
         let mut child = tokio::process::Command::new(BIN)
-            .args([
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-                "serve",
-                "--http",
-                "127.0.0.1:0",
-            ])
+            .args(["--data-dir", dir.path().to_str().unwrap(), "serve", "--http", bind])
             .args(extra)
+            .env_remove("WAYMARK_HTTP_TOKEN")
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1792,6 +1791,18 @@ impl HttpServer {
         session: Option<&str>,
         body: &Value,
     ) -> (u16, Option<String>, Vec<Value>) {
+        self.post_with(path, host, session, &[], body).await
+    }
+
+    /// [`HttpServer::post`] with more headers.
+    async fn post_with(
+        &self,
+        path: &str,
+        host: &str,
+        session: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> (u16, Option<String>, Vec<Value>) {
         let body = body.to_string();
         let mut request = format!(
             "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\n\
@@ -1801,6 +1812,9 @@ impl HttpServer {
         );
         if let Some(id) = session {
             request.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
+        }
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str("\r\n");
         request.push_str(&body);
@@ -2227,4 +2241,141 @@ async fn an_import_answer_stays_small_and_quotes_little() {
 fn mkfifo(path: &std::path::Path) {
     let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success());
+}
+
+fn initialize_request(name: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": name, "version": "1.0.0"}}})
+}
+
+/// Off loopback the server needs a token: it will not start without one,
+/// and answers 401 to a request without it or with another; a browser's
+/// Origin is refused unless allowed.
+#[tokio::test]
+async fn http_off_loopback_needs_a_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .args([
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "serve",
+                "--http",
+                "0.0.0.0:0",
+            ])
+            .args(extra)
+            .env_remove("WAYMARK_HTTP_TOKEN")
+            .stdin(Stdio::null());
+        command
+    };
+    let out = serve(&["--allow-remote"]).output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WAYMARK_HTTP_TOKEN") && err.contains("--token-file"),
+        "{err}"
+    );
+    let out = serve(&["--allow-remote"])
+        .env("WAYMARK_HTTP_TOKEN", "short")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
+
+    let token = "3f9c1e0b7a2d4c6e8f1a3b5c7d9e0f12";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let server = HttpServer::start_on(
+        "0.0.0.0:0",
+        &["--allow-remote", "--token-file", token_file.to_str().unwrap()],
+    )
+    .await;
+    let host = server.addr.to_string();
+    let bearer = format!("Bearer {token}");
+    let init = initialize_request("remote-agent");
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer 3f9c1e0b7a2d4c6e8f1a3b5c7d9e0f13")],
+        vec![("Authorization", token)],
+    ] {
+        let (status, session, _) = server.post_with("/mcp", &host, None, &headers, &init).await;
+        assert_eq!(status, 401, "{headers:?}");
+        assert!(session.is_none());
+    }
+    let evil = [("Authorization", bearer.as_str()), ("Origin", "https://evil.example")];
+    let (status, _, _) = server.post_with("/mcp", &host, None, &evil, &init).await;
+    assert_eq!(status, 403, "a browser origin nobody allowed");
+    let (status, session, messages) = server
+        .post_with("/mcp", &host, None, &[("Authorization", &bearer)], &init)
+        .await;
+    assert_eq!(status, 200, "{messages:?}");
+    assert_eq!(messages[0]["result"]["serverInfo"]["name"], "waymark");
+    let session = session.unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "list_vendors", "arguments": {}}});
+    let (status, _, _) = server.post_with("/mcp", &host, Some(&session), &[], &call).await;
+    assert_eq!(status, 401, "every request needs the token, not only the first");
+    server.stop().await;
+}
+
+/// A new session past the cap is refused with 503; the others go on.
+#[tokio::test]
+async fn http_caps_its_sessions() {
+    let server = HttpServer::start(&[]).await;
+    let host = server.addr.to_string();
+    let mut sessions = Vec::new();
+    for i in 0..128 {
+        let (status, session, _) = server
+            .post("/mcp", &host, None, &initialize_request(&format!("agent-{i}")))
+            .await;
+        assert_eq!(status, 200, "session {i}");
+        sessions.push(session.unwrap());
+    }
+    let (status, session, _) = server
+        .post("/mcp", &host, None, &initialize_request("one-too-many"))
+        .await;
+    assert_eq!(status, 503);
+    assert!(session.is_none());
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let (status, _, _) = server.post("/mcp", &host, Some(&sessions[0]), &ping).await;
+    assert_eq!(status, 200, "open sessions are still served");
+    server.stop().await;
+}
+
+/// Connections that never send a request hold at most the connection cap
+/// of descriptors, and are closed after the head timeout; a client that
+/// does send is served.
+#[tokio::test]
+async fn http_bounds_silent_connections() {
+    let server = HttpServer::start(&[]).await;
+    let pid = server.child.id().unwrap();
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let before = fds();
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = fds();
+    assert!(
+        during <= before + 256 + 8,
+        "{during} descriptors open for 300 silent connections (from {before})"
+    );
+    let started = std::time::Instant::now();
+    let (session, _) = server.initialize().await;
+    assert!(!session.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let mut first = silent.swap_remove(0);
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(
+        Duration::from_secs(15),
+        tokio::io::AsyncReadExt::read(&mut first, &mut buf),
+    )
+    .await
+    .expect("the server closes a silent connection");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    server.stop().await;
 }
