@@ -22,21 +22,19 @@ mod limits;
 mod params;
 mod schema;
 mod status;
+mod stdio;
 mod tools;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ClientRequest, ContentBlock,
-    GetMeta, Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams, ProtocolVersion,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
-    ServerCapabilities, ServerConfig, ServerJsonRpcMessage, ServerResult,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
 };
-use rmcp::service::{RequestContext, RxJsonRpcMessage, ServerInitializeError, TxJsonRpcMessage};
-use rmcp::transport::Transport;
+use rmcp::service::{RequestContext, ServerInitializeError};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool_handler};
 
 use crate::import::scope::FileScope;
@@ -446,10 +444,7 @@ where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
     W: tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let transport = HandshakeGuard {
-        inner: rmcp::transport::async_rw::AsyncRwTransport::new(stdin, stdout),
-        decided: false,
-    };
+    let transport = stdio::StdioTransport::new(stdin, stdout);
     match server.serve(transport).await {
         Ok(running) => {
             let reason = running.waiting().await.map_err(std::io::Error::other)?;
@@ -461,64 +456,5 @@ where
             Ok(())
         }
         Err(e) => Err(std::io::Error::other(e)),
-    }
-}
-
-/// Drops notifications and responses that arrive before the client has
-/// chosen a lifecycle: rmcp would otherwise end the session on them.
-struct HandshakeGuard<T> {
-    inner: T,
-    decided: bool,
-}
-
-impl<T: Transport<RoleServer>> Transport<RoleServer> for HandshakeGuard<T> {
-    type Error = T::Error;
-
-    fn name() -> Cow<'static, str> {
-        T::name()
-    }
-
-    fn send(
-        &mut self,
-        item: TxJsonRpcMessage<RoleServer>,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        if let ServerJsonRpcMessage::Response(r) = &item
-            && matches!(r.result, ServerResult::InitializeResult(_))
-        {
-            self.decided = true;
-        }
-        self.inner.send(item)
-    }
-
-    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
-        loop {
-            let message = self.inner.receive().await?;
-            if self.decided {
-                return Some(message);
-            }
-            match &message {
-                ClientJsonRpcMessage::Request(r) => {
-                    let request = &r.request;
-                    let inline_lifecycle = !matches!(
-                        request,
-                        ClientRequest::PingRequest(_)
-                            | ClientRequest::DiscoverRequest(_)
-                            | ClientRequest::InitializeRequest(_)
-                    ) && request
-                        .get_meta()
-                        .missing_required_keys(&ProtocolVersion::V_2026_07_28)
-                        .is_empty();
-                    if inline_lifecycle {
-                        self.decided = true;
-                    }
-                    return Some(message);
-                }
-                _ => tracing::warn!("ignored a message that is not a request before the MCP handshake"),
-            }
-        }
-    }
-
-    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        self.inner.close()
     }
 }
