@@ -2379,3 +2379,487 @@ async fn http_bounds_silent_connections() {
     assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
     server.stop().await;
 }
+
+/// `waymark serve` on stdio in a repository of its own, spoken to line by line.
+struct RawServer {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    /// The repository it serves (its store in `.waymark/`).
+    repo: TempDir,
+}
+
+impl RawServer {
+    async fn start() -> RawServer {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join(".git")).unwrap();
+        let mut child = tokio::process::Command::new(BIN)
+            .args(["--data-dir", repo.path().join(".waymark").to_str().unwrap(), "serve"])
+            .current_dir(repo.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        RawServer {
+            child,
+            stdin,
+            lines,
+            repo,
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    async fn send_json(&mut self, v: &Value) {
+        self.send(v.to_string().as_bytes()).await;
+    }
+
+    /// The next line on stdout, which must be JSON-RPC 2.0: one message or
+    /// a batch of them, each with an `id` and exactly one of result/error.
+    async fn next(&mut self, within: Duration) -> Value {
+        let line = tokio::time::timeout(within, self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no answer within {within:?}"))
+            .unwrap()
+            .expect("stdout open");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("stdout is not JSON: {line}"));
+        let messages = match &v {
+            Value::Array(items) => items.clone(),
+            _ => vec![v.clone()],
+        };
+        for m in &messages {
+            assert_eq!(m["jsonrpc"], "2.0", "{line}");
+            if m.get("method").is_none() {
+                assert!(m.get("id").is_some(), "an answer without id: {line}");
+                assert!(m.get("result").is_some() != m.get("error").is_some(), "{line}");
+            }
+        }
+        v
+    }
+
+    async fn initialize(&mut self, version: &str, name: &str) -> Value {
+        self.send_json(
+            &json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": name, "version": "1"}}}),
+        )
+        .await;
+        let init = self.next(Duration::from_secs(10)).await;
+        assert_eq!(init["id"], "init", "{init}");
+        self.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        init
+    }
+
+    fn tool(id: impl Into<Value>, name: &str, arguments: Value) -> Value {
+        json!({"jsonrpc": "2.0", "id": id.into(), "method": "tools/call",
+            "params": {"name": name, "arguments": arguments}})
+    }
+}
+
+fn error_code(v: &Value) -> i64 {
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an error: {v}"))
+}
+
+/// Every request gets an answer with its id (null when it cannot be read),
+/// and the error the JSON-RPC specification names.
+#[tokio::test]
+async fn stdio_answers_json_rpc_exactly() {
+    let mut s = RawServer::start().await;
+    let second = Duration::from_secs(5);
+    // Not JSON, even with an id in it: a parse error, id null.
+    s.send(b"this is not json {").await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32700, Value::Null), "{v}");
+    s.send(br#"{"jsonrpc":"2.0","id":7,"method":"#).await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32700, Value::Null), "{v}");
+
+    let init = s.initialize("2025-03-26", "first-name").await;
+    assert_eq!(init["result"]["protocolVersion"], "2025-03-26", "{init}");
+
+    // JSON that is no message: invalid request, with its id when readable.
+    s.send(br#"{"hello":"world"}"#).await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, Value::Null), "{v}");
+    s.send(br#"{"jsonrpc":"2.0","id":8,"params":{}}"#).await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, json!(8)), "{v}");
+    // A known method with params of the wrong shape: invalid params, saying what.
+    s.send(br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":"not an object"}"#)
+        .await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32602, json!(9)), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("tools/call"), "{v}");
+    s.send(br#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"arguments":{}}}"#)
+        .await;
+    let v = s.next(second).await;
+    assert_eq!(error_code(&v), -32602, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("name"), "{v}");
+    // An unknown method stays -32601.
+    s.send(br#"{"jsonrpc":"2.0","id":11,"method":"no/such/method","params":{}}"#)
+        .await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32601, json!(11)), "{v}");
+
+    // A batch (2025-03-26): one array answers its requests; notifications get nothing.
+    s.send_json(&json!([
+        RawServer::tool(12, "create_vendor", json!({"name": "Batched"})),
+        {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1}},
+        {"jsonrpc": "2.0", "id": 13, "method": "ping"},
+        {"nonsense": true},
+    ]))
+    .await;
+    let v = s.next(second).await;
+    let answers = v
+        .as_array()
+        .unwrap_or_else(|| panic!("a batch is answered by an array: {v}"));
+    let mut ids: Vec<Value> = answers.iter().map(|a| a["id"].clone()).collect();
+    ids.sort_by_key(|id| id.to_string());
+    assert_eq!(ids, [json!(12), json!(13), Value::Null], "{v}");
+    s.send(b"[]").await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, Value::Null), "{v}");
+
+    // A second initialize is refused; the client keeps its first name.
+    s.send_json(&json!({"jsonrpc": "2.0", "id": 14, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "impostor", "version": "1"}}}))
+        .await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, json!(14)), "{v}");
+    s.send_json(&RawServer::tool(15, "create_vendor", json!({"name": "Named"})))
+        .await;
+    let v = s.next(second).await;
+    assert_eq!(v["result"]["structuredContent"]["created_by"], "first-name", "{v}");
+
+    // Under a later version a batch is refused as a whole.
+    let mut later = RawServer::start().await;
+    later.initialize("2025-11-25", "later").await;
+    later
+        .send_json(&json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]))
+        .await;
+    let v = later.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, Value::Null), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("2025-03-26"), "{v}");
+    drop(s.stdin);
+    assert!(s.child.wait().await.unwrap().success());
+}
+
+/// xorshift64*: a soak that fails can be replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const FUZZ_METHODS: &[&str] = &[
+    "tools/call",
+    "tools/call",
+    "tools/call",
+    "tools/list",
+    "resources/read",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "ping",
+    "initialize",
+    "server/discover",
+    "notifications/cancelled",
+    "notifications/initialized",
+    "completion/complete",
+    "no/such/method",
+    "",
+];
+const FUZZ_KEYS: &[&str] = &[
+    "name",
+    "arguments",
+    "id",
+    "version",
+    "title",
+    "item_type",
+    "parent_id",
+    "status",
+    "priority",
+    "text",
+    "limit",
+    "cursor",
+    "metadata",
+    "path",
+    "repo_path",
+    "action",
+    "source_id",
+    "target_id",
+    "dependency_type",
+    "commit_hash",
+    "vendor_ids",
+    "format",
+    "uri",
+    "description",
+    "deleted",
+    "protocolVersion",
+    "clientInfo",
+];
+
+/// Paths a hostile client would try; `{out}` is a directory outside the repository.
+const FUZZ_PATHS: &[&str] = &[
+    "{out}/x.md",
+    "../x.md",
+    ".waymark/waymark.db",
+    ".waymark/config.toml",
+    ".waymark/x.md",
+    ".git/x.md",
+    "/dev/zero",
+    "/etc/passwd",
+    "report.md",
+    ".project_status.md",
+    "",
+    "\u{0}.md",
+];
+
+fn fuzz_string(rng: &mut Rng, outside: &str) -> String {
+    match rng.below(9) {
+        0 => String::new(),
+        1 => "x".repeat(rng.below(3) * 150 + 1),
+        2 => "é🦀\u{202e}\u{0}\\\"".to_owned(),
+        3 => rng.pick(FUZZ_PATHS).replace("{out}", outside),
+        4 => "018f3e2a-7b1c-7d4e-9f00-0123456789ab".to_owned(),
+        5 => rng.pick(FUZZ_KEYS).to_string(),
+        6 => rng
+            .pick(&["task", "project", "active", "completed", "add", "list", "json", "now"])
+            .to_string(),
+        7 => "w ".repeat(rng.below(700)),
+        _ => format!("{:x}", rng.next()),
+    }
+}
+
+fn fuzz_value(rng: &mut Rng, depth: usize, outside: &str) -> Value {
+    match rng.below(if depth > 3 { 6 } else { 9 }) {
+        0 => Value::Null,
+        1 => json!(rng.below(2) == 0),
+        2 => json!(rng.next() as i64),
+        3 => json!(rng.below(10) as i64 - 2),
+        4 => json!(f64::from(rng.below(1000) as u32) / 7.0),
+        5 => json!(fuzz_string(rng, outside)),
+        6 | 7 => Value::Object(
+            (0..rng.below(5))
+                .map(|_| (rng.pick(FUZZ_KEYS).to_string(), fuzz_value(rng, depth + 1, outside)))
+                .collect(),
+        ),
+        _ => Value::Array((0..rng.below(4)).map(|_| fuzz_value(rng, depth + 1, outside)).collect()),
+    }
+}
+
+/// One hostile message as JSON: a tool call with arguments of every shape,
+/// a file tool aimed where it must not go, or any method with any params.
+fn fuzz_message(rng: &mut Rng, n: usize, outside: &str, tools: &[String]) -> Value {
+    let id = match rng.below(6) {
+        0 => Value::Null,
+        1 => json!({"nested": n}),
+        2 => json!(format!("fuzz-{n}")),
+        _ => json!(n),
+    };
+    let mut message = match rng.below(4) {
+        0 | 1 => {
+            let name = if rng.below(10) == 0 {
+                fuzz_string(rng, outside)
+            } else {
+                rng.pick(tools).clone()
+            };
+            let arguments = match rng.below(8) {
+                0 => fuzz_value(rng, 0, outside),
+                1 => json!({"path": rng.pick(FUZZ_PATHS).replace("{out}", outside)}),
+                _ => fuzz_value(rng, 2, outside)
+                    .as_object()
+                    .cloned()
+                    .map(Value::Object)
+                    .unwrap_or_else(|| json!({})),
+            };
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+        }
+        2 => {
+            let path = rng.pick(FUZZ_PATHS).replace("{out}", outside);
+            let tool = rng.pick(&["export_markdown", "import_markdown", "import_git_history"]);
+            let key = if *tool == "import_git_history" {
+                "repo_path"
+            } else {
+                "path"
+            };
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": tool, "arguments": {key: path}}})
+        }
+        _ => {
+            json!({"jsonrpc": "2.0", "id": id, "method": rng.pick(FUZZ_METHODS), "params": fuzz_value(rng, 1, outside)})
+        }
+    };
+    // Now and then break the envelope too.
+    match rng.below(12) {
+        0 => {
+            message.as_object_mut().unwrap().remove("jsonrpc");
+        }
+        1 => message["jsonrpc"] = json!("1.0"),
+        2 => {
+            message.as_object_mut().unwrap().remove("id");
+        }
+        _ => {}
+    }
+    message
+}
+
+/// The bytes of one line of the soak: a message, a batch, or a mangled one.
+fn fuzz_line(rng: &mut Rng, n: usize, outside: &str, tools: &[String]) -> Vec<u8> {
+    match rng.below(10) {
+        0 => (0..rng.below(200))
+            .map(|_| rng.below(255) as u8)
+            .filter(|b| *b != b'\n')
+            .collect(),
+        1 => {
+            let mut bytes = fuzz_message(rng, n, outside, tools).to_string().into_bytes();
+            for _ in 0..=rng.below(4) {
+                let at = rng.below(bytes.len());
+                match rng.below(3) {
+                    0 => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, *rng.pick(b"{}[]\",:0\\")),
+                    _ => bytes[at] = *rng.pick(b"{}[]\",:0a\\ "),
+                }
+            }
+            bytes
+        }
+        2 => Value::Array(
+            (0..rng.below(4))
+                .map(|i| fuzz_message(rng, n * 10 + i, outside, tools))
+                .collect(),
+        )
+        .to_string()
+        .into_bytes(),
+        _ => fuzz_message(rng, n, outside, tools).to_string().into_bytes(),
+    }
+}
+
+/// Random and malformed messages on stdio: the server never crashes, never
+/// takes more than a second to answer the ping that follows each one,
+/// writes only JSON-RPC with ids, answers every tool call, writes no file
+/// outside its repository, never touches its store's files or echoes its
+/// secrets, and exits cleanly at the end of input. WAYMARK_FUZZ_MESSAGES
+/// (default 1,500) and WAYMARK_FUZZ_SEED set the soak.
+#[tokio::test]
+async fn stdio_soak_with_random_and_malformed_messages() {
+    let count: usize = std::env::var("WAYMARK_FUZZ_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_500);
+    let seed: u64 = std::env::var("WAYMARK_FUZZ_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0x5eed_f00d);
+    let mut rng = Rng(seed | 1);
+    let outside = tempfile::tempdir().unwrap();
+    let out = outside.path().to_str().unwrap().to_owned();
+    let mut s = RawServer::start().await;
+    s.initialize("2025-03-26", "fuzzer").await;
+    let data = s.repo.path().join(".waymark");
+    let secret = "[hub]\nurl = \"postgres://u:hunter2@127.0.0.1:1/db\"\n";
+    std::fs::write(data.join("config.toml"), secret).unwrap();
+    let db_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(data.join("waymark.db")).unwrap());
+    let tools: Vec<String> = [ALL_TOOLS, &["nope"]].concat().iter().map(|t| t.to_string()).collect();
+
+    let mut expected: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut answered: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let started = std::time::Instant::now();
+    for n in 0..count {
+        let line = fuzz_line(&mut rng, n, &out, &tools);
+        // A well-formed tool call must be answered, whatever its arguments.
+        if let Ok(v) = serde_json::from_slice::<Value>(&line)
+            && v["jsonrpc"] == "2.0"
+            && v["method"] == "tools/call"
+            && (v["id"].is_number() || v["id"].is_string())
+            && v["params"]["name"].is_string()
+        {
+            expected.insert(v["id"].to_string());
+        }
+        s.send(&line).await;
+        let probe = json!(format!("probe-{n}"));
+        s.send_json(&json!({"jsonrpc": "2.0", "id": probe, "method": "ping"}))
+            .await;
+        loop {
+            let v = s.next(Duration::from_secs(1)).await;
+            let text = v.to_string();
+            assert!(
+                !text.contains("hunter2"),
+                "a secret in an answer: {}",
+                &text[..text.len().min(300)]
+            );
+            assert!(text.len() < 256 << 10, "an answer of {} bytes", text.len());
+            let items = match v {
+                Value::Array(items) => items,
+                v => vec![v],
+            };
+            let mut probed = false;
+            for item in items {
+                probed |= item["id"] == probe;
+                answered.insert(item["id"].to_string());
+            }
+            if probed {
+                break;
+            }
+        }
+    }
+    // Tool calls run beside the probes: wait for their last answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !expected.is_subset(&answered) && std::time::Instant::now() < deadline {
+        let v = s.next(Duration::from_secs(10)).await;
+        for item in v.as_array().cloned().unwrap_or_else(|| vec![v]) {
+            answered.insert(item["id"].to_string());
+        }
+    }
+    let missing: Vec<&String> = expected.difference(&answered).collect();
+    assert!(missing.is_empty(), "tool calls never answered: {missing:?}");
+    eprintln!(
+        "soak: {count} messages (seed {seed}) in {:.1?}, {} tool calls answered",
+        started.elapsed(),
+        expected.len()
+    );
+
+    drop(s.stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), s.child.wait())
+        .await
+        .expect("serve exits at the end of input")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "a file written outside"
+    );
+    assert_eq!(std::fs::read_to_string(data.join("config.toml")).unwrap(), secret);
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(data.join("waymark.db")).unwrap());
+    assert_eq!(inode, db_inode, "the store's file was replaced");
+    let check = std::process::Command::new(BIN)
+        .args(["--data-dir", data.to_str().unwrap(), "export", "json"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "the store still reads: {check:?}");
+}

@@ -229,7 +229,14 @@ where
                 tracing::debug!("ignored a notification rmcp cannot read: {e}");
                 Ok(None)
             }
-            Err(e) => Err(error(id, INVALID_REQUEST, &format!("Invalid Request: {e}"))),
+            Err(e) => match method.as_deref().and_then(|m| Some((m, params_problem(m, &value)?))) {
+                Some((method, problem)) if is_request => Err(error(
+                    id,
+                    INVALID_PARAMS,
+                    &format!("Invalid params of {method}: {problem}"),
+                )),
+                _ => Err(error(id, INVALID_REQUEST, &format!("Invalid Request: {e}"))),
+            },
         }
     }
 }
