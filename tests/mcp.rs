@@ -1237,6 +1237,17 @@ async fn hostile_input_never_stops_the_server() {
         ("list_work_items", json!({"text": "w ".repeat(1 << 19)}), "invalid text"),
         ("list_work_items", json!({"text": "a".repeat(1001)}), "invalid text"),
         (
+            "list_work_items",
+            json!({"text": (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")}),
+            "more than 32 different words",
+        ),
+        (
+            "query_archived_work_items",
+            json!({"text": (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")}),
+            "more than 32 different words",
+        ),
+        ("list_work_items", json!({"text": "a ".repeat(499)}), ""),
+        (
             "manage_enhancement",
             json!({"action": "a".repeat(1 << 20)}),
             "invalid action",

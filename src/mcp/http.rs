@@ -167,6 +167,7 @@ pub fn serve_http(
             mcp,
             sessions,
             token: access.token.clone(),
+            full_warned: Default::default(),
         });
         eprintln!("waymark: serving MCP on http://{bound}{MCP_PATH}");
         tracing::info!(toolset = %options.toolset, read_only = options.read_only, %bound, "serving MCP over HTTP");
@@ -185,6 +186,8 @@ struct Gate {
     mcp: Mcp,
     sessions: Arc<LocalSessionManager>,
     token: Option<String>,
+    /// Whether the log already says the sessions are full.
+    full_warned: std::sync::atomic::AtomicBool,
 }
 
 async fn accept_until_stopped(
@@ -291,7 +294,10 @@ async fn route(gate: &Gate, request: Request<Incoming>) -> Response<BoxBody<Byte
     }
     let opens_session = request.method() == hyper::Method::POST && !request.headers().contains_key("mcp-session-id");
     if opens_session && gate.sessions.sessions.read().await.len() >= MAX_SESSIONS {
-        tracing::warn!("refused a new MCP session: {MAX_SESSIONS} are open");
+        // Once per run: a client that retries must not flood the log.
+        if !gate.full_warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!("refusing new MCP sessions while {MAX_SESSIONS} are open");
+        }
         return plain(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(
