@@ -346,6 +346,23 @@ fn plain(status: StatusCode, message: &str) -> Response<BoxBody<Bytes, Infallibl
     response
 }
 
+/// Resolves on Ctrl-C or SIGTERM, naming which.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return "Ctrl-C";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,22 +403,5 @@ mod tests {
         assert!(check_bind(remote, &token("short")).unwrap_err().contains("at least 16"));
         assert!(check_bind(remote, &token("a-long-enough-token")).is_ok());
         assert!(!format!("{:?}", token("a-long-enough-token")).contains("enough"));
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM, naming which.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return "Ctrl-C";
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "Ctrl-C",
-        _ = term.recv() => "SIGTERM",
     }
 }

@@ -185,7 +185,7 @@ where
             }
         }
         if batch.waiting.is_empty() {
-            return (!batch.answers.is_empty()).then(|| Value::Array(batch.answers));
+            return (!batch.answers.is_empty()).then_some(Value::Array(batch.answers));
         }
         self.session.lock().unwrap().batches.push(batch);
         None
