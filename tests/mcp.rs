@@ -2874,3 +2874,33 @@ async fn stdio_soak_with_random_and_malformed_messages() {
         .unwrap();
     assert!(check.status.success(), "the store still reads: {check:?}");
 }
+
+/// A long import runs beside the server: a ping sent after it is answered
+/// first, at once.
+#[tokio::test]
+async fn a_long_import_does_not_stop_the_server() {
+    let mut s = RawServer::start().await;
+    s.initialize("2025-11-25", "importer").await;
+    let mut legacy = String::from("# Project Status\n\n## Active Work Items\n\n");
+    for i in 0..6_000 {
+        legacy.push_str(&format!("### Task {i} (task)\n- Status: active\n"));
+    }
+    std::fs::write(s.repo.path().join("legacy.md"), legacy).unwrap();
+    s.send_json(&RawServer::tool(1, "import_markdown", json!({"path": "legacy.md"})))
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.send_json(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})).await;
+    let first = s.next(Duration::from_secs(1)).await;
+    assert_eq!(
+        first["id"],
+        2,
+        "the ping waits for the import: {}",
+        &first.to_string()[..200.min(first.to_string().len())]
+    );
+    let imported = s.next(Duration::from_secs(120)).await;
+    assert_eq!(imported["id"], 1);
+    assert_eq!(
+        imported["result"]["structuredContent"]["created"]["work_items"], 6_000,
+        "{imported}"
+    );
+}

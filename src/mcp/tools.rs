@@ -150,6 +150,14 @@ fn answer_page<T: Serialize>(result: Result<Page<T>>, columns: &[&str]) -> CallT
     }
 }
 
+/// Run long work (an import of a 4 MiB file, a git history, an export)
+/// off the server's thread, so the server answers other requests meanwhile.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(Error::Io(std::io::Error::other(format!("the work stopped: {e}")))))
+}
+
 fn configuration_value(tracker: &Tracker) -> Result<Value> {
     let (configuration, health) = tracker.get_project_configuration()?;
     let mut v = serde_json::to_value(configuration).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -538,7 +546,8 @@ impl WaymarkServer {
                 "is required: this server runs outside a git repository",
             )),
         };
-        answer_report(repo.and_then(|repo| self.tracker.import_git(&author(&ctx), &repo)))
+        let (tracker, author) = (self.tracker.clone(), author(&ctx));
+        answer_report(off_thread(move || tracker.import_git(&author, &repo?)).await)
     }
 
     #[tool(
@@ -552,11 +561,12 @@ impl WaymarkServer {
         Parameters(p): Parameters<params::ImportMarkdown>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let imported = self.files.read_markdown(&p.path).and_then(|(path, text)| {
-            self.tracker
-                .import_markdown_text(&author(&ctx), &text, &path.display().to_string())
+        let (files, tracker, author) = (self.files.clone(), self.tracker.clone(), author(&ctx));
+        let imported = off_thread(move || {
+            let (path, text) = files.read_markdown(&p.path)?;
+            tracker.import_markdown_text(&author, &text, &path.display().to_string())
         });
-        answer_report(imported)
+        answer_report(imported.await)
     }
 
     #[tool(
@@ -566,12 +576,12 @@ impl WaymarkServer {
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn export_markdown(&self, Parameters(p): Parameters<params::ExportMarkdown>) -> CallToolResult {
-        let out = p.path.as_deref().unwrap_or(crate::import::STATUS_FILE);
-        let written = self
-            .files
-            .markdown_target(out)
-            .and_then(|out| self.tracker.export_markdown(self.context.data_dir.as_deref(), &out));
-        answer(written.map(|p| json!({ "path": p.display().to_string() })))
+        let (files, tracker, data_dir) = (self.files.clone(), self.tracker.clone(), self.context.data_dir.clone());
+        let written = off_thread(move || {
+            let out = files.markdown_target(p.path.as_deref().unwrap_or(crate::import::STATUS_FILE))?;
+            tracker.export_markdown(data_dir.as_deref(), &out)
+        });
+        answer(written.await.map(|p| json!({ "path": p.display().to_string() })))
     }
 }
 
