@@ -1763,10 +1763,13 @@ impl HttpServer {
         HttpServer::start_on("127.0.0.1:0", extra).await
     }
 
+    /// The server serves the repository `_dir` (its store in `.waymark/`).
     async fn start_on(bind: &str, extra: &[&str]) -> HttpServer {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        let data_dir = dir.path().join(".waymark");
         let mut child = tokio::process::Command::new(BIN)
-            .args(["--data-dir", dir.path().to_str().unwrap(), "serve", "--http", bind])
+            .args(["--data-dir", data_dir.to_str().unwrap(), "serve", "--http", bind])
             .args(extra)
             .env_remove("WAYMARK_HTTP_TOKEN")
             .current_dir(dir.path())
@@ -2903,4 +2906,61 @@ async fn a_long_import_does_not_stop_the_server() {
         imported["result"]["structuredContent"]["created"]["work_items"], 6_000,
         "{imported}"
     );
+}
+
+/// The soak over HTTP, in a session: whatever the body, an answer within a
+/// second and never a server error; the session still serves afterwards.
+/// WAYMARK_FUZZ_MESSAGES sets the count here too (a tenth of it, at least 100).
+#[tokio::test]
+async fn http_soak_with_random_and_malformed_messages() {
+    let count = std::env::var("WAYMARK_FUZZ_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .map_or(300, |n| (n / 10).max(100));
+    let mut rng = Rng(0xdead_beef);
+    let outside = tempfile::tempdir().unwrap();
+    let out = outside.path().to_str().unwrap().to_owned();
+    let server = HttpServer::start(&[]).await;
+    let (session, _) = server.initialize().await;
+    let tools: Vec<String> = ALL_TOOLS.iter().map(|t| t.to_string()).collect();
+    for n in 0..count {
+        let body = fuzz_line(&mut rng, n, &out, &tools);
+        let request = [
+            format!(
+                "POST /mcp HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\n\
+                 Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n\
+                 Mcp-Session-Id: {session}\r\nContent-Length: {}\r\n\r\n",
+                server.addr,
+                body.len()
+            )
+            .into_bytes(),
+            body.clone(),
+        ]
+        .concat();
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no answer within 1 s to {}", String::from_utf8_lossy(&body)))
+        .unwrap();
+        let head = String::from_utf8_lossy(&response[..response.len().min(40)]).into_owned();
+        let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!(
+            (200..500).contains(&status),
+            "{head} for {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let alive = server.request(&session, 1_000_000, "ping", json!({})).await;
+    assert!(alive.get("result").is_some(), "{alive}");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "a file written outside"
+    );
+    server.stop().await;
 }
