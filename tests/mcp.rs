@@ -1155,6 +1155,17 @@ async fn resources_give_the_status_and_single_work_items() {
             "{uri}: {e}"
         );
     }
+    // A huge uri is refused without being echoed back.
+    let huge = format!("waymark://work-item/{}", "i".repeat(1 << 20));
+    let e = s
+        .client
+        .read_resource(ReadResourceRequestParams::new(huge))
+        .await
+        .unwrap_err();
+    let ServiceError::McpError(d) = &e else { panic!("{e}") };
+    assert_eq!(d.code, ErrorCode::RESOURCE_NOT_FOUND);
+    let size = serde_json::to_string(d).unwrap().len();
+    assert!(size < 1_000, "the error is {size} bytes");
     s.ok("list_work_items", json!({})).await;
 }
 

@@ -76,6 +76,8 @@ pub const CORE_TOOLS: &[&str] = &[
 const STATUS_URI: &str = "waymark://status";
 const WORK_ITEM_TEMPLATE: &str = "waymark://work-item/{id}";
 const WORK_ITEM_PREFIX: &str = "waymark://work-item/";
+/// The longest resource uri read (a work item's is about 56 bytes).
+const MAX_URI: usize = 300;
 
 const INSTRUCTIONS: &str = "Waymark is this project's tracker. Work items (project, session, task, research) form a \
 tree at most 6 levels deep; ids are UUIDs. Start with list_ready_work or get_project_status; query_work_item shows \
@@ -261,6 +263,15 @@ impl ServerHandler for WaymarkServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let uri = request.uri.as_str();
+        if uri.len() > MAX_URI {
+            return Err(McpError::resource_not_found(
+                format!(
+                    "a uri of {} bytes names no resource; the resources are {STATUS_URI} and {WORK_ITEM_TEMPLATE}",
+                    uri.len()
+                ),
+                None,
+            ));
+        }
         let data = Some(serde_json::json!({ "uri": uri }));
         let not_found = |message: String| McpError::resource_not_found(message, data.clone());
         // A refused read is "not found"; a failing store is an internal error.
