@@ -175,13 +175,12 @@ pub const ALL_KINDS: [Kind; 12] = [
 /// a failing kind's own test too, with the reason, until its fix lands.
 pub const FAILING: [Kind; 0] = [];
 
-/// Kinds that pass alone but fail together today: the mixed tests leave out
-/// the second of each pair (unless `WAYMARK_MODEL_KINDS` names it), and each
-/// pair has an `#[ignore]`d test of its own.
-pub const FAILING_TOGETHER: [(Kind, Kind); 2] = [
-    (Kind::UnknownCollection, Kind::NewSpace),
-    (Kind::ClockSkew, Kind::NewSpace),
-];
+/// Kinds that pass alone but fail together (none since a store moving to a
+/// new space republishes its opaque records and keeps its clock bounded):
+/// the mixed tests leave out the second of each pair (unless
+/// `WAYMARK_MODEL_KINDS` names it), and each pair has an `#[ignore]`d test
+/// of its own.
+pub const FAILING_TOGETHER: [(Kind, Kind); 0] = [];
 
 impl Kind {
     pub fn name(self) -> &'static str {
@@ -2082,7 +2081,6 @@ fn unknown_collection() {
 }
 
 #[test]
-#[ignore = "issue 11: a store that moves to a new space does not publish the records of collections it does not know"]
 fn new_space_with_unknown_collection() {
     run_memory(
         "new_space_with_unknown_collection",
@@ -2092,7 +2090,6 @@ fn new_space_with_unknown_collection() {
 }
 
 #[test]
-#[ignore = "issue 11: a store that moves to a new space republishes a peer's write a year ahead, and its clock follows"]
 fn new_space_with_clock_skew() {
     run_memory(
         "new_space_with_clock_skew",
@@ -2255,7 +2252,6 @@ regression!(
 
 regression!(
     regression_new_space_with_unknown_collection,
-    ignore = "issue 11: a store that moves to a new space does not publish the records of collections it does not know",
     2,
     [
         Action::Unknown {
@@ -2275,8 +2271,6 @@ regression!(
 
 regression!(
     regression_new_space_with_clock_skew,
-    ignore =
-        "issue 11: a store that moves to a new space republishes a peer's write a year ahead, and its clock follows",
     3,
     [
         Action::Skew { store: 0, years: 1 },
