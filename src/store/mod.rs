@@ -524,7 +524,7 @@ mod tests {
         assert!(!err.is_user_error());
 
         assert_eq!(
-            store.read(|c| record_count(c)).unwrap(),
+            store.read(record_count).unwrap(),
             0,
             "nothing of the panicking job committed"
         );
