@@ -8,6 +8,10 @@
 //!
 //! Run with `cargo bench --bench mcp`. Under `cargo test --benches` (no
 //! `--bench` flag) every size is 100 times smaller: a quick smoke test.
+//!
+//! `cargo bench --bench mcp -- --sync-pull` measures something else: tool
+//! calls while the sync worker of the same `serve` pulls 100,000 changes
+//! (see `support/serve_pull.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -45,6 +49,9 @@ const STARTS: usize = 15;
 #[path = "support/fixture.rs"]
 mod fixture;
 use fixture::*;
+
+#[path = "support/serve_pull.rs"]
+mod serve_pull;
 
 // The fixture.
 
@@ -162,6 +169,9 @@ struct StdioClient {
 }
 
 fn waymark_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("WAYMARK_BENCH_BIN") {
+        return PathBuf::from(bin);
+    }
     let built = PathBuf::from(env!("CARGO_BIN_EXE_waymark"));
     if built.exists() {
         return built;
@@ -176,12 +186,18 @@ impl StdioClient {
     /// Start `waymark --data-dir DIR serve`, in DIR (no git repository
     /// around it, so no git watcher), with the default log level.
     fn spawn(bin: &Path, dir: &Path) -> StdioClient {
+        StdioClient::spawn_with(bin, dir, &[])
+    }
+
+    /// [`StdioClient::spawn`] with these environment variables set.
+    fn spawn_with(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> StdioClient {
         let mut child = Command::new(bin)
             .arg("--data-dir")
             .arg(dir)
             .arg("serve")
             .current_dir(dir)
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -248,6 +264,13 @@ impl StdioClient {
         let took = t.elapsed();
         check(&self.line, id, tool);
         took
+    }
+
+    /// One tool call, untimed, and its checked answer.
+    fn call_value(&mut self, tool: &str, args: &Value) -> Value {
+        let id = self.id();
+        self.round_trip(&call_line(id, tool, args));
+        check(&self.line, id, tool)
     }
 
     fn pid(&self) -> u32 {
@@ -466,6 +489,10 @@ fn main() {
         "build the release binary first: cargo build --release ({})",
         bin.display()
     );
+    if std::env::args().any(|a| a == "--sync-pull") {
+        serve_pull::run(&bin);
+        return;
+    }
     eprintln!("[bench mcp] binary {}", bin.display());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

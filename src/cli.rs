@@ -57,9 +57,19 @@ enum Command {
         /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8080; port 0 picks one).
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
-        /// Allow --http on an address that is not loopback (the server has no authentication).
+        /// Allow --http on an address that is not loopback; needs a token (WAYMARK_HTTP_TOKEN or --token-file).
         #[arg(long, requires = "http")]
         allow_remote: bool,
+        /// A file holding the bearer token HTTP clients must send (WAYMARK_HTTP_TOKEN works too).
+        #[arg(long, value_name = "FILE", requires = "http")]
+        token_file: Option<PathBuf>,
+        /// A browser origin allowed to call the HTTP server (e.g. https://app.example.com:443); repeatable.
+        #[arg(long, value_name = "ORIGIN", requires = "http")]
+        allow_origin: Vec<String>,
+        /// A directory the file tools (import_markdown, export_markdown, import_git_history) may
+        /// use besides the repository; repeatable. They never touch .waymark/ or .git/.
+        #[arg(long, value_name = "DIR")]
+        file_root: Vec<PathBuf>,
     },
     /// The status report: vendors, open work, deployments, enhancements, conflicts.
     Status {
@@ -531,6 +541,20 @@ fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     Ok(git_root(&cwd).unwrap_or(cwd).join(".waymark"))
 }
 
+/// The HTTP server's bearer token: the file's first line, else
+/// `WAYMARK_HTTP_TOKEN`.
+fn http_token(file: Option<&Path>) -> Result<Option<String>> {
+    let token = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?;
+            Some(text.lines().next().unwrap_or("").trim().to_owned())
+        }
+        None => std::env::var("WAYMARK_HTTP_TOKEN").ok().map(|t| t.trim().to_owned()),
+    };
+    Ok(token.filter(|t| !t.is_empty()))
+}
+
 fn git_root(from: &Path) -> Option<PathBuf> {
     from.ancestors()
         .find(|a| a.join(".git").exists())
@@ -725,10 +749,18 @@ fn run(cli: Cli) -> Result<()> {
             read_only,
             http,
             allow_remote,
+            token_file,
+            allow_origin,
+            file_root,
         } => {
             let toolset = toolset.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let access = waymark::mcp::HttpAccess {
+                allow_remote,
+                token: http_token(token_file.as_deref())?,
+                allowed_origins: allow_origin,
+            };
             if let Some(addr) = http {
-                waymark::mcp::check_http_bind(addr, allow_remote).map_err(|e| anyhow::anyhow!(e))?;
+                waymark::mcp::check_http_bind(addr, &access).map_err(|e| anyhow::anyhow!(e))?;
             }
             let tracker = open_for_write(&dir)?;
             let cwd = std::env::current_dir().context("cannot read the working directory")?;
@@ -736,10 +768,11 @@ fn run(cli: Cli) -> Result<()> {
                 data_dir: Some(dir.clone()),
                 repo_root: git_root(&cwd),
                 settings: Some(waymark::config::Settings::load(&dir)?),
+                file_roots: file_root,
             };
             let options = waymark::mcp::ServeOptions { toolset, read_only };
             match http {
-                Some(addr) => waymark::mcp::serve_http(tracker, options, context, addr, allow_remote),
+                Some(addr) => waymark::mcp::serve_http(tracker, options, context, addr, access),
                 None => waymark::mcp::serve_stdio(tracker, options, context),
             }
             .context("the MCP server stopped")?;
@@ -948,14 +981,7 @@ fn open_for_write(dir: &Path) -> Result<Tracker> {
 fn init(dir: &Path, hub: Option<String>, space: Option<String>) -> Result<()> {
     let existed = dir.join(waymark::store::DB_FILE).exists();
     let tracker = open_for_write(dir)?;
-    let config = dir.join(waymark::config::CONFIG_FILE);
-    if !config.exists() {
-        std::fs::write(
-            &config,
-            "# Waymark configuration. Flags and WAYMARK_* environment variables take precedence.\n",
-        )
-        .with_context(|| format!("cannot write {}", config.display()))?;
-    }
+    waymark::config::create_file(dir)?;
     if hub.is_some() || space.is_some() {
         waymark::config::write_hub(dir, hub.as_deref(), space.as_deref())?;
     }

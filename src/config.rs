@@ -2,6 +2,10 @@
 //! (the highest wins). Secrets in the hub URL never reach Debug output,
 //! logs or errors: everything prints [`Settings::hub_display`].
 //!
+//! `config.toml` can hold the hub's password, so it is written readable by
+//! its owner only (0600), and a copy that others can read is tightened to
+//! 0600 when it is loaded, with a warning.
+//!
 //! ```toml
 //! [hub]
 //! url = "postgres://waymark:secret@hub.example.com:5432/waymark"
@@ -146,14 +150,17 @@ impl Settings {
     pub fn load(data_dir: &Path) -> Result<Settings> {
         let path = data_dir.join(CONFIG_FILE);
         let file: File = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                // toml's message quotes the offending line, which could hold the URL.
-                let what = e.message().to_owned();
-                Error::invalid(
-                    path.display().to_string(),
-                    format!("is not valid Waymark configuration: {what}"),
-                )
-            })?,
+            Ok(text) => {
+                tighten(&path);
+                toml::from_str(&text).map_err(|e| {
+                    // toml's message quotes the offending line, which could hold the URL.
+                    let what = e.message().to_owned();
+                    Error::invalid(
+                        path.display().to_string(),
+                        format!("is not valid Waymark configuration: {what}"),
+                    )
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
             Err(e) => return Err(Error::Io(e)),
         };
@@ -257,10 +264,62 @@ pub fn write_hub(data_dir: &Path, url: Option<&str>, space: Option<&str>) -> Res
     if let Some(space) = space {
         hub.insert("space".into(), Settings::check_space(space)?.into());
     }
-    let header = "# Waymark configuration. Flags and WAYMARK_* environment variables take precedence.\n";
     let body = toml::to_string(&doc).map_err(|e| Error::Corrupt(e.to_string()))?;
-    std::fs::write(&path, format!("{header}{body}"))?;
-    Ok(())
+    write_private(&path, &format!("{HEADER}{body}"))
+}
+
+const HEADER: &str = "# Waymark configuration. Flags and WAYMARK_* environment variables take precedence.\n";
+
+/// Create `data_dir/config.toml` (only its header comment) unless it
+/// exists, readable by its owner only.
+pub fn create_file(data_dir: &Path) -> Result<()> {
+    let path = data_dir.join(CONFIG_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    write_private(&path, HEADER)
+}
+
+/// Replace `path` with `text`, readable and writable by its owner only:
+/// written to a new 0600 file beside it, then renamed over it, so no
+/// moment exists where the secret sits in a file others can read.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("toml.{}.tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(written?)
+}
+
+/// Make `path` readable by its owner only if others can read or write it.
+fn tighten(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        Ok(()) => tracing::warn!(
+            "{} could be read by other users (mode {mode:o}); it can hold the hub password, so it is now 0600",
+            path.display()
+        ),
+        Err(e) => tracing::warn!(
+            "{} can be read by other users (mode {mode:o}) and could not be made private: {e}; run chmod 600 on it",
+            path.display()
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -287,6 +346,31 @@ mod tests {
         assert_eq!(parse_interval("x", "30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_interval("x", "5m").unwrap(), Duration::from_secs(300));
         assert!(parse_interval("x", "0").is_err() && parse_interval("x", "soon").is_err());
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_file_is_private_and_a_readable_one_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join(CONFIG_FILE);
+        create_file(d.path()).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_hub(d.path(), Some("postgres://u:pw@h/db"), Some("team")).unwrap();
+        assert_eq!(mode(&path), 0o600, "a rewrite is private whatever the old mode");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Settings::load(d.path()).unwrap();
+        assert_eq!(mode(&path), 0o600, "loading tightens a readable file");
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 
     #[test]

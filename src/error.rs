@@ -144,3 +144,15 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The most of a bad input an error message quotes, in characters.
+pub const QUOTE_MAX: usize = 64;
+
+/// `text` quoted for an error message: at most [`QUOTE_MAX`] characters,
+/// then `…` (a 1 MB id must not make a 1 MB error).
+pub fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_MAX) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}

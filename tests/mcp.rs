@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use waymark::Tracker;
-use waymark::mcp::{CORE_TOOLS, ServeOptions, Toolset, WaymarkServer};
+use waymark::mcp::{CORE_TOOLS, ServeContext, ServeOptions, Toolset, WaymarkServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_waymark");
 const CLIENT: &str = "test-agent";
@@ -47,6 +47,44 @@ impl Session {
 
     async fn all() -> Session {
         Session::new(ServeOptions::default()).await
+    }
+
+    /// A server that serves the repository `root` (with a `.git` and its
+    /// store in `root/.waymark`), as `waymark serve` run there does.
+    async fn in_repository(root: &std::path::Path) -> Session {
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        let data_dir = root.join(".waymark");
+        let context = ServeContext {
+            data_dir: Some(data_dir.clone()),
+            repo_root: Some(root.to_path_buf()),
+            ..ServeContext::default()
+        };
+        Session::serving(Tracker::open(&data_dir).unwrap(), context).await
+    }
+
+    /// A server on `tracker` whose file tools use `root` (the store lives elsewhere).
+    async fn with_files(tracker: Tracker, root: &std::path::Path) -> Session {
+        let context = ServeContext {
+            file_roots: vec![root.to_path_buf()],
+            ..ServeContext::default()
+        };
+        Session::serving(tracker, context).await
+    }
+
+    async fn serving(tracker: Tracker, context: ServeContext) -> Session {
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let server = WaymarkServer::new(tracker.clone(), ServeOptions::default()).with_context(context);
+        tokio::spawn(async move {
+            if let Ok(running) = server.serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = client_config(CLIENT).serve(client_io).await.unwrap();
+        Session {
+            client,
+            tracker,
+            _dir: None,
+        }
     }
 
     /// A second server and client on the same store.
@@ -1117,6 +1155,17 @@ async fn resources_give_the_status_and_single_work_items() {
             "{uri}: {e}"
         );
     }
+    // A huge uri is refused without being echoed back.
+    let huge = format!("waymark://work-item/{}", "i".repeat(1 << 20));
+    let e = s
+        .client
+        .read_resource(ReadResourceRequestParams::new(huge))
+        .await
+        .unwrap_err();
+    let ServiceError::McpError(d) = &e else { panic!("{e}") };
+    assert_eq!(d.code, ErrorCode::RESOURCE_NOT_FOUND);
+    let size = serde_json::to_string(d).unwrap().len();
+    assert!(size < 1_000, "the error is {size} bytes");
     s.ok("list_work_items", json!({})).await;
 }
 
@@ -1140,7 +1189,7 @@ async fn hostile_input_never_stops_the_server() {
         (
             "create_work_item",
             json!({"item_type": "task", "title": 5}),
-            "invalid type",
+            "invalid title: expected a string",
         ),
         (
             "create_work_item",
@@ -1155,7 +1204,7 @@ async fn hostile_input_never_stops_the_server() {
         (
             "create_work_item",
             json!({"item_type": "task", "title": "t", "priority": 1e30}),
-            "invalid type",
+            "invalid priority: expected an integer",
         ),
         (
             "create_work_item",
@@ -1170,12 +1219,12 @@ async fn hostile_input_never_stops_the_server() {
         (
             "create_work_item",
             json!({"item_type": "task", "title": "t", "metadata": [1, 2]}),
-            "invalid type",
+            "invalid metadata: expected an object",
         ),
         (
             "update_work_item",
             json!({"id": p["id"], "version": "one"}),
-            "invalid type",
+            "invalid version: expected an integer",
         ),
         (
             "update_work_item",
@@ -1189,10 +1238,43 @@ async fn hostile_input_never_stops_the_server() {
             json!({"text": "\" OR 1=1; DROP TABLE work_items; --"}),
             "",
         ),
-        ("query_vendor_status", json!({"name": null}), "invalid type"),
+        ("query_vendor_status", json!({"name": null}), "invalid name"),
+        ("query_work_item", json!({"id": "i".repeat(1 << 20)}), "invalid id"),
+        (
+            "query_vendor_status",
+            json!({"name": "n".repeat(1 << 20)}),
+            "invalid name",
+        ),
+        ("list_work_items", json!({"text": "w ".repeat(1 << 19)}), "invalid text"),
+        ("list_work_items", json!({"text": "a".repeat(1001)}), "invalid text"),
+        (
+            "list_work_items",
+            json!({"text": (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")}),
+            "more than 32 different words",
+        ),
+        (
+            "query_archived_work_items",
+            json!({"text": (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")}),
+            "more than 32 different words",
+        ),
+        ("list_work_items", json!({"text": "a ".repeat(499)}), ""),
+        (
+            "manage_enhancement",
+            json!({"action": "a".repeat(1 << 20)}),
+            "invalid action",
+        ),
+        (
+            "create_vendor",
+            json!({"name": "V", "metadata": {"notes": "n".repeat(1 << 20)}}),
+            "invalid metadata.notes",
+        ),
         ("manage_dependency", json!({"action": "add"}), "missing field"),
         ("get_project_configuration", json!({"anything": true}), "unknown field"),
-        ("manage_enhancement", json!({"action": 7}), "invalid type"),
+        (
+            "manage_enhancement",
+            json!({"action": 7}),
+            "invalid action: expected a string",
+        ),
     ];
     for (tool, args, expected) in cases {
         let r = s
@@ -1209,7 +1291,7 @@ async fn hostile_input_never_stops_the_server() {
                 "{tool}: {:?} should mention {expected:?}",
                 &message[..message.len().min(300)]
             );
-            assert!(message.len() < 2000, "{tool}: the error does not echo a huge input");
+            assert!(message.len() < 1200, "{tool}: the error does not echo a huge input");
         }
         alive().await;
     }
@@ -1689,16 +1771,18 @@ struct HttpServer {
 
 impl HttpServer {
     async fn start(extra: &[&str]) -> HttpServer {
+        HttpServer::start_on("127.0.0.1:0", extra).await
+    }
+
+    /// The server serves the repository `_dir` (its store in `.waymark/`).
+    async fn start_on(bind: &str, extra: &[&str]) -> HttpServer {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        let data_dir = dir.path().join(".waymark");
         let mut child = tokio::process::Command::new(BIN)
-            .args([
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-                "serve",
-                "--http",
-                "127.0.0.1:0",
-            ])
+            .args(["--data-dir", data_dir.to_str().unwrap(), "serve", "--http", bind])
             .args(extra)
+            .env_remove("WAYMARK_HTTP_TOKEN")
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1732,6 +1816,18 @@ impl HttpServer {
         session: Option<&str>,
         body: &Value,
     ) -> (u16, Option<String>, Vec<Value>) {
+        self.post_with(path, host, session, &[], body).await
+    }
+
+    /// [`HttpServer::post`] with more headers.
+    async fn post_with(
+        &self,
+        path: &str,
+        host: &str,
+        session: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> (u16, Option<String>, Vec<Value>) {
         let body = body.to_string();
         let mut request = format!(
             "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\n\
@@ -1741,6 +1837,9 @@ impl HttpServer {
         );
         if let Some(id) = session {
             request.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
+        }
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str("\r\n");
         request.push_str(&body);
@@ -2001,20 +2100,20 @@ async fn sync_conflict_and_import_export_tools_answer_and_refuse_clearly() {
     assert!(err.contains("list_conflicts"), "{err}");
 
     // Export the report, then import it into another store: the project comes back.
+    let repo = tempfile::tempdir().unwrap();
+    let s = Session::in_repository(repo.path()).await;
     s.project("Exported project").await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("status.md");
+    let file = repo.path().join("status.md");
     let written = s.ok("export_markdown", json!({"path": file.to_str().unwrap()})).await;
-    assert_eq!(written["path"], file.to_str().unwrap());
+    assert_eq!(written["path"], file.canonicalize().unwrap().to_str().unwrap());
     assert!(
         std::fs::read_to_string(&file)
             .unwrap()
             .contains("### Exported project (project)")
     );
-    let other = Session::all().await;
-    let imported = other
-        .ok("import_markdown", json!({"path": file.to_str().unwrap()}))
-        .await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Session::with_files(Tracker::open(other_dir.path()).unwrap(), repo.path()).await;
+    let imported = other.ok("import_markdown", json!({"path": "status.md"})).await;
     assert!(
         imported.to_string().contains("Exported project") || imported.to_string().contains("work_items"),
         "{imported}"
@@ -2028,14 +2127,851 @@ async fn sync_conflict_and_import_export_tools_answer_and_refuse_clearly() {
         .map(|r| r.title)
         .collect();
     assert_eq!(titles, ["Exported project"]);
-    let err = other
-        .err("import_markdown", json!({"path": "/nonexistent/status.md"}))
-        .await;
-    assert!(err.contains("/nonexistent/status.md"), "{err}");
+    let err = other.err("import_markdown", json!({"path": "missing.md"})).await;
+    assert!(err.contains("missing.md"), "{err}");
     // Git: a directory that is no repository is a clear error, not a crash.
-    let err = s
-        .err("import_git_history", json!({"repo_path": dir.path().to_str().unwrap()}))
-        .await;
+    std::fs::create_dir(repo.path().join("plain")).unwrap();
+    let err = s.err("import_git_history", json!({"repo_path": "plain"})).await;
     assert!(!err.is_empty());
     s.ok("sync", json!({"action": "status"})).await;
+}
+
+/// The file tools of a server that serves a repository touch only regular
+/// markdown files inside it, never the store's directory or `.git`, never
+/// through a symlink that leaves it, never a FIFO or a device, and read at
+/// most 4 MiB; each refusal names the rule and changes nothing.
+#[tokio::test]
+async fn file_tools_stay_inside_the_repository() {
+    use std::os::unix::fs::symlink;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    let outside = tempfile::tempdir().unwrap();
+    let s = Session::in_repository(root).await;
+    s.project("Confined").await;
+    std::fs::write(
+        root.join(".waymark/config.toml"),
+        "[hub]\nurl = \"postgres://u:hunter2@hub/db\"\nspace = \"team\"\n",
+    )
+    .unwrap();
+    let db = root.join(".waymark/waymark.db");
+    let db_before = std::fs::read(&db).unwrap();
+
+    // Writes: the report goes inside the repository, nowhere else.
+    let written = s.ok("export_markdown", json!({})).await;
+    let default = root.canonicalize().unwrap().join(".project_status.md");
+    assert_eq!(written["path"], default.to_str().unwrap());
+    s.ok("export_markdown", json!({"path": "docs.md"})).await;
+    assert!(root.join("docs.md").is_file());
+    symlink(outside.path(), root.join("escape")).unwrap();
+    symlink(outside.path().join("t.md"), root.join("link.md")).unwrap();
+    let refused_writes = [
+        (db.to_str().unwrap().to_owned(), "markdown"),
+        (".waymark/waymark.db".to_owned(), "markdown"),
+        (".waymark/report.md".to_owned(), "store's directory"),
+        (".git/HEAD.md".to_owned(), ".git"),
+        (outside.path().join("out.md").to_str().unwrap().to_owned(), "outside"),
+        ("../out.md".to_owned(), "outside"),
+        ("escape/out.md".to_owned(), "outside"),
+        ("link.md".to_owned(), "symbolic link"),
+        ("no/such/dir/x.md".to_owned(), "directory"),
+        ("Cargo.toml".to_owned(), "markdown"),
+    ];
+    for (path, rule) in &refused_writes {
+        let err = s.err("export_markdown", json!({"path": path})).await;
+        assert!(err.contains(rule), "export to {path}: {err}");
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), db_before, "the store's file is untouched");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+    assert_eq!(s.ok("list_work_items", json!({})).await["total_count"], 1);
+
+    // Reads: no secret, no file outside, no device, no FIFO, nothing huge.
+    std::fs::write(outside.path().join("secret.md"), "- api key: hunter2\n").unwrap();
+    symlink(outside.path().join("secret.md"), root.join("secret.md")).unwrap();
+    symlink("/dev/zero", root.join("zero.md")).unwrap();
+    mkfifo(&root.join("fifo.md"));
+    std::fs::write(root.join("big.md"), vec![b'x'; (4 << 20) + 1]).unwrap();
+    let refused_reads = [
+        (".waymark/config.toml", "markdown"),
+        ("/etc/passwd", "markdown"),
+        ("/dev/zero", "markdown"),
+        ("secret.md", "outside"),
+        ("zero.md", "outside"),
+        ("fifo.md", "regular file"),
+        ("big.md", "larger than 4 MiB"),
+    ];
+    for (path, rule) in refused_reads {
+        let started = std::time::Instant::now();
+        let err = s.err("import_markdown", json!({"path": path})).await;
+        assert!(err.contains(rule), "import {path}: {err}");
+        assert!(!err.contains("hunter2") && !err.contains("root:"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "import {path} answered at once"
+        );
+    }
+    let err = s
+        .err(
+            "import_git_history",
+            json!({"repo_path": outside.path().to_str().unwrap()}),
+        )
+        .await;
+    assert!(err.contains("outside"), "{err}");
+    assert_eq!(
+        s.ok("list_work_items", json!({})).await["total_count"],
+        1,
+        "nothing imported"
+    );
+
+    // A server that serves no directory touches no file at all.
+    let bare = Session::all().await;
+    let err = bare.err("export_markdown", json!({"path": "x.md"})).await;
+    assert!(err.contains("--file-root"), "{err}");
+}
+
+/// An import's answer lists a few records and skipped lines, each skipped
+/// line cut short, with the totals: it never echoes the file back.
+#[tokio::test]
+async fn an_import_answer_stays_small_and_quotes_little() {
+    let repo = tempfile::tempdir().unwrap();
+    let s = Session::in_repository(repo.path()).await;
+    let mut legacy = String::from("# Project Status\n\n## Active Work Items\n\n");
+    for i in 0..2_000 {
+        legacy.push_str(&format!("### Task {i} (task)\n- Status: active\n"));
+    }
+    legacy.push_str("\n## Vendor Status\n\n");
+    for i in 0..2_000 {
+        legacy.push_str(&format!(
+            "| this line is not a vendor row and goes on and on: secret {i} |\n"
+        ));
+    }
+    std::fs::write(repo.path().join("legacy.md"), &legacy).unwrap();
+    let r = s.call("import_markdown", json!({"path": "legacy.md"})).await.unwrap();
+    let answer = text(&r);
+    assert!(answer.len() < 16_000, "the answer is {} bytes", answer.len());
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    assert!(v["records_total"].as_u64().unwrap() >= 2_000, "{v}");
+    assert!(v["records"].as_array().unwrap().len() <= 20);
+    let skipped = v["skipped"].as_array().unwrap();
+    assert!(skipped.len() <= 10);
+    assert!(v["skipped_total"].as_u64().unwrap() >= skipped.len() as u64);
+    for entry in skipped {
+        assert!(entry["text"].as_str().unwrap().chars().count() <= 41, "{entry}");
+    }
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+fn initialize_request(name: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": name, "version": "1.0.0"}}})
+}
+
+/// Off loopback the server needs a token: it will not start without one,
+/// and answers 401 to a request without it or with another; a browser's
+/// Origin is refused unless allowed.
+#[tokio::test]
+async fn http_off_loopback_needs_a_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .args([
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "serve",
+                "--http",
+                "0.0.0.0:0",
+            ])
+            .args(extra)
+            .env_remove("WAYMARK_HTTP_TOKEN")
+            .stdin(Stdio::null());
+        command
+    };
+    let out = serve(&["--allow-remote"]).output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WAYMARK_HTTP_TOKEN") && err.contains("--token-file"),
+        "{err}"
+    );
+    let out = serve(&["--allow-remote"])
+        .env("WAYMARK_HTTP_TOKEN", "short")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
+
+    let token = "3f9c1e0b7a2d4c6e8f1a3b5c7d9e0f12";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let server = HttpServer::start_on(
+        "0.0.0.0:0",
+        &["--allow-remote", "--token-file", token_file.to_str().unwrap()],
+    )
+    .await;
+    let host = server.addr.to_string();
+    let bearer = format!("Bearer {token}");
+    let init = initialize_request("remote-agent");
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer 3f9c1e0b7a2d4c6e8f1a3b5c7d9e0f13")],
+        vec![("Authorization", token)],
+    ] {
+        let (status, session, _) = server.post_with("/mcp", &host, None, &headers, &init).await;
+        assert_eq!(status, 401, "{headers:?}");
+        assert!(session.is_none());
+    }
+    let evil = [("Authorization", bearer.as_str()), ("Origin", "https://evil.example")];
+    let (status, _, _) = server.post_with("/mcp", &host, None, &evil, &init).await;
+    assert_eq!(status, 403, "a browser origin nobody allowed");
+    let (status, session, messages) = server
+        .post_with("/mcp", &host, None, &[("Authorization", &bearer)], &init)
+        .await;
+    assert_eq!(status, 200, "{messages:?}");
+    assert_eq!(messages[0]["result"]["serverInfo"]["name"], "waymark");
+    let session = session.unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "list_vendors", "arguments": {}}});
+    let (status, _, _) = server.post_with("/mcp", &host, Some(&session), &[], &call).await;
+    assert_eq!(status, 401, "every request needs the token, not only the first");
+    server.stop().await;
+}
+
+/// A new session past the cap is refused with 503; the others go on.
+#[tokio::test]
+async fn http_caps_its_sessions() {
+    let server = HttpServer::start(&[]).await;
+    let host = server.addr.to_string();
+    let mut sessions = Vec::new();
+    for i in 0..128 {
+        let (status, session, _) = server
+            .post("/mcp", &host, None, &initialize_request(&format!("agent-{i}")))
+            .await;
+        assert_eq!(status, 200, "session {i}");
+        sessions.push(session.unwrap());
+    }
+    let (status, session, _) = server
+        .post("/mcp", &host, None, &initialize_request("one-too-many"))
+        .await;
+    assert_eq!(status, 503);
+    assert!(session.is_none());
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let (status, _, _) = server.post("/mcp", &host, Some(&sessions[0]), &ping).await;
+    assert_eq!(status, 200, "open sessions are still served");
+    server.stop().await;
+}
+
+/// Connections that never send a request hold at most the connection cap
+/// of descriptors, and are closed after the head timeout; a client that
+/// does send is served.
+#[tokio::test]
+async fn http_bounds_silent_connections() {
+    let server = HttpServer::start(&[]).await;
+    let pid = server.child.id().unwrap();
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let before = fds();
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = fds();
+    assert!(
+        during <= before + 256 + 8,
+        "{during} descriptors open for 300 silent connections (from {before})"
+    );
+    let started = std::time::Instant::now();
+    let (session, _) = server.initialize().await;
+    assert!(!session.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let mut first = silent.swap_remove(0);
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(
+        Duration::from_secs(15),
+        tokio::io::AsyncReadExt::read(&mut first, &mut buf),
+    )
+    .await
+    .expect("the server closes a silent connection");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    server.stop().await;
+}
+
+/// `waymark serve` on stdio in a repository of its own, spoken to line by line.
+struct RawServer {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    /// The repository it serves (its store in `.waymark/`).
+    repo: TempDir,
+}
+
+impl RawServer {
+    async fn start() -> RawServer {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join(".git")).unwrap();
+        let mut child = tokio::process::Command::new(BIN)
+            .args(["--data-dir", repo.path().join(".waymark").to_str().unwrap(), "serve"])
+            .current_dir(repo.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        RawServer {
+            child,
+            stdin,
+            lines,
+            repo,
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    async fn send_json(&mut self, v: &Value) {
+        self.send(v.to_string().as_bytes()).await;
+    }
+
+    /// The next line on stdout, which must be JSON-RPC 2.0: one message or
+    /// a batch of them, each with an `id` and exactly one of result/error.
+    async fn next(&mut self, within: Duration) -> Value {
+        let line = tokio::time::timeout(within, self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no answer within {within:?}"))
+            .unwrap()
+            .expect("stdout open");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("stdout is not JSON: {line}"));
+        let messages = match &v {
+            Value::Array(items) => items.clone(),
+            _ => vec![v.clone()],
+        };
+        for m in &messages {
+            assert_eq!(m["jsonrpc"], "2.0", "{line}");
+            if m.get("method").is_none() {
+                assert!(m.get("id").is_some(), "an answer without id: {line}");
+                assert!(m.get("result").is_some() != m.get("error").is_some(), "{line}");
+            }
+        }
+        v
+    }
+
+    async fn initialize(&mut self, version: &str, name: &str) -> Value {
+        self.send_json(
+            &json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": name, "version": "1"}}}),
+        )
+        .await;
+        let init = self.next(Duration::from_secs(10)).await;
+        assert_eq!(init["id"], "init", "{init}");
+        self.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        init
+    }
+
+    fn tool(id: impl Into<Value>, name: &str, arguments: Value) -> Value {
+        json!({"jsonrpc": "2.0", "id": id.into(), "method": "tools/call",
+            "params": {"name": name, "arguments": arguments}})
+    }
+}
+
+fn error_code(v: &Value) -> i64 {
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an error: {v}"))
+}
+
+/// Every request gets an answer with its id (null when it cannot be read),
+/// and the error the JSON-RPC specification names.
+#[tokio::test]
+async fn stdio_answers_json_rpc_exactly() {
+    let mut s = RawServer::start().await;
+    let second = Duration::from_secs(5);
+    // Not JSON, even with an id in it: a parse error, id null.
+    s.send(b"this is not json {").await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32700, Value::Null), "{v}");
+    s.send(br#"{"jsonrpc":"2.0","id":7,"method":"#).await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32700, Value::Null), "{v}");
+
+    let init = s.initialize("2025-03-26", "first-name").await;
+    assert_eq!(init["result"]["protocolVersion"], "2025-03-26", "{init}");
+
+    // JSON that is no message: invalid request, with its id when readable.
+    s.send(br#"{"hello":"world"}"#).await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, Value::Null), "{v}");
+    s.send(br#"{"jsonrpc":"2.0","id":8,"params":{}}"#).await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, json!(8)), "{v}");
+    // A known method with params of the wrong shape: invalid params, saying what.
+    s.send(br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":"not an object"}"#)
+        .await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32602, json!(9)), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("tools/call"), "{v}");
+    s.send(br#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"arguments":{}}}"#)
+        .await;
+    let v = s.next(second).await;
+    assert_eq!(error_code(&v), -32602, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("name"), "{v}");
+    // An unknown method stays -32601.
+    s.send(br#"{"jsonrpc":"2.0","id":11,"method":"no/such/method","params":{}}"#)
+        .await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32601, json!(11)), "{v}");
+
+    // A batch (2025-03-26): one array answers its requests; notifications get nothing.
+    s.send_json(&json!([
+        RawServer::tool(12, "create_vendor", json!({"name": "Batched"})),
+        {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1}},
+        {"jsonrpc": "2.0", "id": 13, "method": "ping"},
+        {"nonsense": true},
+    ]))
+    .await;
+    let v = s.next(second).await;
+    let answers = v
+        .as_array()
+        .unwrap_or_else(|| panic!("a batch is answered by an array: {v}"));
+    let mut ids: Vec<Value> = answers.iter().map(|a| a["id"].clone()).collect();
+    ids.sort_by_key(|id| id.to_string());
+    assert_eq!(ids, [json!(12), json!(13), Value::Null], "{v}");
+    s.send(b"[]").await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, Value::Null), "{v}");
+
+    // A second initialize is refused; the client keeps its first name.
+    s.send_json(&json!({"jsonrpc": "2.0", "id": 14, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "impostor", "version": "1"}}}))
+        .await;
+    let v = s.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, json!(14)), "{v}");
+    s.send_json(&RawServer::tool(15, "create_vendor", json!({"name": "Named"})))
+        .await;
+    let v = s.next(second).await;
+    assert_eq!(v["result"]["structuredContent"]["created_by"], "first-name", "{v}");
+
+    // Under a later version a batch is refused as a whole.
+    let mut later = RawServer::start().await;
+    later.initialize("2025-11-25", "later").await;
+    later
+        .send_json(&json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]))
+        .await;
+    let v = later.next(second).await;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32600, Value::Null), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("2025-03-26"), "{v}");
+    drop(s.stdin);
+    assert!(s.child.wait().await.unwrap().success());
+}
+
+/// xorshift64*: a soak that fails can be replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const FUZZ_METHODS: &[&str] = &[
+    "tools/call",
+    "tools/call",
+    "tools/call",
+    "tools/list",
+    "resources/read",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "ping",
+    "initialize",
+    "server/discover",
+    "notifications/cancelled",
+    "notifications/initialized",
+    "completion/complete",
+    "no/such/method",
+    "",
+];
+const FUZZ_KEYS: &[&str] = &[
+    "name",
+    "arguments",
+    "id",
+    "version",
+    "title",
+    "item_type",
+    "parent_id",
+    "status",
+    "priority",
+    "text",
+    "limit",
+    "cursor",
+    "metadata",
+    "path",
+    "repo_path",
+    "action",
+    "source_id",
+    "target_id",
+    "dependency_type",
+    "commit_hash",
+    "vendor_ids",
+    "format",
+    "uri",
+    "description",
+    "deleted",
+    "protocolVersion",
+    "clientInfo",
+];
+
+/// Paths a hostile client would try; `{out}` is a directory outside the repository.
+const FUZZ_PATHS: &[&str] = &[
+    "{out}/x.md",
+    "../x.md",
+    ".waymark/waymark.db",
+    ".waymark/config.toml",
+    ".waymark/x.md",
+    ".git/x.md",
+    "/dev/zero",
+    "/etc/passwd",
+    "report.md",
+    ".project_status.md",
+    "",
+    "\u{0}.md",
+];
+
+fn fuzz_string(rng: &mut Rng, outside: &str) -> String {
+    match rng.below(9) {
+        0 => String::new(),
+        1 => "x".repeat(rng.below(3) * 150 + 1),
+        2 => "é🦀\u{202e}\u{0}\\\"".to_owned(),
+        3 => rng.pick(FUZZ_PATHS).replace("{out}", outside),
+        4 => "018f3e2a-7b1c-7d4e-9f00-0123456789ab".to_owned(),
+        5 => rng.pick(FUZZ_KEYS).to_string(),
+        6 => rng
+            .pick(&["task", "project", "active", "completed", "add", "list", "json", "now"])
+            .to_string(),
+        7 => "w ".repeat(rng.below(700)),
+        _ => format!("{:x}", rng.next()),
+    }
+}
+
+fn fuzz_value(rng: &mut Rng, depth: usize, outside: &str) -> Value {
+    match rng.below(if depth > 3 { 6 } else { 9 }) {
+        0 => Value::Null,
+        1 => json!(rng.below(2) == 0),
+        2 => json!(rng.next() as i64),
+        3 => json!(rng.below(10) as i64 - 2),
+        4 => json!(f64::from(rng.below(1000) as u32) / 7.0),
+        5 => json!(fuzz_string(rng, outside)),
+        6 | 7 => Value::Object(
+            (0..rng.below(5))
+                .map(|_| (rng.pick(FUZZ_KEYS).to_string(), fuzz_value(rng, depth + 1, outside)))
+                .collect(),
+        ),
+        _ => Value::Array((0..rng.below(4)).map(|_| fuzz_value(rng, depth + 1, outside)).collect()),
+    }
+}
+
+/// One hostile message as JSON: a tool call with arguments of every shape,
+/// a file tool aimed where it must not go, or any method with any params.
+fn fuzz_message(rng: &mut Rng, n: usize, outside: &str, tools: &[String]) -> Value {
+    let id = match rng.below(6) {
+        0 => Value::Null,
+        1 => json!({"nested": n}),
+        2 => json!(format!("fuzz-{n}")),
+        _ => json!(n),
+    };
+    let mut message = match rng.below(4) {
+        0 | 1 => {
+            let name = if rng.below(10) == 0 {
+                fuzz_string(rng, outside)
+            } else {
+                rng.pick(tools).clone()
+            };
+            let arguments = match rng.below(8) {
+                0 => fuzz_value(rng, 0, outside),
+                1 => json!({"path": rng.pick(FUZZ_PATHS).replace("{out}", outside)}),
+                _ => fuzz_value(rng, 2, outside)
+                    .as_object()
+                    .cloned()
+                    .map(Value::Object)
+                    .unwrap_or_else(|| json!({})),
+            };
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+        }
+        2 => {
+            let path = rng.pick(FUZZ_PATHS).replace("{out}", outside);
+            let tool = rng.pick(&["export_markdown", "import_markdown", "import_git_history"]);
+            let key = if *tool == "import_git_history" {
+                "repo_path"
+            } else {
+                "path"
+            };
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": tool, "arguments": {key: path}}})
+        }
+        _ => {
+            json!({"jsonrpc": "2.0", "id": id, "method": rng.pick(FUZZ_METHODS), "params": fuzz_value(rng, 1, outside)})
+        }
+    };
+    // Now and then break the envelope too.
+    match rng.below(12) {
+        0 => {
+            message.as_object_mut().unwrap().remove("jsonrpc");
+        }
+        1 => message["jsonrpc"] = json!("1.0"),
+        2 => {
+            message.as_object_mut().unwrap().remove("id");
+        }
+        _ => {}
+    }
+    message
+}
+
+/// The bytes of one line of the soak: a message, a batch, or a mangled one.
+fn fuzz_line(rng: &mut Rng, n: usize, outside: &str, tools: &[String]) -> Vec<u8> {
+    match rng.below(10) {
+        0 => (0..rng.below(200))
+            .map(|_| rng.below(255) as u8)
+            .filter(|b| *b != b'\n')
+            .collect(),
+        1 => {
+            let mut bytes = fuzz_message(rng, n, outside, tools).to_string().into_bytes();
+            for _ in 0..=rng.below(4) {
+                let at = rng.below(bytes.len());
+                match rng.below(3) {
+                    0 => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, *rng.pick(b"{}[]\",:0\\")),
+                    _ => bytes[at] = *rng.pick(b"{}[]\",:0a\\ "),
+                }
+            }
+            bytes
+        }
+        2 => Value::Array(
+            (0..rng.below(4))
+                .map(|i| fuzz_message(rng, n * 10 + i, outside, tools))
+                .collect(),
+        )
+        .to_string()
+        .into_bytes(),
+        _ => fuzz_message(rng, n, outside, tools).to_string().into_bytes(),
+    }
+}
+
+/// Random and malformed messages on stdio: the server never crashes, never
+/// takes more than a second to answer the ping that follows each one,
+/// writes only JSON-RPC with ids, answers every tool call, writes no file
+/// outside its repository, never touches its store's files or echoes its
+/// secrets, and exits cleanly at the end of input. WAYMARK_FUZZ_MESSAGES
+/// (default 1,500) and WAYMARK_FUZZ_SEED set the soak.
+#[tokio::test]
+async fn stdio_soak_with_random_and_malformed_messages() {
+    let count: usize = std::env::var("WAYMARK_FUZZ_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_500);
+    let seed: u64 = std::env::var("WAYMARK_FUZZ_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0x5eed_f00d);
+    let mut rng = Rng(seed | 1);
+    let outside = tempfile::tempdir().unwrap();
+    let out = outside.path().to_str().unwrap().to_owned();
+    let mut s = RawServer::start().await;
+    s.initialize("2025-03-26", "fuzzer").await;
+    let data = s.repo.path().join(".waymark");
+    let secret = "[hub]\nurl = \"postgres://u:hunter2@127.0.0.1:1/db\"\n";
+    std::fs::write(data.join("config.toml"), secret).unwrap();
+    let db_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(data.join("waymark.db")).unwrap());
+    let tools: Vec<String> = [ALL_TOOLS, &["nope"]].concat().iter().map(|t| t.to_string()).collect();
+
+    let mut expected: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut answered: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let started = std::time::Instant::now();
+    for n in 0..count {
+        let line = fuzz_line(&mut rng, n, &out, &tools);
+        // A well-formed tool call must be answered, whatever its arguments.
+        if let Ok(v) = serde_json::from_slice::<Value>(&line)
+            && v["jsonrpc"] == "2.0"
+            && v["method"] == "tools/call"
+            && (v["id"].is_number() || v["id"].is_string())
+            && v["params"]["name"].is_string()
+        {
+            expected.insert(v["id"].to_string());
+        }
+        s.send(&line).await;
+        let probe = json!(format!("probe-{n}"));
+        s.send_json(&json!({"jsonrpc": "2.0", "id": probe, "method": "ping"}))
+            .await;
+        loop {
+            let v = s.next(Duration::from_secs(1)).await;
+            let text = v.to_string();
+            assert!(
+                !text.contains("hunter2"),
+                "a secret in an answer: {}",
+                &text[..text.len().min(300)]
+            );
+            assert!(text.len() < 256 << 10, "an answer of {} bytes", text.len());
+            let items = match v {
+                Value::Array(items) => items,
+                v => vec![v],
+            };
+            let mut probed = false;
+            for item in items {
+                probed |= item["id"] == probe;
+                answered.insert(item["id"].to_string());
+            }
+            if probed {
+                break;
+            }
+        }
+    }
+    // Tool calls run beside the probes: wait for their last answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !expected.is_subset(&answered) && std::time::Instant::now() < deadline {
+        let v = s.next(Duration::from_secs(10)).await;
+        for item in v.as_array().cloned().unwrap_or_else(|| vec![v]) {
+            answered.insert(item["id"].to_string());
+        }
+    }
+    let missing: Vec<&String> = expected.difference(&answered).collect();
+    assert!(missing.is_empty(), "tool calls never answered: {missing:?}");
+    eprintln!(
+        "soak: {count} messages (seed {seed}) in {:.1?}, {} tool calls answered",
+        started.elapsed(),
+        expected.len()
+    );
+
+    drop(s.stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), s.child.wait())
+        .await
+        .expect("serve exits at the end of input")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "a file written outside"
+    );
+    assert_eq!(std::fs::read_to_string(data.join("config.toml")).unwrap(), secret);
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(data.join("waymark.db")).unwrap());
+    assert_eq!(inode, db_inode, "the store's file was replaced");
+    let check = std::process::Command::new(BIN)
+        .args(["--data-dir", data.to_str().unwrap(), "export", "json"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "the store still reads: {check:?}");
+}
+
+/// A long import runs beside the server: a ping sent after it is answered
+/// first, at once.
+#[tokio::test]
+async fn a_long_import_does_not_stop_the_server() {
+    let mut s = RawServer::start().await;
+    s.initialize("2025-11-25", "importer").await;
+    let mut legacy = String::from("# Project Status\n\n## Active Work Items\n\n");
+    for i in 0..6_000 {
+        legacy.push_str(&format!("### Task {i} (task)\n- Status: active\n"));
+    }
+    std::fs::write(s.repo.path().join("legacy.md"), legacy).unwrap();
+    s.send_json(&RawServer::tool(1, "import_markdown", json!({"path": "legacy.md"})))
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.send_json(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})).await;
+    let first = s.next(Duration::from_secs(1)).await;
+    assert_eq!(
+        first["id"],
+        2,
+        "the ping waits for the import: {}",
+        &first.to_string()[..200.min(first.to_string().len())]
+    );
+    let imported = s.next(Duration::from_secs(120)).await;
+    assert_eq!(imported["id"], 1);
+    assert_eq!(
+        imported["result"]["structuredContent"]["created"]["work_items"], 6_000,
+        "{imported}"
+    );
+}
+
+/// The soak over HTTP, in a session: whatever the body, an answer within a
+/// second and never a server error; the session still serves afterwards.
+/// WAYMARK_FUZZ_MESSAGES sets the count here too (a tenth of it, at least 100).
+#[tokio::test]
+async fn http_soak_with_random_and_malformed_messages() {
+    let count = std::env::var("WAYMARK_FUZZ_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .map_or(300, |n| (n / 10).max(100));
+    let mut rng = Rng(0xdead_beef);
+    let outside = tempfile::tempdir().unwrap();
+    let out = outside.path().to_str().unwrap().to_owned();
+    let server = HttpServer::start(&[]).await;
+    let (session, _) = server.initialize().await;
+    let tools: Vec<String> = ALL_TOOLS.iter().map(|t| t.to_string()).collect();
+    for n in 0..count {
+        let body = fuzz_line(&mut rng, n, &out, &tools);
+        let request = [
+            format!(
+                "POST /mcp HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\n\
+                 Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n\
+                 Mcp-Session-Id: {session}\r\nContent-Length: {}\r\n\r\n",
+                server.addr,
+                body.len()
+            )
+            .into_bytes(),
+            body.clone(),
+        ]
+        .concat();
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no answer within 1 s to {}", String::from_utf8_lossy(&body)))
+        .unwrap();
+        let head = String::from_utf8_lossy(&response[..response.len().min(40)]).into_owned();
+        let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!(
+            (200..500).contains(&status),
+            "{head} for {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let alive = server.request(&session, 1_000_000, "ping", json!({})).await;
+    assert!(alive.get("result").is_some(), "{alive}");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "a file written outside"
+    );
+    server.stop().await;
 }

@@ -14,11 +14,14 @@ ALTER TABLE outbox ADD COLUMN fields BLOB;
 -- Records of collections this build does not know (changes pushed by a
 -- newer version): kept opaque, as their registers (the JSON of
 -- waymark_sync::RecordState), merged like any other record and compared by
--- the sync tests, so a newer peer never stops this store. The build that
+-- the sync tests, so a newer peer never stops this store; a store that
+-- publishes its state again (another hub or space) publishes them too, as
+-- outbox entries of collection code 0. The build that
 -- knows the collection materializes them in its migration.
 CREATE TABLE opaque_records (
+    key        INTEGER PRIMARY KEY,   -- what an outbox entry names (collection code 0)
     collection TEXT NOT NULL,
     record_id  TEXT NOT NULL,
     state      TEXT NOT NULL,
-    PRIMARY KEY (collection, record_id)
-) WITHOUT ROWID;
+    UNIQUE (collection, record_id)
+);

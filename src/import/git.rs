@@ -282,6 +282,40 @@ fn merged_branch(message: &str) -> Option<String> {
     rest.split_once('\'').map(|(b, _)| b.to_owned())
 }
 
+/// What the importer reads in one commit message, by every convention at
+/// once: the pure part of the git import, which needs no repository (the
+/// fuzz tests feed it arbitrary messages).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommitMessage {
+    /// Whether the subject's first bytes can start a convention (the walk
+    /// keeps only these commits).
+    pub interesting: bool,
+    pub deployment: Option<DeployCommit>,
+    /// A deployment's test counts (`45/50 tests passing` gives `passing`
+    /// and `total`); empty for other commits.
+    pub tests: Map<String, Value>,
+    /// The branch a `Merge branch '<name>'` subject names.
+    pub merged_branch: Option<String>,
+    /// A vendor status subject: (name, status, version).
+    pub vendor: Option<(String, String, Option<String>)>,
+}
+
+/// Read a commit message by every convention (see [`CommitMessage`]).
+pub fn parse_commit_message(message: &str) -> CommitMessage {
+    let deployment = parse_deployment(message);
+    CommitMessage {
+        interesting: interesting(message.as_bytes()),
+        tests: if deployment.is_some() {
+            tests_of(message)
+        } else {
+            Map::new()
+        },
+        deployment,
+        merged_branch: merged_branch(message),
+        vendor: parse_vendor(message),
+    }
+}
+
 // ---- reading the repository --------------------------------------------------
 
 /// One commit of interest, read out of the repository.
@@ -511,15 +545,17 @@ fn write_git(
     branches: &[(String, Timestamp)],
 ) -> Result<ImportReport> {
     tx.set_author(GIT_AUTHOR.into());
+    let parsed: Vec<(&CommitFacts, CommitMessage)> =
+        commits.iter().map(|c| (c, parse_commit_message(&c.message))).collect();
     // Branches merged in this history, with the merge that did it.
     let mut merged: BTreeMap<String, Merge<'_>> = BTreeMap::new();
-    for c in commits {
-        if let Some(d) = parse_deployment(&c.message)
-            && let Some(b) = d.branch
+    for (c, p) in &parsed {
+        if let Some(d) = &p.deployment
+            && let Some(b) = &d.branch
         {
-            merged.insert(b, (c, d.pr_number));
-        } else if let Some(b) = merged_branch(&c.message) {
-            merged.insert(b, (c, None));
+            merged.insert(b.clone(), (c, d.pr_number));
+        } else if let Some(b) = &p.merged_branch {
+            merged.insert(b.clone(), (c, None));
         }
     }
     // Work items from branch names: merged ones first (their merge gives a
@@ -580,18 +616,18 @@ fn write_git(
         }
     }
 
-    for c in commits {
+    for (c, p) in parsed {
         let at = format!("commit {}", short(&c.id));
         let subject = c.message.lines().next().unwrap_or("");
         tx.set_time(Some(c.time));
-        if let Some(d) = parse_deployment(&c.message) {
+        if let Some(d) = p.deployment {
             let id = ids::deployment_from_commit(&c.id);
             if ops::deployments::load(tx.conn(), &id)?.is_some() {
                 report.unchanged("deployment");
                 continue;
             }
             let mut work_item_ids = Vec::new();
-            if let Some(b) = d.branch.as_deref().or(merged_branch(&c.message).as_deref())
+            if let Some(b) = d.branch.as_deref().or(p.merged_branch.as_deref())
                 && parse_branch(b).is_some()
             {
                 let wid = ids::work_item_from_branch(b);
@@ -599,7 +635,7 @@ fn write_git(
                     work_item_ids.push(wid);
                 }
             }
-            let tests = tests_of(&c.message);
+            let tests = p.tests;
             let input = NewDeployment {
                 commit_hash: c.id.clone(),
                 deployed_at: Some(c.time.to_string()),
@@ -614,7 +650,7 @@ fn write_git(
                 Ok(dep) => report.record("deployment", &dep.id, &format!("{} {subject}", short(&c.id)), true, &at),
                 Err(e) => report.skip(&at, None, subject, e.to_string()),
             }
-        } else if let Some((name, status, version)) = parse_vendor(&c.message) {
+        } else if let Some((name, status, version)) = p.vendor {
             let existing = ops::vendors::find(tx.conn(), &name)?;
             let created = existing.is_none();
             let before = existing.as_ref().map(|v| v.version);

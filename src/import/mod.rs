@@ -10,6 +10,7 @@
 
 pub mod git;
 pub mod markdown;
+pub mod scope;
 pub mod sessions;
 
 use std::collections::BTreeMap;

@@ -18,28 +18,29 @@
 //!   `manage_enhancement` writes, so it goes too.
 
 mod http;
+mod limits;
 mod params;
 mod schema;
 mod status;
+mod stdio;
 mod tools;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, GetMeta, Implementation, ListResourceTemplatesResult, ListResourcesResult,
-    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, ServerJsonRpcMessage, ServerResult,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
 };
-use rmcp::service::{RequestContext, RxJsonRpcMessage, ServerInitializeError, TxJsonRpcMessage};
-use rmcp::transport::Transport;
+use rmcp::service::{RequestContext, ServerInitializeError};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool_handler};
 
+use crate::import::scope::FileScope;
 use crate::ops::Tracker;
 
-pub use http::{check_bind as check_http_bind, serve_http};
+pub use http::{HttpAccess, check_bind as check_http_bind, serve_http};
 pub use tools::WORK_ITEM_COLUMNS;
 
 /// The tools of the earlier tracker, kept under their names.
@@ -75,6 +76,8 @@ pub const CORE_TOOLS: &[&str] = &[
 const STATUS_URI: &str = "waymark://status";
 const WORK_ITEM_TEMPLATE: &str = "waymark://work-item/{id}";
 const WORK_ITEM_PREFIX: &str = "waymark://work-item/";
+/// The longest resource uri read (a work item's is about 56 bytes).
+const MAX_URI: usize = 300;
 
 const INSTRUCTIONS: &str = "Waymark is this project's tracker. Work items (project, session, task, research) form a \
 tree at most 6 levels deep; ids are UUIDs. Start with list_ready_work or get_project_status; query_work_item shows \
@@ -130,6 +133,27 @@ pub struct ServeContext {
     pub repo_root: Option<std::path::PathBuf>,
     /// Sync settings, when a hub is configured.
     pub settings: Option<crate::config::Settings>,
+    /// More directories the file tools may use (`serve --file-root`),
+    /// beside the repository (or the data directory's parent outside git).
+    pub file_roots: Vec<std::path::PathBuf>,
+}
+
+impl ServeContext {
+    /// Where the file tools may read and write: the repository (or the
+    /// data directory's parent outside git) and the extra roots, never the
+    /// data directory. With none of them, no file at all.
+    pub fn file_scope(&self) -> FileScope {
+        let home = self.repo_root.clone().or_else(|| {
+            self.data_dir
+                .as_deref()
+                .and_then(|d| d.parent())
+                .map(|p| p.to_path_buf())
+        });
+        FileScope::new(
+            home.into_iter().chain(self.file_roots.iter().cloned()),
+            self.data_dir.as_deref(),
+        )
+    }
 }
 
 /// The MCP server over one tracker.
@@ -137,6 +161,7 @@ pub struct ServeContext {
 pub struct WaymarkServer {
     tracker: Tracker,
     context: ServeContext,
+    files: FileScope,
     tool_router: ToolRouter<WaymarkServer>,
 }
 
@@ -160,12 +185,14 @@ impl WaymarkServer {
         WaymarkServer {
             tracker,
             context: ServeContext::default(),
+            files: FileScope::default(),
             tool_router: router,
         }
     }
 
     /// The same server, knowing where it runs.
     pub fn with_context(mut self, context: ServeContext) -> WaymarkServer {
+        self.files = context.file_scope();
         self.context = context;
         self
     }
@@ -182,6 +209,22 @@ impl WaymarkServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for WaymarkServer {
+    /// Every call is held to the bounds of `limits.rs` before its tool runs.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        if let Some(route) = self.tool_router.map.get(request.name.as_ref())
+            && let Err(message) = limits::check_arguments(&route.attr.input_schema, request.arguments.as_ref())
+        {
+            tracing::debug!("tool arguments refused: {message}");
+            return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
+        }
+        let call = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
             .with_server_info(Implementation::new("waymark", env!("CARGO_PKG_VERSION")).with_title("Waymark"))
@@ -220,6 +263,15 @@ impl ServerHandler for WaymarkServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let uri = request.uri.as_str();
+        if uri.len() > MAX_URI {
+            return Err(McpError::resource_not_found(
+                format!(
+                    "a uri of {} bytes names no resource; the resources are {STATUS_URI} and {WORK_ITEM_TEMPLATE}",
+                    uri.len()
+                ),
+                None,
+            ));
+        }
         let data = Some(serde_json::json!({ "uri": uri }));
         let not_found = |message: String| McpError::resource_not_found(message, data.clone());
         // A refused read is "not found"; a failing store is an internal error.
@@ -403,10 +455,7 @@ where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
     W: tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let transport = HandshakeGuard {
-        inner: rmcp::transport::async_rw::AsyncRwTransport::new(stdin, stdout),
-        decided: false,
-    };
+    let transport = stdio::StdioTransport::new(stdin, stdout);
     match server.serve(transport).await {
         Ok(running) => {
             let reason = running.waiting().await.map_err(std::io::Error::other)?;
@@ -418,64 +467,5 @@ where
             Ok(())
         }
         Err(e) => Err(std::io::Error::other(e)),
-    }
-}
-
-/// Drops notifications and responses that arrive before the client has
-/// chosen a lifecycle: rmcp would otherwise end the session on them.
-struct HandshakeGuard<T> {
-    inner: T,
-    decided: bool,
-}
-
-impl<T: Transport<RoleServer>> Transport<RoleServer> for HandshakeGuard<T> {
-    type Error = T::Error;
-
-    fn name() -> Cow<'static, str> {
-        T::name()
-    }
-
-    fn send(
-        &mut self,
-        item: TxJsonRpcMessage<RoleServer>,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        if let ServerJsonRpcMessage::Response(r) = &item
-            && matches!(r.result, ServerResult::InitializeResult(_))
-        {
-            self.decided = true;
-        }
-        self.inner.send(item)
-    }
-
-    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
-        loop {
-            let message = self.inner.receive().await?;
-            if self.decided {
-                return Some(message);
-            }
-            match &message {
-                ClientJsonRpcMessage::Request(r) => {
-                    let request = &r.request;
-                    let inline_lifecycle = !matches!(
-                        request,
-                        ClientRequest::PingRequest(_)
-                            | ClientRequest::DiscoverRequest(_)
-                            | ClientRequest::InitializeRequest(_)
-                    ) && request
-                        .get_meta()
-                        .missing_required_keys(&ProtocolVersion::V_2026_07_28)
-                        .is_empty();
-                    if inline_lifecycle {
-                        self.decided = true;
-                    }
-                    return Some(message);
-                }
-                _ => tracing::warn!("ignored a message that is not a request before the MCP handshake"),
-            }
-        }
-    }
-
-    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        self.inner.close()
     }
 }

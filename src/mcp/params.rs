@@ -74,6 +74,7 @@ pub struct UpdateWorkItem {
     pub item_type: Option<String>,
     #[schemars(length(max = 200))]
     pub title: Option<String>,
+    #[schemars(length(max = 10000))]
     pub description: Option<String>,
     #[schemars(extend("enum" = ["active", "completed", "blocked"]))]
     pub status: Option<String>,
@@ -81,6 +82,7 @@ pub struct UpdateWorkItem {
     pub priority: Option<i64>,
     /// New parent; "" moves to the root.
     pub parent_id: Option<String>,
+    #[schemars(length(max = 100))]
     pub branch_name: Option<String>,
     pub commit_hash: Option<String>,
     #[schemars(range(min = 1))]
@@ -131,6 +133,7 @@ pub struct ListWorkItems {
     /// Only direct children of this item.
     pub parent_id: Option<String>,
     /// Words to find in title or description.
+    #[schemars(length(max = 1000))]
     pub text: Option<String>,
     pub include_deleted: Option<bool>,
     /// Default 50.
@@ -204,6 +207,7 @@ pub struct RecordDeployment {
     /// 40 hex chars.
     pub commit_hash: String,
     /// RFC 3339; default now.
+    #[schemars(length(max = 64))]
     pub deployed_at: Option<String>,
     #[schemars(range(min = 1))]
     pub pr_number: Option<i64>,
@@ -214,7 +218,9 @@ pub struct RecordDeployment {
     pub test_summary: Option<Map<String, Value>>,
     pub constitutional_compliance: Option<bool>,
     /// Vendor ids or names.
+    #[schemars(length(max = 100), inner(length(max = 100)))]
     pub vendor_ids: Option<Vec<String>>,
+    #[schemars(length(max = 100), inner(length(max = 100)))]
     pub work_item_ids: Option<Vec<String>>,
 }
 
@@ -237,6 +243,7 @@ impl From<RecordDeployment> for ops::NewDeployment {
 #[serde(deny_unknown_fields)]
 pub struct ListDeployments {
     /// Only deployments of this vendor (name or id).
+    #[schemars(length(max = 100))]
     pub vendor: Option<String>,
     /// Only deployments linked to this work item.
     pub work_item_id: Option<String>,
@@ -285,12 +292,14 @@ impl From<CreateVendor> for ops::NewVendor {
 #[serde(deny_unknown_fields)]
 pub struct QueryVendor {
     /// Any case.
+    #[schemars(length(max = 100))]
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateVendor {
+    #[schemars(length(max = 100))]
     pub name: String,
     /// The version you last read.
     pub version: i64,
@@ -377,6 +386,7 @@ pub struct ManageEnhancement {
     pub version: Option<i64>,
     #[schemars(length(max = 200))]
     pub title: Option<String>,
+    #[schemars(length(max = 10000))]
     pub description: Option<String>,
     /// 1 highest; default 3. Also a list filter.
     #[schemars(range(min = 1, max = 5))]
@@ -385,9 +395,11 @@ pub struct ManageEnhancement {
     #[schemars(extend("enum" = ["planned", "approved", "implementing", "completed"]))]
     pub status: Option<String>,
     /// YYYY-Q1..4. Also a list filter.
+    #[schemars(length(max = 16))]
     pub target_quarter: Option<String>,
     pub requires_constitutional_approval: Option<bool>,
     /// Enhancement ids.
+    #[schemars(length(max = 100), inner(length(max = 100)))]
     pub depends_on: Option<Vec<String>>,
     /// Default 50.
     #[schemars(range(min = 1, max = 100))]
@@ -479,6 +491,7 @@ impl From<ArchiveWorkItems> for ops::ArchiveRequest {
 #[serde(deny_unknown_fields)]
 pub struct QueryArchived {
     /// Words to find in title or description.
+    #[schemars(length(max = 1000))]
     pub text: Option<String>,
     #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
     pub item_type: Option<String>,
@@ -528,6 +541,7 @@ pub struct ListConflicts {
 #[serde(deny_unknown_fields)]
 pub struct ResolveConflict {
     /// collection/record_id/field, from list_conflicts.
+    #[schemars(length(max = 300))]
     pub conflict_id: String,
     /// Index (from 0) of the chosen value in the conflict's values.
     #[schemars(range(min = 0))]
@@ -538,6 +552,7 @@ pub struct ResolveConflict {
 #[serde(deny_unknown_fields)]
 pub struct ImportGitHistory {
     /// Repository path; default the one serve runs in.
+    #[schemars(length(max = 1024))]
     pub repo_path: Option<String>,
 }
 
@@ -545,6 +560,7 @@ pub struct ImportGitHistory {
 #[serde(deny_unknown_fields)]
 pub struct ImportMarkdown {
     /// A legacy .project_status.md file.
+    #[schemars(length(max = 1024))]
     pub path: String,
 }
 
@@ -552,5 +568,6 @@ pub struct ImportMarkdown {
 #[serde(deny_unknown_fields)]
 pub struct ExportMarkdown {
     /// Output file; default .project_status.md at the repository root.
+    #[schemars(length(max = 1024))]
     pub path: Option<String>,
 }

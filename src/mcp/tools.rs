@@ -59,7 +59,9 @@ fn failure(error: &Error) -> CallToolResult {
     } else {
         tracing::error!(code = error.code(), "tool failed: {error}");
     }
-    CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+    CallToolResult::error(vec![ContentBlock::text(super::limits::bound_message(
+        error.to_string(),
+    ))])
 }
 
 fn answer<T: Serialize>(result: Result<T>) -> CallToolResult {
@@ -97,11 +99,63 @@ pub fn page_value<T: Serialize>(page: &Page<T>, columns: &[&str]) -> Value {
     v
 }
 
+/// The most records, skipped entries and warnings an import's answer
+/// lists (their totals are always there), and the most characters of a
+/// skipped line it quotes: an import's answer stays small whatever the
+/// file, and never echoes a file back.
+const REPORT_RECORDS: usize = 20;
+const REPORT_ENTRIES: usize = 10;
+const REPORT_TEXT: usize = 40;
+
+/// An import's report, bounded: `records`, `skipped` and `warnings` keep
+/// their first few entries (skipped text cut short), with
+/// `records_total`, `skipped_total` and `warnings_total`.
+fn answer_report<T: Serialize>(result: Result<T>) -> CallToolResult {
+    match result.and_then(|v| serde_json::to_value(v).map_err(|e| Error::Corrupt(e.to_string()))) {
+        Ok(mut value) => {
+            bound_report(&mut value);
+            success(value)
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+pub(super) fn bound_report(value: &mut Value) {
+    for (key, keep) in [
+        ("records", REPORT_RECORDS),
+        ("skipped", REPORT_ENTRIES),
+        ("warnings", REPORT_ENTRIES),
+    ] {
+        let Some(Value::Array(list)) = value.get_mut(key) else {
+            continue;
+        };
+        let total = list.len();
+        list.truncate(keep);
+        for entry in list.iter_mut() {
+            if let Some(Value::String(text)) = entry.get_mut("text")
+                && let Some((cut, _)) = text.char_indices().nth(REPORT_TEXT)
+            {
+                text.truncate(cut);
+                text.push('…');
+            }
+        }
+        value[format!("{key}_total")] = json!(total);
+    }
+}
+
 fn answer_page<T: Serialize>(result: Result<Page<T>>, columns: &[&str]) -> CallToolResult {
     match result {
         Ok(page) => success(page_value(&page, columns)),
         Err(e) => failure(&e),
     }
+}
+
+/// Run long work (an import of a 4 MiB file, a git history, an export)
+/// off the server's thread, so the server answers other requests meanwhile.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(Error::Io(std::io::Error::other(format!("the work stopped: {e}")))))
 }
 
 fn configuration_value(tracker: &Tracker) -> Result<Value> {
@@ -485,11 +539,15 @@ impl WaymarkServer {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let repo = match (p.repo_path, &self.context.repo_root) {
-            (Some(path), _) => std::path::PathBuf::from(path),
-            (None, Some(root)) => root.clone(),
-            (None, None) => std::path::PathBuf::from("."),
+            (Some(path), _) => self.files.directory(&path),
+            (None, Some(root)) => Ok(root.clone()),
+            (None, None) => Err(Error::invalid(
+                "repo_path",
+                "is required: this server runs outside a git repository",
+            )),
         };
-        answer(self.tracker.import_git(&author(&ctx), &repo))
+        let (tracker, author) = (self.tracker.clone(), author(&ctx));
+        answer_report(off_thread(move || tracker.import_git(&author, &repo?)).await)
     }
 
     #[tool(
@@ -503,10 +561,12 @@ impl WaymarkServer {
         Parameters(p): Parameters<params::ImportMarkdown>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(
-            self.tracker
-                .import_markdown(&author(&ctx), std::path::Path::new(&p.path)),
-        )
+        let (files, tracker, author) = (self.files.clone(), self.tracker.clone(), author(&ctx));
+        let imported = off_thread(move || {
+            let (path, text) = files.read_markdown(&p.path)?;
+            tracker.import_markdown_text(&author, &text, &path.display().to_string())
+        });
+        answer_report(imported.await)
     }
 
     #[tool(
@@ -516,13 +576,12 @@ impl WaymarkServer {
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     async fn export_markdown(&self, Parameters(p): Parameters<params::ExportMarkdown>) -> CallToolResult {
-        let out = match (p.path, &self.context.repo_root) {
-            (Some(path), _) => std::path::PathBuf::from(path),
-            (None, Some(root)) => root.join(".project_status.md"),
-            (None, None) => std::path::PathBuf::from(".project_status.md"),
-        };
-        let written = self.tracker.export_markdown(self.context.data_dir.as_deref(), &out);
-        answer(written.map(|p| json!({ "path": p.display().to_string() })))
+        let (files, tracker, data_dir) = (self.files.clone(), self.tracker.clone(), self.context.data_dir.clone());
+        let written = off_thread(move || {
+            let out = files.markdown_target(p.path.as_deref().unwrap_or(crate::import::STATUS_FILE))?;
+            tracker.export_markdown(data_dir.as_deref(), &out)
+        });
+        answer(written.await.map(|p| json!({ "path": p.display().to_string() })))
     }
 }
 

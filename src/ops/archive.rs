@@ -99,8 +99,8 @@ impl Tracker {
             clauses.push(format!("item_type = ?{}", args.len()));
         }
         if let Some(text) = query.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            args.push(fts_query(text)?.into());
             self.store.catch_up_search()?;
-            args.push(fts_query(text).into());
             clauses.push(format!(
                 "rowid IN (SELECT rowid FROM work_items_fts WHERE work_items_fts MATCH ?{})",
                 args.len()

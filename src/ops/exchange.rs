@@ -164,7 +164,8 @@ impl Tracker {
                 return Err(Error::Conflict(format!(
                     "there is no open value conflict {id}; list_conflicts shows the open ones (a cycle, depth, orphan \
                      or parent_deleted conflict is resolved by moving the item with update_work_item, a \
-                     dependency_cycle by removing one of its dependencies)"
+                     dependency_cycle by removing one of its dependencies, an unknown_value by updating the field \
+                     to a word this version knows)"
                 )));
             };
             if kind == "archived_while_open" {

@@ -111,6 +111,10 @@ pub struct Collection {
     statements: OnceLock<Statements>,
 }
 
+/// The conflict kind of a closed-word field holding a word this build does
+/// not know.
+pub const UNKNOWN_VALUE: &str = "unknown_value";
+
 /// Fields that are written once, at creation; two replicas creating the
 /// same natural key disagree on them without anyone's work being at stake.
 pub(super) const QUIET_FIELDS: [&str; 2] = ["created_at", "created_by"];
@@ -350,7 +354,9 @@ impl Collection {
                 let state = self.decode(conn, id, &state, &row)?;
                 Ok(Loaded {
                     key: Some(key),
-                    had_conflicts: state.conflicts().next().is_some() || state.delete_conflict(),
+                    had_conflicts: state.conflicts().next().is_some()
+                        || state.delete_conflict()
+                        || self.unknown_words(&state).next().is_some(),
                     state,
                     row: Some(row),
                 })
@@ -558,7 +564,11 @@ impl Collection {
                 _ => {}
             }
         }
-        if had_conflicts || state.conflicts().next().is_some() || state.delete_conflict() {
+        if had_conflicts
+            || state.conflicts().next().is_some()
+            || state.delete_conflict()
+            || self.unknown_words(state).next().is_some()
+        {
             self.refresh_conflicts(tx, id, state)?;
         }
         Ok((version, key))
@@ -652,7 +662,7 @@ impl Collection {
 
     fn refresh_conflicts(&self, tx: &Transaction<'_>, id: &str, state: &RecordState) -> Result<()> {
         tx.prepare_cached(
-            "DELETE FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND kind IN ('value', 'delete_vs_update')",
+            "DELETE FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND kind IN ('value', 'delete_vs_update', 'unknown_value')",
         )?
         .execute([self.name, id])?;
         let mut insert =
@@ -671,7 +681,37 @@ impl Collection {
         if state.delete_conflict() {
             insert.execute([self.name, id, waymark_sync::merge::DELETE_FIELD, "delete_vs_update"])?;
         }
+        for field in self.unknown_words(state) {
+            insert.execute([self.name, id, field, UNKNOWN_VALUE])?;
+        }
         Ok(())
+    }
+
+    /// The fields of a closed word set whose value (as merged) is no word
+    /// this build knows: a newer version's word, or a peer's bad write.
+    /// Kept as written, and listed as an `unknown_value` conflict until an
+    /// update writes a known word.
+    fn unknown_words<'s>(&self, state: &'s RecordState) -> impl Iterator<Item = &'static str> + 's {
+        use crate::domain::{ContextType, DependencyType, EnhancementStatus, ItemType, VendorStatus, WorkStatus};
+        type Check = fn(&str) -> bool;
+        let checks: &'static [(&'static str, Check)] = match self.name {
+            "work_items" => &[
+                ("item_type", |w| ItemType::parse(w).is_ok()),
+                ("status", |w| WorkStatus::parse(w).is_ok()),
+            ],
+            "dependencies" => &[("dependency_type", |w| DependencyType::parse(w).is_ok())],
+            "vendors" => &[("status", |w| VendorStatus::parse(w).is_ok())],
+            "enhancements" => &[("status", |w| EnhancementStatus::parse(w).is_ok())],
+            "configuration" => &[("active_context_type", |w| ContextType::parse(w).is_ok())],
+            _ => &[],
+        };
+        checks
+            .iter()
+            .filter_map(move |(field, known)| match state.value(field) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(w)) if known(w) => None,
+                Some(_) => Some(*field),
+            })
     }
 }
 

@@ -281,8 +281,13 @@ impl Store {
     /// Open (creating if needed) the store file at `path`.
     pub fn open_file(path: &Path) -> Result<Store> {
         let mut conn = connect(path)?;
-        migrate(&mut conn, path)?;
-        fill_legacy_outbox(&mut conn)?;
+        let found = migrate(&mut conn, path)?;
+        // Outbox entries of schema 4 or older get their fields once, on the
+        // open that migrates them (a scan of the outbox at every open would
+        // cost a large store tens of milliseconds).
+        if found > 0 && found < 5 {
+            fill_legacy_outbox(&mut conn)?;
+        }
         ensure_replica(&mut conn, path)?;
 
         let (tx, rx) = mpsc::channel::<Job>();
@@ -485,7 +490,8 @@ fn read_replica(conn: &Connection) -> Result<(ReplicaId, u64, Hlc, String)> {
     Ok((id, counter as u64, Hlc(hlc as u64), fp))
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+/// Bring the store to this build's schema; returns the version it had.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<i64> {
     let migrations = migrations();
     let supported = schema_version();
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -497,16 +503,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         });
     }
     if found == supported {
-        return Ok(());
+        return Ok(found);
     }
     // Two processes may race to create a new store: the loser's migration
     // fails on the winner's tables, and then finds the store up to date.
     match migrations.to_latest(conn) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(found),
         Err(e) => {
             let now: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
             if now == supported {
-                Ok(())
+                Ok(supported)
             } else {
                 Err(Error::Open {
                     path: path.display().to_string(),

@@ -6,7 +6,9 @@
 //! (the sync round calls the hub between them).
 
 use rusqlite::OptionalExtension;
-use waymark_sync::{Change, Dot, Hlc, PageApplied, RecordStates, Refusal, Replica, ReplicaError, ReplicaId};
+use waymark_sync::{
+    Change, Dot, Hlc, PageApplied, RecordState, RecordStates, Refusal, Replica, ReplicaError, ReplicaId,
+};
 
 use super::Store;
 use super::collections::Collection;
@@ -161,6 +163,43 @@ impl Store {
                 }
             }
             tx.set_time(None);
+            // Records of collections this build does not know, the same way.
+            for (collection, id, state) in opaque_states(tx.conn())? {
+                let Some(last) = state.last_write().cloned() else {
+                    continue;
+                };
+                let mut changes = Vec::new();
+                let mut fields = super::write::Fields::new();
+                let mut others = Vec::new();
+                for (name, register) in &state.fields {
+                    let Some(winner) = register.winner() else { continue };
+                    fields.insert(name.clone(), winner.value.clone());
+                    let losers = &register.siblings()[..register.siblings().len() - 1];
+                    others.extend(losers.iter().map(|s| (name.clone(), s.clone())));
+                }
+                let change = |dot, fields, hlc, author| Change {
+                    collection: collection.clone(),
+                    record_id: id.clone(),
+                    dot,
+                    context: state.vv.clone(),
+                    fields,
+                    hlc,
+                    author,
+                    schema_version: waymark_sync::SCHEMA_VERSION,
+                };
+                if !fields.is_empty() {
+                    let dot = tx.next_dot();
+                    changes.push(change(dot, fields, last.hlc, last.author.clone()));
+                }
+                for (rank, (name, sibling)) in others.into_iter().enumerate() {
+                    let fields = super::write::Fields::from([(name, sibling.value)]);
+                    changes.push(change(helper_dot(rank), fields, sibling.hlc, sibling.author));
+                }
+                for c in &changes {
+                    tx.record_opaque(c)?;
+                }
+                written += 1;
+            }
             Ok(written)
         })
     }
@@ -280,14 +319,7 @@ impl Replica for Store {
                     states.insert((collection.name.to_owned(), id), state);
                 }
             }
-            let mut opaque = tx.prepare("SELECT collection, record_id, state FROM opaque_records")?;
-            let rows = opaque.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-            })?;
-            for row in rows {
-                let (collection, id, text) = row?;
-                let state = serde_json::from_str(&text)
-                    .map_err(|e| Error::Corrupt(format!("opaque record {collection}/{id}: {e}")))?;
+            for (collection, id, state) in opaque_states(tx)? {
                 states.insert((collection, id), state);
             }
             Ok(states)
@@ -333,20 +365,29 @@ impl Entry {
 
     /// The change as it was written.
     fn change(&self, conn: &rusqlite::Connection) -> Result<Change, Error> {
-        let collection = Collection::by_code(self.collection).ok_or_else(|| self.corrupt("unknown collection"))?;
         let (replica, author) = super::codec::write_names(conn, self.replica, self.author)?;
-        let record_id: String = conn
-            .prepare_cached(&format!("SELECT id FROM {} WHERE key = ?1", collection.name))?
-            .query_row([self.record], |r| super::id::get_id(r, 0))
-            .optional()?
-            .ok_or_else(|| self.corrupt("its record is missing"))?;
+        let (collection, record_id): (String, String) = if self.collection == 0 {
+            // A record of a collection this build does not know.
+            conn.prepare_cached("SELECT collection, record_id FROM opaque_records WHERE key = ?1")?
+                .query_row([self.record], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or_else(|| self.corrupt("its record is missing"))?
+        } else {
+            let collection = Collection::by_code(self.collection).ok_or_else(|| self.corrupt("unknown collection"))?;
+            let id = conn
+                .prepare_cached(&format!("SELECT id FROM {} WHERE key = ?1", collection.name))?
+                .query_row([self.record], |r| super::id::get_id(r, 0))
+                .optional()?
+                .ok_or_else(|| self.corrupt("its record is missing"))?;
+            (collection.name.to_owned(), id)
+        };
         let fields = self
             .fields
             .as_deref()
             .and_then(super::codec::unpack_fields)
             .ok_or_else(|| self.corrupt("its fields are missing or malformed"))?;
         Ok(Change {
-            collection: collection.name.to_owned(),
+            collection,
             record_id,
             dot: Dot {
                 replica,
@@ -359,6 +400,22 @@ impl Entry {
             schema_version: self.schema as u32,
         })
     }
+}
+
+/// Every record of a collection this build does not know, with its
+/// registers.
+fn opaque_states(conn: &rusqlite::Connection) -> Result<Vec<(String, String, RecordState)>, Error> {
+    let rows: Vec<(String, String, String)> = conn
+        .prepare("SELECT collection, record_id, state FROM opaque_records ORDER BY collection, record_id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .map(|(collection, id, text)| {
+            let state = serde_json::from_str(&text)
+                .map_err(|e| Error::Corrupt(format!("opaque record {collection}/{id}: {e}")))?;
+            Ok((collection, id, state))
+        })
+        .collect()
 }
 
 /// Give every outbox entry of an older schema, which named its record and

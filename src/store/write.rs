@@ -148,7 +148,10 @@ impl<'c> WriteTx<'c> {
             }
             None => self.hlc.tick(millis),
         };
-        self.hlc = self.hlc.max(hlc);
+        // The store's clock follows a time it was given (an import, a
+        // republished write) no further than it follows a peer's.
+        let bound = Hlc::from_parts(self.wall().millis().saturating_add(MAX_CLOCK_DRIFT_MS), 0);
+        self.hlc = self.hlc.max(hlc.min(bound));
         let change = Change {
             collection: collection.name.to_owned(),
             record_id: id.to_owned(),
@@ -170,9 +173,14 @@ impl<'c> WriteTx<'c> {
         self.dirty = true;
         self.wrote_local = true;
         let (version, key) = self.apply_to(collection, old, change)?;
-        // The outbox entry is the change as written, never rewritten: a
-        // resend, a copy of this store, a push interrupted anywhere all send
-        // the same bytes (see `replica.rs`).
+        self.append_outbox(collection.code, key, change)?;
+        Ok(version)
+    }
+
+    /// Append a local change to the outbox, as written: an entry is never
+    /// rewritten, so a resend, a copy of this store, a push interrupted
+    /// anywhere all send the same bytes (see `replica.rs`).
+    fn append_outbox(&mut self, code: i64, key: i64, change: &Change) -> Result<()> {
         let (replica, author) =
             super::codec::intern_write(&self.tx, &mut self.interned, &change.dot.replica, &change.author)?;
         let context = super::codec::encode_context(&self.tx, &mut self.interned, &change.context)?;
@@ -185,7 +193,7 @@ impl<'c> WriteTx<'c> {
             .execute(rusqlite::params![
                 replica,
                 change.dot.counter as i64,
-                collection.code,
+                code,
                 key,
                 change.hlc.0 as i64,
                 author,
@@ -193,7 +201,7 @@ impl<'c> WriteTx<'c> {
                 context,
                 fields
             ])?;
-        Ok(version)
+        Ok(())
     }
 
     /// Take a new replica id for this store's next changes; the old one is
@@ -265,6 +273,21 @@ impl<'c> WriteTx<'c> {
             records.insert((*code, *key));
         }
         for (code, key) in records {
+            if code == 0 {
+                let (name, id): (String, String) = self.tx.query_row(
+                    "SELECT collection, record_id FROM opaque_records WHERE key = ?1",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let renamed = fork.state(&load_opaque(&self.tx, &name, &id)?);
+                let text = serde_json::to_string(&renamed)
+                    .map_err(|e| Error::Corrupt(format!("opaque record {name}/{id}: {e}")))?;
+                self.tx.execute(
+                    "UPDATE opaque_records SET state = ?2 WHERE key = ?1",
+                    rusqlite::params![key, text],
+                )?;
+                continue;
+            }
             let collection = Collection::by_code(code)
                 .ok_or_else(|| Error::Corrupt(format!("outbox names unknown collection {code}")))?;
             let Some((_, state)) = collection.load_by_key(&self.tx, key)? else {
@@ -338,32 +361,52 @@ impl<'c> WriteTx<'c> {
     /// Merge a change of a collection this build does not know into the
     /// record's opaque registers (see `0005_immutable_outbox.sql`).
     fn apply_opaque(&mut self, change: &Change) -> Result<Option<i64>> {
-        let stored: Option<String> = self
-            .tx
-            .prepare_cached("SELECT state FROM opaque_records WHERE collection = ?1 AND record_id = ?2")?
-            .query_row([&change.collection, &change.record_id], |r| r.get(0))
-            .optional()?;
-        let mut state: RecordState = match stored {
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                Error::Corrupt(format!("opaque record {}/{}: {e}", change.collection, change.record_id))
-            })?,
-            None => RecordState::default(),
-        };
+        let mut state = load_opaque(&self.tx, &change.collection, &change.record_id)?;
         if state.apply(change) == Applied::AlreadySeen {
             return Ok(None);
         }
         self.observe(change)?;
         self.dirty = true;
-        let text = serde_json::to_string(&state)
-            .map_err(|e| Error::Corrupt(format!("opaque record {}: {e}", change.record_id)))?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO opaque_records (collection, record_id, state) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (collection, record_id) DO UPDATE SET state = excluded.state",
-            )?
-            .execute([&change.collection, &change.record_id, &text])?;
+        self.store_opaque(change, &state)?;
         self.last_conflicted = false;
         Ok(Some(0))
+    }
+
+    /// Store the opaque registers of `change`'s record; returns its key.
+    fn store_opaque(&mut self, change: &Change, state: &RecordState) -> Result<i64> {
+        let text = serde_json::to_string(state)
+            .map_err(|e| Error::Corrupt(format!("opaque record {}: {e}", change.record_id)))?;
+        Ok(self
+            .tx
+            .prepare_cached(
+                "INSERT INTO opaque_records (collection, record_id, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (collection, record_id) DO UPDATE SET state = excluded.state
+                 RETURNING key",
+            )?
+            .query_row([&change.collection, &change.record_id, &text], |r| r.get(0))?)
+    }
+
+    /// The next dot of this store's own replica id.
+    pub(super) fn next_dot(&mut self) -> Dot {
+        self.counter += 1;
+        Dot {
+            replica: self.replica,
+            counter: self.counter,
+        }
+    }
+
+    /// A local change of a record of a collection this build does not know
+    /// (a republished one): merged into its opaque registers, and appended
+    /// to the outbox under collection code 0.
+    pub(super) fn record_opaque(&mut self, change: &Change) -> Result<()> {
+        let mut state = load_opaque(&self.tx, &change.collection, &change.record_id)?;
+        if state.apply(change) == Applied::AlreadySeen {
+            return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));
+        }
+        self.dirty = true;
+        self.wrote_local = true;
+        let key = self.store_opaque(change, &state)?;
+        self.append_outbox(0, key, change)
     }
 
     fn apply_to(&mut self, collection: &'static Collection, mut old: Loaded, change: &Change) -> Result<(i64, i64)> {
@@ -411,6 +454,21 @@ impl<'c> WriteTx<'c> {
         }
         self.tx.commit()?;
         Ok(wrote_local)
+    }
+}
+
+/// The opaque registers of a record of a collection this build does not
+/// know (empty for a record never seen).
+pub(super) fn load_opaque(conn: &rusqlite::Connection, collection: &str, id: &str) -> Result<RecordState> {
+    let stored: Option<String> = conn
+        .prepare_cached("SELECT state FROM opaque_records WHERE collection = ?1 AND record_id = ?2")?
+        .query_row([collection, id], |r| r.get(0))
+        .optional()?;
+    match stored {
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("opaque record {collection}/{id}: {e}")))
+        }
+        None => Ok(RecordState::default()),
     }
 }
 

@@ -442,3 +442,46 @@ fn verify_finds_a_row_that_differs_from_its_registers() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["differences"].as_array().unwrap().len(), 4, "{doc:#}");
 }
+
+/// `config.toml` can hold the hub password: `init` writes it readable by
+/// its owner only, and a command that loads a readable copy makes it so.
+#[test]
+fn the_config_file_holding_the_hub_password_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let config = dir.join("config.toml");
+    let mode = || std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    let out = waymark(
+        dir,
+        &[
+            "init",
+            "--hub",
+            "postgres://u:hunter2@127.0.0.1:1/db",
+            "--space",
+            "team",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+    assert_eq!(mode(), 0o600);
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = waymark(dir, &["init"]);
+    assert!(out.status.success());
+    assert_eq!(mode(), 0o600, "a readable config is tightened when loaded");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0600") && !stderr.contains("hunter2"), "{stderr}");
+}
+
+/// The command line is a person's own: it reads and writes the paths it is
+/// given, inside the repository or not (the MCP tools are confined).
+#[test]
+fn the_command_line_exports_where_it_is_told() {
+    let d = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out_file = elsewhere.path().join("report.md");
+    assert!(waymark(d.path(), &["init"]).status.success());
+    let out = waymark(d.path(), &["export", "markdown", "--out", out_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out_file.is_file());
+}

@@ -1,9 +1,11 @@
 //! Waymark's integration tests, in one binary (fast links on small machines).
 
 mod cli;
+mod fuzz;
 mod git;
 mod markdown;
 mod migrate;
+mod model;
 mod ops;
 mod props;
 mod sync;
@@ -12,6 +14,15 @@ mod wedges;
 use tempfile::TempDir;
 use waymark::Tracker;
 use waymark::ops::NewWorkItem;
+
+/// How many processes a SIGKILL test kills: `WAYMARK_KILLS` for a soak,
+/// else `default`.
+pub fn kills(default: usize) -> usize {
+    std::env::var("WAYMARK_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// A tracker on a fresh store in a temporary directory.
 pub fn tracker() -> (TempDir, Tracker) {

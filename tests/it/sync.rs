@@ -813,7 +813,7 @@ mod killed {
         );
 
         let mut seed = 0x5eed_u64;
-        for _ in 0..10 {
+        for _ in 0..crate::kills(10) {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let mut child = run(a.path(), &["sync"]).spawn().unwrap();
             std::thread::sleep(Duration::from_millis(5 + (seed >> 33) % 120));
@@ -849,6 +849,102 @@ mod killed {
             (3000, 3000, 3000),
             "every change once, seqs dense"
         );
+    }
+
+    /// `serve` killed with SIGKILL while an agent writes through it: every
+    /// write whose answer the agent received is in the store afterwards.
+    #[test]
+    fn serve_killed_mid_write_loses_no_acknowledged_write() {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let mut acknowledged: Vec<String> = Vec::new();
+        let mut seed = 0x6b1_u64;
+        let mut n = 0u64;
+        for _ in 0..crate::kills(10) {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
+                .arg("--data-dir")
+                .arg(dir.path())
+                .arg("serve")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let reader = std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "killer", "version": "1"}}});
+            let _ = writeln!(stdin, "{init}");
+            let _ = writeln!(stdin, r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#);
+            // The server is up once it answers `initialize`; the kill lands
+            // while writes are in flight.
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("serve answers initialize");
+            // Writes in flight when the kill lands, acknowledged or not.
+            let writer = std::thread::spawn(move || {
+                let mut titles = Vec::new();
+                for _ in 0..400 {
+                    n += 1;
+                    let title = format!("kill {n}");
+                    let call = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+                        "name": "create_work_item", "arguments": {"item_type": "task", "title": title}}});
+                    if writeln!(stdin, "{call}").is_err() {
+                        break;
+                    }
+                    titles.push((n, title));
+                }
+                (titles, n)
+            });
+            std::thread::sleep(Duration::from_millis((seed >> 33) % 60));
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+            let (titles, last) = writer.join().unwrap();
+            n = last;
+            let _ = reader.join();
+            for line in rx.try_iter() {
+                let Ok(reply) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                let answered = reply["id"].as_u64();
+                let ok = reply["result"]["isError"] != json!(true) && reply.get("result").is_some();
+                if let (Some(id), true) = (answered, ok)
+                    && let Some((_, title)) = titles.iter().find(|(k, _)| *k == id)
+                {
+                    acknowledged.push(title.clone());
+                }
+            }
+        }
+        let tracker = waymark::Tracker::open(dir.path()).unwrap();
+        let mut stored = std::collections::HashSet::new();
+        let mut cursor = None;
+        loop {
+            let page = tracker
+                .list_work_items(waymark::ops::WorkItemFilter {
+                    limit: Some(100),
+                    cursor: cursor.take(),
+                    ..Default::default()
+                })
+                .unwrap();
+            stored.extend(page.items.into_iter().map(|w| w.title));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let lost: Vec<&String> = acknowledged.iter().filter(|t| !stored.contains(*t)).collect();
+        assert!(!acknowledged.is_empty(), "some writes were answered before the kills");
+        assert!(lost.is_empty(), "{} acknowledged writes lost: {lost:?}", lost.len());
+        assert!(tracker.store().verify().unwrap().is_empty());
     }
 }
 

@@ -90,9 +90,10 @@ fn title_of(export: &Value, id: &str) -> String {
 }
 
 /// A store copied with an unpushed change, the same field then written in
-/// the copy and again in the original: both push (the shared change is the
-/// same bytes from either), nothing is refused, and the stores converge on
-/// the one true conflict.
+/// the copy (the original writes another field): both push the shared
+/// change as the same bytes, nothing is refused, and the stores converge,
+/// the copy's later title over the shared one, the original's priority
+/// beside it.
 #[test]
 fn a_copied_store_with_unpushed_changes_keeps_syncing() {
     let db = block_on(TestDatabase::create("wedge_copy"));
@@ -107,20 +108,30 @@ fn a_copied_store_with_unpushed_changes_keeps_syncing() {
         c,
         &["item", "update", &id, "--version", "2", "--title", "from the copy"],
     );
-    cli.ok(
-        a,
-        &["item", "update", &id, "--version", "2", "--title", "from the original"],
-    );
+    cli.ok(a, &["item", "update", &id, "--version", "2", "--priority", "0"]);
     cli.ok(c, &["sync"]);
     cli.ok(a, &["sync"]);
     let export = cli.converge(&[a, c]);
-    let conflicts = cli.json(a, &["conflicts", "--json"]);
-    let text = conflicts.to_string();
+    assert_eq!(title_of(&export, &id), "from the copy");
+    let item = export["work_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == id)
+        .cloned()
+        .unwrap();
+    assert_eq!(item["priority"], 0);
+    // Both then edit the title apart: the one true conflict.
+    for (d, title) in [(a, "again here"), (c, "again there")] {
+        let version = cli.json(d, &["item", "show", &id, "--json"])["item"]["version"].to_string();
+        cli.ok(d, &["item", "update", &id, "--version", &version, "--title", title]);
+    }
+    cli.converge(&[a, c]);
+    let conflicts = cli.ok(a, &["conflicts", "--json"]);
     assert!(
-        text.contains("from the copy") && text.contains("from the original") && !text.contains("\"unpushed\""),
-        "{text}"
+        conflicts.contains("again here") && conflicts.contains("again there"),
+        "{conflicts}"
     );
-    assert!(["from the copy", "from the original"].contains(&title_of(&export, &id).as_str()));
 }
 
 /// A store that synced with one space, pointed at another (`init --space`,
@@ -242,7 +253,17 @@ fn changes_from_a_newer_build_never_stop_a_store() {
             &id,
             serde_json::json!({"x_future": {"nested": [1, 2.5]}}),
         ),
-        change(3, "work_items", &id, serde_json::json!({"status": "bogus"})),
+        // Concurrent with the item's creation, and later: it wins the register.
+        Change {
+            hlc: Hlc::from_parts(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64,
+                0,
+            ),
+            ..change(3, "work_items", &id, serde_json::json!({"status": "bogus"}))
+        },
     ];
     block_on(async { db.hub().await.push("newer", &pushed).await }).expect("push as a newer build");
     cli.ok(a, &["sync"]);
@@ -259,9 +280,21 @@ fn changes_from_a_newer_build_never_stop_a_store() {
         cli.ok(d, &["ready"]);
         cli.ok(d, &["status"]);
     }
+    // The unknown status word is kept, and flagged until a known one is set.
+    let conflicts = cli.ok(a, &["conflicts", "--json"]);
+    assert!(
+        conflicts.contains("unknown_value") && conflicts.contains("bogus"),
+        "{conflicts}"
+    );
+    let version = cli.json(b, &["item", "show", &id, "--json"])["item"]["version"].to_string();
+    cli.ok(b, &["item", "update", &id, "--version", &version, "--status", "active"]);
     cli.ok(b, &["item", "create", "--type", "task", "--title", "still syncing"]);
     let export = cli.converge(&[a, b]);
     assert_eq!(export["work_items"].as_array().unwrap().len(), 2);
+    assert!(!cli.ok(a, &["conflicts", "--json"]).contains("unknown_value"));
+    for d in [a, b] {
+        assert!(cli.run(d, &["verify"]).status.success(), "verify finds nothing");
+    }
 }
 
 /// A peer whose clock is ten years ahead: its changes merge, but this
