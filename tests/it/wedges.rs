@@ -63,6 +63,14 @@ impl Cli {
             assert_eq!(exports[0], exports[i], "store {i} exports differently");
             assert_eq!(conflicts[0], conflicts[i], "store {i} lists other conflicts");
         }
+        for d in dirs {
+            let verify = self.run(d, &["verify"]);
+            assert!(
+                verify.status.success(),
+                "verify: {}",
+                String::from_utf8_lossy(&verify.stdout)
+            );
+        }
         serde_json::from_str(&exports[0]).unwrap()
     }
 }
