@@ -389,6 +389,7 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
         tracing::debug!("sync worker stopped");
     };
     let started = std::thread::Builder::new().name("waymark-sync".into()).spawn(move || {
+        crate::store::wait_patiently();
         match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime.block_on(run),
             Err(e) => tracing::error!("the sync worker could not start its runtime: {e}"),
@@ -443,6 +444,7 @@ pub async fn sync_once(store: &Store, settings: &Settings) -> Result<RoundSummar
     std::thread::Builder::new()
         .name("waymark-sync-round".into())
         .spawn(move || {
+            crate::store::wait_patiently();
             let _ = reply.send(sync_once_blocking(&store, &settings));
         })
         .map_err(|e| SyncFailure::Store(crate::Error::Io(e)))?;

@@ -154,6 +154,18 @@ fn recv_soon<T>(rx: &mpsc::Receiver<T>, watch: Duration, on_idle: impl FnOnce())
     }
 }
 
+thread_local! {
+    static PATIENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Make the calling thread wait for the writer's answers asleep, without
+/// watching for them first: for a background thread (the sync worker) whose
+/// latency matters less than the CPU its watching would take from the
+/// writer and from tool calls on a small machine.
+pub fn wait_patiently() {
+    PATIENT.with(|p| p.set(true));
+}
+
 /// A handle on one store. Cheap to clone; every clone shares the owner
 /// thread and the read pool.
 #[derive(Clone)]
@@ -389,7 +401,12 @@ impl Store {
             .writer
             .send(job)
             .map_err(|_| Error::Corrupt("the store's writer thread has stopped".into()))?;
-        recv_soon(&answer, CALLER_WATCH, || {})
+        let watch = if PATIENT.with(std::cell::Cell::get) {
+            Duration::ZERO
+        } else {
+            CALLER_WATCH
+        };
+        recv_soon(&answer, watch, || {})
             .ok_or_else(|| Error::Corrupt("the store's writer thread stopped during a write".into()))?
     }
 
