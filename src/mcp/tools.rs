@@ -491,7 +491,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Resolve a conflict by choosing one of its values (by index in list_conflicts); every replica adopts it after syncing. A delete_vs_update conflict: choose the delete, or restore with update_work_item deleted=false. Tree conflicts: move the item with update_work_item.",
+        description = "Resolve a conflict by choosing one of its values (by index in list_conflicts); every replica adopts it after syncing. A delete_vs_update conflict: choose the delete, or restore with update_work_item deleted=false. Tree conflicts (cycle, depth, orphan, parent_deleted): move the item with update_work_item; archived_while_open: complete or delete it; dependency_cycle: remove a dependency; unknown_value: update the field.",
         input_schema = input_schema::<params::ResolveConflict>(),
         output_schema = schema::object_with(&[("id", "string"), ("version", "integer")]),
         annotations(read_only_hint = false, destructive_hint = true, open_world_hint = false)
