@@ -37,9 +37,7 @@
 //!   ever ran (a peer's clock years ahead must not carry it along).
 //!
 //! Failures shrink (proptest) to a numbered script, printed one action a
-//! line. The kinds that fail today are listed in [`FAILING`] and
-//! [`FAILING_TOGETHER`] (their tests are `#[ignore]`d), and each minimal
-//! script found so far is a `regression_*` test.
+//! line, and each minimal script found so far is a `regression_*` test.
 //!
 //! Counts: `WAYMARK_MODEL_CASES` (in-memory hub, per test),
 //! `WAYMARK_MODEL_PG_CASES` (Postgres), `WAYMARK_MODEL_KINDS` (the kinds the
@@ -169,18 +167,6 @@ pub const ALL_KINDS: [Kind; 12] = [
     Kind::UnknownCollection,
     Kind::UnknownField,
 ];
-
-/// The kinds that fail alone (none since main's fixes of issue 11). The
-/// mixed tests leave them out unless `WAYMARK_MODEL_KINDS` names them; `#[ignore]`
-/// a failing kind's own test too, with the reason, until its fix lands.
-pub const FAILING: [Kind; 0] = [];
-
-/// Kinds that pass alone but fail together (none since a store moving to a
-/// new space republishes its opaque records and keeps its clock bounded):
-/// the mixed tests leave out the second of each pair (unless
-/// `WAYMARK_MODEL_KINDS` names it), and each pair has an `#[ignore]`d test
-/// of its own.
-pub const FAILING_TOGETHER: [(Kind, Kind); 0] = [];
 
 impl Kind {
     pub fn name(self) -> &'static str {
@@ -2010,15 +1996,7 @@ fn kind_cases() -> u32 {
 }
 
 fn mixed_kinds() -> Vec<Kind> {
-    std::env::var("WAYMARK_MODEL_KINDS").map_or_else(
-        |_| {
-            ALL_KINDS
-                .into_iter()
-                .filter(|k| !FAILING.contains(k) && !FAILING_TOGETHER.iter().any(|(_, b)| b == k))
-                .collect()
-        },
-        |k| Kind::parse_list(&k),
-    )
+    std::env::var("WAYMARK_MODEL_KINDS").map_or_else(|_| ALL_KINDS.to_vec(), |k| Kind::parse_list(&k))
 }
 
 fn with_base(kind: Kind) -> Vec<Kind> {
@@ -2119,8 +2097,7 @@ fn mixed_over_postgres() {
 
 // ---------------------------------------------------------------------------
 // The minimal scripts the kinds shrank to (issue 11), replayed as they are.
-// The ignored ones fail today, for the reason their `ignore` gives; the
-// others failed before main's fixes (copies, new spaces, clocks ahead,
+// Each failed before the fixes of issue 11 (copies, new spaces, clocks ahead,
 // 17-digit floats, unknown collections, long cycles, dependency cycles,
 // archive against reopen, a child under a deleted parent) and hold them now.
 
@@ -2138,13 +2115,6 @@ fn replay(stores: usize, actions: Vec<Action>) {
 }
 
 macro_rules! regression {
-    ($name:ident, ignore = $why:literal, $stores:expr, [$($action:expr),* $(,)?]) => {
-        #[test]
-        #[ignore = $why]
-        fn $name() {
-            replay($stores, vec![$($action),*]);
-        }
-    };
     ($name:ident, $stores:expr, [$($action:expr),* $(,)?]) => {
         #[test]
         fn $name() {
