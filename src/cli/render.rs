@@ -165,7 +165,7 @@ pub(super) fn item_detail_human(d: &ops::WorkItemDetail) -> String {
     s
 }
 
-pub(super) fn conflicts_human(cs: &Vec<ops::ConflictView>) -> String {
+pub(super) fn conflicts_human(cs: &[ops::ConflictView]) -> String {
     if cs.is_empty() {
         return "no open conflicts".into();
     }

@@ -13,6 +13,8 @@ use waymark::report;
 use super::args::*;
 use super::render::*;
 
+/// Where the store lives: the flag or environment, else the nearest
+/// `.waymark/` up from here, else `.waymark/` at the git root (or here).
 fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(dir) = flag {
         return Ok(dir);
@@ -203,7 +205,7 @@ pub(super) fn run(cli: Cli) -> Result<()> {
         Command::Archive(cmd) => archive(&dir, cmd),
         Command::Conflicts { json } => {
             let conflicts = open_existing(&dir)?.list_conflicts()?;
-            show(json, &conflicts, conflicts_human)
+            show(json, &conflicts, |cs| conflicts_human(cs))
         }
         Command::Verify { json } => {
             let differences = open_existing(&dir)?.store().verify()?;
@@ -281,7 +283,7 @@ pub(super) fn run(cli: Cli) -> Result<()> {
 }
 
 /// Keep a store out of git: add `.waymark/` to the enclosing repository's
-
+/// `.git/info/exclude` (the exported markdown is what gets committed).
 fn keep_out_of_git(dir: &Path) -> Result<()> {
     if dir.file_name().is_none_or(|n| n != ".waymark") {
         return Ok(());
