@@ -36,13 +36,16 @@ pub(super) enum Command {
     },
     /// Run one sync round with the hub: push local changes, pull the others'.
     Sync {
+        /// Only show this replica's sync health (no round).
+        #[arg(long)]
+        status: bool,
         #[arg(long)]
         json: bool,
     },
     /// The MCP server on stdio (stdout carries only the protocol; logs go to stderr), or over HTTP with --http.
     Serve {
-        /// core: the essential tools only; all: every tool.
-        #[arg(long, default_value = "all", value_parser = ["core", "all"])]
+        /// core: the essential tools (a lean list, under 8 KB of the model's context); all: every tool.
+        #[arg(long, default_value = "core", value_parser = ["core", "all"])]
         toolset: String,
         /// Offer only the tools that do not write.
         #[arg(long)]
@@ -103,6 +106,9 @@ pub(super) enum Command {
     Archive(ArchiveCommand),
     /// Open sync conflicts.
     Conflicts {
+        /// Show at most this many (1-100).
+        #[arg(long)]
+        limit: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -110,9 +116,12 @@ pub(super) enum Command {
     Resolve {
         /// The conflict's id (collection/record_id/field), as `waymark conflicts` shows.
         id: String,
-        /// The chosen value, as JSON (e.g. '"a title"' or 3); one of the listed values.
+        /// The value to keep, as JSON (e.g. '"a title"' or 3); one of the listed values.
+        #[arg(long, required_unless_present = "dot", conflicts_with = "dot")]
+        value: Option<String>,
+        /// Or the dot (replica:counter) of the value to keep, as `waymark conflicts --json` lists it.
         #[arg(long)]
-        value: String,
+        dot: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -192,6 +201,9 @@ pub(super) enum ItemCommand {
         text: Option<String>,
         #[arg(long)]
         include_deleted: bool,
+        /// List the archive instead, latest archived first (with --type and --text).
+        #[arg(long)]
+        archived: bool,
         #[arg(long)]
         limit: Option<i64>,
         #[arg(long)]
@@ -401,6 +413,12 @@ pub(super) enum EnhancementCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One enhancement in full.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     Update {
         id: String,
         #[arg(long)]
@@ -463,6 +481,8 @@ pub(super) enum ExportCommand {
         /// Where to write it (default: .project_status.md at the repository root).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -29,11 +29,14 @@ pub fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            let mut sentence = e.to_string();
+            let mut sentence = match e.downcast_ref::<waymark::Error>() {
+                Some(error) => render::cli_error(error),
+                None => render::speak_cli(&e.to_string()),
+            };
             if let Some(cause) = e.chain().nth(1)
                 && e.downcast_ref::<waymark::Error>().is_none()
             {
-                sentence = format!("{sentence}: {cause}");
+                sentence = format!("{sentence}: {}", render::speak_cli(&cause.to_string()));
             }
             let _ = writeln!(io::stderr(), "error: {sentence}");
             ExitCode::FAILURE

@@ -28,7 +28,7 @@ pub(super) fn show<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -
     if json { print_json(value) } else { out(human(value)) }
 }
 
-pub(super) fn show_page<T: Serialize>(
+pub(super) fn show_page<T: ops::Row>(
     json: bool,
     page: &Page<T>,
     row: impl Fn(&T) -> String,
@@ -165,7 +165,8 @@ pub(super) fn item_detail_human(d: &ops::WorkItemDetail) -> String {
     s
 }
 
-pub(super) fn conflicts_human(cs: &[ops::ConflictView]) -> String {
+pub(super) fn conflicts_human(list: &ops::ConflictList) -> String {
+    let cs = &list.conflicts;
     if cs.is_empty() {
         return "no open conflicts".into();
     }
@@ -185,4 +186,194 @@ pub(super) fn conflicts_human(cs: &[ops::ConflictView]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+pub(super) fn configuration_human(s: &ops::ConfigurationView) -> String {
+    let c = &s.configuration;
+    format!(
+        "context: {}\nsession: {}\ngit branch: {}\ngit head: {}\ntoken budget: {}\nversion: {}\n\
+         sync: {} pending change(s), {} open conflict(s){}{}{}",
+        c.active_context_type,
+        c.current_session_id.as_deref().unwrap_or("-"),
+        c.git_branch.as_deref().unwrap_or("-"),
+        c.git_head_commit.as_deref().unwrap_or("-"),
+        c.default_token_budget,
+        c.version,
+        s.sync.pending_changes,
+        s.sync.open_conflicts,
+        if s.sync.hub_configured {
+            ""
+        } else {
+            "; no hub configured"
+        },
+        s.sync
+            .last_sync_at
+            .as_deref()
+            .map(|t| format!("; last synced {t}"))
+            .unwrap_or_default(),
+        s.sync
+            .last_error
+            .as_deref()
+            .map(|e| format!("\nlast sync error: {e}"))
+            .unwrap_or_default(),
+    )
+}
+
+pub(super) fn sync_human(s: &waymark::sync::SyncAnswer) -> String {
+    match &s.round {
+        Some(r) => format!(
+            "synced: pushed {}, pulled {}, {} new conflict(s)",
+            r.pushed, r.pulled, r.conflicts
+        ),
+        None => {
+            let h = &s.health;
+            let mut text = format!(
+                "{} pending change(s), {} open conflict(s)",
+                h.pending_changes, h.open_conflicts
+            );
+            match (&h.last_sync_at, h.hub_configured) {
+                (_, false) => text.push_str("; no hub configured"),
+                (Some(at), true) => text.push_str(&format!("; last synced {at}")),
+                (None, true) => text.push_str("; never synced"),
+            }
+            if let Some(e) = &h.last_error {
+                text.push_str(&format!("\nlast sync error: {e}"));
+            }
+            if let Some(w) = &h.clock_warning {
+                text.push_str(&format!("\nclock: {w}"));
+            }
+            text
+        }
+    }
+}
+
+/// The flag (or argument) of the command line that sets each field an
+/// operation names in its errors; any other field (a metadata key, say)
+/// keeps its name.
+const FLAGS: &[(&str, &str)] = &[
+    ("title", "--title"),
+    ("description", "--description"),
+    ("status", "--status"),
+    ("priority", "--priority"),
+    ("version", "--version"),
+    ("limit", "--limit"),
+    ("cursor", "--cursor"),
+    ("text", "--text"),
+    ("metadata", "--metadata"),
+    ("extractor_version", "--extractor-version"),
+    ("older_than_days", "--older-than-days"),
+    ("default_token_budget", "--token-budget"),
+    ("depends_on", "--depends-on"),
+    ("dot", "--dot"),
+    ("value", "--value"),
+    ("item_type", "--type"),
+    ("parent_id", "--parent"),
+    ("branch_name", "--branch"),
+    ("commit_hash", "--commit"),
+    ("pr_number", "--pr"),
+    ("pr_title", "--title"),
+    ("deployed_at", "--at"),
+    ("test_summary", "--tests"),
+    ("constitutional_compliance", "--compliant"),
+    ("vendor_ids", "--vendor"),
+    ("work_item_ids", "--item"),
+    ("active_context_type", "--context"),
+    ("current_session_id", "--session"),
+    ("git_branch", "--branch"),
+    ("git_head_commit", "--head"),
+    ("requires_constitutional_approval", "--requires-approval"),
+    ("source_id", "SOURCE"),
+    ("target_id", "TARGET"),
+    ("dependency_type", "--type"),
+    ("conflict_id", "ID"),
+    ("work_item_id", "--item"),
+];
+
+/// The command that does what each tool does, for errors that point at one.
+/// Longer names first, so that no name is replaced inside another.
+const COMMANDS: &[(&str, &str)] = &[
+    ("manage_enhancement with action list", "`waymark enhancement list`"),
+    ("with action get", "with `waymark enhancement show`"),
+    ("update_project_configuration", "`waymark config set`"),
+    ("get_project_configuration", "`waymark config show`"),
+    ("query_archived_work_items", "`waymark archive list`"),
+    ("update_vendor_status", "`waymark vendor update`"),
+    ("query_vendor_status", "`waymark vendor show`"),
+    ("manage_enhancement", "`waymark enhancement`"),
+    ("manage_dependency", "`waymark dep`"),
+    ("archive_work_items", "`waymark archive run`"),
+    ("record_deployment", "`waymark deploy record`"),
+    ("get_project_status", "`waymark status`"),
+    ("import_git_history", "`waymark import git`"),
+    ("create_work_item", "`waymark item create`"),
+    ("update_work_item", "`waymark item update`"),
+    ("query_work_item", "`waymark item show`"),
+    ("list_work_items", "`waymark item list`"),
+    ("list_ready_work", "`waymark ready`"),
+    ("list_deployments", "`waymark deploy list`"),
+    ("resolve_conflict", "`waymark resolve`"),
+    ("list_conflicts", "`waymark conflicts`"),
+    ("import_markdown", "`waymark import markdown`"),
+    ("export_markdown", "`waymark export markdown`"),
+    ("create_vendor", "`waymark vendor create`"),
+    ("list_vendors", "`waymark vendor list`"),
+];
+
+/// The flag that sets `field`.
+pub(super) fn flag(field: &str) -> String {
+    FLAGS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, flag)| (*flag).to_owned())
+        .unwrap_or_else(|| field.to_owned())
+}
+
+/// An operation's error as the command line says it: the flag for the
+/// field, the command for the tool (one error type; the MCP face says the
+/// same error in tool arguments).
+pub(super) fn cli_error(error: &waymark::Error) -> String {
+    match error {
+        waymark::Error::Invalid { field, message } => speak_cli(&format!("invalid {}: {message}", flag(field))),
+        other => speak_cli(&other.to_string()),
+    }
+}
+
+/// `text` with each tool name (a whole word) replaced by its command.
+pub(super) fn speak_cli(text: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mut text = text.to_owned();
+    for (tool, command) in COMMANDS {
+        let mut from = 0;
+        while let Some(at) = text[from..].find(tool).map(|i| i + from) {
+            let end = at + tool.len();
+            if word(text[..at].chars().next_back()) || word(text[end..].chars().next()) {
+                from = end;
+                continue;
+            }
+            text.replace_range(at..end, command);
+            from = at + command.len();
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_speak_flags_and_commands() {
+        let e = waymark::Error::invalid("item_type", "\"epic\" is not one of project, session, task, research");
+        assert_eq!(
+            cli_error(&e),
+            "invalid --type: \"epic\" is not one of project, session, task, research"
+        );
+        assert_eq!(
+            speak_cli("there is no open conflict x; list_conflicts shows them (update_work_item moves it)"),
+            "there is no open conflict x; `waymark conflicts` shows them (`waymark item update` moves it)"
+        );
+        // Inside a longer word, a tool name stays.
+        assert_eq!(speak_cli("my_list_conflicts_x"), "my_list_conflicts_x");
+        assert_eq!(flag("older_than_days"), "--older-than-days");
+    }
 }

@@ -5,7 +5,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use waymark::ops::{self, CLI_AUTHOR, Tracker};
 use waymark::report;
@@ -88,23 +87,33 @@ pub(super) fn run(cli: Cli) -> Result<()> {
     let a = CLI_AUTHOR;
     match cli.command {
         Command::Init { hub, space } => init(&dir, hub, space),
-        Command::Sync { json } => {
+        Command::Sync { status: true, json } => {
+            let t = open_existing(&dir)?;
+            show(json, &waymark::sync::SyncAnswer::of(&t, None)?, sync_human)
+        }
+        Command::Sync { status: false, json } => {
             // A new replica may join a space by syncing: it writes, so it may create the store.
             let t = open_for_write(&dir)?;
             let settings = waymark::config::Settings::load(&dir)?;
-            let summary = waymark::sync::sync_once_blocking(t.store(), &settings)?;
-            show(json, &summary, |s| {
-                format!(
-                    "synced: pushed {}, pulled {}, {} new conflict(s)",
-                    s.pushed, s.pulled, s.conflicts
-                )
-            })
+            let round =
+                waymark::sync::sync_once_blocking(t.store(), &settings).map_err(|e| anyhow::anyhow!(e.sentence()))?;
+            let answer = waymark::sync::SyncAnswer::of(&t, Some(round))?;
+            show(json, &answer, sync_human)
         }
-        Command::Resolve { id, value, json } => {
-            let value: Value = serde_json::from_str(&value).map_err(|e| {
-                waymark::Error::invalid("value", format!("is not JSON ({e}); quote strings: '\"text\"'"))
-            })?;
-            let r = open_existing(&dir)?.resolve_conflict(a, &id, value)?;
+        Command::Resolve { id, value, dot, json } => {
+            let value = value
+                .map(|v| {
+                    serde_json::from_str::<Value>(&v).map_err(|e| {
+                        waymark::Error::invalid("value", format!("is not JSON ({e}); quote strings: '\"text\"'"))
+                    })
+                })
+                .transpose()?;
+            let choice = ops::ConflictChoice {
+                conflict_id: id,
+                value,
+                dot,
+            };
+            let r = open_existing(&dir)?.resolve_conflict_choice(a, choice)?;
             show(json, &r, |r| format!("resolved {} with {}", r.id, r.value))
         }
         Command::Serve {
@@ -143,11 +152,12 @@ pub(super) fn run(cli: Cli) -> Result<()> {
         }
         Command::Status { json } => {
             let t = open_existing(&dir)?;
-            let report = t.status_report()?;
             if json {
-                print_json(&report)
+                print_json(&t.project_status(&ops::StatusRequest {
+                    format: Some("json".into()),
+                })?)
             } else {
-                out(report::render_markdown(&report, None)?)
+                out(report::render_markdown(&t.status_report()?, None)?)
             }
         }
         Command::Item(cmd) => item(&dir, cmd),
@@ -203,9 +213,9 @@ pub(super) fn run(cli: Cli) -> Result<()> {
         Command::Config(cmd) => config(&dir, cmd),
         Command::Enhancement(cmd) => enhancement(&dir, cmd),
         Command::Archive(cmd) => archive(&dir, cmd),
-        Command::Conflicts { json } => {
-            let conflicts = open_existing(&dir)?.list_conflicts()?;
-            show(json, &conflicts, |cs| conflicts_human(cs))
+        Command::Conflicts { limit, json } => {
+            let conflicts = open_existing(&dir)?.conflicts(ops::ConflictQuery { limit })?;
+            show(json, &conflicts, conflicts_human)
         }
         Command::Verify { json } => {
             let differences = open_existing(&dir)?.store().verify()?;
@@ -228,7 +238,7 @@ pub(super) fn run(cli: Cli) -> Result<()> {
             let doc = open_existing(&dir)?.export_json()?;
             print_json(&doc)
         }
-        Command::Export(ExportCommand::Markdown { out: file }) => {
+        Command::Export(ExportCommand::Markdown { out: file, json }) => {
             let t = open_existing(&dir)?;
             let file = match file {
                 Some(f) => f,
@@ -236,8 +246,8 @@ pub(super) fn run(cli: Cli) -> Result<()> {
                     &std::env::current_dir().context("cannot read the working directory")?,
                 ),
             };
-            let written = t.export_markdown(Some(&dir), &file)?;
-            out(format!("wrote {}", written.display()))
+            let written = waymark::import::Written::from(t.export_markdown(Some(&dir), &file)?);
+            show(json, &written, |w| format!("wrote {}", w.path))
         }
         Command::Import(ImportCommand::Git { repo, json }) => {
             let repo = match repo {
@@ -420,6 +430,7 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
             parent,
             text,
             include_deleted,
+            archived,
             limit,
             cursor,
             json,
@@ -430,6 +441,7 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
                 parent_id: parent,
                 text,
                 include_deleted,
+                archived,
                 limit,
                 cursor,
             })?;
@@ -592,45 +604,10 @@ fn deploy(dir: &Path, cmd: DeployCommand) -> Result<()> {
 }
 
 fn config(dir: &Path, cmd: ConfigCommand) -> Result<()> {
-    #[derive(Serialize)]
-    struct Shown {
-        #[serde(flatten)]
-        configuration: ops::Configuration,
-        sync: ops::SyncHealth,
-    }
     match cmd {
         ConfigCommand::Show { json } => {
-            let (configuration, sync) = open_existing(dir)?.get_project_configuration()?;
-            show(json, &Shown { configuration, sync }, |s| {
-                let c = &s.configuration;
-                format!(
-                    "context: {}\nsession: {}\ngit branch: {}\ngit head: {}\ntoken budget: {}\nversion: {}\n\
-                     sync: {} pending change(s), {} open conflict(s){}{}{}",
-                    c.active_context_type,
-                    c.current_session_id.as_deref().unwrap_or("-"),
-                    c.git_branch.as_deref().unwrap_or("-"),
-                    c.git_head_commit.as_deref().unwrap_or("-"),
-                    c.default_token_budget,
-                    c.version,
-                    s.sync.pending_changes,
-                    s.sync.open_conflicts,
-                    if s.sync.hub_configured {
-                        ""
-                    } else {
-                        "; no hub configured"
-                    },
-                    s.sync
-                        .last_sync_at
-                        .as_deref()
-                        .map(|t| format!("; last synced {t}"))
-                        .unwrap_or_default(),
-                    s.sync
-                        .last_error
-                        .as_deref()
-                        .map(|e| format!("\nlast sync error: {e}"))
-                        .unwrap_or_default(),
-                )
-            })
+            let view = open_existing(dir)?.configuration_view()?;
+            show(json, &view, configuration_human)
         }
         ConfigCommand::Set {
             version,
@@ -641,7 +618,7 @@ fn config(dir: &Path, cmd: ConfigCommand) -> Result<()> {
             token_budget,
             json,
         } => {
-            let c = open_for_write(dir)?.update_project_configuration(
+            let c = open_for_write(dir)?.configure(
                 CLI_AUTHOR,
                 ops::ConfigurationUpdate {
                     version,
@@ -652,7 +629,9 @@ fn config(dir: &Path, cmd: ConfigCommand) -> Result<()> {
                     default_token_budget: token_budget,
                 },
             )?;
-            show(json, &c, |c| format!("configuration at version {}", c.version))
+            show(json, &c, |c| {
+                format!("configuration at version {}", c.configuration.version)
+            })
         }
     }
 }
@@ -701,6 +680,16 @@ fn enhancement(dir: &Path, cmd: EnhancementCommand) -> Result<()> {
             )?;
             show(json, &e, |e| {
                 format!("updated enhancement {} to version {}", e.id, e.version)
+            })
+        }
+        EnhancementCommand::Show { id, json } => {
+            let e = open_existing(dir)?.get_enhancement(&id)?;
+            show(json, &e, |e| {
+                let mut s = enhancement_line(e);
+                if let Some(d) = &e.description {
+                    s.push_str(&format!("\n  {d}"));
+                }
+                s
             })
         }
         EnhancementCommand::List {
