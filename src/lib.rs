@@ -10,6 +10,7 @@ pub mod error;
 pub mod import;
 pub mod mcp;
 pub mod ops;
+pub mod progress;
 pub mod report;
 pub mod store;
 pub mod sync;

@@ -2451,6 +2451,11 @@ impl RawServer {
     async fn start() -> RawServer {
         let repo = tempfile::tempdir().unwrap();
         std::fs::create_dir(repo.path().join(".git")).unwrap();
+        RawServer::start_in(repo).await
+    }
+
+    /// A server on the repository `repo` (which has its `.git`).
+    async fn start_in(repo: TempDir) -> RawServer {
         let mut child = tokio::process::Command::new(BIN)
             .args([
                 "--data-dir",
@@ -2526,6 +2531,68 @@ impl RawServer {
         json!({"jsonrpc": "2.0", "id": id.into(), "method": "tools/call",
             "params": {"name": name, "arguments": arguments}})
     }
+}
+
+/// A git import asked with a progress token tells its progress, growing,
+/// all before its answer; asked without one, it tells nothing.
+#[tokio::test]
+async fn a_git_import_notifies_its_progress() {
+    // The commits are made before the server starts, so that its watcher
+    // leaves them to the import asked for.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().to_path_buf();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    for n in 0..40 {
+        git(&[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            &format!("Merge pull request #{n} from team/feature-{n}"),
+        ]);
+    }
+    let mut server = RawServer::start_in(dir).await;
+    server.initialize("2025-06-18", "progress-test").await;
+    let mut call = RawServer::tool(1, "import_git_history", json!({}));
+    call["params"]["_meta"] = json!({"progressToken": "p1"});
+    server.send_json(&call).await;
+    let mut progress = Vec::new();
+    let answer = loop {
+        let m = server.next(Duration::from_secs(30)).await;
+        if m["method"] == "notifications/progress" {
+            assert_eq!(m["params"]["progressToken"], "p1", "{m}");
+            progress.push(m["params"]["progress"].as_f64().unwrap());
+        } else {
+            break m;
+        }
+    };
+    assert_eq!(answer["id"], 1, "{answer}");
+    // (The server's git watcher may import some of them meanwhile.)
+    assert!(
+        answer["result"]["structuredContent"]["commits_read"].as_u64().unwrap() > 0,
+        "{answer}"
+    );
+    assert!(progress.len() >= 2, "commits read and records written: {progress:?}");
+    assert!(progress.windows(2).all(|w| w[0] < w[1]), "progress grows: {progress:?}");
+    // Without a token: the answer, and no notification.
+    server
+        .send_json(&RawServer::tool(2, "import_git_history", json!({})))
+        .await;
+    let answer = server.next(Duration::from_secs(30)).await;
+    assert_eq!(answer["id"], 2, "{answer}");
 }
 
 fn error_code(v: &Value) -> i64 {

@@ -7,6 +7,44 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
 use waymark::ops::{self, Page};
+use waymark::progress::Progress;
+
+/// A progress bar on stderr for long work: drawn only when stderr is a
+/// terminal and the output is not `--json` (indicatif hides it otherwise).
+pub(super) struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    pub(super) fn unless(json: bool) -> Bar {
+        if json {
+            return Bar(None);
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        Bar(Some(bar))
+    }
+
+    /// What the work reports to.
+    pub(super) fn progress(&self) -> Progress {
+        let Some(bar) = self.0.clone() else {
+            return Progress::none();
+        };
+        Progress::to(move |step| {
+            bar.set_length(step.total.unwrap_or(step.done));
+            bar.set_position(step.done);
+            bar.set_message(step.what);
+        })
+    }
+
+    /// Take the bar off the terminal before the answer is printed.
+    pub(super) fn clear(self) {
+        if let Some(bar) = self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 pub(super) fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let mut out = io::stdout().lock();

@@ -254,8 +254,10 @@ pub(super) fn run(cli: Cli) -> Result<()> {
                 Some(r) => r,
                 None => std::env::current_dir().context("cannot read the working directory")?,
             };
-            let result = open_for_write(&dir)?.import_git(a, &repo)?;
-            show(json, &result, |r| r.to_text())
+            let bar = Bar::unless(json);
+            let result = open_for_write(&dir)?.import_git_with(a, &repo, &bar.progress());
+            bar.clear();
+            show(json, &result?, |r| r.to_text())
         }
         Command::Import(ImportCommand::Markdown { file, json }) => {
             let report = open_for_write(&dir)?.import_markdown(a, &file)?;

@@ -24,6 +24,7 @@ use super::ImportReport;
 use crate::domain::ids;
 use crate::error::{Error, Result};
 use crate::ops::{self, NewDeployment, NewVendor, NewWorkItem, Tracker, VendorUpdate, WorkItemUpdate};
+use crate::progress::Progress;
 use crate::store::WriteTx;
 use crate::time::Timestamp;
 
@@ -348,7 +349,11 @@ fn git_error(path: &Path, e: impl std::fmt::Display) -> Error {
     )
 }
 
-fn read_repo(path: &Path, last: impl FnOnce(&Path) -> Result<Option<String>>) -> Result<RepoFacts> {
+fn read_repo(
+    path: &Path,
+    last: impl FnOnce(&Path) -> Result<Option<String>>,
+    progress: &Progress,
+) -> Result<RepoFacts> {
     let mut repo = gix::discover(path).map_err(|e| {
         Error::invalid(
             "repo",
@@ -435,6 +440,7 @@ fn read_repo(path: &Path, last: impl FnOnce(&Path) -> Result<Option<String>>) ->
     for info in walk {
         let info = info.map_err(|e| git_error(path, e))?;
         facts.commits_read += 1;
+        progress.step(facts.commits_read as u64, None, "commits read");
         let commit = info.object().map_err(|e| git_error(path, e))?;
         let message = commit.message_raw_sloppy();
         if !interesting(message) {
@@ -476,8 +482,19 @@ impl Tracker {
     /// branch work items, vendor status, the branch and HEAD. Only commits
     /// after the last import are read.
     pub fn import_git(&self, author: &str, repo_path: &Path) -> Result<GitImport> {
+        self.import_git_with(author, repo_path, &Progress::none())
+    }
+
+    /// [`Tracker::import_git`], telling `progress` the commits read, then
+    /// the records written.
+    pub fn import_git_with(&self, author: &str, repo_path: &Path, progress: &Progress) -> Result<GitImport> {
         let store = self.store().clone();
-        let facts = read_repo(repo_path, |git_dir| store.local_get(&last_commit_key(git_dir)))?;
+        let facts = read_repo(
+            repo_path,
+            |git_dir| store.local_get(&last_commit_key(git_dir)),
+            progress,
+        )?;
+        progress.done(facts.commits_read as u64, None, "commits read");
         let mut report = ImportReport::new(repo_path.display().to_string());
         let commits = facts.commits.clone();
         let branches = facts.branches.clone();
@@ -512,6 +529,8 @@ impl Tracker {
         if let Some(h) = &facts.head {
             self.store().local_set(&last_commit_key(&facts.git_dir), h)?;
         }
+        let written = report.records.len() as u64;
+        progress.done(written, Some(written), "records written");
         Ok(GitImport {
             report,
             commits_read: facts.commits_read,

@@ -9,7 +9,7 @@
 //! keeps a 50-row page small.
 
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam};
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 use serde::Serialize;
@@ -19,6 +19,7 @@ use super::WaymarkServer;
 use super::schema::input_schema;
 use crate::error::{Error, Result};
 use crate::ops::{self, EnhancementAction};
+use crate::progress::{Progress, Step};
 use crate::sync::SyncAnswer;
 
 /// The author of a write: the calling client's name, or `mcp` when the
@@ -60,6 +61,71 @@ fn answer<T: Serialize>(result: Result<T>) -> CallToolResult {
     match result.and_then(|v| serde_json::to_value(v).map_err(|e| Error::Corrupt(e.to_string()))) {
         Ok(value) => success(value),
         Err(e) => failure(&e),
+    }
+}
+
+/// Progress notifications for one request: sent when the request carries a
+/// progress token, in order, and all of them before the answer (the answer
+/// waits for [`Notifier::finish`]).
+struct Notifier {
+    progress: Progress,
+    sender: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Notifier {
+    fn of(ctx: &RequestContext<RoleServer>) -> Notifier {
+        let Some(token) = ctx.meta.get_progress_token() else {
+            return Notifier {
+                progress: Progress::none(),
+                sender: None,
+            };
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Step>();
+        let peer = ctx.peer.clone();
+        let sender = tokio::spawn(async move {
+            // MCP's progress only grows: each stage (commits read, then
+            // records written) counts on from where the last one ended, and a
+            // step that does not move it is not sent.
+            let (mut base, mut stage, mut last, mut sent) = (0u64, "", 0u64, None);
+            while let Some(step) = rx.recv().await {
+                if step.what != stage {
+                    (base, stage) = (base + last, step.what);
+                }
+                last = step.done;
+                if sent.is_some_and(|sent| base + step.done <= sent) {
+                    continue;
+                }
+                sent = Some(base + step.done);
+                let mut note =
+                    ProgressNotificationParam::new(token.clone(), (base + step.done) as f64).with_message(step.what);
+                if let Some(total) = step.total {
+                    note = note.with_total((base + total) as f64);
+                }
+                if peer.notify_progress(note).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Notifier {
+            progress: Progress::to(move |step| {
+                let _ = tx.send(step.clone());
+            }),
+            sender: Some(sender),
+        }
+    }
+
+    /// What the work reports to.
+    fn progress(&self) -> Progress {
+        self.progress.clone()
+    }
+
+    /// Wait until every step reported is sent (the work is done and has
+    /// dropped its copy of the progress).
+    async fn finish(self) {
+        drop(self.progress);
+        if let Some(sender) = self.sender {
+            let _ = sender.await;
+        }
     }
 }
 
@@ -339,7 +405,11 @@ impl WaymarkServer {
             )),
         };
         let (tracker, author) = (self.tracker.clone(), author(&ctx));
-        answer(off_thread(move || tracker.import_git(&author, &repo?)).await)
+        let notifier = Notifier::of(&ctx);
+        let progress = notifier.progress();
+        let imported = off_thread(move || tracker.import_git_with(&author, &repo?, &progress)).await;
+        notifier.finish().await;
+        answer(imported)
     }
 
     #[tool(
