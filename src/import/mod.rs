@@ -212,17 +212,21 @@ fn plural(kind: &str) -> String {
 }
 
 fn entry(at: &str, line: Option<usize>, text: &str, reason: String) -> Skipped {
-    let text = text.trim();
-    let text = if text.chars().count() > 200 {
-        text.chars().take(199).chain(['…']).collect()
-    } else {
-        text.to_owned()
-    };
     Skipped {
         at: at.into(),
         line,
-        text,
+        text: cut(text),
         reason,
+    }
+}
+
+/// A text as a report shows it: trimmed, cut to 200 characters.
+pub(crate) fn cut(text: &str) -> String {
+    let text = text.trim();
+    if text.chars().count() > 200 {
+        text.chars().take(199).chain(['…']).collect()
+    } else {
+        text.to_owned()
     }
 }
 

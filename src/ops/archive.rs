@@ -2,17 +2,16 @@
 //! are marked archived (an ordinary change, so peers archive them too). They
 //! keep every field, leave the lists and the report, and stay queryable.
 
-use rusqlite::types::Value;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Tracker;
-use super::page::{Page, capped_count, clamp_limit, decode_timed_cursor, encode_cursor, paginate};
-use super::work_items::{ROW_COLUMNS, WorkItemRow, fts_query, row_from_row};
+use super::page::{Page, clamp_limit, decode_timed_cursor, encode_cursor, paginate};
+use super::work_items::{WorkItemRow, search_words};
 use crate::domain::ItemType;
 use crate::error::{Error, Result};
-use crate::store::WORK_ITEMS;
 use crate::store::write::Fields;
+use crate::store::{WORK_ITEMS, query};
 
 /// What `archive_work_items` takes.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
@@ -53,17 +52,6 @@ pub struct ArchivedQuery {
     pub cursor: Option<String>,
 }
 
-/// Completed or deleted, not archived, untouched since the cutoff, and with
-/// no live descendant that is still open (a subtree is archived whole or
-/// not at all).
-const CANDIDATES: &str = "SELECT id, title, item_type, status, priority, parent_id, updated_at, version
-    FROM work_items w
-    WHERE w.archived_at IS NULL AND (w.status = 'completed' OR w.deleted_at IS NOT NULL) AND w.updated_at < ?1
-      AND NOT EXISTS (SELECT 1 FROM work_items d
-          WHERE d.path >= w.path || w.key || '/' AND d.path < w.path || w.key || '0' AND d.archived_at IS NULL
-            AND d.status != 'completed' AND d.deleted_at IS NULL)
-    ORDER BY w.updated_at, w.id";
-
 /// How many archived rows a result lists.
 const SHOWN: usize = 100;
 
@@ -79,11 +67,7 @@ impl Tracker {
         let dry_run = request.dry_run;
         self.store.write(author, move |tx| {
             let cutoff = tx.now().minus_days(days).to_string();
-            let rows: Vec<WorkItemRow> = tx
-                .conn()
-                .prepare(CANDIDATES)?
-                .query_map([&cutoff], row_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+            let rows = query::work_items::archive_candidates(tx.conn(), &cutoff)?;
             if !dry_run {
                 let at = tx.now().to_string();
                 for row in &rows {
@@ -106,38 +90,15 @@ impl Tracker {
     /// Archived items, most recently archived first.
     pub fn query_archived_work_items(&self, query: ArchivedQuery) -> Result<Page<WorkItemRow>> {
         let limit = clamp_limit(query.limit)?;
-        let mut clauses = vec!["archived_at IS NOT NULL".to_owned()];
-        let mut args: Vec<Value> = Vec::new();
-        if let Some(t) = &query.item_type {
-            args.push(ItemType::parse(t)?.as_str().to_owned().into());
-            clauses.push(format!("item_type = ?{}", args.len()));
-        }
-        if let Some(text) = query.text.as_deref().filter(|t| !t.trim().is_empty()) {
-            args.push(fts_query(text)?.into());
+        let item_type = query.item_type.as_deref().map(ItemType::parse).transpose()?;
+        let text = query.text.as_deref().filter(|t| !t.trim().is_empty());
+        let words = text.map(search_words).transpose()?;
+        if words.is_some() {
             self.store.catch_up_search()?;
-            clauses.push(format!(
-                "rowid IN (SELECT rowid FROM work_items_fts WHERE work_items_fts MATCH ?{})",
-                args.len()
-            ));
         }
-        let filters = clauses.join(" AND ");
-        let count_args = args.len();
-        let mut page_filters = filters.clone();
-        if let Some(c) = &query.cursor {
-            args.extend(decode_timed_cursor(c)?);
-            let n = args.len();
-            page_filters.push_str(&format!(" AND (archived_at, id) < (?{}, ?{n})", n - 1));
-        }
+        let after = query.cursor.as_deref().map(decode_timed_cursor).transpose()?;
         self.store.read(|tx| {
-            let total = capped_count(tx, &format!("work_items WHERE {filters}"), &args[..count_args])?;
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS}, archived_at FROM work_items WHERE {page_filters}
-                 ORDER BY archived_at DESC, id DESC LIMIT {}",
-                limit + 1
-            ))?;
-            let rows: Vec<(WorkItemRow, String)> = stmt
-                .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
-                .collect::<rusqlite::Result<_>>()?;
+            let (rows, total) = query::work_items::archived(tx, item_type, words.as_deref(), after, limit)?;
             Ok(paginate(rows, limit, total, |(row, at)| encode_cursor(&[at, &row.id])).map(|(row, _)| row))
         })
     }

@@ -1,7 +1,6 @@
 //! The project configuration: one record, plus the health of this replica's
 //! sync (local, never synced).
 
-use rusqlite::OptionalExtension;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -9,9 +8,8 @@ use super::Tracker;
 use super::work_items;
 use crate::domain::{self, ContextType, ItemType, ids};
 use crate::error::{Error, Kind, Result};
-use crate::store::CONFIGURATION;
-use crate::store::id::{self, get_id, get_opt_id};
 use crate::store::write::Fields;
+use crate::store::{CONFIGURATION, Connection, query};
 
 /// The default token budget of a session.
 pub const DEFAULT_TOKEN_BUDGET: i64 = 200_000;
@@ -86,29 +84,8 @@ pub struct ConfigurationUpdate {
     pub default_token_budget: Option<i64>,
 }
 
-const COLUMNS: &str = "id, active_context_type, current_session_id, git_branch, git_head_commit, \
-     default_token_budget, created_at, created_by, updated_at, updated_by, version";
-
-pub(crate) fn load(conn: &rusqlite::Connection) -> Result<Configuration> {
-    let found = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM configuration WHERE id = ?1"))?
-        .query_row([id::sql(&ids::configuration())], |r| {
-            Ok(Configuration {
-                id: get_id(r, 0)?,
-                active_context_type: r.get(1)?,
-                current_session_id: get_opt_id(r, 2)?,
-                git_branch: r.get(3)?,
-                git_head_commit: r.get(4)?,
-                default_token_budget: r.get(5)?,
-                created_at: r.get(6)?,
-                created_by: r.get(7)?,
-                updated_at: r.get(8)?,
-                updated_by: r.get(9)?,
-                version: r.get(10)?,
-            })
-        })
-        .optional()?;
-    Ok(found.unwrap_or_else(|| Configuration {
+pub(crate) fn load(conn: &Connection) -> Result<Configuration> {
+    Ok(query::configuration::load(conn)?.unwrap_or_else(|| Configuration {
         id: ids::configuration(),
         active_context_type: ContextType::Feature.as_str().into(),
         current_session_id: None,
@@ -134,19 +111,10 @@ pub mod health_keys {
     pub const CLOCK_AHEAD: &str = "sync.clock_ahead";
 }
 
-pub(crate) fn sync_health(conn: &rusqlite::Connection) -> Result<SyncHealth> {
-    let get = |key: &str| -> Result<Option<String>> {
-        Ok(conn
-            .prepare_cached("SELECT value FROM local_state WHERE key = ?1")?
-            .query_row([key], |r| r.get(0))
-            .optional()?)
-    };
-    let pending_changes = conn
-        .prepare_cached("SELECT count(*) FROM outbox")?
-        .query_row([], |r| r.get(0))?;
-    let open_conflicts = conn
-        .prepare_cached("SELECT count(*) FROM conflicts")?
-        .query_row([], |r| r.get(0))?;
+pub(crate) fn sync_health(conn: &Connection) -> Result<SyncHealth> {
+    let get = |key: &str| query::configuration::local_state(conn, key);
+    let pending_changes = query::configuration::pending_changes(conn)?;
+    let open_conflicts = query::configuration::open_conflicts(conn)?;
     Ok(SyncHealth {
         hub_configured: get(health_keys::HUB_URL_SET)?.as_deref() == Some("true"),
         last_sync_at: get(health_keys::LAST_SYNC_AT)?,

@@ -1,7 +1,6 @@
 //! Dependencies between work items: add and remove edges, refusing
 //! self-edges and cycles.
 
-use rusqlite::OptionalExtension;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -9,9 +8,8 @@ use super::Tracker;
 use super::work_items::require;
 use crate::domain::{DependencyType, ids};
 use crate::error::{Error, Kind, Result};
-use crate::store::id::{self, get_id};
 use crate::store::write::Fields;
-use crate::store::{DEPENDENCIES, WriteTx};
+use crate::store::{Connection, DEPENDENCIES, WriteTx, query};
 
 /// A dependency edge. `blocks`: the source must finish before the target;
 /// `depends_on`: the source waits for the target.
@@ -57,45 +55,6 @@ pub struct DependencyChange {
     pub dependency_type: String,
 }
 
-pub(crate) const DEPENDENCY_COLUMNS: &str =
-    "id, source_id, target_id, dependency_type, created_at, created_by, updated_at, updated_by, version";
-
-pub(crate) fn dependency_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Dependency> {
-    Ok(Dependency {
-        id: get_id(r, 0)?,
-        source_id: get_id(r, 1)?,
-        target_id: get_id(r, 2)?,
-        dependency_type: r.get(3)?,
-        created_at: r.get(4)?,
-        created_by: r.get(5)?,
-        updated_at: r.get(6)?,
-        updated_by: r.get(7)?,
-        version: r.get(8)?,
-    })
-}
-
-/// Whether `from` already waits, directly or through others, for `to`.
-/// "Waits for" follows `depends_on` edges forwards and `blocks` edges
-/// backwards.
-fn waits_for(conn: &rusqlite::Connection, from: &str, to: &str) -> Result<bool> {
-    let found: Option<i64> = conn
-        .prepare_cached(
-            "WITH RECURSIVE reach(id) AS (
-                 SELECT ?1
-                 UNION
-                 SELECT d.target_id FROM dependencies d JOIN reach r ON d.source_id = r.id
-                  WHERE d.removed = 0 AND d.dependency_type = 'depends_on'
-                 UNION
-                 SELECT d.source_id FROM dependencies d JOIN reach r ON d.target_id = r.id
-                  WHERE d.removed = 0 AND d.dependency_type = 'blocks'
-             )
-             SELECT 1 FROM reach WHERE id = ?2 LIMIT 1",
-        )?
-        .query_row([id::sql(from), id::sql(to)], |r| r.get(0))
-        .optional()?;
-    Ok(found.is_some())
-}
-
 pub(crate) fn add_in(tx: &mut WriteTx<'_>, source: &str, target: &str, kind: DependencyType) -> Result<Dependency> {
     let source = ids::parse("source_id", source)?;
     let target = ids::parse("target_id", target)?;
@@ -121,7 +80,7 @@ pub(crate) fn add_in(tx: &mut WriteTx<'_>, source: &str, target: &str, kind: Dep
         DependencyType::DependsOn => (&source, &target),
         DependencyType::Blocks => (&target, &source),
     };
-    if waits_for(tx.conn(), awaited, waiter)? {
+    if query::dependencies::waits_for(tx.conn(), awaited, waiter)? {
         return Err(Error::Cycle(format!(
             "adding {source} {kind} {target} would close a cycle: {awaited} already waits for {waiter}; \
              remove one of the existing dependencies first"
@@ -141,13 +100,8 @@ pub(crate) fn add_in(tx: &mut WriteTx<'_>, source: &str, target: &str, kind: Dep
     load(tx.conn(), &id)?.ok_or_else(|| Error::Corrupt(format!("dependency {id} vanished")))
 }
 
-fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Dependency>> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {DEPENDENCY_COLUMNS} FROM dependencies WHERE id = ?1 AND removed = 0"
-        ))?
-        .query_row([id::sql(id)], dependency_from_row)
-        .optional()?)
+fn load(conn: &Connection, id: &str) -> Result<Option<Dependency>> {
+    query::dependencies::live(conn, id)
 }
 
 impl Tracker {

@@ -1,19 +1,17 @@
 //! Deployments: a PR or commit that went out, with its test results and
 //! links to the vendors and work items it touched. Listed newest first.
 
-use rusqlite::OptionalExtension;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Tracker;
-use super::page::{Page, capped_count, clamp_limit, decode_timed_cursor, encode_cursor, paginate};
+use super::page::{Page, clamp_limit, decode_timed_cursor, encode_cursor, paginate};
 use super::{vendors, work_items};
 use crate::domain::{self, ids};
 use crate::error::{Error, Kind, Result};
-use crate::store::id::{self, get_id};
 use crate::store::write::Fields;
-use crate::store::{DEPLOYMENT_LINKS, DEPLOYMENTS, WriteTx};
+use crate::store::{DEPLOYMENT_LINKS, DEPLOYMENTS, WriteTx, query};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Deployment {
@@ -88,49 +86,7 @@ pub struct DeploymentFilter {
     pub cursor: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, deployed_at, commit_hash, metadata, deleted_at, created_at, created_by, updated_at, updated_by, version";
-
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deployment> {
-    let metadata: String = r.get(3)?;
-    Ok(Deployment {
-        id: get_id(r, 0)?,
-        deployed_at: r.get(1)?,
-        commit_hash: r.get(2)?,
-        metadata: serde_json::from_str(&metadata).unwrap_or_else(|_| Value::Object(Map::new())),
-        vendor_ids: Vec::new(),
-        work_item_ids: Vec::new(),
-        deleted_at: r.get(4)?,
-        created_at: r.get(5)?,
-        created_by: r.get(6)?,
-        updated_at: r.get(7)?,
-        updated_by: r.get(8)?,
-        version: r.get(9)?,
-    })
-}
-
-pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Deployment>> {
-    let Some(mut d) = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM deployments WHERE id = ?1"))?
-        .query_row([id::sql(id)], from_row)
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let mut stmt = conn.prepare_cached(
-        "SELECT link_type, target_id FROM deployment_links WHERE deployment_id = ?1 AND removed = 0 ORDER BY target_id",
-    )?;
-    let links = stmt.query_map([id::sql(id)], |r| Ok((r.get::<_, String>(0)?, get_id(r, 1)?)))?;
-    for link in links {
-        let (kind, target) = link?;
-        if kind == "vendor" {
-            d.vendor_ids.push(target)
-        } else {
-            d.work_item_ids.push(target)
-        }
-    }
-    Ok(Some(d))
-}
+pub(crate) use crate::store::query::deployments::load;
 
 /// Validate and write a deployment with its links under `id`.
 pub(crate) fn record_in(
@@ -140,11 +96,30 @@ pub(crate) fn record_in(
     short_hash_ok: bool,
 ) -> Result<Deployment> {
     let commit = domain::commit_hash("commit_hash", &input.commit_hash, short_hash_ok)?;
+    write_in(tx, id, commit, Map::new(), input)
+}
+
+/// A legacy deployment whose commit is not a hash: recorded without one,
+/// the text given as `commit_hash` kept as written in `metadata.commit_raw`.
+pub(crate) fn record_unhashed_in(tx: &mut WriteTx<'_>, id: &str, input: NewDeployment) -> Result<Deployment> {
+    let mut meta = Map::new();
+    if !input.commit_hash.is_empty() {
+        meta.insert("commit_raw".into(), input.commit_hash.clone().into());
+    }
+    write_in(tx, id, String::new(), meta, input)
+}
+
+fn write_in(
+    tx: &mut WriteTx<'_>,
+    id: &str,
+    commit: String,
+    mut meta: Map<String, Value>,
+    input: NewDeployment,
+) -> Result<Deployment> {
     let deployed_at = match input.deployed_at.as_deref() {
         Some(t) => domain::timestamp("deployed_at", t)?,
         None => tx.now(),
     };
-    let mut meta = Map::new();
     if let Some(n) = input.pr_number {
         meta.insert("pr_number".into(), domain::pr_number(n)?.into());
     }
@@ -224,50 +199,17 @@ impl Tracker {
     pub fn list_deployments(&self, filter: DeploymentFilter) -> Result<Page<DeploymentRow>> {
         let limit = clamp_limit(filter.limit)?;
         self.store.read(|tx| {
-            let mut clauses = vec!["d.deleted_at IS NULL".to_owned()];
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            let mut linked_to = Vec::new();
             if let Some(v) = &filter.vendor {
                 let vendor = vendors::find(tx, v)?.ok_or_else(|| Error::not_found(Kind::Vendor, format!("{v:?}")))?;
-                args.push(id::value(&vendor.id));
-                clauses.push(format!(
-                    "d.id IN (SELECT deployment_id FROM deployment_links WHERE target_id = ?{} AND removed = 0)",
-                    args.len()
-                ));
+                linked_to.push(vendor.id);
             }
             if let Some(w) = &filter.work_item_id {
-                args.push(id::value(&ids::parse("work_item_id", w)?));
-                clauses.push(format!(
-                    "d.id IN (SELECT deployment_id FROM deployment_links WHERE target_id = ?{} AND removed = 0)",
-                    args.len()
-                ));
+                linked_to.push(ids::parse("work_item_id", w)?);
             }
-            let filters = clauses.join(" AND ");
-            let count_args = args.len();
-            let mut page_filters = filters.clone();
-            if let Some(c) = &filter.cursor {
-                args.extend(decode_timed_cursor(c)?);
-                let n = args.len();
-                page_filters.push_str(&format!(" AND (d.deployed_at, d.id) < (?{}, ?{n})", n - 1));
-            }
-            let total = capped_count(tx, &format!("deployments d WHERE {filters}"), &args[..count_args])?;
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT d.id, d.deployed_at, d.commit_hash, d.metadata FROM deployments d WHERE {page_filters}
-                 ORDER BY d.deployed_at DESC, d.id DESC LIMIT {}",
-                limit + 1
-            ))?;
-            let rows: Vec<DeploymentRow> = stmt
-                .query_map(rusqlite::params_from_iter(&args), |r| {
-                    let metadata: String = r.get(3)?;
-                    let metadata: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
-                    Ok(DeploymentRow {
-                        id: get_id(r, 0)?,
-                        deployed_at: r.get(1)?,
-                        commit_hash: r.get(2)?,
-                        pr_number: metadata.get("pr_number").and_then(Value::as_i64),
-                        pr_title: metadata.get("pr_title").and_then(Value::as_str).map(str::to_owned),
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let linked_to: Vec<&str> = linked_to.iter().map(String::as_str).collect();
+            let after = filter.cursor.as_deref().map(decode_timed_cursor).transpose()?;
+            let (rows, total) = query::deployments::list(tx, &linked_to, after, limit)?;
             Ok(paginate(rows, limit, total, |row| {
                 encode_cursor(&[&row.deployed_at, &row.id])
             }))

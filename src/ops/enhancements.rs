@@ -1,18 +1,17 @@
 //! Future enhancements: planned work above the level of work items,
 //! filterable by priority, status and quarter.
 
-use rusqlite::OptionalExtension;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Tracker;
-use super::page::{Page, capped_count, clamp_limit, decode_ranked_cursor, encode_cursor, paginate};
+use super::page::{Page, clamp_limit, decode_ranked_cursor, encode_cursor, paginate};
 use crate::domain::{self, EnhancementStatus, ids};
 use crate::error::{Error, Kind, Result};
-use crate::store::id::{self, get_id};
+use crate::store::query::enhancements::EnhancementList;
 use crate::store::write::Fields;
-use crate::store::{ENHANCEMENTS, WriteTx};
+use crate::store::{Connection, ENHANCEMENTS, WriteTx, query};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Enhancement {
@@ -161,42 +160,15 @@ impl EnhancementRequest {
     }
 }
 
-const COLUMNS: &str = "id, title, description, priority, status, target_quarter, requires_constitutional_approval, \
-     depends_on, created_at, created_by, updated_at, updated_by, version";
-
-pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Enhancement> {
-    let deps: String = r.get(7)?;
-    Ok(Enhancement {
-        id: get_id(r, 0)?,
-        title: r.get(1)?,
-        description: r.get(2)?,
-        priority: r.get(3)?,
-        status: r.get(4)?,
-        target_quarter: r.get(5)?,
-        requires_constitutional_approval: r.get(6)?,
-        depends_on: serde_json::from_str(&deps).unwrap_or_default(),
-        created_at: r.get(8)?,
-        created_by: r.get(9)?,
-        updated_at: r.get(10)?,
-        updated_by: r.get(11)?,
-        version: r.get(12)?,
-    })
+fn load(conn: &Connection, id: &str) -> Result<Option<Enhancement>> {
+    query::enhancements::live(conn, id)
 }
 
-fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Enhancement>> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM enhancements WHERE id = ?1 AND deleted_at IS NULL"
-        ))?
-        .query_row([id::sql(id)], from_row)
-        .optional()?)
-}
-
-fn require(conn: &rusqlite::Connection, id: &str) -> Result<Enhancement> {
+fn require(conn: &Connection, id: &str) -> Result<Enhancement> {
     load(conn, id)?.ok_or_else(|| Error::not_found(Kind::Enhancement, id))
 }
 
-fn check_depends_on(conn: &rusqlite::Connection, own: &str, list: &[String]) -> Result<Vec<String>> {
+fn check_depends_on(conn: &Connection, own: &str, list: &[String]) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for d in list {
         let d = ids::parse("depends_on", d)?;
@@ -327,41 +299,19 @@ impl Tracker {
     /// Enhancements by priority (1 first), then oldest.
     pub fn list_enhancements(&self, filter: EnhancementFilter) -> Result<Page<Enhancement>> {
         let limit = clamp_limit(filter.limit)?;
-        let mut clauses = vec!["deleted_at IS NULL".to_owned()];
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(p) = filter.priority {
-            args.push(domain::enhancement_priority(p)?.into());
-            clauses.push(format!("priority = ?{}", args.len()));
-        }
-        if let Some(s) = &filter.status {
-            args.push(EnhancementStatus::parse(s)?.as_str().to_owned().into());
-            clauses.push(format!("status = ?{}", args.len()));
-        }
-        if let Some(q) = &filter.target_quarter {
-            args.push(domain::quarter("target_quarter", q)?.into());
-            clauses.push(format!("target_quarter = ?{}", args.len()));
-        }
-        let filters = clauses.join(" AND ");
-        let count_args = args.len();
-        let mut page_filters = filters.clone();
-        if let Some(c) = &filter.cursor {
-            args.extend(decode_ranked_cursor(c)?);
-            let n = args.len();
-            page_filters.push_str(&format!(
-                " AND (priority, created_at, id) > (?{}, ?{}, ?{n})",
-                n - 2,
-                n - 1
-            ));
-        }
+        let list = EnhancementList {
+            priority: filter.priority.map(domain::enhancement_priority).transpose()?,
+            status: filter.status.as_deref().map(EnhancementStatus::parse).transpose()?,
+            target_quarter: filter
+                .target_quarter
+                .as_deref()
+                .map(|q| domain::quarter("target_quarter", q))
+                .transpose()?,
+            after: filter.cursor.as_deref().map(decode_ranked_cursor).transpose()?,
+            limit,
+        };
         self.store.read(|tx| {
-            let total = capped_count(tx, &format!("enhancements WHERE {filters}"), &args[..count_args])?;
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM enhancements WHERE {page_filters} ORDER BY priority, created_at, id LIMIT {}",
-                limit + 1
-            ))?;
-            let rows: Vec<Enhancement> = stmt
-                .query_map(rusqlite::params_from_iter(&args), from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+            let (rows, total) = query::enhancements::list(tx, list)?;
             Ok(paginate(rows, limit, total, |e| {
                 encode_cursor(&[&e.priority.to_string(), &e.created_at, &e.id])
             }))

@@ -5,23 +5,18 @@
 //! so converged replicas print the same bytes. `import json` reads such a
 //! document into an empty store, keeping ids, authors and times.
 
-use rusqlite::Connection;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::Tracker;
 use super::configuration;
-use super::dependencies::{DEPENDENCY_COLUMNS, dependency_from_row};
-use super::enhancements;
-use super::vendors::{VENDOR_COLUMNS, vendor_from_row};
-use super::work_items::{ITEM_COLUMNS, item_from_row, user_path};
 use crate::domain::{self, ids};
 use crate::error::{Error, Result};
-use crate::store::id::get_id;
 use crate::store::write::{Fields, load_state};
 use crate::store::{
-    CONFIGURATION, Collection, DEPENDENCIES, DEPLOYMENT_LINKS, DEPLOYMENTS, ENHANCEMENTS, VENDORS, WORK_ITEMS, WriteTx,
+    CONFIGURATION, Collection, Connection, DEPENDENCIES, DEPLOYMENT_LINKS, DEPLOYMENTS, ENHANCEMENTS, VENDORS,
+    WORK_ITEMS, WriteTx, query,
 };
 use crate::time::Timestamp;
 
@@ -118,12 +113,7 @@ pub struct ImportSummary {
 }
 
 pub(crate) fn list_conflicts(conn: &Connection) -> Result<Vec<ConflictView>> {
-    let keys: Vec<(String, String, String, String)> = conn
-        .prepare_cached(
-            "SELECT collection, record_id, field, kind FROM conflicts ORDER BY collection, record_id, field, kind",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let keys = query::conflicts::all(conn)?;
     let mut out = Vec::with_capacity(keys.len());
     for (collection, record_id, field, kind) in keys {
         let Some(c) = Collection::named(&collection) else {
@@ -163,10 +153,6 @@ fn without_version<T: Serialize>(record: T) -> Value {
         o.remove("version");
     }
     v
-}
-
-fn all<T>(conn: &Connection, sql: &str, f: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
-    Ok(conn.prepare(sql)?.query_map([], f)?.collect::<rusqlite::Result<_>>()?)
 }
 
 /// What `resolve_conflict` wrote.
@@ -234,12 +220,7 @@ impl Tracker {
         let collection = Collection::named(collection).ok_or_else(bad_id)?;
         let (record_id, field, id) = (record_id.to_owned(), field.to_owned(), conflict_id.trim().to_owned());
         self.store.write(author, move |tx| {
-            let kind: Option<String> = rusqlite::OptionalExtension::optional(tx.conn().query_row(
-                "SELECT kind FROM conflicts WHERE collection = ?1 AND record_id = ?2 AND field = ?3
-                   AND kind IN ('value', 'delete_vs_update', 'archived_while_open') ORDER BY kind DESC LIMIT 1",
-                [collection.name, &record_id, &field],
-                |r| r.get(0),
-            ))?;
+            let kind = query::conflicts::resolvable_kind(tx.conn(), collection.name, &record_id, &field)?;
             let Some(kind) = kind else {
                 return Err(Error::Conflict(format!(
                     "there is no open value conflict {id}; list_conflicts shows the open ones (a cycle, depth, orphan \
@@ -300,47 +281,17 @@ impl Tracker {
     /// The whole store as one canonical JSON value (keys sorted).
     pub fn export_json(&self) -> Result<Value> {
         self.store.read(|tx| {
-            let mut items = all(
-                tx,
-                &format!("SELECT {ITEM_COLUMNS} FROM work_items ORDER BY id"),
-                item_from_row,
-            )?;
-            let ids: std::collections::HashMap<i64, String> =
-                all(tx, "SELECT key, id FROM work_items", |r| Ok((r.get(0)?, get_id(r, 1)?)))?
-                    .into_iter()
-                    .collect();
-            for item in &mut items {
-                item.path = user_path(&item.path, &item.id, |key| {
-                    ids.get(&key)
-                        .cloned()
-                        .ok_or_else(|| Error::Corrupt(format!("work item key {key} is missing")))
-                })?;
-            }
+            let items = query::export::work_items(tx)?;
             let (archived, live): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.archived_at.is_some());
-            let deps = all(
-                tx,
-                &format!("SELECT {DEPENDENCY_COLUMNS} FROM dependencies WHERE removed = 0 ORDER BY id"),
-                dependency_from_row,
-            )?;
-            let vendors = all(
-                tx,
-                &format!("SELECT {VENDOR_COLUMNS} FROM vendors ORDER BY id"),
-                vendor_from_row,
-            )?;
-            let deployment_ids: Vec<String> = all(tx, "SELECT id FROM deployments ORDER BY id", |r| get_id(r, 0))?;
-            let mut deployments = Vec::with_capacity(deployment_ids.len());
-            for id in deployment_ids {
-                if let Some(d) = super::deployments::load(tx, &id)? {
+            let deps = query::export::dependencies(tx)?;
+            let vendors = query::export::vendors(tx)?;
+            let mut deployments = Vec::new();
+            for id in query::deployments::ids(tx)? {
+                if let Some(d) = query::deployments::load(tx, &id)? {
                     deployments.push(without_version(d));
                 }
             }
-            let enh = all(
-                tx,
-                "SELECT id, title, description, priority, status, target_quarter, requires_constitutional_approval, \
-                 depends_on, created_at, created_by, updated_at, updated_by, version FROM enhancements \
-                 WHERE deleted_at IS NULL ORDER BY id",
-                enhancements::from_row,
-            )?;
+            let enh = query::export::enhancements(tx)?;
             // A dot names a write on one hub; the document is the same
             // wherever it is exported, so it leaves dots out.
             let mut conflicts = serde_json::to_value(list_conflicts(tx)?).map_err(|e| Error::Corrupt(e.to_string()))?;

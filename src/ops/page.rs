@@ -1,6 +1,5 @@
 //! Pages of compact rows with opaque keyset cursors.
 
-use rusqlite::types::Value;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -22,9 +21,9 @@ pub trait Row: Serialize {
 pub struct Page<T> {
     pub items: Vec<T>,
     /// How many rows match the filters, over all pages (at most
-    /// [`COUNT_CAP`]: see `total_is_capped`).
+    /// `store::query::COUNT_CAP`: see `total_is_capped`).
     pub total_count: i64,
-    /// More rows than [`COUNT_CAP`] match: `total_count` is a lower bound.
+    /// More rows than `store::query::COUNT_CAP` match: `total_count` is a lower bound.
     /// Counting is capped so that no list costs more as the store grows.
     pub total_is_capped: bool,
     /// Pass back as `cursor` for the next page; absent on the last page.
@@ -82,25 +81,6 @@ pub fn clamp_limit(limit: Option<i64>) -> Result<i64> {
     }
 }
 
-/// Lists count matching rows up to this many.
-pub const COUNT_CAP: i64 = 1000;
-
-/// Count the rows of `from_where` (`table WHERE ...`), stopping past
-/// [`COUNT_CAP`]: `(count, capped)`.
-pub fn capped_count(
-    conn: &rusqlite::Connection,
-    from_where: &str,
-    args: &[impl rusqlite::ToSql],
-) -> crate::Result<(i64, bool)> {
-    let n: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT count(*) FROM (SELECT 1 FROM {from_where} LIMIT {})",
-            COUNT_CAP + 1
-        ))?
-        .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
-    Ok((n.min(COUNT_CAP), n > COUNT_CAP))
-}
-
 /// A cursor is the sort key of the last row shown, hex-encoded so that
 /// clients treat it as opaque.
 pub fn encode_cursor(parts: &[&str]) -> String {
@@ -125,17 +105,17 @@ pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
     }
 }
 
-/// A cursor of `(time, id)`, as the values to bind.
-pub fn decode_timed_cursor(cursor: &str) -> Result<[Value; 2]> {
+/// A cursor of `(time, id)`.
+pub fn decode_timed_cursor(cursor: &str) -> Result<(String, String)> {
     let [at, id] = decode_parts(cursor)?;
-    Ok([at.into(), crate::store::id::value(&id)])
+    Ok((at, id))
 }
 
-/// A cursor of `(priority, time, id)`, as the values to bind.
-pub fn decode_ranked_cursor(cursor: &str) -> Result<[Value; 3]> {
+/// A cursor of `(priority, time, id)`.
+pub fn decode_ranked_cursor(cursor: &str) -> Result<(i64, String, String)> {
     let [priority, at, id] = decode_parts(cursor)?;
     let priority: i64 = priority.parse().map_err(|_| bad_cursor())?;
-    Ok([priority.into(), at.into(), crate::store::id::value(&id)])
+    Ok((priority, at, id))
 }
 
 fn decode_parts<const N: usize>(cursor: &str) -> Result<[String; N]> {

@@ -1,18 +1,16 @@
 //! Vendors: tracked components with a health status and test results,
 //! found by name in any case.
 
-use rusqlite::OptionalExtension;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Tracker;
-use super::page::{Page, capped_count, clamp_limit, decode_cursor, encode_cursor, paginate};
+use super::page::{Page, clamp_limit, decode_cursor, encode_cursor, paginate};
 use crate::domain::{self, VendorStatus, ids};
 use crate::error::{Error, Kind, Result};
-use crate::store::id::{self, get_id};
 use crate::store::write::Fields;
-use crate::store::{VENDORS, WriteTx};
+use crate::store::{Connection, VENDORS, WriteTx, query};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Vendor {
@@ -97,47 +95,15 @@ pub struct VendorQuery {
     pub name: String,
 }
 
-pub(crate) const VENDOR_COLUMNS: &str = "id, name, status, extractor_version, metadata, deleted_at, created_at, \
-     created_by, updated_at, updated_by, version";
-
-pub(crate) fn vendor_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vendor> {
-    let metadata: String = r.get(4)?;
-    Ok(Vendor {
-        id: get_id(r, 0)?,
-        name: r.get(1)?,
-        status: r.get(2)?,
-        extractor_version: r.get(3)?,
-        metadata: serde_json::from_str(&metadata).unwrap_or_else(|_| Value::Object(Map::new())),
-        deleted_at: r.get(5)?,
-        created_at: r.get(6)?,
-        created_by: r.get(7)?,
-        updated_at: r.get(8)?,
-        updated_by: r.get(9)?,
-        version: r.get(10)?,
-    })
-}
-
-/// `passing/total` of a vendor's metadata, when it has test results.
-pub(crate) fn tests_of(metadata: &Value) -> Option<String> {
-    let t = metadata.get("test_results")?;
-    let n = |k| t.get(k).and_then(Value::as_i64).unwrap_or(0);
-    Some(format!("{}/{}", n("passing"), n("total")))
-}
-
-pub(crate) fn find(conn: &rusqlite::Connection, name_or_id: &str) -> Result<Option<Vendor>> {
+pub(crate) fn find(conn: &Connection, name_or_id: &str) -> Result<Option<Vendor>> {
     let id = match uuid::Uuid::parse_str(name_or_id.trim()) {
         Ok(u) => u.to_string(),
         Err(_) => ids::vendor(name_or_id),
     };
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {VENDOR_COLUMNS} FROM vendors WHERE id = ?1 AND deleted_at IS NULL"
-        ))?
-        .query_row([id::sql(&id)], vendor_from_row)
-        .optional()?)
+    query::vendors::live(conn, &id)
 }
 
-fn require(conn: &rusqlite::Connection, name: &str) -> Result<Vendor> {
+fn require(conn: &Connection, name: &str) -> Result<Vendor> {
     find(conn, name)?.ok_or_else(|| Error::not_found(Kind::Vendor, format!("{:?}", name.trim())))
 }
 
@@ -244,45 +210,12 @@ impl Tracker {
     pub fn list_vendors(&self, filter: VendorFilter) -> Result<Page<VendorRow>> {
         let limit = clamp_limit(filter.limit)?;
         let status = filter.status.as_deref().map(VendorStatus::parse).transpose()?;
-        let mut clauses = vec!["deleted_at IS NULL".to_owned()];
-        let mut args: Vec<String> = Vec::new();
-        if let Some(s) = status {
-            args.push(s.as_str().to_owned());
-            clauses.push(format!("status = ?{}", args.len()));
-        }
-        let filters = clauses.join(" AND ");
-        let count_args = args.len();
-        let mut page_filters = filters.clone();
-        if let Some(c) = &filter.cursor {
-            let k = decode_cursor(c, 1)?;
-            args.push(k[0].clone());
-            page_filters.push_str(&format!(" AND name_key > ?{}", args.len()));
-        }
+        let after = match &filter.cursor {
+            Some(c) => Some(decode_cursor(c, 1)?.swap_remove(0)),
+            None => None,
+        };
         self.store.read(|tx| {
-            let total = capped_count(tx, &format!("vendors WHERE {filters}"), &args[..count_args])?;
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT id, name, status, extractor_version, metadata, updated_at, version, name_key
-                 FROM vendors WHERE {page_filters} ORDER BY name_key LIMIT {}",
-                limit + 1
-            ))?;
-            let rows: Vec<(VendorRow, String)> = stmt
-                .query_map(rusqlite::params_from_iter(&args), |r| {
-                    let metadata: String = r.get(4)?;
-                    let metadata: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
-                    Ok((
-                        VendorRow {
-                            id: get_id(r, 0)?,
-                            name: r.get(1)?,
-                            status: r.get(2)?,
-                            extractor_version: r.get(3)?,
-                            tests: tests_of(&metadata),
-                            updated_at: r.get(5)?,
-                            version: r.get(6)?,
-                        },
-                        r.get(7)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let (rows, total) = query::vendors::list(tx, status, after, limit)?;
             Ok(paginate(rows, limit, total, |(_, key)| encode_cursor(&[key])).map(|(row, _)| row))
         })
     }

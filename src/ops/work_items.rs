@@ -7,14 +7,12 @@ use serde_json::{Map, Value};
 
 use super::Tracker;
 use super::page::{
-    Page, capped_count, clamp_limit, decode_key_cursor, decode_ranked_cursor, encode_cursor, encode_key_cursor,
-    paginate,
+    Page, clamp_limit, decode_key_cursor, decode_ranked_cursor, encode_cursor, encode_key_cursor, paginate,
 };
 use crate::domain::{self, ItemType, MAX_DEPTH, WorkStatus, ids};
 use crate::error::{Error, Kind, Result};
-use crate::store::id::{self, get_id, get_opt_id};
 use crate::store::write::Fields;
-use crate::store::{WORK_ITEMS, WriteTx, tree};
+use crate::store::{Connection, WORK_ITEMS, WriteTx, query};
 
 /// A work item, every field.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -70,86 +68,9 @@ impl super::page::Row for WorkItemRow {
         &["id", "title", "item_type", "status", "priority", "parent_id", "version"];
 }
 
-pub(crate) const ITEM_COLUMNS: &str = "id, item_type, title, description, status, priority, parent_id, path, depth, \
-     branch_name, commit_hash, pr_number, metadata, deleted_at, archived_at, created_at, created_by, updated_at, \
-     updated_by, version";
+pub(crate) use crate::store::query::work_items::load;
 
-pub(crate) const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version";
-
-pub(crate) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItem> {
-    let metadata: String = r.get(12)?;
-    Ok(WorkItem {
-        id: get_id(r, 0)?,
-        item_type: r.get(1)?,
-        title: r.get(2)?,
-        description: r.get(3)?,
-        status: r.get(4)?,
-        priority: r.get(5)?,
-        parent_id: get_opt_id(r, 6)?,
-        path: r.get(7)?,
-        depth: r.get(8)?,
-        branch_name: r.get(9)?,
-        commit_hash: r.get(10)?,
-        pr_number: r.get(11)?,
-        metadata: serde_json::from_str(&metadata).unwrap_or_else(|_| Value::Object(Map::new())),
-        deleted_at: r.get(13)?,
-        archived_at: r.get(14)?,
-        created_at: r.get(15)?,
-        created_by: r.get(16)?,
-        updated_at: r.get(17)?,
-        updated_by: r.get(18)?,
-        version: r.get(19)?,
-    })
-}
-
-pub(crate) fn row_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItemRow> {
-    Ok(WorkItemRow {
-        id: get_id(r, 0)?,
-        title: r.get(1)?,
-        item_type: r.get(2)?,
-        status: r.get(3)?,
-        priority: r.get(4)?,
-        parent_id: get_opt_id(r, 5)?,
-        updated_at: r.get(6)?,
-        version: r.get(7)?,
-    })
-}
-
-pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<WorkItem>> {
-    use rusqlite::OptionalExtension;
-    let item = conn
-        .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM work_items WHERE id = ?1"))?
-        .query_row([id::sql(id)], item_from_row)
-        .optional()?;
-    item.map(|mut item| {
-        item.path = user_path(&item.path, &item.id, |key| tree::id_of(conn, key))?;
-        Ok(item)
-    })
-    .transpose()
-}
-
-/// The path a reader sees, `/{root id}/.../{id}`, from the stored path (the
-/// ancestors' keys, see `store::tree`).
-pub(crate) fn user_path(stored: &str, id: &str, mut id_of: impl FnMut(i64) -> Result<String>) -> Result<String> {
-    let mut path = String::with_capacity(37 * (stored.len() / 2 + 1));
-    for key in tree::keys(stored) {
-        path.push('/');
-        path.push_str(&id_of(key)?);
-    }
-    path.push('/');
-    path.push_str(id);
-    Ok(path)
-}
-
-/// The bounds of the stored paths of every item below item `id`.
-fn subtree_of(conn: &rusqlite::Connection, id: &str) -> Result<(String, String)> {
-    let (key, path): (i64, String) = conn
-        .prepare_cached("SELECT key, path FROM work_items WHERE id = ?1")?
-        .query_row([id::sql(id)], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(tree::subtree_range(&path, key))
-}
-
-pub(crate) fn require(conn: &rusqlite::Connection, id: &str) -> Result<WorkItem> {
+pub(crate) fn require(conn: &Connection, id: &str) -> Result<WorkItem> {
     load(conn, id)?.ok_or_else(|| Error::not_found(Kind::WorkItem, id))
 }
 
@@ -302,7 +223,7 @@ fn parse_status(text: &str) -> Result<WorkStatus> {
 
 /// Check that `parent_id` can take a child at the given subtree height;
 /// returns the canonical parent id.
-fn check_parent(conn: &rusqlite::Connection, parent_id: &str, moving: Option<&WorkItem>) -> Result<(String, i64)> {
+fn check_parent(conn: &Connection, parent_id: &str, moving: Option<&WorkItem>) -> Result<(String, i64)> {
     let parent_id = ids::parse("parent_id", parent_id)?;
     let parent = load(conn, &parent_id)?.ok_or_else(|| {
         Error::invalid(
@@ -325,7 +246,7 @@ fn check_parent(conn: &rusqlite::Connection, parent_id: &str, moving: Option<&Wo
     let mut height = 0;
     if let Some(item) = moving {
         // By links, not the path: a depth cut hides the ancestors above it.
-        if tree::links_reach(conn, &parent.id, &item.id)? {
+        if query::work_items::links_reach(conn, &parent.id, &item.id)? {
             return Err(Error::Cycle(format!(
                 "cannot move work item {} under {}: that is itself or one of its descendants",
                 item.id, parent.id
@@ -351,11 +272,8 @@ fn check_parent(conn: &rusqlite::Connection, parent_id: &str, moving: Option<&Wo
     Ok((parent.id, depth))
 }
 
-fn subtree_height(conn: &rusqlite::Connection, item: &WorkItem) -> Result<i64> {
-    let (low, high) = subtree_of(conn, &item.id)?;
-    let deepest: Option<i64> = conn
-        .prepare_cached("SELECT max(depth) FROM work_items WHERE path >= ?1 AND path < ?2")?
-        .query_row([low, high], |r| r.get(0))?;
+fn subtree_height(conn: &Connection, item: &WorkItem) -> Result<i64> {
+    let deepest = query::work_items::deepest_below(conn, &item.id)?;
     Ok(deepest.map_or(0, |d| d - item.depth))
 }
 
@@ -589,53 +507,19 @@ impl Tracker {
         let id = ids::parse("id", id)?;
         self.store.read(|tx| {
             let item = require(tx, &id)?;
-            let ancestor_ids: Vec<&str> = item
-                .path
-                .split('/')
-                .filter(|s| !s.is_empty() && *s != item.id)
-                .collect();
-            let mut ancestors = Vec::with_capacity(ancestor_ids.len());
-            {
-                let mut stmt = tx.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM work_items WHERE id = ?1"))?;
-                for a in ancestor_ids {
-                    if let Some(row) =
-                        rusqlite::OptionalExtension::optional(stmt.query_row([id::sql(a)], row_from_row))?
-                    {
-                        ancestors.push(row);
-                    }
-                }
-            }
-            let (mut descendants, mut descendant_count) = (Vec::new(), 0);
-            if include_children {
-                let (low, high) = subtree_of(tx, &item.id)?;
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {ROW_COLUMNS} FROM work_items WHERE path >= ?1 AND path < ?2
-                     ORDER BY path, key LIMIT ?3"
-                ))?;
-                descendants = stmt
-                    .query_map(rusqlite::params![low, high, MAX_DESCENDANTS + 1], row_from_row)?
-                    .collect::<rusqlite::Result<_>>()?;
-                // A subtree that fits in the answer is counted by it.
-                descendant_count = if descendants.len() as i64 <= MAX_DESCENDANTS {
-                    descendants.len() as i64
-                } else {
-                    descendants.truncate(MAX_DESCENDANTS as usize);
-                    tx.prepare_cached("SELECT count(*) FROM work_items WHERE path >= ?1 AND path < ?2")?
-                        .query_row([&low, &high], |r| r.get(0))?
-                };
-            }
+            let ancestors =
+                query::work_items::rows(tx, item.path.split('/').filter(|s| !s.is_empty() && *s != item.id))?;
+            let (descendants, descendant_count) = if include_children {
+                query::work_items::descendants(tx, &item.id, MAX_DESCENDANTS)?
+            } else {
+                (Vec::new(), 0)
+            };
             let dependencies = if include_dependencies {
-                Some(item_dependencies(tx, &item.id)?)
+                Some(query::work_items::dependencies(tx, &item.id)?)
             } else {
                 None
             };
-            let conflicts = tx
-                .prepare_cached(
-                    "SELECT CASE kind WHEN 'value' THEN field ELSE field || ' (' || kind || ')' END
-                     FROM conflicts WHERE collection = 'work_items' AND record_id = ?1 ORDER BY field, kind",
-                )?
-                .query_map([&item.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let conflicts = query::work_items::conflicted_fields(tx, &item.id)?;
             Ok(WorkItemDetail {
                 item,
                 ancestors,
@@ -665,59 +549,30 @@ impl Tracker {
             });
         }
         let limit = clamp_limit(filter.limit)?;
-        let mut clauses = vec!["archived_at IS NULL".to_owned()];
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut arg = |clauses: &mut Vec<String>, sql: &str, v: rusqlite::types::Value| {
-            args.push(v);
-            clauses.push(sql.replace('?', &format!("?{}", args.len())));
-        };
-        if let Some(t) = &filter.item_type {
-            arg(
-                &mut clauses,
-                "item_type = ?",
-                ItemType::parse(t)?.as_str().to_owned().into(),
-            );
-        }
-        if let Some(s) = &filter.status {
-            arg(&mut clauses, "status = ?", parse_status(s)?.as_str().to_owned().into());
-        }
-        if let Some(p) = &filter.parent_id {
-            arg(&mut clauses, "parent_id = ?", id::value(&ids::parse("parent_id", p)?));
-        }
-        if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
-            arg(
-                &mut clauses,
-                "rowid IN (SELECT rowid FROM work_items_fts WHERE work_items_fts MATCH ?)",
-                fts_query(text)?.into(),
-            );
-        }
-        if !filter.include_deleted {
-            clauses.push("deleted_at IS NULL".to_owned());
-        }
-        let filters = clauses.join(" AND ");
-        // Every list pages in the order this store recorded the items (by
-        // key: oldest first, for the items created here), which the
-        // full-text index and every index of work items share, so no page
-        // costs a sort.
-        let searching = filter.text.as_deref().is_some_and(|t| !t.trim().is_empty());
-        let mut page_clauses = filters.clone();
-        let count_args = args.len();
-        if let Some(c) = &filter.cursor {
-            args.push(decode_key_cursor(c)?.into());
-            page_clauses.push_str(&format!(" AND key > ?{}", args.len()));
-        }
-        if searching {
+        let item_type = filter.item_type.as_deref().map(ItemType::parse).transpose()?;
+        let status = filter.status.as_deref().map(parse_status).transpose()?;
+        let parent_id = filter
+            .parent_id
+            .as_deref()
+            .map(|p| ids::parse("parent_id", p))
+            .transpose()?;
+        let text = filter.text.as_deref().filter(|t| !t.trim().is_empty());
+        let words = text.map(search_words).transpose()?;
+        let after_key = filter.cursor.as_deref().map(decode_key_cursor).transpose()?;
+        if words.is_some() {
             self.store.catch_up_search()?;
         }
+        let list = query::work_items::ItemList {
+            item_type,
+            status,
+            parent_id: parent_id.as_deref(),
+            words: words.as_deref(),
+            include_deleted: filter.include_deleted,
+            after_key,
+            limit,
+        };
         self.store.read(|tx| {
-            let total = capped_count(tx, &format!("work_items WHERE {filters}"), &args[..count_args])?;
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS}, key FROM work_items WHERE {page_clauses} ORDER BY key LIMIT {}",
-                limit + 1
-            ))?;
-            let rows: Vec<(WorkItemRow, i64)> = stmt
-                .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
-                .collect::<rusqlite::Result<_>>()?;
+            let (rows, total) = query::work_items::list(tx, &list)?;
             Ok(paginate(rows, limit, total, |(_, key)| encode_key_cursor(*key)).map(|(row, _)| row))
         })
     }
@@ -727,39 +582,9 @@ impl Tracker {
     pub fn ready_work(&self, query: ReadyQuery) -> Result<Page<WorkItemRow>> {
         let limit = clamp_limit(query.limit)?;
         let item_type = query.item_type.as_deref().map(ItemType::parse).transpose()?;
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut extra = String::new();
-        if let Some(t) = item_type {
-            args.push(t.as_str().to_owned().into());
-            extra.push_str(&format!(" AND w.item_type = ?{}", args.len()));
-        }
-        let filters = format!("{READY_FILTER}{extra}");
-        let count_args = args.len();
-        let mut page_filters = filters.clone();
-        if let Some(c) = &query.cursor {
-            args.extend(decode_ranked_cursor(c)?);
-            let n = args.len();
-            page_filters.push_str(&format!(
-                " AND (w.priority, w.created_at, w.id) > (?{}, ?{}, ?{n})",
-                n - 2,
-                n - 1
-            ));
-        }
+        let after = query.cursor.as_deref().map(decode_ranked_cursor).transpose()?;
         self.store.read(|tx| {
-            let total = capped_count(tx, &format!("work_items w WHERE {filters}"), &args[..count_args])?;
-            // The ready index walks items in page order, so the page stops
-            // after `limit + 1` hits; left to itself the planner picks
-            // work_items_status and sorts every active item (300 ms at 100k).
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version,
-                        w.created_at
-                 FROM work_items w INDEXED BY work_items_ready WHERE {page_filters}
-                 ORDER BY w.priority, w.created_at, w.id LIMIT {}",
-                limit + 1
-            ))?;
-            let rows: Vec<(WorkItemRow, String)> = stmt
-                .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
-                .collect::<rusqlite::Result<_>>()?;
+            let (rows, total) = query::work_items::ready(tx, item_type, after, limit)?;
             Ok(paginate(rows, limit, total, |(row, created)| {
                 encode_cursor(&[&row.priority.to_string(), created, &row.id])
             })
@@ -768,24 +593,19 @@ impl Tracker {
     }
 }
 
-/// Active, live, and nothing it waits for is still open (an item is open
-/// until it is completed or deleted).
-const READY_FILTER: &str =
-    "w.status = 'active' AND w.deleted_at IS NULL AND w.archived_at IS NULL AND w.open_blockers = 0";
-
 /// The longest search text, in characters.
 pub const MAX_SEARCH_CHARS: usize = 1000;
 /// The most distinct words a search may hold.
 pub const MAX_SEARCH_WORDS: usize = 32;
 
-/// Turn free text into an FTS5 query: every word must appear (as a prefix),
-/// with no operator syntax exposed.
+/// The words of a search: every one must appear (as a prefix), with no
+/// operator syntax exposed.
 ///
 /// A search costs each of its words a scan of the index entries the word
 /// prefixes, so the text is capped (length and words) and repeated words
 /// count once: 100 KB of `a a a ...` was 20,000 scans of every `a` term
 /// (9 s), now one.
-pub(crate) fn fts_query(text: &str) -> Result<String> {
+pub(crate) fn search_words(text: &str) -> Result<Vec<&str>> {
     let chars = text.chars().count();
     if chars > MAX_SEARCH_CHARS {
         return Err(Error::invalid(
@@ -806,50 +626,5 @@ pub(crate) fn fts_query(text: &str) -> Result<String> {
         }
         words.push(word);
     }
-    Ok(words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "))
-}
-
-fn item_dependencies(conn: &rusqlite::Connection, id: &str) -> Result<ItemDependencies> {
-    // (dependency id, type, other item) for edges where this item waits
-    // (depends_on) or others wait for it (blocks).
-    let query = |sql: &str| -> Result<Vec<DependencyLink>> {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt
-            .query_map([id::sql(id)], |r| {
-                Ok(DependencyLink {
-                    dependency_id: get_id(r, 0)?,
-                    dependency_type: r.get(1)?,
-                    item: WorkItemRow {
-                        id: get_id(r, 2)?,
-                        title: r.get(3)?,
-                        item_type: r.get(4)?,
-                        status: r.get(5)?,
-                        priority: r.get(6)?,
-                        parent_id: get_opt_id(r, 7)?,
-                        updated_at: r.get(8)?,
-                        version: r.get(9)?,
-                    },
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
-    };
-    let cols = "d.id, d.dependency_type, w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version";
-    let depends_on = query(&format!(
-        "SELECT {cols} FROM dependencies d JOIN work_items w ON w.id = d.target_id
-           WHERE d.source_id = ?1 AND d.removed = 0 AND d.dependency_type = 'depends_on'
-         UNION ALL
-         SELECT {cols} FROM dependencies d JOIN work_items w ON w.id = d.source_id
-           WHERE d.target_id = ?1 AND d.removed = 0 AND d.dependency_type = 'blocks'
-         ORDER BY 3"
-    ))?;
-    let blocks = query(&format!(
-        "SELECT {cols} FROM dependencies d JOIN work_items w ON w.id = d.target_id
-           WHERE d.source_id = ?1 AND d.removed = 0 AND d.dependency_type = 'blocks'
-         UNION ALL
-         SELECT {cols} FROM dependencies d JOIN work_items w ON w.id = d.source_id
-           WHERE d.target_id = ?1 AND d.removed = 0 AND d.dependency_type = 'depends_on'
-         ORDER BY 3"
-    ))?;
-    Ok(ItemDependencies { depends_on, blocks })
+    Ok(words)
 }

@@ -14,6 +14,7 @@ mod codec;
 mod collections;
 mod derived;
 pub mod id;
+pub(crate) mod query;
 pub mod replica;
 mod search;
 pub mod tree;
@@ -26,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+pub use rusqlite::Connection;
+use rusqlite::{OpenFlags, OptionalExtension, TransactionBehavior};
 use rusqlite_migration::{M, Migrations};
 use waymark_sync::{Hlc, ReplicaId};
 

@@ -11,14 +11,15 @@
 //!
 //! The case count is small by default (seconds in CI). For a soak, raise
 //! it: `WAYMARK_FUZZ_CASES=200000 cargo test --release --test it fuzz::`
-//! (whole imports run a sixteenth as many).
+//! (whole imports run a sixteenth as many); the legacy parser alone:
+//! `WAYMARK_FUZZ_MARKDOWN_CASES=1000000 cargo test --release --test it fuzz::legacy_markdown_parser`.
 
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config;
 use waymark::Tracker;
 use waymark::import::git::{parse_branch, parse_commit_message};
-use waymark::import::markdown::parse_report;
+use waymark::import::markdown::{Document, parse, parse_report};
 use waymark::import::sessions::parse_prompt;
 
 /// Cases per parser property: `WAYMARK_FUZZ_CASES`, else 256.
@@ -287,13 +288,88 @@ fn legacy_text() -> impl Strategy<Value = String> {
     ]
 }
 
-proptest! {
-    #![proptest_config(config(cases()))]
+/// Cases of the legacy parser alone (text in, a document out):
+/// `WAYMARK_FUZZ_MARKDOWN_CASES`, else `WAYMARK_FUZZ_CASES`'s count.
+fn markdown_cases() -> u32 {
+    std::env::var("WAYMARK_FUZZ_MARKDOWN_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(cases)
+}
 
+/// Every byte of text a parsed document holds.
+fn document_bytes(doc: &Document) -> usize {
+    let notes: usize = doc
+        .skipped
+        .iter()
+        .chain(&doc.warnings)
+        .map(|n| n.text.len() + n.reason.len())
+        .sum();
+    let vendors: usize = doc
+        .vendors
+        .iter()
+        .map(|v| v.name.len() + v.status.len() + v.formats.iter().map(String::len).sum::<usize>())
+        .sum();
+    let items: usize = doc
+        .items
+        .iter()
+        .map(|i| {
+            i.title.len()
+                + i.created_raw.len()
+                + i.branch.as_ref().map_or(0, String::len)
+                + i.status.as_ref().map_or(0, |(_, s)| s.len())
+        })
+        .sum();
+    let deployments: usize = doc
+        .deployments
+        .iter()
+        .map(|d| {
+            d.heading.len()
+                + d.title.as_ref().map_or(0, String::len)
+                + d.commit.as_ref().map_or(0, |(_, c)| c.len())
+                + d.tests.keys().map(String::len).sum::<usize>()
+                + d.vendors.iter().map(String::len).sum::<usize>()
+        })
+        .sum();
+    let enhancements: usize = doc
+        .enhancements
+        .iter()
+        .map(|e| {
+            e.title.len() + e.target.as_ref().map_or(0, String::len) + e.description.as_ref().map_or(0, String::len)
+        })
+        .sum();
+    notes + vendors + items + deployments + enhancements
+}
+
+proptest! {
+    #![proptest_config(config(markdown_cases()))]
+
+    /// The pure parser: never a panic, and its output bounded by its
+    /// input: at most one entry per line, notes that point at lines of the
+    /// text (a line notes itself, and a work item's parent twice at most;
+    /// a tests line once per count), texts cut to 200 characters, and no
+    /// more text out than a small multiple of the text in.
     #[test]
-    fn legacy_markdown_parser_never_panics(text in legacy_text()) {
+    fn legacy_markdown_parser_never_panics_and_is_bounded(text in legacy_text()) {
+        let doc = parse(&text);
+        let lines = text.lines().count();
+        let commas = text.matches(',').count();
+        prop_assert!(doc.entries() <= lines, "{} entries from {lines} lines", doc.entries());
+        let notes = doc.skipped.len() + doc.warnings.len();
+        prop_assert!(notes <= 2 * lines + commas, "{notes} notes from {lines} lines");
+        for n in doc.skipped.iter().chain(&doc.warnings) {
+            prop_assert!((1..=lines).contains(&n.line), "{n:?} of {lines} lines");
+            prop_assert!(n.text.chars().count() <= 200, "{n:?}");
+        }
+        for i in &doc.items {
+            prop_assert!(i.parent.is_none_or(|p| p < doc.items.len()));
+        }
+        let bytes = document_bytes(&doc);
+        prop_assert!(bytes <= 8 * text.len() + 400 * (notes + 1), "{bytes} bytes out of {} in", text.len());
+        // The report of a dry run is the document's notes.
         let (entries, report) = parse_report(&text);
-        prop_assert!(report.skipped.len() + report.warnings.len() + entries <= 3 * (text.lines().count() + 1));
+        prop_assert_eq!(entries, doc.entries());
+        prop_assert_eq!((report.skipped.len(), report.warnings.len()), (doc.skipped.len(), doc.warnings.len()));
     }
 }
 
