@@ -260,8 +260,10 @@ pub(super) fn run(cli: Cli) -> Result<()> {
             show(json, &result?, |r| r.to_text())
         }
         Command::Import(ImportCommand::Markdown { file, json }) => {
-            let report = open_for_write(&dir)?.import_markdown(a, &file)?;
-            show(json, &report, |r| r.to_text())
+            let bar = Bar::unless(json);
+            let report = open_for_write(&dir)?.import_markdown_with(a, &file, &bar.progress());
+            bar.clear();
+            show(json, &report?, |r| r.to_text())
         }
         Command::Import(ImportCommand::Sessions { dir: from, json }) => {
             let report = open_for_write(&dir)?.import_sessions(a, &from)?;
@@ -721,14 +723,17 @@ fn archive(dir: &Path, cmd: ArchiveCommand) -> Result<()> {
             dry_run,
             json,
         } => {
-            let r = open_existing(dir)?.archive_work_items(
+            let bar = Bar::unless(json);
+            let r = open_existing(dir)?.archive_work_items_with(
                 CLI_AUTHOR,
                 ops::ArchiveRequest {
                     older_than_days: Some(older_than_days),
                     dry_run,
                 },
-            )?;
-            show(json, &r, |r| {
+                &bar.progress(),
+            );
+            bar.clear();
+            show(json, &r?, |r| {
                 let verb = if r.dry_run { "would archive" } else { "archived" };
                 let mut s = format!("{verb} {} work item(s) older than {} days", r.count, r.older_than_days);
                 for i in &r.items {

@@ -326,7 +326,11 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::ArchiveRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.archive_work_items(&author(&ctx), p))
+        let (tracker, author, notifier) = (self.tracker.clone(), author(&ctx), Notifier::of(&ctx));
+        let progress = notifier.progress();
+        let archived = off_thread(move || tracker.archive_work_items_with(&author, p, &progress)).await;
+        notifier.finish().await;
+        answer(archived)
     }
 
     #[tool(
@@ -423,11 +427,15 @@ impl WaymarkServer {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let (files, tracker, author) = (self.files.clone(), self.tracker.clone(), author(&ctx));
+        let notifier = Notifier::of(&ctx);
+        let progress = notifier.progress();
         let imported = off_thread(move || {
             let (path, text) = files.read_markdown(&p.path)?;
-            tracker.import_markdown_text(&author, &text, &path.display().to_string())
-        });
-        answer(imported.await)
+            tracker.import_markdown_text_with(&author, &text, &path.display().to_string(), &progress)
+        })
+        .await;
+        notifier.finish().await;
+        answer(imported)
     }
 
     #[tool(

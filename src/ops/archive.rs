@@ -10,6 +10,7 @@ use super::page::{Page, clamp_limit, decode_timed_cursor, encode_cursor, paginat
 use super::work_items::{WorkItemRow, search_words};
 use crate::domain::ItemType;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::store::write::Fields;
 use crate::store::{WORK_ITEMS, query};
 
@@ -57,6 +58,17 @@ const SHOWN: usize = 100;
 
 impl Tracker {
     pub fn archive_work_items(&self, author: &str, request: ArchiveRequest) -> Result<ArchiveResult> {
+        self.archive_work_items_with(author, request, &Progress::none())
+    }
+
+    /// [`Tracker::archive_work_items`], telling `progress` the items archived.
+    pub fn archive_work_items_with(
+        &self,
+        author: &str,
+        request: ArchiveRequest,
+        progress: &Progress,
+    ) -> Result<ArchiveResult> {
+        let progress = progress.clone();
         let days = request.older_than_days.unwrap_or(365);
         if !(0..=36_500).contains(&days) {
             return Err(Error::invalid(
@@ -70,11 +82,14 @@ impl Tracker {
             let rows = query::work_items::archive_candidates(tx.conn(), &cutoff)?;
             if !dry_run {
                 let at = tx.now().to_string();
-                for row in &rows {
+                let total = Some(rows.len() as u64);
+                for (n, row) in rows.iter().enumerate() {
                     let mut fields = Fields::new();
                     fields.insert("archived_at".into(), at.clone().into());
                     tx.write(&WORK_ITEMS, &row.id, fields)?;
+                    progress.step(n as u64 + 1, total, "items archived");
                 }
+                progress.done(rows.len() as u64, total, "items archived");
             }
             let count = rows.len() as i64;
             Ok(ArchiveResult {

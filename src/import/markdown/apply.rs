@@ -13,6 +13,7 @@ use crate::domain::{self, WorkStatus, ids};
 use crate::error::Result;
 use crate::import::ImportReport;
 use crate::ops::{self, NewDeployment, NewEnhancement, NewVendor, NewWorkItem, VendorUpdate};
+use crate::progress::Progress;
 use crate::store::{WriteTx, query};
 use crate::time::Timestamp;
 
@@ -30,12 +31,33 @@ pub(super) fn notes_into(doc: &Document, report: &mut ImportReport) {
     }
 }
 
-pub(super) fn apply(tx: &mut WriteTx<'_>, doc: Document, mut report: ImportReport) -> Result<ImportReport> {
+pub(super) fn apply(
+    tx: &mut WriteTx<'_>,
+    doc: Document,
+    mut report: ImportReport,
+    progress: &Progress,
+) -> Result<ImportReport> {
     notes_into(&doc, &mut report);
+    let counts = [
+        doc.vendors.len(),
+        doc.items.len(),
+        doc.deployments.len(),
+        doc.enhancements.len(),
+    ];
+    let total = counts.iter().sum::<usize>() as u64;
+    let mut done = 0u64;
+    let mut section = |n: usize| {
+        done += n as u64;
+        progress.step(done, Some(total), "entries imported");
+    };
     vendors(tx, &doc.vendors, &mut report)?;
+    section(counts[0]);
     items(tx, &doc.items, &mut report)?;
+    section(counts[1]);
     deployments(tx, &doc.deployments, &mut report)?;
+    section(counts[2]);
     enhancements(tx, &doc.enhancements, &mut report)?;
+    progress.done(total, Some(total), "entries imported");
     tx.set_time(None);
     Ok(report)
 }

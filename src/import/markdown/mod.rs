@@ -25,10 +25,16 @@ pub use parse::{DeploymentEntry, Document, EnhancementEntry, ItemEntry, Note, Ve
 use super::ImportReport;
 use crate::error::{Error, Result};
 use crate::ops::Tracker;
+use crate::progress::Progress;
 
 impl Tracker {
     /// Import a legacy `.project_status.md` file.
     pub fn import_markdown(&self, author: &str, path: &Path) -> Result<ImportReport> {
+        self.import_markdown_with(author, path, &Progress::none())
+    }
+
+    /// [`Tracker::import_markdown`], telling `progress` the entries imported.
+    pub fn import_markdown_with(&self, author: &str, path: &Path, progress: &Progress) -> Result<ImportReport> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::invalid(
                 "file",
@@ -38,15 +44,30 @@ impl Tracker {
                 ),
             )
         })?;
-        self.import_markdown_text(author, &text, &path.display().to_string())
+        self.import_markdown_text_with(author, &text, &path.display().to_string(), progress)
     }
 
     /// Import the text of a legacy status file; `source` names it in the
     /// report.
     pub fn import_markdown_text(&self, author: &str, text: &str, source: &str) -> Result<ImportReport> {
+        self.import_markdown_text_with(author, text, source, &Progress::none())
+    }
+
+    /// [`Tracker::import_markdown_text`], telling `progress` the entries
+    /// imported.
+    pub fn import_markdown_text_with(
+        &self,
+        author: &str,
+        text: &str,
+        source: &str,
+        progress: &Progress,
+    ) -> Result<ImportReport> {
         let doc = parse(text);
         let report = ImportReport::new(source);
-        let mut report = self.store().write(author, move |tx| apply::apply(tx, doc, report))?;
+        let progress = progress.clone();
+        let mut report = self
+            .store()
+            .write(author, move |tx| apply::apply(tx, doc, report, &progress))?;
         report.skipped.sort_by_key(|s| s.line);
         report.warnings.sort_by_key(|s| s.line);
         Ok(report)
