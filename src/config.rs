@@ -20,6 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use waymark_sync::HubUrl;
 
 use crate::error::{Error, Result};
 
@@ -73,42 +74,11 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// A connection URL with its password replaced by `***`.
+/// A hub URL (`postgres://` or `key=value` pairs) as it may be shown: the
+/// sync crate's [`HubUrl`] prints its password as `***`; one that does not
+/// parse is not shown at all.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "(an unparseable hub URL)".into();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let tail = redact_query(tail);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
-            }
-        }
-        None => format!("{scheme}://{authority}{tail}"),
-    }
-}
-
-/// `password=...` in a query string is a secret too.
-fn redact_query(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else {
-        return tail.to_owned();
-    };
-    let parts: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => kv.to_owned(),
-        })
-        .collect();
-    format!("{path}?{}", parts.join("&"))
+    HubUrl::parse(url).map_or_else(|_| "(an unparseable hub URL)".into(), |u| u.to_string())
 }
 
 fn env(name: &str) -> Option<String> {
@@ -253,12 +223,15 @@ pub fn write_hub(data_dir: &Path, url: Option<&str>, space: Option<&str>) -> Res
         ));
     };
     if let Some(url) = url {
-        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            return Err(Error::invalid(
+        HubUrl::parse(url).map_err(|e| {
+            Error::invalid(
                 "hub",
-                format!("{} is not a postgres:// URL", redact_url(url)),
-            ));
-        }
+                match e {
+                    waymark_sync::HubError::Other(why) => why,
+                    other => other.to_string(),
+                },
+            )
+        })?;
         hub.insert("url".into(), url.into());
     }
     if let Some(space) = space {
@@ -329,15 +302,17 @@ mod tests {
     #[test]
     fn urls_are_redacted() {
         assert_eq!(
-            redact_url("postgres://u:s3cret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
+            redact_url("postgres://u:s3cret@h:6543/db"),
+            "postgres://u:***@h:6543/db"
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://h/db?user=u&password=x"), "postgres://u:***@h/db");
         assert_eq!(
-            redact_url("postgres://h/db?user=u&password=x"),
-            "postgres://h/db?user=u&password=***"
+            redact_url("host=h user=u password='s3 cret' dbname=db"),
+            "postgres://u:***@h/db"
         );
-        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        // An unencoded @ in the password is refused, not half shown.
+        assert!(!redact_url("postgres://u:p@ss@h/db").contains("ss"));
         assert!(!redact_url("garbage s3cret").contains("s3cret"));
     }
 

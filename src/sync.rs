@@ -226,13 +226,29 @@ impl Replica for PacedReplica {
 }
 
 /// A pull cursor belongs to one (hub, space): when either changes, start
-/// the log again (changes already applied are skipped).
+/// the log again (changes already applied are skipped). The hub is named
+/// by [`HubUrl::identity`] (hosts, ports, database), so another user, a
+/// new password or a `key=value` spelling of the same URL is the same hub;
+/// a binding recorded in an earlier form (the whole URL, redacted) that
+/// names the same hub is rewritten, not treated as a new hub.
 pub fn bind_cursor(store: &Store, settings: &Settings) -> crate::Result<()> {
-    let Some((_, space)) = settings.hub() else {
+    let Some((url, space)) = settings.hub() else {
         return Ok(());
     };
-    store.bind_hub(&format!("{}#{space}", settings.hub_display().unwrap_or_default()))?;
+    let identity = hub_identity(url, space);
+    store.adopt_hub_identity(&identity, |earlier| {
+        earlier
+            .rsplit_once('#')
+            .is_some_and(|(url, earlier_space)| hub_identity(url, earlier_space) == identity)
+    })?;
+    store.bind_hub(&identity)?;
     store.local_set(health_keys::HUB_URL_SET, "true")
+}
+
+/// `hub#space`, the hub as [`HubUrl::identity`] names it.
+fn hub_identity(url: &str, space: &str) -> String {
+    let hub = HubUrl::parse(url).map_or_else(|_| crate::config::redact_url(url), |u| u.identity());
+    format!("{hub}#{space}")
 }
 
 fn system_time_text(t: SystemTime) -> String {
@@ -663,6 +679,32 @@ mod tests {
         assert_eq!(r.outbox(10).unwrap(), vec![], "this round's push is over");
         let next = r.outbox(10).unwrap();
         assert_eq!(next.len(), 1, "the next round takes it");
+    }
+
+    /// A store bound by an earlier version (the whole URL, redacted) keeps
+    /// its cursor and publishes nothing again when the same hub is named
+    /// another way; another database is another hub.
+    #[test]
+    fn a_binding_in_an_earlier_spelling_names_the_same_hub() {
+        use crate::store::replica::CURSOR_KEY;
+        let (_dir, tracker) = tracker();
+        let store = tracker.store();
+        let hub = |url: &str| Settings::default().with_overrides(Some(url.into()), Some("team".into()));
+        store
+            .bind_hub("postgres://u:***@db.example.com:5432/w?sslmode=require#team")
+            .unwrap();
+        assert_eq!(store.hub_answered().unwrap(), 0);
+        store.local_set(CURSOR_KEY, "7").unwrap();
+        for same in [
+            "postgresql://other:pw@db.example.com/w",
+            "host=db.example.com dbname=w user=u password=x",
+        ] {
+            bind_cursor(store, &hub(same)).unwrap();
+            assert_eq!(store.local_get(CURSOR_KEY).unwrap().as_deref(), Some("7"), "{same}");
+            assert_eq!(store.hub_answered().unwrap(), 0, "{same}");
+        }
+        bind_cursor(store, &hub("postgres://u:pw@db.example.com/another")).unwrap();
+        assert_eq!(store.local_get(CURSOR_KEY).unwrap().as_deref(), Some("0"));
     }
 
     /// The test database's URL with its credentials.

@@ -78,7 +78,6 @@ fn credentials_never_appear_in_errors_or_debug_output() {
         let secret = "s3cr3t-hunter2";
         let server = waymark_sync::postgres::testing::server_url();
         let (host, port) = server.hosts()[0].clone();
-        let port = port.unwrap_or(5432);
         // A role that does not exist (the server refuses it), and a port where nothing listens.
         let refused = format!("postgres://nobody_{port}:{secret}@{host}:{port}/postgres");
         let closed = format!("postgres://postgres:{secret}@127.0.0.1:{}/postgres", free_port());
@@ -133,7 +132,7 @@ async fn tls_url(db: &TestDatabase, root: &str) -> HubUrl {
     let raw = db.raw_client().await;
     let ssl: String = raw.query_one("SHOW ssl", &[]).await.unwrap().get(0);
     assert_eq!(ssl, "on", "the test server has ssl = off; {HOW_TO_ENABLE_TLS}");
-    let port = db.url().hosts()[0].1.unwrap_or(5432);
+    let port = db.url().hosts()[0].1;
     db.url()
         .with_address("localhost", port)
         .with_tls("require", Some(root))
@@ -197,7 +196,7 @@ fn a_hub_whose_certificate_is_not_trusted_or_not_for_its_name_is_refused() {
 
         // The right root, but the server reached by an address the
         // certificate does not name: refused too (the host name is checked).
-        let port = db.url().hosts()[0].1.unwrap_or(5432);
+        let port = db.url().hosts()[0].1;
         let by_address = db
             .url()
             .with_address("127.0.0.1", port)
@@ -613,7 +612,7 @@ fn row_level_security_confines_a_team_role_to_its_spaces() {
         .await
         .unwrap();
         let (host, port) = db.url().hosts()[0].clone();
-        let team_url = format!("postgres://{role}@{host}:{}/{}", port.unwrap_or(5432), db.name());
+        let team_url = format!("postgres://{role}@{host}:{}/{}", port, db.name());
         let team = PostgresHub::connect(&team_url).await.unwrap();
 
         let theirs = run_of(ReplicaId::mint(), 2);

@@ -432,7 +432,7 @@ impl FaultProxy {
     /// `upstream` (which must be reachable over TCP).
     pub fn start(upstream: &HubUrl) -> FaultProxy {
         let (host, port) = upstream.hosts().first().cloned().expect("the URL names a host");
-        let target: SocketAddr = (host.as_str(), port.unwrap_or(5432))
+        let target: SocketAddr = (host.as_str(), port)
             .to_socket_addrs()
             .expect("resolve the upstream")
             .next()
