@@ -60,8 +60,7 @@ mod url;
 pub mod testing;
 
 use pool::{Conn, lock};
-pub use tls::RustlsStream;
-use tls::{MakeRustls, tls_config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 pub use url::{HubUrl, TlsMode};
 
 /// The hub schema's migrations, in order: `(version, SQL)`. Each is applied
@@ -109,7 +108,7 @@ impl Default for HubOptions {
 pub struct PostgresHub {
     url: HubUrl,
     config: Config,
-    tls: MakeRustls,
+    tls: MakeRustlsConnect,
     opts: HubOptions,
     idle: Mutex<Vec<Conn>>,
 }
@@ -194,7 +193,7 @@ impl PostgresHub {
     /// certificates when TLS is on): for a worker that must start while the
     /// hub is unreachable.
     pub fn new(url: HubUrl, opts: HubOptions) -> Result<PostgresHub, HubError> {
-        let tls = MakeRustls(tls_config(&url)?);
+        let tls = tls::tls(&url)?;
         Ok(PostgresHub {
             config: url.config(&opts),
             url,

@@ -126,7 +126,7 @@ async fn admin_client(url: &HubUrl) -> Result<tokio_postgres::Client, String> {
     };
     let (client, connection) = url
         .config(&opts)
-        .connect(super::MakeRustls(super::tls_config(url).map_err(|e| e.to_string())?))
+        .connect(super::tls::tls(url).map_err(|e| e.to_string())?)
         .await
         .map_err(|e| url.scrub(e.to_string()))?;
     tokio::spawn(async move {
