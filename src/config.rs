@@ -38,7 +38,6 @@ struct File {
     sync: SyncSection,
     /// Kept current by the watcher when true (see `crate::watch`).
     #[serde(default)]
-    #[allow(dead_code)]
     auto_export_markdown: Option<bool>,
 }
 
@@ -118,22 +117,7 @@ impl Settings {
     /// `config.toml` in `data_dir` (absent is fine), then the environment
     /// (`WAYMARK_HUB_URL`, `WAYMARK_SPACE`, `WAYMARK_SYNC_INTERVAL`).
     pub fn load(data_dir: &Path) -> Result<Settings> {
-        let path = data_dir.join(CONFIG_FILE);
-        let file: File = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                tighten(&path);
-                toml::from_str(&text).map_err(|e| {
-                    // toml's message quotes the offending line, which could hold the URL.
-                    let what = e.message().to_owned();
-                    Error::invalid(
-                        path.display().to_string(),
-                        format!("is not valid Waymark configuration: {what}"),
-                    )
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
-            Err(e) => return Err(Error::Io(e)),
-        };
+        let file = read_file(data_dir)?;
         let mut s = Settings {
             hub_url: file.hub.url,
             space: file.hub.space,
@@ -196,6 +180,49 @@ impl Settings {
             ));
         }
         Ok(t.to_owned())
+    }
+}
+
+/// `data_dir/config.toml`, parsed (absent: every default).
+fn read_file(data_dir: &Path) -> Result<File> {
+    let path = data_dir.join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            tighten(&path);
+            toml::from_str(&text).map_err(|e| {
+                // toml's message quotes the offending line, which could hold the URL.
+                let what = e.message().to_owned();
+                Error::invalid(
+                    path.display().to_string(),
+                    format!("is not valid Waymark configuration: {what}"),
+                )
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File::default()),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+/// The environment variable that overrides `auto_export_markdown`.
+pub const AUTO_EXPORT_ENV: &str = "WAYMARK_AUTO_EXPORT_MARKDOWN";
+
+/// Whether the watcher keeps `.project_status.md` current:
+/// `WAYMARK_AUTO_EXPORT_MARKDOWN` (`1`/`true`/`yes`/`on` or
+/// `0`/`false`/`no`/`off`) when set, else `auto_export_markdown` in
+/// `config.toml` (default off).
+pub fn auto_export_markdown(data_dir: &Path) -> Result<bool> {
+    auto_export_from(env(AUTO_EXPORT_ENV).as_deref(), &read_file(data_dir)?)
+}
+
+fn auto_export_from(env: Option<&str>, file: &File) -> Result<bool> {
+    match env.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(file.auto_export_markdown.unwrap_or(false)),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(Error::invalid(
+            AUTO_EXPORT_ENV,
+            format!("{other:?} is not one of 1, true, yes, on, 0, false, no, off"),
+        )),
     }
 }
 
@@ -314,6 +341,31 @@ mod tests {
         // An unencoded @ in the password is refused, not half shown.
         assert!(!redact_url("postgres://u:p@ss@h/db").contains("ss"));
         assert!(!redact_url("garbage s3cret").contains("s3cret"));
+    }
+
+    /// The watcher's switch is read by the same parser as everything else:
+    /// a key in the wrong table or a comment is not taken for it.
+    #[test]
+    fn auto_export_is_read_as_toml() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join(CONFIG_FILE);
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            auto_export_from(None, &read_file(d.path())?)
+        };
+        assert!(!read("").unwrap());
+        assert!(read("auto_export_markdown = true # keep it current\n").unwrap());
+        assert!(!read("auto_export_markdown = false\n").unwrap());
+        assert!(!read("# auto_export_markdown = true\n").unwrap());
+        assert!(read("[hub]\nauto_export_markdown = true\n").is_err());
+        assert!(read("auto_export_markdown = \"yes\"\n").is_err());
+        let file = File {
+            auto_export_markdown: Some(true),
+            ..File::default()
+        };
+        assert!(!auto_export_from(Some("off"), &file).unwrap());
+        assert!(auto_export_from(Some("ON"), &File::default()).unwrap());
+        assert!(auto_export_from(Some("maybe"), &file).is_err());
     }
 
     #[test]

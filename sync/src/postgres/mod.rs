@@ -59,7 +59,7 @@ mod url;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-use pool::{Conn, lock};
+use pool::Conn;
 use tokio_postgres_rustls::MakeRustlsConnect;
 pub use url::{HubUrl, TlsMode};
 

@@ -35,7 +35,8 @@ use std::time::Duration;
 
 pub use tokio_postgres;
 
-use super::{HubOptions, HubUrl, PostgresHub, lock};
+use super::pool::lock;
+use super::{HubOptions, HubUrl, PostgresHub};
 use crate::change::Change;
 use crate::protocol::{Hub, HubError, PullPage, PushAck};
 
