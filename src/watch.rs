@@ -42,7 +42,6 @@ pub const MAX_SETTLE: Duration = Duration::from_secs(3);
 /// upkeep).
 const STORE_POLL: Duration = Duration::from_secs(1);
 
-
 /// A running watcher; dropping it (or [`WatcherHandle::stop`]) stops it.
 pub struct WatcherHandle {
     stop: Option<mpsc::Sender<()>>,
