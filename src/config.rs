@@ -13,6 +13,7 @@
 //!
 //! [sync]
 //! interval_seconds = 30
+//! listen = true   # pull as soon as the hub announces a push
 //! ```
 
 use std::fmt;
@@ -52,6 +53,7 @@ struct HubSection {
 #[serde(deny_unknown_fields)]
 struct SyncSection {
     interval_seconds: Option<u64>,
+    listen: Option<bool>,
 }
 
 /// Where and how often to sync.
@@ -61,6 +63,8 @@ pub struct Settings {
     hub_url: Option<String>,
     pub space: Option<String>,
     pub sync_interval: Option<Duration>,
+    /// Listen for the hub's announcements of pushes (default on).
+    pub sync_listen: Option<bool>,
 }
 
 impl fmt::Debug for Settings {
@@ -69,6 +73,7 @@ impl fmt::Debug for Settings {
             .field("hub", &self.hub_display())
             .field("space", &self.space)
             .field("sync_interval", &self.sync_interval)
+            .field("sync_listen", &self.sync_listen)
             .finish()
     }
 }
@@ -122,6 +127,7 @@ impl Settings {
             hub_url: file.hub.url,
             space: file.hub.space,
             sync_interval: file.sync.interval_seconds.map(Duration::from_secs),
+            sync_listen: file.sync.listen,
         };
         if let Some(url) = env("WAYMARK_HUB_URL") {
             s.hub_url = Some(url);
@@ -131,6 +137,9 @@ impl Settings {
         }
         if let Some(i) = env("WAYMARK_SYNC_INTERVAL") {
             s.sync_interval = Some(parse_interval("WAYMARK_SYNC_INTERVAL", &i)?);
+        }
+        if let Some(v) = env("WAYMARK_SYNC_LISTEN") {
+            s.sync_listen = Some(parse_switch("WAYMARK_SYNC_LISTEN", &v)?);
         }
         Ok(s)
     }
@@ -158,6 +167,13 @@ impl Settings {
 
     pub fn interval(&self) -> Duration {
         self.sync_interval.unwrap_or(DEFAULT_SYNC_INTERVAL)
+    }
+
+    /// Whether the worker listens for the hub's announcements of pushes
+    /// (off for a hub behind a pooler that cannot `LISTEN`, such as
+    /// PgBouncer in transaction mode: then it polls at the interval only).
+    pub fn listen(&self) -> bool {
+        self.sync_listen.unwrap_or(true)
     }
 
     /// The hub and space, when both are set.
@@ -215,12 +231,19 @@ pub fn auto_export_markdown(data_dir: &Path) -> Result<bool> {
 }
 
 fn auto_export_from(env: Option<&str>, file: &File) -> Result<bool> {
-    match env.map(str::to_ascii_lowercase).as_deref() {
+    match env {
         None => Ok(file.auto_export_markdown.unwrap_or(false)),
-        Some("1" | "true" | "yes" | "on") => Ok(true),
-        Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(other) => Err(Error::invalid(
-            AUTO_EXPORT_ENV,
+        Some(text) => parse_switch(AUTO_EXPORT_ENV, text),
+    }
+}
+
+/// An on/off environment variable.
+fn parse_switch(source: &str, text: &str) -> Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(Error::invalid(
+            source,
             format!("{other:?} is not one of 1, true, yes, on, 0, false, no, off"),
         )),
     }

@@ -643,3 +643,59 @@ fn row_level_security_confines_a_team_role_to_its_spaces() {
             .unwrap();
     });
 }
+
+// ---------------------------------------------------------------------------
+// Announcements (LISTEN/NOTIFY)
+// ---------------------------------------------------------------------------
+
+/// Each push that stores something is announced once on its space's
+/// channel with the new head; a resend, an empty push and another space's
+/// push are not; a dropped connection ends the listener with an error.
+#[test]
+fn a_push_is_announced_once_on_its_spaces_channel() {
+    block_on(async {
+        let db = TestDatabase::create("listen").await;
+        let hub = db.hub().await;
+        let other = "a space with spaces and a name far longer than fifty bytes, so its channel is hashed";
+        let mut listener = hub.listen(SPACE).await.unwrap();
+        let mut other_listener = hub.listen(other).await.unwrap();
+
+        let run = run_of(ReplicaId::mint(), 3);
+        hub.push(SPACE, &run).await.unwrap();
+        assert_eq!(listener.next().await.unwrap(), Some(3));
+        hub.push(SPACE, &run).await.unwrap(); // a resend stores nothing
+        hub.push(SPACE, &[]).await.unwrap();
+        assert!(
+            quiet(&mut listener).await,
+            "a push that stored nothing is not announced"
+        );
+        assert!(
+            quiet(&mut other_listener).await,
+            "another space's push is not announced"
+        );
+
+        hub.push(other, &run_of(ReplicaId::mint(), 2)).await.unwrap();
+        assert_eq!(other_listener.next().await.unwrap(), Some(2));
+        assert!(quiet(&mut listener).await);
+
+        // The listening connection ends: the listener says so.
+        let raw = db.raw_client().await;
+        raw.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'",
+            &[&db.name()],
+        )
+        .await
+        .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), listener.next())
+            .await
+            .unwrap();
+        assert!(ended.unwrap_err().is_unreachable());
+    });
+}
+
+/// Nothing announced on `listener` within 300 ms.
+async fn quiet(listener: &mut waymark_sync::postgres::HubListener) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), listener.next())
+        .await
+        .is_err()
+}

@@ -18,8 +18,19 @@
 //! reported as [`HubError::Aborted`]; a broken or stalled connection is
 //! [`HubError::Unreachable`] (resending is safe: push is idempotent).
 //!
+//! The push's last statement also announces the space's new head on the
+//! space's channel ([`channel`]): one `NOTIFY` per push that stored
+//! something, sent by Postgres when the transaction commits, and only a
+//! hint (a listener that missed it pulls at its next poll anyway).
+//!
 //! **Pull** is one statement (one snapshot): the space's head and the
 //! changes with `seq > after` in seq order.
+//!
+//! **Listen** ([`PostgresHub::listen`]) keeps one connection of its own
+//! that `LISTEN`s on a space's channel: an idle session on the server
+//! (a backend process, a few MB) per listening replica, and no work for
+//! the hub until a push; each push then costs one notification per
+//! listener of its space.
 //!
 //! **Credentials** live only inside [`HubUrl`], whose `Display` and `Debug`
 //! print `***` for the password; every error message this module builds is
@@ -140,7 +151,7 @@ const INSERT: &str = "WITH inserted AS (INSERT INTO changes (space_id, seq, repl
      SELECT $1, t.seq, t.replica_id, t.counter, t.schema_version, t.body \
      FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::int[], $6::bytea[]) \
      AS t (seq, replica_id, counter, schema_version, body)) \
-     UPDATE spaces SET head = $7 WHERE space_id = $1";
+     UPDATE spaces SET head = $7::bigint FROM (SELECT pg_notify($8, $7::bigint::text)) AS announced WHERE space_id = $1";
 const PULL: &str = "SELECT 0 AS part, head AS seq, NULL::bytea AS body FROM spaces WHERE space_id = $1 \
      UNION ALL (SELECT 1, seq, body FROM changes WHERE space_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) \
      ORDER BY part, seq";
@@ -485,6 +496,7 @@ impl PostgresHub {
                     &new.schema_versions,
                     &new.bodies,
                     &seq,
+                    &channel(space),
                 ],
             )
             .await
@@ -566,6 +578,75 @@ async fn read_schema_version(client: &Client) -> Result<u32, tokio_postgres::Err
         Ok(row) => Ok(row.get::<_, i32>(0) as u32),
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(0),
         Err(e) => Err(e),
+    }
+}
+
+/// The channel a space's pushes are announced on: `waymark:SPACE` for a
+/// plain name (letters, digits, `-`, `_`, `.`, at most 50 bytes), else
+/// `waymark:` and a hash of the name (a channel is an identifier of at
+/// most 63 bytes).
+pub fn channel(space: &str) -> String {
+    let plain = space.len() <= 50
+        && space
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plain {
+        format!("waymark:{space}")
+    } else {
+        format!(
+            "waymark:{}",
+            Uuid::new_v5(&Uuid::NAMESPACE_OID, space.as_bytes()).simple()
+        )
+    }
+}
+
+/// A connection listening for a space's pushes ([`PostgresHub::listen`]);
+/// dropping it closes the connection.
+pub struct HubListener {
+    _client: Client,
+    task: tokio::task::AbortHandle,
+    notifications: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Drop for HubListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HubListener {
+    /// Wait for the next push to the space: the head it announced (`None`
+    /// when the payload is not a seq). An error when the connection ended
+    /// (listen again; pushes made meanwhile were not announced here).
+    pub async fn next(&mut self) -> Result<Option<u64>, HubError> {
+        match self.notifications.recv().await {
+            Some(payload) => Ok(payload.parse().ok()),
+            None => Err(HubError::Unreachable("the hub closed the listening connection".into())),
+        }
+    }
+}
+
+impl PostgresHub {
+    /// Open a connection of its own that listens for pushes to `space`
+    /// (the hub's schema is not checked: a push is announced whatever
+    /// version made it).
+    pub async fn listen(&self, space: &str) -> Result<HubListener, HubError> {
+        let (sender, notifications) = tokio::sync::mpsc::unbounded_channel();
+        let (client, task) = self.call(self.open(Some(sender))).await?;
+        let listener = HubListener {
+            _client: client,
+            task,
+            notifications,
+        };
+        self.call(async {
+            listener
+                ._client
+                .batch_execute(&format!("LISTEN \"{}\"", channel(space)))
+                .await
+                .map_err(|e| self.map_error(e))
+        })
+        .await?;
+        Ok(listener)
     }
 }
 

@@ -1,10 +1,12 @@
 //! The connections: a few idle ones kept for the next calls, each with its
 //! background task, opened (TLS or not) and checked on first use.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::sync::{Mutex, MutexGuard};
 
-use tokio_postgres::Client;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::AbortHandle;
+use tokio_postgres::{AsyncMessage, Client};
 
 use super::tls::tls_refusal;
 use super::{PostgresHub, Stmts};
@@ -52,24 +54,7 @@ impl PostgresHub {
                 return Ok(conn);
             }
         }
-        let (client, connection) = self
-            .config
-            .connect(self.tls.clone())
-            .await
-            .map_err(|e| match tls_refusal(&e) {
-                // Not a network hiccup: retrying will not make the certificate trusted.
-                Some(why) => HubError::Other(self.url.scrub(format!(
-                    "cannot connect to {}: the hub's TLS certificate was refused ({why}); the certificate must be \
-                     signed by a CA in sslrootcert (or in the system's CA certificates when sslrootcert is not \
-                     given) and name the host of the hub URL",
-                    self.url
-                ))),
-                None => HubError::Unreachable(self.url.scrub(format!("cannot connect to {}: {e}", self.url))),
-            })?;
-        let task = tokio::spawn(async move {
-            let _ = connection.await;
-        })
-        .abort_handle();
+        let (client, task) = self.open(None).await?;
         let mut conn = Conn {
             client,
             task,
@@ -85,6 +70,40 @@ impl PostgresHub {
             self.check_schema(&mut conn).await?;
         }
         Ok(conn)
+    }
+
+    /// A new connection and the task that drives it (abort it to close the
+    /// connection). The task sends each notification's payload to
+    /// `notifications`, when given, and drops it when the connection ends.
+    pub(super) async fn open(
+        &self,
+        notifications: Option<UnboundedSender<String>>,
+    ) -> Result<(Client, AbortHandle), HubError> {
+        let (client, mut connection) =
+            self.config
+                .connect(self.tls.clone())
+                .await
+                .map_err(|e| match tls_refusal(&e) {
+                    // Not a network hiccup: retrying will not make the certificate trusted.
+                    Some(why) => HubError::Other(self.url.scrub(format!(
+                        "cannot connect to {}: the hub's TLS certificate was refused ({why}); the certificate must be \
+                     signed by a CA in sslrootcert (or in the system's CA certificates when sslrootcert is not \
+                     given) and name the host of the hub URL",
+                        self.url
+                    ))),
+                    None => HubError::Unreachable(self.url.scrub(format!("cannot connect to {}: {e}", self.url))),
+                })?;
+        let task = tokio::spawn(async move {
+            while let Some(Ok(message)) = poll_fn(|cx| connection.poll_message(cx)).await {
+                if let (AsyncMessage::Notification(n), Some(to)) = (message, &notifications)
+                    && to.send(n.payload().to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        })
+        .abort_handle();
+        Ok((client, task))
     }
 
     pub(super) fn checkin(&self, conn: Conn) {

@@ -276,7 +276,7 @@ impl HubUrl {
 
     /// The connection's configuration: the URL's, with Waymark's defaults
     /// where it says nothing (the application name, `opts`' connect
-    /// timeout, keepalives every 30 s) and the TLS mode of [`HubUrl::tls_mode`].
+    /// timeout, keepalives after 30 s idle) and the TLS mode of [`HubUrl::tls_mode`].
     pub(super) fn config(&self, opts: &HubOptions) -> Config {
         let mut c = self.config.clone();
         if c.get_application_name().is_none() {
@@ -285,8 +285,16 @@ impl HubUrl {
         if c.get_connect_timeout().is_none() {
             c.connect_timeout(opts.connect_timeout);
         }
+        // A peer that vanished is noticed within about a minute, even on
+        // an idle listening connection.
         if c.get_keepalives_idle() == Config::new().get_keepalives_idle() {
             c.keepalives_idle(Duration::from_secs(30));
+        }
+        if c.get_keepalives_interval().is_none() {
+            c.keepalives_interval(Duration::from_secs(10));
+        }
+        if c.get_keepalives_retries().is_none() {
+            c.keepalives_retries(3);
         }
         c.ssl_mode(match self.tls_mode() {
             TlsMode::Disable => SslMode::Disable,
