@@ -18,10 +18,11 @@
 //! reported as [`HubError::Aborted`]; a broken or stalled connection is
 //! [`HubError::Unreachable`] (resending is safe: push is idempotent).
 //!
-//! The push's last statement also announces the space's new head on the
-//! space's channel ([`channel`]): one `NOTIFY` per push that stored
-//! something, sent by Postgres when the transaction commits, and only a
-//! hint (a listener that missed it pulls at its next poll anyway).
+//! A push that stored something also announces the space's new head on
+//! the space's channel ([`channel`], `pg_notify` before the commit): one
+//! notification per push, sent by Postgres when the transaction commits,
+//! and only a hint (a listener that missed it pulls at its next poll
+//! anyway).
 //!
 //! **Pull** is one statement (one snapshot): the space's head and the
 //! changes with `seq > after` in seq order.
@@ -137,6 +138,7 @@ struct Stmts {
     existing: Statement,
     last_counters: Statement,
     insert: Statement,
+    announce: Statement,
     pull: Statement,
 }
 
@@ -151,7 +153,10 @@ const INSERT: &str = "WITH inserted AS (INSERT INTO changes (space_id, seq, repl
      SELECT $1, t.seq, t.replica_id, t.counter, t.schema_version, t.body \
      FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::int[], $6::bytea[]) \
      AS t (seq, replica_id, counter, schema_version, body)) \
-     UPDATE spaces SET head = $7::bigint FROM (SELECT pg_notify($8, $7::bigint::text)) AS announced WHERE space_id = $1";
+     UPDATE spaces SET head = $7 WHERE space_id = $1";
+/// Runs where the client is connected (it reads no table), which is where
+/// listeners are, even on a distributed hub.
+const ANNOUNCE: &str = "SELECT pg_notify($1, $2)";
 const PULL: &str = "SELECT 0 AS part, head AS seq, NULL::bytea AS body FROM spaces WHERE space_id = $1 \
      UNION ALL (SELECT 1, seq, body FROM changes WHERE space_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) \
      ORDER BY part, seq";
@@ -319,6 +324,7 @@ impl PostgresHub {
                 existing: c.prepare(EXISTING).await?,
                 last_counters: c.prepare(LAST_COUNTERS).await?,
                 insert: c.prepare(INSERT).await?,
+                announce: c.prepare(ANNOUNCE).await?,
                 pull: c.prepare(PULL).await?,
             });
         }
@@ -399,11 +405,12 @@ impl PostgresHub {
     async fn push_once(&self, conn: &mut Conn, space: &str, changes: &[Change]) -> Result<PushAck, Failure> {
         let db = |e| self.db_failure(e);
         let stmts = self.statements(conn).await.map_err(db)?;
-        let (lock_space, existing, last_counters, insert) = (
+        let (lock_space, existing, last_counters, insert, announce) = (
             stmts.lock_space.clone(),
             stmts.existing.clone(),
             stmts.last_counters.clone(),
             stmts.insert.clone(),
+            stmts.announce.clone(),
         );
         let mut replicas: Vec<Uuid> = changes.iter().map(|c| c.dot.replica.0).collect();
         replicas.sort_unstable();
@@ -496,11 +503,14 @@ impl PostgresHub {
                     &new.schema_versions,
                     &new.bodies,
                     &seq,
-                    &channel(space),
                 ],
             )
             .await
             .map_err(db)?;
+            // Delivered at commit, and only then.
+            tx.execute(&announce, &[&channel(space), &seq.to_string()])
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
         } else {
             tx.rollback().await.map_err(db)?;
