@@ -884,6 +884,23 @@ mod tests {
             let took = took.unwrap_or_else(|| panic!("write {i} did not reach the other store within 1 s"));
             eprintln!("write {i} showed on the other store after {took:?}");
         }
+        // The listening connections are cut: the workers listen again.
+        rt.block_on(raw.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'",
+            &[&db.name()],
+        ))
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while listeners() < 2 {
+            assert!(Instant::now() < deadline, "the workers did not listen again");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = shows_within("after-reconnect", Duration::from_secs(1));
+        assert!(
+            took.is_some(),
+            "a write after the reconnect did not reach the other store within 1 s"
+        );
         wa.stop();
         wb.stop();
 
