@@ -17,6 +17,12 @@
 //!
 //! Run with `cargo bench --bench sync`. Under `cargo test --benches` the
 //! sizes are 100 times smaller.
+//!
+//! `WAYMARK_SYNC_BENCH=propagation cargo bench --bench sync` measures
+//! instead how long a write on one store takes to show on another, each
+//! with `serve`'s worker at the default interval (30 s): 50 writes a second
+//! or so apart, with the hub's announcements (`listen`) and by polling
+//! alone; the median, p95 and max of each ([`propagation`]).
 
 use std::cell::Cell;
 use std::path::Path;
@@ -40,6 +46,10 @@ const CHILD_ENV: &str = "WAYMARK_SYNC_BENCH_PULL_CHILD";
 fn main() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         pull_child(&spec);
+        return;
+    }
+    if std::env::var("WAYMARK_SYNC_BENCH").is_ok_and(|m| m == "propagation") {
+        propagation();
         return;
     }
     divan::main();
@@ -451,4 +461,96 @@ fn raw_sqlite(path: &Path) -> rusqlite::Connection {
     )
     .unwrap();
     conn
+}
+
+// ---------------------------------------------------------------------------
+// Propagation: a write on one `serve` seen by another
+
+/// `serve`'s worker for `tracker` (as `waymark::mcp` starts it): bound,
+/// running, and told of local writes.
+fn serve_worker(tracker: &Tracker, settings: &waymark::config::Settings) -> waymark::sync::SyncHandle {
+    let (hub, space) = waymark::sync::hub_for(settings).expect("hub");
+    waymark::sync::bind_cursor(tracker.store(), settings).expect("bind");
+    let handle = waymark::sync::spawn_worker(tracker.store().clone(), hub, space, settings);
+    let notify = handle.clone();
+    tracker
+        .store()
+        .set_write_hook(Some(Arc::new(move || notify.local_write())));
+    handle
+}
+
+/// Writes on store A, about a second apart (0.5-1.5 s, so the writes do
+/// not fall in step with a poll), each timed from its write until store B
+/// reads it, B checked every 2 ms; both workers at the default interval.
+fn propagation() {
+    const WRITES: usize = 50;
+    let rt = runtime();
+    let db = rt.block_on(TestDatabase::create("propagation"));
+    let url = db.url().to_string();
+    assert!(
+        !url.contains("***"),
+        "the propagation bench needs a test server without a password"
+    );
+    let mut rng = 0x5eed_u64;
+    let mut gap = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        Duration::from_millis(500 + rng % 1000)
+    };
+    for listen in [true, false] {
+        let mode = if listen { "listen" } else { "poll" };
+        let mut settings = waymark::config::Settings::default().with_overrides(Some(url.clone()), Some(mode.into()));
+        settings.sync_listen = Some(listen);
+        let ((_a_dir, a), (_b_dir, b)) = (store_with(0, ""), store_with(0, ""));
+        let (wa, wb) = (serve_worker(&a, &settings), serve_worker(&b, &settings));
+        let started = Instant::now();
+        while wa.status().last_success_at.is_none() || wb.status().last_success_at.is_none() {
+            assert!(started.elapsed() < Duration::from_secs(30), "the workers did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Let the listeners connect (they start beside the first round).
+        std::thread::sleep(Duration::from_millis(500));
+        let mut pending: Vec<(String, Instant)> = Vec::new();
+        let mut took: Vec<Duration> = Vec::new();
+        let mut next_write = Instant::now();
+        let mut written = 0;
+        let deadline = Instant::now() + Duration::from_secs(WRITES as u64 * 2 + 60);
+        while took.len() < WRITES {
+            assert!(Instant::now() < deadline, "{mode}: writes did not arrive");
+            if written < WRITES && Instant::now() >= next_write {
+                let name = format!("{mode}-{written}");
+                a.create_vendor(
+                    AUTHOR,
+                    waymark::ops::NewVendor {
+                        name: name.clone(),
+                        ..Default::default()
+                    },
+                )
+                .expect("write");
+                pending.push((name, Instant::now()));
+                written += 1;
+                next_write = Instant::now() + gap();
+            }
+            pending.retain(|(name, at)| {
+                let arrived = b.query_vendor_status(name).is_ok();
+                if arrived {
+                    took.push(at.elapsed());
+                }
+                !arrived
+            });
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        wa.stop();
+        wb.stop();
+        took.sort();
+        let at = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize];
+        eprintln!(
+            "[propagation] {mode:>6} (interval {:?}): {WRITES} writes, median {:.0?}, p95 {:.0?}, max {:.0?}",
+            settings.interval(),
+            at(0.5),
+            at(0.95),
+            at(1.0)
+        );
+    }
 }

@@ -13,6 +13,7 @@
 //!
 //! [sync]
 //! interval_seconds = 30
+//! listen = true   # pull as soon as the hub announces a push
 //! ```
 
 use std::fmt;
@@ -20,6 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use waymark_sync::HubUrl;
 
 use crate::error::{Error, Result};
 
@@ -37,7 +39,6 @@ struct File {
     sync: SyncSection,
     /// Kept current by the watcher when true (see `crate::watch`).
     #[serde(default)]
-    #[allow(dead_code)]
     auto_export_markdown: Option<bool>,
 }
 
@@ -52,6 +53,7 @@ struct HubSection {
 #[serde(deny_unknown_fields)]
 struct SyncSection {
     interval_seconds: Option<u64>,
+    listen: Option<bool>,
 }
 
 /// Where and how often to sync.
@@ -61,6 +63,8 @@ pub struct Settings {
     hub_url: Option<String>,
     pub space: Option<String>,
     pub sync_interval: Option<Duration>,
+    /// Listen for the hub's announcements of pushes (default on).
+    pub sync_listen: Option<bool>,
 }
 
 impl fmt::Debug for Settings {
@@ -69,46 +73,16 @@ impl fmt::Debug for Settings {
             .field("hub", &self.hub_display())
             .field("space", &self.space)
             .field("sync_interval", &self.sync_interval)
+            .field("sync_listen", &self.sync_listen)
             .finish()
     }
 }
 
-/// A connection URL with its password replaced by `***`.
+/// A hub URL (`postgres://` or `key=value` pairs) as it may be shown: the
+/// sync crate's [`HubUrl`] prints its password as `***`; one that does not
+/// parse is not shown at all.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "(an unparseable hub URL)".into();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let tail = redact_query(tail);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
-            }
-        }
-        None => format!("{scheme}://{authority}{tail}"),
-    }
-}
-
-/// `password=...` in a query string is a secret too.
-fn redact_query(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else {
-        return tail.to_owned();
-    };
-    let parts: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => kv.to_owned(),
-        })
-        .collect();
-    format!("{path}?{}", parts.join("&"))
+    HubUrl::parse(url).map_or_else(|_| "(an unparseable hub URL)".into(), |u| u.to_string())
 }
 
 fn env(name: &str) -> Option<String> {
@@ -148,26 +122,12 @@ impl Settings {
     /// `config.toml` in `data_dir` (absent is fine), then the environment
     /// (`WAYMARK_HUB_URL`, `WAYMARK_SPACE`, `WAYMARK_SYNC_INTERVAL`).
     pub fn load(data_dir: &Path) -> Result<Settings> {
-        let path = data_dir.join(CONFIG_FILE);
-        let file: File = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                tighten(&path);
-                toml::from_str(&text).map_err(|e| {
-                    // toml's message quotes the offending line, which could hold the URL.
-                    let what = e.message().to_owned();
-                    Error::invalid(
-                        path.display().to_string(),
-                        format!("is not valid Waymark configuration: {what}"),
-                    )
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
-            Err(e) => return Err(Error::Io(e)),
-        };
+        let file = read_file(data_dir)?;
         let mut s = Settings {
             hub_url: file.hub.url,
             space: file.hub.space,
             sync_interval: file.sync.interval_seconds.map(Duration::from_secs),
+            sync_listen: file.sync.listen,
         };
         if let Some(url) = env("WAYMARK_HUB_URL") {
             s.hub_url = Some(url);
@@ -177,6 +137,9 @@ impl Settings {
         }
         if let Some(i) = env("WAYMARK_SYNC_INTERVAL") {
             s.sync_interval = Some(parse_interval("WAYMARK_SYNC_INTERVAL", &i)?);
+        }
+        if let Some(v) = env("WAYMARK_SYNC_LISTEN") {
+            s.sync_listen = Some(parse_switch("WAYMARK_SYNC_LISTEN", &v)?);
         }
         Ok(s)
     }
@@ -206,6 +169,13 @@ impl Settings {
         self.sync_interval.unwrap_or(DEFAULT_SYNC_INTERVAL)
     }
 
+    /// Whether the worker listens for the hub's announcements of pushes
+    /// (off for a hub behind a pooler that cannot `LISTEN`, such as
+    /// PgBouncer in transaction mode: then it polls at the interval only).
+    pub fn listen(&self) -> bool {
+        self.sync_listen.unwrap_or(true)
+    }
+
     /// The hub and space, when both are set.
     pub fn hub(&self) -> Option<(&str, &str)> {
         Some((self.hub_url.as_deref()?, self.space.as_deref()?))
@@ -226,6 +196,56 @@ impl Settings {
             ));
         }
         Ok(t.to_owned())
+    }
+}
+
+/// `data_dir/config.toml`, parsed (absent: every default).
+fn read_file(data_dir: &Path) -> Result<File> {
+    let path = data_dir.join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            tighten(&path);
+            toml::from_str(&text).map_err(|e| {
+                // toml's message quotes the offending line, which could hold the URL.
+                let what = e.message().to_owned();
+                Error::invalid(
+                    path.display().to_string(),
+                    format!("is not valid Waymark configuration: {what}"),
+                )
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File::default()),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+/// The environment variable that overrides `auto_export_markdown`.
+pub const AUTO_EXPORT_ENV: &str = "WAYMARK_AUTO_EXPORT_MARKDOWN";
+
+/// Whether the watcher keeps `.project_status.md` current:
+/// `WAYMARK_AUTO_EXPORT_MARKDOWN` (`1`/`true`/`yes`/`on` or
+/// `0`/`false`/`no`/`off`) when set, else `auto_export_markdown` in
+/// `config.toml` (default off).
+pub fn auto_export_markdown(data_dir: &Path) -> Result<bool> {
+    auto_export_from(env(AUTO_EXPORT_ENV).as_deref(), &read_file(data_dir)?)
+}
+
+fn auto_export_from(env: Option<&str>, file: &File) -> Result<bool> {
+    match env {
+        None => Ok(file.auto_export_markdown.unwrap_or(false)),
+        Some(text) => parse_switch(AUTO_EXPORT_ENV, text),
+    }
+}
+
+/// An on/off environment variable.
+fn parse_switch(source: &str, text: &str) -> Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(Error::invalid(
+            source,
+            format!("{other:?} is not one of 1, true, yes, on, 0, false, no, off"),
+        )),
     }
 }
 
@@ -253,12 +273,15 @@ pub fn write_hub(data_dir: &Path, url: Option<&str>, space: Option<&str>) -> Res
         ));
     };
     if let Some(url) = url {
-        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            return Err(Error::invalid(
+        HubUrl::parse(url).map_err(|e| {
+            Error::invalid(
                 "hub",
-                format!("{} is not a postgres:// URL", redact_url(url)),
-            ));
-        }
+                match e {
+                    waymark_sync::HubError::Other(why) => why,
+                    other => other.to_string(),
+                },
+            )
+        })?;
         hub.insert("url".into(), url.into());
     }
     if let Some(space) = space {
@@ -329,16 +352,43 @@ mod tests {
     #[test]
     fn urls_are_redacted() {
         assert_eq!(
-            redact_url("postgres://u:s3cret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
+            redact_url("postgres://u:s3cret@h:6543/db"),
+            "postgres://u:***@h:6543/db"
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://h/db?user=u&password=x"), "postgres://u:***@h/db");
         assert_eq!(
-            redact_url("postgres://h/db?user=u&password=x"),
-            "postgres://h/db?user=u&password=***"
+            redact_url("host=h user=u password='s3 cret' dbname=db"),
+            "postgres://u:***@h/db"
         );
-        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        // An unencoded @ in the password is refused, not half shown.
+        assert!(!redact_url("postgres://u:p@ss@h/db").contains("ss"));
         assert!(!redact_url("garbage s3cret").contains("s3cret"));
+    }
+
+    /// The watcher's switch is read by the same parser as everything else:
+    /// a key in the wrong table or a comment is not taken for it.
+    #[test]
+    fn auto_export_is_read_as_toml() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join(CONFIG_FILE);
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            auto_export_from(None, &read_file(d.path())?)
+        };
+        assert!(!read("").unwrap());
+        assert!(read("auto_export_markdown = true # keep it current\n").unwrap());
+        assert!(!read("auto_export_markdown = false\n").unwrap());
+        assert!(!read("# auto_export_markdown = true\n").unwrap());
+        assert!(read("[hub]\nauto_export_markdown = true\n").is_err());
+        assert!(read("auto_export_markdown = \"yes\"\n").is_err());
+        let file = File {
+            auto_export_markdown: Some(true),
+            ..File::default()
+        };
+        assert!(!auto_export_from(Some("off"), &file).unwrap());
+        assert!(auto_export_from(Some("ON"), &File::default()).unwrap());
+        assert!(auto_export_from(Some("maybe"), &file).is_err());
     }
 
     #[test]

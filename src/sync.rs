@@ -244,13 +244,29 @@ impl Replica for PacedReplica {
 }
 
 /// A pull cursor belongs to one (hub, space): when either changes, start
-/// the log again (changes already applied are skipped).
+/// the log again (changes already applied are skipped). The hub is named
+/// by [`HubUrl::identity`] (hosts, ports, database), so another user, a
+/// new password or a `key=value` spelling of the same URL is the same hub;
+/// a binding recorded in an earlier form (the whole URL, redacted) that
+/// names the same hub is rewritten, not treated as a new hub.
 pub fn bind_cursor(store: &Store, settings: &Settings) -> crate::Result<()> {
-    let Some((_, space)) = settings.hub() else {
+    let Some((url, space)) = settings.hub() else {
         return Ok(());
     };
-    store.bind_hub(&format!("{}#{space}", settings.hub_display().unwrap_or_default()))?;
+    let identity = hub_identity(url, space);
+    store.adopt_hub_identity(&identity, |earlier| {
+        earlier
+            .rsplit_once('#')
+            .is_some_and(|(url, earlier_space)| hub_identity(url, earlier_space) == identity)
+    })?;
+    store.bind_hub(&identity)?;
     store.local_set(health_keys::HUB_URL_SET, "true")
+}
+
+/// `hub#space`, the hub as [`HubUrl::identity`] names it.
+fn hub_identity(url: &str, space: &str) -> String {
+    let hub = HubUrl::parse(url).map_or_else(|_| crate::config::redact_url(url), |u| u.identity());
+    format!("{hub}#{space}")
 }
 
 fn system_time_text(t: SystemTime) -> String {
@@ -345,14 +361,57 @@ impl Commands for Receiver {
     }
 }
 
+/// Listen for the hub's announcements of pushes to `space` and tell the
+/// worker (through a weak sender: the listener does not keep the worker
+/// alive). One connection, reconnected with backoff (1 s doubling to 60 s)
+/// when it fails; after a reconnect the worker is told the head is unknown,
+/// since announcements made meanwhile were missed. Runs until the worker is
+/// gone.
+async fn listen(hub: Arc<PostgresHub>, space: String, worker: tokio::sync::mpsc::WeakUnboundedSender<Command>) {
+    const FIRST_DELAY: Duration = Duration::from_secs(1);
+    let tell = |command| worker.upgrade().is_some_and(|w| w.send(command).is_ok());
+    let mut delay = FIRST_DELAY;
+    let mut first = true;
+    loop {
+        match hub.listen(&space).await {
+            Ok(mut listener) => {
+                tracing::debug!("listening for the hub's announcements");
+                delay = FIRST_DELAY;
+                if !std::mem::take(&mut first) && !tell(Command::HubChanged(None)) {
+                    return;
+                }
+                let error = loop {
+                    match listener.next().await {
+                        Ok(head) => {
+                            if !tell(Command::HubChanged(head)) {
+                                return;
+                            }
+                        }
+                        Err(e) => break e,
+                    }
+                };
+                tracing::info!("the hub's announcements stopped ({error}); listening again, polling meanwhile");
+            }
+            Err(e) => tracing::debug!("cannot listen for the hub's announcements ({e}); polling meanwhile"),
+        }
+        if worker.upgrade().is_none() {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+}
+
 /// Start the worker on a thread of its own, with its own tokio runtime:
-/// rounds on a timer, soon after local writes, with backoff while the hub
-/// is unreachable. Tool calls never wait for it: the rounds' store work
+/// rounds on a timer, soon after local writes, as soon as the hub
+/// announces a push by another replica (unless `settings` turn listening
+/// off), with backoff while the hub is unreachable. Tool calls never wait for it: the rounds' store work
 /// (applying pulled pages, reading the outbox) blocks only that thread, and
 /// runs in short transactions ([`PacedReplica`]) that tool writes
 /// interleave with.
 pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Settings) -> SyncHandle {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let announcements = settings.listen().then(|| tx.downgrade());
     let status = Arc::new(Mutex::new(SyncStatus::default()));
     let handle = SyncHandle {
         commands: tx,
@@ -385,13 +444,15 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
         if let Err(e) = store.hub_answered() {
             tracing::error!("sync could not publish this store's state to a new hub or space: {e}");
         }
+        let hub = Arc::new(hub);
+        let listener = announcements.map(|worker| tokio::spawn(listen(hub.clone(), space.clone(), worker)));
         let worker = Worker::new(config, Instant::now(), seed);
         let mut commands = Receiver(rx);
         let replica = PacedReplica::new(store.clone());
         waymark_sync::worker::run(
             worker,
             &replica,
-            &hub,
+            &*hub,
             &space,
             SyncOptions::default(),
             &Tokio,
@@ -404,6 +465,9 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
             },
         )
         .await;
+        if let Some(listener) = listener {
+            listener.abort();
+        }
         tracing::debug!("sync worker stopped");
     };
     let started = std::thread::Builder::new().name("waymark-sync".into()).spawn(move || {
@@ -693,6 +757,32 @@ mod tests {
         assert_eq!(next.len(), 1, "the next round takes it");
     }
 
+    /// A store bound by an earlier version (the whole URL, redacted) keeps
+    /// its cursor and publishes nothing again when the same hub is named
+    /// another way; another database is another hub.
+    #[test]
+    fn a_binding_in_an_earlier_spelling_names_the_same_hub() {
+        use crate::store::replica::CURSOR_KEY;
+        let (_dir, tracker) = tracker();
+        let store = tracker.store();
+        let hub = |url: &str| Settings::default().with_overrides(Some(url.into()), Some("team".into()));
+        store
+            .bind_hub("postgres://u:***@db.example.com:5432/w?sslmode=require#team")
+            .unwrap();
+        assert_eq!(store.hub_answered().unwrap(), 0);
+        store.local_set(CURSOR_KEY, "7").unwrap();
+        for same in [
+            "postgresql://other:pw@db.example.com/w",
+            "host=db.example.com dbname=w user=u password=x",
+        ] {
+            bind_cursor(store, &hub(same)).unwrap();
+            assert_eq!(store.local_get(CURSOR_KEY).unwrap().as_deref(), Some("7"), "{same}");
+            assert_eq!(store.hub_answered().unwrap(), 0, "{same}");
+        }
+        bind_cursor(store, &hub("postgres://u:pw@db.example.com/another")).unwrap();
+        assert_eq!(store.local_get(CURSOR_KEY).unwrap().as_deref(), Some("0"));
+    }
+
     /// The test database's URL with its credentials.
     fn url_of(db: &TestDatabase) -> String {
         let shown = db.url().to_string();
@@ -758,6 +848,102 @@ mod tests {
             pushed,
             "the worker pushed nothing while its caller's runtime was blocked"
         );
+    }
+
+    /// `serve`'s worker for `tracker` (as `crate::mcp` starts it): bound,
+    /// running, and told of local writes.
+    fn serve_worker(tracker: &Tracker, settings: &Settings) -> SyncHandle {
+        let (hub, space) = hub_for(settings).unwrap();
+        bind_cursor(tracker.store(), settings).unwrap();
+        let handle = spawn_worker(tracker.store().clone(), hub, space, settings);
+        let notify = handle.clone();
+        tracker
+            .store()
+            .set_write_hook(Some(Arc::new(move || notify.local_write())));
+        handle
+    }
+
+    /// Two stores, each with `serve`'s worker polling every 30 s: a write on
+    /// one shows on the other within a second, which only the hub's
+    /// announcement can explain; with listening off it does not.
+    #[test]
+    fn a_write_shows_on_another_serve_within_a_second() {
+        let db = block_on(TestDatabase::create("live"));
+        let mut listening = settings(&db, "live");
+        listening.sync_interval = Some(Duration::from_secs(30));
+        let ((_a_dir, a), (_b_dir, b)) = (tracker(), tracker());
+        let (wa, wb) = (serve_worker(&a, &listening), serve_worker(&b, &listening));
+        // Both listening, and both past their first round.
+        let rt = waymark_sync::postgres::testing::runtime();
+        let raw = rt.block_on(db.raw_client());
+        let listeners = || -> i64 {
+            rt.block_on(raw.query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'",
+                &[&db.name()],
+            ))
+            .unwrap()
+            .get(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while listeners() < 2 || wa.status().last_success_at.is_none() || wb.status().last_success_at.is_none() {
+            assert!(Instant::now() < deadline, "the workers did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let shows_within = |name: &str, limit: Duration| {
+            let written = Instant::now();
+            a.create_vendor(
+                "test",
+                NewVendor {
+                    name: name.into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            while b.query_vendor_status(name).is_err() {
+                if written.elapsed() > limit {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Some(written.elapsed())
+        };
+        for i in 0..3 {
+            let took = shows_within(&format!("live-{i}"), Duration::from_secs(1));
+            let took = took.unwrap_or_else(|| panic!("write {i} did not reach the other store within 1 s"));
+            eprintln!("write {i} showed on the other store after {took:?}");
+        }
+        // The listening connections are cut: the workers listen again.
+        rt.block_on(raw.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'",
+            &[&db.name()],
+        ))
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while listeners() < 2 {
+            assert!(Instant::now() < deadline, "the workers did not listen again");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = shows_within("after-reconnect", Duration::from_secs(1));
+        assert!(
+            took.is_some(),
+            "a write after the reconnect did not reach the other store within 1 s"
+        );
+        wa.stop();
+        wb.stop();
+
+        // The control: the same without listening waits for the poll.
+        let mut polling = listening.clone();
+        polling.sync_listen = Some(false);
+        let (wa, wb) = (serve_worker(&a, &polling), serve_worker(&b, &polling));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while wa.status().last_success_at.is_none() || wb.status().last_success_at.is_none() {
+            assert!(Instant::now() < deadline, "the workers did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(shows_within("polled", Duration::from_secs(3)), None);
+        wa.stop();
+        wb.stop();
     }
 
     /// Two stores edit the titles of the same items, several times each,

@@ -42,9 +42,6 @@ pub const MAX_SETTLE: Duration = Duration::from_secs(3);
 /// upkeep).
 const STORE_POLL: Duration = Duration::from_secs(1);
 
-/// The config key that turns on the markdown upkeep.
-pub const AUTO_EXPORT_KEY: &str = "auto_export_markdown";
-
 /// A running watcher; dropping it (or [`WatcherHandle::stop`]) stops it.
 pub struct WatcherHandle {
     stop: Option<mpsc::Sender<()>>,
@@ -84,23 +81,6 @@ impl Drop for WatcherHandle {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// Whether `data_dir/config.toml` (or the environment) asks for the
-/// markdown upkeep. One boolean key: read with a line scan rather than a
-/// TOML parser the rest of the binary does not need.
-pub fn auto_export_enabled(data_dir: &Path) -> bool {
-    if let Ok(v) = std::env::var("WAYMARK_AUTO_EXPORT_MARKDOWN") {
-        return matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on");
-    }
-    let Ok(text) = std::fs::read_to_string(data_dir.join("config.toml")) else {
-        return false;
-    };
-    text.lines().any(|l| {
-        let l = l.split('#').next().unwrap_or("").trim();
-        l.split_once('=')
-            .is_some_and(|(k, v)| k.trim() == AUTO_EXPORT_KEY && v.trim() == "true")
-    })
 }
 
 /// Whether a changed path inside the git directory can move HEAD or a
@@ -174,6 +154,7 @@ pub fn spawn_watcher(tracker: Tracker, repo_root: &Path, data_dir: &Path) -> Wat
                 data_dir,
                 git_dirs: vec![git_dir, common_dir],
                 exported_at: None,
+                config_error: None,
             };
             watch.run(events, stop);
             drop(debouncer);
@@ -198,6 +179,9 @@ struct Watch {
     git_dirs: Vec<PathBuf>,
     /// The store's clock when the markdown was last written.
     exported_at: Option<i64>,
+    /// The configuration's last error, logged once (it is read every
+    /// [`STORE_POLL`]).
+    config_error: Option<String>,
 }
 
 impl Watch {
@@ -287,8 +271,28 @@ impl Watch {
         self.export_if_changed();
     }
 
+    /// Whether the configuration asks for the markdown upkeep (read each
+    /// time, so an edit takes effect while `serve` runs); a configuration
+    /// that does not parse turns it off, with one warning.
+    fn auto_export_enabled(&mut self) -> bool {
+        match crate::config::auto_export_markdown(&self.data_dir) {
+            Ok(on) => {
+                self.config_error = None;
+                on
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if self.config_error.as_ref() != Some(&e) {
+                    tracing::warn!(error = %e, "the markdown upkeep is off until the configuration is fixed");
+                    self.config_error = Some(e);
+                }
+                false
+            }
+        }
+    }
+
     fn export_if_changed(&mut self) {
-        if !auto_export_enabled(&self.data_dir) {
+        if !self.auto_export_enabled() {
             return;
         }
         let clock = self.tracker.store().read(|tx| {

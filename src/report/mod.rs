@@ -8,7 +8,6 @@ mod bounded;
 pub use bounded::{StatusAnswer, markdown as bounded_markdown};
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use rusqlite::OptionalExtension;
 use serde::Serialize;
@@ -141,27 +140,8 @@ fn indent(depth: i64) -> &'static str {
     &SPACES[..2 * depth.clamp(0, 5) as usize]
 }
 
-/// Work item ids to their place in a list. The ids come from the store, so
-/// the map needs no defence against chosen keys: FxHash's multiply-rotate,
-/// a fraction of the default SipHash's cost on 36-byte ids.
-type IdMap<K> = HashMap<K, usize, BuildHasherDefault<IdHasher>>;
-
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// Work item ids to their place in a list.
+type IdMap<K> = HashMap<K, usize>;
 
 /// A work item as read for the report, before it is placed in the tree
 /// (its `item.created` is set when it is shown).

@@ -71,6 +71,23 @@ impl Store {
         Ok(true)
     }
 
+    /// Rename the binding to `identity` when the one recorded (and the
+    /// hub it last synced with, when the same) names the same hub and
+    /// space in an earlier spelling (`same`): no cursor reset, nothing
+    /// published again.
+    pub fn adopt_hub_identity(&self, identity: &str, same: impl Fn(&str) -> bool) -> crate::Result<()> {
+        let Some(bound) = self.local_get(BOUND_TO)? else {
+            return Ok(());
+        };
+        if bound == identity || !same(&bound) {
+            return Ok(());
+        }
+        if self.local_get(SYNCED_WITH)?.as_deref() == Some(bound.as_str()) {
+            self.local_set(SYNCED_WITH, identity)?;
+        }
+        self.local_set(BOUND_TO, identity)
+    }
+
     /// Called once the hub this store is bound to has answered, before a
     /// round: a store that last synced with another hub or space holds
     /// changes the new one has never seen, under counters it cannot accept

@@ -1,7 +1,8 @@
 //! The sync worker: when to run a round, and what the last ones did.
 //!
-//! Owns the schedule (a timer, a debounce after local writes, capped
-//! exponential backoff with jitter after failures) as a pure state machine,
+//! Owns the schedule (a timer, a debounce after local writes, a quick pull
+//! when the hub announces a push, capped exponential backoff with jitter
+//! after failures) as a pure state machine,
 //! [`Worker`], that a caller drives with the time and events; and the
 //! visible health of sync, [`SyncStatus`]. [`run`] is the small async loop
 //! the agent's `serve` runs; it is generic over the clock, the sleep and the
@@ -58,6 +59,10 @@ pub struct WorkerConfig {
     /// ... but no later than this after the first write not yet synced, so
     /// a steady stream of writes cannot postpone sync forever.
     pub debounce_max: Duration,
+    /// Pull this long after the hub announced a push this replica has not
+    /// pulled yet ([`Worker::on_hub_changed`]), so the pushes of several
+    /// writers arriving together make one round.
+    pub wake_debounce: Duration,
     pub backoff: BackoffPolicy,
 }
 
@@ -67,6 +72,7 @@ impl Default for WorkerConfig {
             interval: Duration::from_secs(30),
             debounce: Duration::from_millis(500),
             debounce_max: Duration::from_secs(5),
+            wake_debounce: Duration::from_millis(20),
             backoff: BackoffPolicy::default(),
         }
     }
@@ -123,6 +129,11 @@ pub struct Worker {
     first_write: Option<Instant>,
     /// Someone asked for a sync now.
     requested: bool,
+    /// When the hub first announced a push not yet pulled.
+    hub_changed: Option<Instant>,
+    /// The cursor after the last successful round: announcements of heads
+    /// at or below it are this replica's own pushes, or already pulled.
+    cursor: u64,
     rng: u64,
 }
 
@@ -138,6 +149,8 @@ impl Worker {
             last_write: None,
             first_write: None,
             requested: false,
+            hub_changed: None,
+            cursor: 0,
             rng: seed,
         }
     }
@@ -156,6 +169,17 @@ impl Worker {
         self.first_write.get_or_insert(now);
     }
 
+    /// The hub announced a push to the space, with its new head when it
+    /// said (`None`: unknown, as after the announcements were missed): pull
+    /// soon ([`WorkerConfig::wake_debounce`]) unless this replica already
+    /// has that head. It does not cut a backoff short.
+    pub fn on_hub_changed(&mut self, now: Instant, head: Option<u64>) {
+        if head.is_some_and(|head| head <= self.cursor) {
+            return;
+        }
+        self.hub_changed.get_or_insert(now);
+    }
+
     /// Someone asked for a round now (`sync now`): it runs at the next
     /// tick, even during backoff.
     pub fn on_sync_requested(&mut self) {
@@ -167,10 +191,15 @@ impl Worker {
         match self.state {
             WorkerState::Syncing => None,
             WorkerState::Backoff { until, .. } => Some(until),
-            WorkerState::Idle => Some(match self.due_after_writes() {
-                Some(due) => due.min(self.next_periodic),
-                None => self.next_periodic,
-            }),
+            WorkerState::Idle => Some(
+                [
+                    self.due_after_writes(),
+                    self.hub_changed.map(|at| at + self.config.wake_debounce),
+                ]
+                .into_iter()
+                .flatten()
+                .fold(self.next_periodic, Instant::min),
+            ),
         }
     }
 
@@ -183,10 +212,12 @@ impl Worker {
         if !due {
             return self.deadline().map_or(Tick::Busy, Tick::WaitUntil);
         }
-        // The round pushes the whole outbox, so it covers every write so far.
+        // The round pushes the whole outbox and pulls the whole log, so it
+        // covers every write and announcement so far.
         self.requested = false;
         self.last_write = None;
         self.first_write = None;
+        self.hub_changed = None;
         self.state = WorkerState::Syncing;
         Tick::Sync
     }
@@ -203,6 +234,7 @@ impl Worker {
                 self.status.hub_reachable = Some(true);
                 self.status.consecutive_failures = 0;
                 self.status.last_report = Some(*report);
+                self.cursor = report.cursor;
             }
             Err(error) => {
                 let attempt = self.status.consecutive_failures.saturating_add(1);
@@ -254,6 +286,9 @@ fn splitmix64(state: &mut u64) -> u64 {
 pub enum Command {
     /// A local write committed.
     LocalWrite,
+    /// The hub announced a push to the space (with its new head, when
+    /// known): see [`Worker::on_hub_changed`].
+    HubChanged(Option<u64>),
     /// Run a round now.
     SyncNow,
     /// Finish and return.
@@ -312,6 +347,7 @@ pub async fn run<R: Replica, H: Hub, T: Runtime, C: Commands>(
                     None => {}
                     Some(None) | Some(Some(Command::Stop)) => return,
                     Some(Some(Command::LocalWrite)) => worker.on_local_write(runtime.now()),
+                    Some(Some(Command::HubChanged(head))) => worker.on_hub_changed(runtime.now(), head),
                     Some(Some(Command::SyncNow)) => worker.on_sync_requested(),
                 }
             }
@@ -404,6 +440,49 @@ mod tests {
             t0 + Duration::from_millis(5100),
             "debounce_max after the first write"
         );
+    }
+
+    #[test]
+    fn an_announced_push_is_pulled_at_once_unless_already_here() {
+        let t0 = Instant::now();
+        let mut worker = Worker::new(WorkerConfig::default(), t0, 1);
+        worker.on_tick(t0);
+        let report = RoundReport {
+            cursor: 7,
+            ..RoundReport::default()
+        };
+        worker.on_result(t0, SystemTime::UNIX_EPOCH, &Ok(report));
+        // This replica's own push (or one it already pulled): no round.
+        worker.on_hub_changed(t0 + MS, Some(7));
+        assert_eq!(
+            worker.on_tick(t0 + 2 * MS),
+            Tick::WaitUntil(t0 + Duration::from_secs(30))
+        );
+        // Another's: a round after the short debounce, which a second
+        // announcement does not push back.
+        worker.on_hub_changed(t0 + 10 * MS, Some(8));
+        worker.on_hub_changed(t0 + 25 * MS, Some(9));
+        assert_eq!(worker.on_tick(t0 + 20 * MS), Tick::WaitUntil(t0 + 30 * MS));
+        assert_eq!(worker.on_tick(t0 + 30 * MS), Tick::Sync);
+        worker.on_result(
+            t0 + 40 * MS,
+            SystemTime::UNIX_EPOCH,
+            &Ok(RoundReport { cursor: 9, ..report }),
+        );
+        assert_eq!(
+            worker.on_tick(t0 + 41 * MS),
+            Tick::WaitUntil(t0 + 40 * MS + Duration::from_secs(30))
+        );
+        // A head unknown (announcements were missed): a round.
+        worker.on_hub_changed(t0 + 50 * MS, None);
+        assert_eq!(worker.on_tick(t0 + 70 * MS), Tick::Sync);
+        // No shortcut through a backoff.
+        worker.on_result(t0 + 80 * MS, SystemTime::UNIX_EPOCH, &unreachable());
+        let WorkerState::Backoff { until, .. } = worker.state() else {
+            panic!("not backing off")
+        };
+        worker.on_hub_changed(t0 + 90 * MS, Some(10));
+        assert_eq!(worker.on_tick(t0 + 200 * MS), Tick::WaitUntil(until));
     }
 
     #[test]

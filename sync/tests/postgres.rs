@@ -78,7 +78,6 @@ fn credentials_never_appear_in_errors_or_debug_output() {
         let secret = "s3cr3t-hunter2";
         let server = waymark_sync::postgres::testing::server_url();
         let (host, port) = server.hosts()[0].clone();
-        let port = port.unwrap_or(5432);
         // A role that does not exist (the server refuses it), and a port where nothing listens.
         let refused = format!("postgres://nobody_{port}:{secret}@{host}:{port}/postgres");
         let closed = format!("postgres://postgres:{secret}@127.0.0.1:{}/postgres", free_port());
@@ -133,7 +132,7 @@ async fn tls_url(db: &TestDatabase, root: &str) -> HubUrl {
     let raw = db.raw_client().await;
     let ssl: String = raw.query_one("SHOW ssl", &[]).await.unwrap().get(0);
     assert_eq!(ssl, "on", "the test server has ssl = off; {HOW_TO_ENABLE_TLS}");
-    let port = db.url().hosts()[0].1.unwrap_or(5432);
+    let port = db.url().hosts()[0].1;
     db.url()
         .with_address("localhost", port)
         .with_tls("require", Some(root))
@@ -197,7 +196,7 @@ fn a_hub_whose_certificate_is_not_trusted_or_not_for_its_name_is_refused() {
 
         // The right root, but the server reached by an address the
         // certificate does not name: refused too (the host name is checked).
-        let port = db.url().hosts()[0].1.unwrap_or(5432);
+        let port = db.url().hosts()[0].1;
         let by_address = db
             .url()
             .with_address("127.0.0.1", port)
@@ -613,7 +612,7 @@ fn row_level_security_confines_a_team_role_to_its_spaces() {
         .await
         .unwrap();
         let (host, port) = db.url().hosts()[0].clone();
-        let team_url = format!("postgres://{role}@{host}:{}/{}", port.unwrap_or(5432), db.name());
+        let team_url = format!("postgres://{role}@{host}:{}/{}", port, db.name());
         let team = PostgresHub::connect(&team_url).await.unwrap();
 
         let theirs = run_of(ReplicaId::mint(), 2);
@@ -643,4 +642,60 @@ fn row_level_security_confines_a_team_role_to_its_spaces() {
             .await
             .unwrap();
     });
+}
+
+// ---------------------------------------------------------------------------
+// Announcements (LISTEN/NOTIFY)
+// ---------------------------------------------------------------------------
+
+/// Each push that stores something is announced once on its space's
+/// channel with the new head; a resend, an empty push and another space's
+/// push are not; a dropped connection ends the listener with an error.
+#[test]
+fn a_push_is_announced_once_on_its_spaces_channel() {
+    block_on(async {
+        let db = TestDatabase::create("listen").await;
+        let hub = db.hub().await;
+        let other = "a space with spaces and a name far longer than fifty bytes, so its channel is hashed";
+        let mut listener = hub.listen(SPACE).await.unwrap();
+        let mut other_listener = hub.listen(other).await.unwrap();
+
+        let run = run_of(ReplicaId::mint(), 3);
+        hub.push(SPACE, &run).await.unwrap();
+        assert_eq!(listener.next().await.unwrap(), Some(3));
+        hub.push(SPACE, &run).await.unwrap(); // a resend stores nothing
+        hub.push(SPACE, &[]).await.unwrap();
+        assert!(
+            quiet(&mut listener).await,
+            "a push that stored nothing is not announced"
+        );
+        assert!(
+            quiet(&mut other_listener).await,
+            "another space's push is not announced"
+        );
+
+        hub.push(other, &run_of(ReplicaId::mint(), 2)).await.unwrap();
+        assert_eq!(other_listener.next().await.unwrap(), Some(2));
+        assert!(quiet(&mut listener).await);
+
+        // The listening connection ends: the listener says so.
+        let raw = db.raw_client().await;
+        raw.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'",
+            &[&db.name()],
+        )
+        .await
+        .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), listener.next())
+            .await
+            .unwrap();
+        assert!(ended.unwrap_err().is_unreachable());
+    });
+}
+
+/// Nothing announced on `listener` within 300 ms.
+async fn quiet(listener: &mut waymark_sync::postgres::HubListener) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), listener.next())
+        .await
+        .is_err()
 }

@@ -35,7 +35,8 @@ use std::time::Duration;
 
 pub use tokio_postgres;
 
-use super::{HubOptions, HubUrl, PostgresHub, lock};
+use super::pool::lock;
+use super::{HubOptions, HubUrl, PostgresHub};
 use crate::change::Change;
 use crate::protocol::{Hub, HubError, PullPage, PushAck};
 
@@ -126,7 +127,7 @@ async fn admin_client(url: &HubUrl) -> Result<tokio_postgres::Client, String> {
     };
     let (client, connection) = url
         .config(&opts)
-        .connect(super::MakeRustls(super::tls_config(url).map_err(|e| e.to_string())?))
+        .connect(super::tls::tls(url).map_err(|e| e.to_string())?)
         .await
         .map_err(|e| url.scrub(e.to_string()))?;
     tokio::spawn(async move {
@@ -432,7 +433,7 @@ impl FaultProxy {
     /// `upstream` (which must be reachable over TCP).
     pub fn start(upstream: &HubUrl) -> FaultProxy {
         let (host, port) = upstream.hosts().first().cloned().expect("the URL names a host");
-        let target: SocketAddr = (host.as_str(), port.unwrap_or(5432))
+        let target: SocketAddr = (host.as_str(), port)
             .to_socket_addrs()
             .expect("resolve the upstream")
             .next()
