@@ -22,6 +22,7 @@ use waymark_sync::{
 
 use crate::config::Settings;
 use crate::ops::configuration::health_keys;
+use crate::progress::Progress;
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -150,6 +151,9 @@ pub struct PacedReplica {
     /// How many more changes this round's push may hand out; `None` until
     /// the round's first outbox read.
     push_budget: Mutex<Option<usize>>,
+    /// Told the changes pulled so far (a long pull, a bootstrap).
+    progress: Progress,
+    pulled: std::sync::atomic::AtomicU64,
 }
 
 impl PacedReplica {
@@ -159,7 +163,15 @@ impl PacedReplica {
             apply: Pace::new(32, 1000),
             outbox: Pace::new(64, 1000),
             push_budget: Mutex::new(None),
+            progress: Progress::none(),
+            pulled: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The same, telling `progress` the changes pulled.
+    pub fn with_progress(mut self, progress: Progress) -> PacedReplica {
+        self.progress = progress;
+        self
     }
 
     /// How many changes the next slice of a page applies (for tests).
@@ -230,6 +242,8 @@ impl Replica for PacedReplica {
             total.already_seen += applied.already_seen;
             total.conflicts += applied.conflicts;
             rest = later;
+            let pulled = self.pulled.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed) + n as u64;
+            self.progress.step(pulled, None, "changes pulled");
         }
         Ok(total)
     }
@@ -531,13 +545,22 @@ pub fn hub_for(settings: &Settings) -> Result<(PostgresHub, String), SyncFailure
 /// runs on a thread of its own ([`sync_once_blocking`]), so the runtime
 /// awaiting it (the one serving tools) goes on serving meanwhile.
 pub async fn sync_once(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
+    sync_once_with(store, settings, Progress::none()).await
+}
+
+/// [`sync_once`], telling `progress` the changes pulled.
+pub async fn sync_once_with(
+    store: &Store,
+    settings: &Settings,
+    progress: Progress,
+) -> Result<RoundSummary, SyncFailure> {
     let (store, settings) = (store.clone(), settings.clone());
     let (reply, answer) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("waymark-sync-round".into())
         .spawn(move || {
             crate::store::wait_patiently();
-            let _ = reply.send(sync_once_blocking(&store, &settings));
+            let _ = reply.send(sync_once_blocking_with(&store, &settings, progress));
         })
         .map_err(|e| SyncFailure::Store(crate::Error::Io(e)))?;
     answer.await.unwrap_or_else(|_| {
@@ -550,19 +573,28 @@ pub async fn sync_once(store: &Store, settings: &Settings) -> Result<RoundSummar
 /// One sync round (see [`sync_once`]) on a runtime of its own, blocking
 /// the calling thread: for the command line.
 pub fn sync_once_blocking(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
+    sync_once_blocking_with(store, settings, Progress::none())
+}
+
+/// [`sync_once_blocking`], telling `progress` the changes pulled.
+pub fn sync_once_blocking_with(
+    store: &Store,
+    settings: &Settings,
+    progress: Progress,
+) -> Result<RoundSummary, SyncFailure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| SyncFailure::Store(crate::Error::Io(e)))?;
-    runtime.block_on(round_once(store, settings))
+    runtime.block_on(round_once(store, settings, progress))
 }
 
-async fn round_once(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
+async fn round_once(store: &Store, settings: &Settings, progress: Progress) -> Result<RoundSummary, SyncFailure> {
     let (hub, space) = hub_for(settings)?;
     let display = settings.hub_display().unwrap_or_default();
     bind_cursor(store, settings)?;
     let before = open_conflicts(store)?;
-    let replica = PacedReplica::new(store.clone());
+    let replica = PacedReplica::new(store.clone()).with_progress(progress.clone());
     let result = match hub.migrate().await {
         Ok(_) => {
             store.hub_answered()?;
@@ -571,6 +603,9 @@ async fn round_once(store: &Store, settings: &Settings) -> Result<RoundSummary, 
         Err(e) => Err(SyncError::Hub(e)),
     };
     record_round(store, &result);
+    if let Ok(report) = &result {
+        progress.done(report.pulled as u64, Some(report.pulled as u64), "changes pulled");
+    }
     let report = result.map_err(|error| SyncFailure::Round { hub: display, error })?;
     Ok(RoundSummary::of(&report, &before, &open_conflicts(store)?))
 }

@@ -95,8 +95,10 @@ pub(super) fn run(cli: Cli) -> Result<()> {
             // A new replica may join a space by syncing: it writes, so it may create the store.
             let t = open_for_write(&dir)?;
             let settings = waymark::config::Settings::load(&dir)?;
-            let round =
-                waymark::sync::sync_once_blocking(t.store(), &settings).map_err(|e| anyhow::anyhow!(e.sentence()))?;
+            let bar = Bar::unless(json);
+            let round = waymark::sync::sync_once_blocking_with(t.store(), &settings, bar.progress());
+            bar.clear();
+            let round = round.map_err(|e| anyhow::anyhow!(e.sentence()))?;
             let answer = waymark::sync::SyncAnswer::of(&t, Some(round))?;
             show(json, &answer, sync_human)
         }

@@ -347,7 +347,11 @@ impl WaymarkServer {
         input_schema = input_schema::<ops::SyncRequest>(),
         annotations(destructive_hint = false)
     )]
-    async fn sync(&self, Parameters(p): Parameters<ops::SyncRequest>) -> CallToolResult {
+    async fn sync(
+        &self,
+        Parameters(p): Parameters<ops::SyncRequest>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         match p.action.trim().to_ascii_lowercase().as_str() {
             "status" => answer(SyncAnswer::of(&self.tracker, None)),
             "now" => {
@@ -357,7 +361,10 @@ impl WaymarkServer {
                         crate::sync::SyncFailure::NotConfigured.to_string(),
                     ));
                 };
-                match crate::sync::sync_once(self.tracker.store(), &settings).await {
+                let notifier = Notifier::of(&ctx);
+                let round = crate::sync::sync_once_with(self.tracker.store(), &settings, notifier.progress()).await;
+                notifier.finish().await;
+                match round {
                     Ok(round) => answer(SyncAnswer::of(&self.tracker, Some(round))),
                     Err(e) => CallToolResult::error(vec![ContentBlock::text(e.sentence())]),
                 }

@@ -905,13 +905,16 @@ mod killed {
                 }
                 (titles, n)
             });
+            // The kill lands 0-60 ms after the first write is answered: some
+            // writes answered and some in flight, however loaded the machine.
+            let first = rx.recv_timeout(Duration::from_secs(30)).ok();
             std::thread::sleep(Duration::from_millis((seed >> 33) % 60));
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
             let (titles, last) = writer.join().unwrap();
             n = last;
             let _ = reader.join();
-            for line in rx.try_iter() {
+            for line in first.into_iter().chain(rx.try_iter()) {
                 let Ok(reply) = serde_json::from_str::<Value>(&line) else {
                     continue;
                 };
