@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn limits_are_bounded() {
-        assert_eq!(clamp_limit(None).unwrap(), 50);
+        assert_eq!(clamp_limit(None).unwrap(), DEFAULT_LIMIT);
+        assert_eq!(DEFAULT_LIMIT, 20, "a page under 4 KB");
         assert!(clamp_limit(Some(0)).is_err() && clamp_limit(Some(101)).is_err());
     }
 }
