@@ -92,11 +92,18 @@ impl<'c> WriteTx<'c> {
         Timestamp(Timestamp::now().0.saturating_add(self.skew_ms.saturating_mul(1000)))
     }
 
+    /// The furthest the store's clock follows a time it did not read itself
+    /// (a peer's, an import's, a republished write's): [`MAX_CLOCK_DRIFT_MS`]
+    /// past this machine's time.
+    fn clock_bound(&self) -> Hlc {
+        Hlc::from_parts(self.wall().millis().saturating_add(MAX_CLOCK_DRIFT_MS), 0)
+    }
+
     /// Follow a pulled change's clock reading, no further than
-    /// [`MAX_CLOCK_DRIFT_MS`] past this machine's time; note a peer beyond.
+    /// [`WriteTx::clock_bound`]; note a peer beyond.
     fn observe(&mut self, change: &Change) -> Result<()> {
         let wall = self.wall().millis();
-        let bound = Hlc::from_parts(wall.saturating_add(MAX_CLOCK_DRIFT_MS), 0);
+        let bound = self.clock_bound();
         if change.hlc > bound {
             let ahead = change.hlc.millis().saturating_sub(wall) / 1000;
             let warning = format!(
@@ -150,8 +157,7 @@ impl<'c> WriteTx<'c> {
         };
         // The store's clock follows a time it was given (an import, a
         // republished write) no further than it follows a peer's.
-        let bound = Hlc::from_parts(self.wall().millis().saturating_add(MAX_CLOCK_DRIFT_MS), 0);
-        self.hlc = self.hlc.max(hlc.min(bound));
+        self.hlc = self.hlc.max(hlc.min(self.clock_bound()));
         let change = Change {
             collection: collection.name.to_owned(),
             record_id: id.to_owned(),
