@@ -221,6 +221,9 @@ impl Replica for PacedReplica {
     }
 
     fn recover(&self, refusal: &waymark_sync::Refusal) -> Result<bool, ReplicaError> {
+        // What the store publishes again is this round's to push: the round
+        // runs once more after a recovery, and its push starts a new budget.
+        *self.push_budget.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.store.recover(refusal)
     }
 }

@@ -383,12 +383,16 @@ impl Replica for Store {
                 }
                 moved.map(|n| n > 0)
             }
-            Refusal::HubLost => self.republish().map(|records| {
+            // A hub that lost acknowledged changes was restored from an
+            // older backup: its log was cut back too, and the changes pushed
+            // since may sit at seqs this store's cursor has passed. Pull it
+            // again from the start (what this store has is skipped).
+            Refusal::HubLost => self.republish().and_then(|records| {
                 tracing::warn!(
                     records,
-                    "the hub lost changes of this store; its state is published again"
+                    "the hub lost changes of this store; it pulls the hub's log again and publishes its state"
                 );
-                true
+                self.reset_cursor().map(|_| true)
             }),
             Refusal::LogReset => self.republish().and_then(|records| {
                 tracing::warn!(

@@ -1156,8 +1156,9 @@ mod worker_in_serve {
 }
 
 /// Stores and a real Postgres hub through `waymark::sync`, the path `waymark
-/// sync` and the worker take (bind, the hub's answer, a round): a store
-/// that joins late.
+/// sync` and the worker take (bind, the hub's answer, a round that recovers
+/// from the hub's refusals): a store that joins late, a hub restored from an
+/// older backup.
 mod republication {
     use std::collections::BTreeSet;
     use std::path::Path;
@@ -1260,6 +1261,20 @@ mod republication {
                 .unwrap();
             (head, rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
         })
+    }
+
+    /// The hub restored from a backup taken when its log ended at `head`:
+    /// what came after is gone.
+    fn restore(db: &TestDatabase, space: &str, head: i64) {
+        block_on(async {
+            let c = db.raw_client().await;
+            c.execute("DELETE FROM changes WHERE space_id = $1 AND seq > $2", &[&space, &head])
+                .await
+                .unwrap();
+            c.execute("UPDATE spaces SET head = $2 WHERE space_id = $1", &[&space, &head])
+                .await
+                .unwrap();
+        });
     }
 
     /// A store written offline for a while (a tree, edits, a delete, a
@@ -1371,5 +1386,76 @@ mod republication {
         assert_eq!(b.get_work_item(&t1).unwrap().priority, 0);
         let (head, rows) = log(&db, "late");
         assert_eq!((head, rows.len()), (8, 8), "one change of b, seven of a: {rows:?}");
+    }
+
+    /// The hub restored from a backup taken before some pushes: a store
+    /// with nothing to push finds the log ending below its cursor
+    /// (`LogReset`), stores whose acknowledged changes are gone find the hub
+    /// expecting them (`HubLost`); each publishes its state again under a
+    /// new replica id and pulls the log again, and the three converge with
+    /// every write, including those only the lost part of the log held.
+    #[test]
+    fn a_hub_restored_from_an_older_backup_gets_every_stores_state_again() {
+        let db = block_on(TestDatabase::create("restored"));
+        let s = settings(&db, "restored");
+        let ((_a_dir, a), (_b_dir, b), (_c_dir, c)) = (crate::tracker(), crate::tracker(), crate::tracker());
+        for t in [&a, &b, &c] {
+            sync(t, &s);
+        }
+        let a1 = item(&a, "a1", None);
+        a.create_vendor(
+            "test",
+            NewVendor {
+                name: "V".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        sync(&a, &s);
+        let (backup, _) = log(&db, "restored");
+        assert_eq!(backup, 2);
+
+        update(&a, &a1, |u| u.title = Some("a1 after the backup".into()));
+        sync(&a, &s);
+        item(&b, "b1", None);
+        for t in [&b, &c, &a] {
+            sync(t, &s);
+        }
+        assert_eq!(log(&db, "restored").0, 4);
+        let ids = |ts: [&Tracker; 3]| ts.map(|t| t.store().replica_id().unwrap());
+        let before = ids([&a, &b, &c]);
+
+        restore(&db, "restored", backup);
+        // c has nothing to push, and its cursor (4) is past the log's end (2).
+        let on_c = sync(&c, &s);
+        assert_eq!(on_c.pushed, 3, "c published a1, b1 and V again: {on_c:?}");
+        // b wrote since: the hub expects b's change b1 first, which it lost.
+        item(&b, "b2", None);
+        let on_b = sync(&b, &s);
+        assert_eq!(on_b.pushed, 4, "{on_b:?}");
+        // a too (its retitle of a1 is gone from the hub).
+        item(&a, "a2", None);
+        sync(&a, &s);
+        for t in [&c, &b, &a, &c] {
+            sync(t, &s);
+        }
+        let after = ids([&a, &b, &c]);
+        for i in 0..3 {
+            assert_ne!(before[i], after[i], "store {i} took a new replica id");
+        }
+        assert_converged(&[&a, &b, &c]);
+        let expected: BTreeSet<(String, bool)> = ["a1 after the backup", "b1", "b2", "a2"]
+            .map(|t| (t.to_owned(), false))
+            .into();
+        assert_eq!(titles(&c), expected);
+        assert!(c.query_vendor_status("V").is_ok());
+        assert_eq!(
+            c.list_conflicts().unwrap().len(),
+            0,
+            "republished values agree: no conflict"
+        );
+        let (head, rows) = log(&db, "restored");
+        let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "dense seqs");
     }
 }
