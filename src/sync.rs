@@ -367,8 +367,14 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(config.backoff.cap);
         }
-        if let Err(e) = store.hub_answered() {
-            tracing::error!("sync could not publish this store's state to a new hub or space: {e}");
+        // Then this store's state, where the hub lacks it (a store's first
+        // hub, another hub or space): until it is published, its changes
+        // are in no outbox, so the rounds wait for it.
+        let mut delay = std::time::Duration::from_secs(1);
+        while let Err(e) = store.hub_answered() {
+            tracing::error!("sync could not publish this store's state to the hub yet: {e}");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(config.backoff.cap);
         }
         let worker = Worker::new(config, Instant::now(), seed);
         let mut commands = Receiver(rx);

@@ -51,7 +51,9 @@ pub struct SyncHealth {
     /// Whether the last attempt reached the hub; absent before any attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hub_reachable: Option<bool>,
-    /// Local changes the hub has not acknowledged yet.
+    /// Local changes the hub has not acknowledged yet (for a store bound to
+    /// a hub that has not published its state yet, one per record: what its
+    /// publication will send, or more where a record holds a conflict).
     pub pending_changes: i64,
     pub open_conflicts: i64,
     /// A peer whose clock runs far ahead of this machine's: who, and by how
@@ -128,9 +130,7 @@ pub(crate) fn sync_health(conn: &rusqlite::Connection) -> Result<SyncHealth> {
             .query_row([key], |r| r.get(0))
             .optional()?)
     };
-    let pending_changes = conn
-        .prepare_cached("SELECT count(*) FROM outbox")?
-        .query_row([], |r| r.get(0))?;
+    let pending_changes = crate::store::replica::waiting_changes(conn)?;
     let open_conflicts = conn
         .prepare_cached("SELECT count(*) FROM conflicts")?
         .query_row([], |r| r.get(0))?;

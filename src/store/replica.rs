@@ -87,6 +87,22 @@ fn local_text(conn: &rusqlite::Connection, key: &str) -> Result<Option<String>, 
         .optional()?)
 }
 
+/// How many changes wait for the hub: the outbox's, and for a store bound
+/// to a hub that has not published its state yet, one per record (what the
+/// publication will send at the least). A store with no hub waits for none.
+pub fn waiting_changes(conn: &rusqlite::Connection) -> Result<i64, Error> {
+    let outbox: i64 = conn
+        .prepare_cached("SELECT count(*) FROM outbox")?
+        .query_row([], |r| r.get(0))?;
+    if !unpublished(conn)? || local_text(conn, BOUND_TO)?.is_none() {
+        return Ok(outbox);
+    }
+    let opaque: i64 = conn
+        .prepare_cached("SELECT count(*) FROM opaque_records")?
+        .query_row([], |r| r.get(0))?;
+    Ok(outbox + opaque + super::record_count(conn)?)
+}
+
 /// What the hub this store is bound to answering means for it.
 #[derive(Debug, PartialEq)]
 enum OnAnswer {

@@ -1331,6 +1331,11 @@ mod republication {
         update(&a, &t3, |u| u.title = Some("t3 after a restart".into()));
         assert_eq!(a.store().pending_changes().unwrap(), 0);
 
+        // Bound, the hub not reached yet: what waits is its publication.
+        bind_cursor(a.store(), &s).unwrap();
+        assert_eq!(a.store().pending_changes().unwrap(), 0);
+        assert_eq!(a.get_project_configuration().unwrap().1.pending_changes, 6);
+
         // Two processes serving the store reach the hub at once.
         let a2 = open(dir.path());
         let published: Vec<usize> = std::thread::scope(|scope| {
