@@ -309,9 +309,10 @@ pub enum Action {
     /// A newer build pushes straight to the hub: a `labels` change, or a
     /// field `x_future` on a work item the hub holds.
     Unknown { labels: bool, target: usize, value: u8 },
-    /// A new store, never bound to a hub: later actions write to it like
-    /// any other, and its first round binds it.
-    Late,
+    /// A new store, never bound to a hub, that creates `items` items and
+    /// retitles the first offline; later actions write to it like any
+    /// other, and its first round binds it.
+    Late { items: usize },
 }
 
 fn base_actions() -> Vec<(u32, BoxedStrategy<Action>)> {
@@ -439,7 +440,7 @@ fn kind_actions(kind: Kind) -> Vec<(u32, BoxedStrategy<Action>)> {
                 .boxed(),
         )],
         Kind::CopyOverwrite => vec![(2, s().prop_map(|store| Action::CopyOverwrite { store }).boxed())],
-        Kind::BindLate => vec![(2, Just(Action::Late).boxed())],
+        Kind::BindLate => vec![(2, (1usize..4).prop_map(|items| Action::Late { items }).boxed())],
         Kind::NewSpace => vec![(2, s().prop_map(|store| Action::NewSpace { store }).boxed())],
         Kind::ClockSkew => vec![(
             2,
@@ -1176,12 +1177,20 @@ impl<H: Hub> World<H> {
             Action::Copy { store } => {
                 self.copy_store(store)?;
             }
-            Action::Late => {
+            Action::Late { items } => {
                 if self.nodes.len() < MAX_STORES {
                     let dir = self.fresh_dir();
                     let space = self.spaces.len() - 1;
                     let node = self.open(dir, space, 0, false)?;
                     self.nodes.push(node);
+                    let late = self.nodes.len() - 1;
+                    let mut made = Vec::new();
+                    for _ in 0..items {
+                        made.extend(self.create(late, None, None)?);
+                    }
+                    if let Some(first) = made.first() {
+                        self.set_field(late, first, "title", 9)?;
+                    }
                 }
             }
             Action::MoveCycle { first, spread, len } => {
@@ -2322,7 +2331,7 @@ regression!(
     regression_bind_late,
     2,
     [
-        Action::Late,
+        Action::Late { items: 2 },
         Action::Create { store: 2, parent: None },
         Action::Race {
             stores: (2, 0),
