@@ -103,6 +103,13 @@ fn build(seed: &str, sizes: (usize, usize, usize, usize)) -> (tempfile::TempDir,
     let generated = started.elapsed();
     let dir = tempfile::tempdir().expect("temp dir");
     let tracker = Tracker::open(dir.path()).expect("open tracker");
+    // WAYMARK_BENCH_PUBLISHED=1: a store bound to a hub from the start (that
+    // never reaches it), whose every change waits in the outbox; otherwise
+    // a store that never had a hub, which keeps no outbox.
+    if std::env::var_os("WAYMARK_BENCH_PUBLISHED").is_some() {
+        tracker.store().bind_hub("bench#space").expect("bind");
+        tracker.store().hub_answered().expect("publish");
+    }
     let summary = tracker.import_json(AUTHOR, doc).expect("import fixture");
     eprintln!(
         "[fixture {seed}] generated in {generated:.1?}, imported in {:.1?}: {summary:?}",

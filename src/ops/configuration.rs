@@ -50,7 +50,9 @@ pub struct SyncHealth {
     /// Whether the last attempt reached the hub; absent before any attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hub_reachable: Option<bool>,
-    /// Local changes the hub has not acknowledged yet.
+    /// Local changes the hub has not acknowledged yet (for a store bound to
+    /// a hub that has not published its state yet, one per record: what its
+    /// publication will send, or more where a record holds a conflict).
     pub pending_changes: i64,
     pub open_conflicts: i64,
     /// A peer whose clock runs far ahead of this machine's: who, and by how
@@ -113,7 +115,7 @@ pub mod health_keys {
 
 pub(crate) fn sync_health(conn: &Connection) -> Result<SyncHealth> {
     let get = |key: &str| query::configuration::local_state(conn, key);
-    let pending_changes = query::configuration::pending_changes(conn)?;
+    let pending_changes = crate::store::replica::waiting_changes(conn)?;
     let open_conflicts = query::configuration::open_conflicts(conn)?;
     Ok(SyncHealth {
         hub_configured: get(health_keys::HUB_URL_SET)?.as_deref() == Some("true"),

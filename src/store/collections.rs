@@ -403,7 +403,10 @@ impl Collection {
     /// Rewrite the row of record `id` from its new `state`, stored as
     /// `encoded`; `old` is the record as it was before the change (when
     /// neither it nor the new state holds a conflict, the conflicts table is
-    /// left alone). Returns its new local version and its key.
+    /// left alone). Returns its new local version and its key: the old one
+    /// when `keep_version` (the change wrote what the record already showed:
+    /// a publication of the store's state).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn materialize(
         &self,
         tx: &Transaction<'_>,
@@ -412,6 +415,7 @@ impl Collection {
         state: &RecordState,
         encoded: Vec<u8>,
         orphans: &mut Option<bool>,
+        keep_version: bool,
     ) -> Result<(i64, i64)> {
         let had_conflicts = old.had_conflicts;
         // Only the columns that change are written back: an update then
@@ -435,7 +439,11 @@ impl Collection {
             !matches!(old_at("status"), Some(Sql::Text(s)) if s == "completed")
                 && matches!(old_at("deleted_at"), Some(Sql::Null) | None)
         });
-        let version = old_version + 1;
+        let version = if keep_version && !is_new {
+            old_version
+        } else {
+            old_version + 1
+        };
 
         let mut params: Vec<Sql> = Vec::with_capacity(self.columns.len() + 11);
         params.push(id::value(id));

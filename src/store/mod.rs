@@ -302,6 +302,11 @@ impl Store {
         if found > 0 && found < 5 {
             fill_legacy_outbox(&mut conn)?;
         }
+        // A new store writes no outbox until it publishes its state to a
+        // hub (see `replica.rs`); one that existed before keeps its outbox.
+        if found == 0 {
+            replica::mark_unpublished(&conn)?;
+        }
         ensure_replica(&mut conn, path)?;
 
         let (tx, rx) = mpsc::channel::<Job>();
@@ -608,6 +613,7 @@ fn ensure_replica(conn: &mut Connection, path: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::ops::{NewVendor, Tracker};
+    use waymark_sync::Replica as _;
 
     fn vendor(name: &str) -> NewVendor {
         NewVendor {
@@ -619,11 +625,69 @@ mod tests {
     /// A write job that panics after writing gets an error back, nothing it
     /// wrote is committed (no record, no outbox entry, no dot taken), and the
     /// writer thread keeps serving: a write right after it commits.
+    /// A store that never published its state to a hub writes no outbox
+    /// (each change would be a copy of what its first publication carries),
+    /// across reopening; its first hub's answer publishes every record once
+    /// (a second store handle on the file, as a second process, does not
+    /// publish again), and from then on every write, of either handle, goes
+    /// to the outbox. A store that existed before keeps its outbox.
+    #[test]
+    fn a_store_writes_no_outbox_until_it_publishes_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = Tracker::open(dir.path()).unwrap();
+        for name in ["a", "b", "c"] {
+            tracker.create_vendor("test", vendor(name)).unwrap();
+        }
+        let store = tracker.store().clone();
+        assert_eq!(store.pending_changes().unwrap(), 0);
+        drop(tracker);
+        let tracker = Tracker::open(dir.path()).unwrap();
+        tracker.create_vendor("test", vendor("d")).unwrap();
+        assert_eq!(
+            tracker.store().pending_changes().unwrap(),
+            0,
+            "still none after a restart"
+        );
+        let other = Store::open(dir.path()).unwrap();
+
+        other.bind_hub("hub#space").unwrap();
+        store.bind_hub("hub#space").unwrap();
+        assert_eq!(
+            other.pending_changes().unwrap(),
+            0,
+            "bound, but the hub has not answered"
+        );
+        assert_eq!(other.hub_answered().unwrap(), 4, "every record published once");
+        assert_eq!(store.hub_answered().unwrap(), 0, "and not again by another handle");
+        assert_eq!(store.pending_changes().unwrap(), 4);
+        tracker.create_vendor("test", vendor("e")).unwrap();
+        assert_eq!(
+            store.pending_changes().unwrap(),
+            5,
+            "a write of the other handle goes to the outbox"
+        );
+        let mut published: Vec<String> = store
+            .outbox(10)
+            .unwrap()
+            .into_iter()
+            .filter_map(|c| c.fields.get("name").and_then(|v| v.as_str()).map(str::to_owned))
+            .collect();
+        published[..4].sort();
+        assert_eq!(published, ["a", "b", "c", "d", "e"]);
+        drop((tracker, store, other));
+        let tracker = Tracker::open(dir.path()).unwrap();
+        tracker.create_vendor("test", vendor("f")).unwrap();
+        assert_eq!(tracker.store().pending_changes().unwrap(), 6, "and after a restart");
+    }
+
     #[test]
     fn a_panicking_write_job_is_rolled_back_and_the_writer_keeps_serving() {
         let dir = tempfile::tempdir().unwrap();
         let tracker = Tracker::open(dir.path()).unwrap();
         let store = tracker.store().clone();
+        // Bound to a hub that answered: its writes go to the outbox.
+        store.bind_hub("hub#space").unwrap();
+        store.hub_answered().unwrap();
         let counter = || {
             store
                 .read(|c| Ok(c.query_row("SELECT counter FROM replica", [], |r| r.get::<_, i64>(0))?))

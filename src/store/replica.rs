@@ -49,6 +49,86 @@ const BOUND_TO: &str = "sync.cursor_for";
 /// Local-state key naming the hub and space that last answered this store.
 const SYNCED_WITH: &str = "sync.synced_with";
 
+/// Local-state key present while this store has not published its state to
+/// a hub: set when the store is created, removed in the transaction that
+/// publishes its whole state (`Store::republish`, which its first hub's
+/// first answer runs). While it is present, local changes get dots and
+/// version vectors but no outbox entries, so a store that never syncs does
+/// not keep every change it ever made. Stores created before it existed do
+/// not have it: their outbox holds every change, and they go on as before.
+const UNPUBLISHED: &str = "sync.unpublished";
+
+/// Mark a store created just now as not yet published (see [`UNPUBLISHED`]).
+pub(super) fn mark_unpublished(conn: &rusqlite::Connection) -> Result<(), Error> {
+    conn.execute(
+        "INSERT OR IGNORE INTO local_state (key, value) VALUES (?1, 'true')",
+        [UNPUBLISHED],
+    )?;
+    Ok(())
+}
+
+/// Whether this store has not published its state to a hub yet (read inside
+/// each write transaction: another process may publish it).
+pub(super) fn unpublished(conn: &rusqlite::Connection) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM local_state WHERE key = ?1)")?
+        .query_row([UNPUBLISHED], |r| r.get(0))?)
+}
+
+pub(super) fn set_published(conn: &rusqlite::Connection) -> Result<(), Error> {
+    conn.execute("DELETE FROM local_state WHERE key = ?1", [UNPUBLISHED])?;
+    Ok(())
+}
+
+fn local_text(conn: &rusqlite::Connection, key: &str) -> Result<Option<String>, Error> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM local_state WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+/// How many changes wait for the hub: the outbox's, and for a store bound
+/// to a hub that has not published its state yet, one per record (what the
+/// publication will send at the least). A store with no hub waits for none.
+pub fn waiting_changes(conn: &rusqlite::Connection) -> Result<i64, Error> {
+    let outbox: i64 = conn
+        .prepare_cached("SELECT count(*) FROM outbox")?
+        .query_row([], |r| r.get(0))?;
+    if !unpublished(conn)? || local_text(conn, BOUND_TO)?.is_none() {
+        return Ok(outbox);
+    }
+    let opaque: i64 = conn
+        .prepare_cached("SELECT count(*) FROM opaque_records")?
+        .query_row([], |r| r.get(0))?;
+    Ok(outbox + opaque + super::record_count(conn)?)
+}
+
+/// What the hub this store is bound to answering means for it.
+#[derive(Debug, PartialEq)]
+enum OnAnswer {
+    /// Nothing (no hub bound, or it is the one that last answered).
+    Nothing,
+    /// Remember it answered: this store's outbox holds all it has to send.
+    Remember(String),
+    /// Publish the whole state there, then remember it: the store last
+    /// synced with another hub or space, or never published its state.
+    Publish(String),
+}
+
+fn on_answer(conn: &rusqlite::Connection) -> Result<OnAnswer, Error> {
+    let Some(bound) = local_text(conn, BOUND_TO)? else {
+        return Ok(OnAnswer::Nothing);
+    };
+    let synced = local_text(conn, SYNCED_WITH)?;
+    Ok(if unpublished(conn)? || synced.as_ref().is_some_and(|s| *s != bound) {
+        OnAnswer::Publish(bound)
+    } else if synced.is_none() {
+        OnAnswer::Remember(bound)
+    } else {
+        OnAnswer::Nothing
+    })
+}
+
 impl Store {
     /// Bind this store to the hub and space named by `identity`
     /// (`hub#space`). The pull cursor belongs to one (hub, space): when
@@ -89,31 +169,41 @@ impl Store {
     }
 
     /// Called once the hub this store is bound to has answered, before a
-    /// round: a store that last synced with another hub or space holds
+    /// round. A store that last synced with another hub or space holds
     /// changes the new one has never seen, under counters it cannot accept
-    /// (it expects a replica's changes from counter 1), so it takes a new
-    /// replica id and publishes its whole state there ([`Store::republish`]).
-    /// A hub that was only tried (unreachable, a typo) changes nothing.
-    /// Returns how many records were published again.
+    /// (it expects a replica's changes from counter 1); a store that never
+    /// published its state has written its changes to no outbox. Either
+    /// takes a new replica id and publishes its whole state there
+    /// ([`Store::republish`]), and from then on writes its changes to the
+    /// outbox. A hub that was only tried (unreachable, a typo) changes
+    /// nothing. Returns how many records were published.
+    ///
+    /// Decided and done in one write transaction, so several processes
+    /// serving one store publish it once, and no write of another process
+    /// falls between the publication and the first outbox entry.
     pub fn hub_answered(&self) -> crate::Result<usize> {
-        let Some(bound) = self.local_get(BOUND_TO)? else {
-            return Ok(0);
-        };
-        let synced = self.local_get(SYNCED_WITH)?;
-        if synced.as_deref() == Some(bound.as_str()) {
+        if self.read(on_answer)? == OnAnswer::Nothing {
             return Ok(0);
         }
-        let records = match synced {
-            Some(_) => self.republish()?,
-            None => 0,
-        };
+        let records = self.write(SYNC_AUTHOR, |tx| {
+            let (bound, records) = match on_answer(tx.conn())? {
+                OnAnswer::Nothing => return Ok(0),
+                OnAnswer::Remember(bound) => (bound, 0),
+                OnAnswer::Publish(bound) => (bound, publish_state(tx)?),
+            };
+            tx.conn().execute(
+                "INSERT INTO local_state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [SYNCED_WITH, &bound],
+            )?;
+            Ok(records)
+        })?;
         if records > 0 {
-            tracing::warn!(
+            tracing::info!(
                 records,
-                "this store now syncs with another hub or space: it took a new replica id and publishes its state there"
+                "this store publishes its state to the hub it syncs with now, under a new replica id"
             );
         }
-        self.local_set(SYNCED_WITH, &bound)?;
         Ok(records)
     }
 
@@ -127,98 +217,16 @@ impl Store {
 
     /// Take a new replica id and write every record's state again as new
     /// local changes, for a hub that lacks this store's history (another
-    /// hub or space, a hub restored from an older backup). Nothing is lost:
-    /// each field's value is written again, each record's version vector is
-    /// the context (so the new changes supersede exactly what this store had
-    /// seen), and each value that stood in a conflict is written under a
-    /// helper replica, concurrent with the others, so the conflict stays
-    /// open everywhere; so does an edit that raced a delete. Records keep
-    /// their times and authors. Returns how many records were written.
+    /// hub or space, a hub restored from an older backup, a store's first
+    /// hub). Nothing is lost: each field's value is written again, each
+    /// record's version vector is the context (so the new changes supersede
+    /// exactly what this store had seen), and each value that stood in a
+    /// conflict is written under a helper replica, concurrent with the
+    /// others, so the conflict stays open everywhere; so does an edit that
+    /// raced a delete. Records keep their times and authors. Returns how
+    /// many records were written.
     pub fn republish(&self) -> crate::Result<usize> {
-        self.write(SYNC_AUTHOR, |tx| {
-            tx.rehome()?;
-            let mut helpers: Vec<(ReplicaId, u64)> = Vec::new();
-            let mut helper_dot = |rank: usize| {
-                if helpers.len() <= rank {
-                    helpers.resize_with(rank + 1, || (ReplicaId::mint(), 0));
-                }
-                helpers[rank].1 += 1;
-                Dot {
-                    replica: helpers[rank].0,
-                    counter: helpers[rank].1,
-                }
-            };
-            let mut written = 0;
-            for collection in Collection::all() {
-                for (id, state) in collection.all_states(tx.conn())? {
-                    let Some(last) = state.last_write() else { continue };
-                    let races = state.delete_conflict();
-                    let mut fields = super::write::Fields::new();
-                    let mut others = Vec::new();
-                    for (name, register) in &state.fields {
-                        let Some(winner) = register.winner() else { continue };
-                        if races && name == waymark_sync::merge::DELETE_FIELD {
-                            others.push((name.clone(), winner.clone()));
-                        } else {
-                            fields.insert(name.clone(), winner.value.clone());
-                        }
-                        if register.is_conflict() {
-                            let losers = &register.siblings()[..register.siblings().len() - 1];
-                            others.extend(losers.iter().map(|s| (name.clone(), s.clone())));
-                        }
-                    }
-                    if !fields.is_empty() {
-                        tx.set_author(last.author.clone());
-                        tx.set_time(Some(crate::time::Timestamp::from_millis(last.hlc.millis())));
-                        tx.write(collection, &id, fields)?;
-                    }
-                    for (rank, (name, sibling)) in others.iter().enumerate() {
-                        let dot = helper_dot(rank);
-                        tx.write_sibling(collection, &id, dot, state.vv.clone(), sibling, name)?;
-                    }
-                    written += 1;
-                }
-            }
-            tx.set_time(None);
-            // Records of collections this build does not know, the same way.
-            for (collection, id, state) in opaque_states(tx.conn())? {
-                let Some(last) = state.last_write().cloned() else {
-                    continue;
-                };
-                let mut changes = Vec::new();
-                let mut fields = super::write::Fields::new();
-                let mut others = Vec::new();
-                for (name, register) in &state.fields {
-                    let Some(winner) = register.winner() else { continue };
-                    fields.insert(name.clone(), winner.value.clone());
-                    let losers = &register.siblings()[..register.siblings().len() - 1];
-                    others.extend(losers.iter().map(|s| (name.clone(), s.clone())));
-                }
-                let change = |dot, fields, hlc, author| Change {
-                    collection: collection.clone(),
-                    record_id: id.clone(),
-                    dot,
-                    context: state.vv.clone(),
-                    fields,
-                    hlc,
-                    author,
-                    schema_version: waymark_sync::SCHEMA_VERSION,
-                };
-                if !fields.is_empty() {
-                    let dot = tx.next_dot();
-                    changes.push(change(dot, fields, last.hlc, last.author.clone()));
-                }
-                for (rank, (name, sibling)) in others.into_iter().enumerate() {
-                    let fields = super::write::Fields::from([(name, sibling.value)]);
-                    changes.push(change(helper_dot(rank), fields, sibling.hlc, sibling.author));
-                }
-                for c in &changes {
-                    tx.record_opaque(c)?;
-                }
-                written += 1;
-            }
-            Ok(written)
-        })
+        self.write(SYNC_AUTHOR, publish_state)
     }
 
     /// Forget the pull cursor: the next round pulls the hub's whole log
@@ -227,6 +235,104 @@ impl Store {
     pub fn reset_cursor(&self) -> crate::Result<()> {
         self.local_set(CURSOR_KEY, "0")
     }
+}
+
+/// [`Store::republish`] inside a write transaction. The store takes a new
+/// replica id (dropping its outbox: everything in it is published again)
+/// before its first record, and writes to the outbox from here on.
+fn publish_state(tx: &mut super::WriteTx<'_>) -> Result<usize, Error> {
+    tx.start_publishing()?;
+    let mut rehomed = false;
+    let mut rehome = |tx: &mut super::WriteTx<'_>| -> Result<(), Error> {
+        if !rehomed {
+            rehomed = true;
+            tx.rehome()?;
+        }
+        Ok(())
+    };
+    let mut helpers: Vec<(ReplicaId, u64)> = Vec::new();
+    let mut helper_dot = |rank: usize| {
+        if helpers.len() <= rank {
+            helpers.resize_with(rank + 1, || (ReplicaId::mint(), 0));
+        }
+        helpers[rank].1 += 1;
+        Dot {
+            replica: helpers[rank].0,
+            counter: helpers[rank].1,
+        }
+    };
+    let mut written = 0;
+    for collection in Collection::all() {
+        for (id, state) in collection.all_states(tx.conn())? {
+            let Some(last) = state.last_write() else { continue };
+            rehome(tx)?;
+            let races = state.delete_conflict();
+            let mut fields = super::write::Fields::new();
+            let mut others = Vec::new();
+            for (name, register) in &state.fields {
+                let Some(winner) = register.winner() else { continue };
+                if races && name == waymark_sync::merge::DELETE_FIELD {
+                    others.push((name.clone(), winner.clone()));
+                } else {
+                    fields.insert(name.clone(), winner.value.clone());
+                }
+                if register.is_conflict() {
+                    let losers = &register.siblings()[..register.siblings().len() - 1];
+                    others.extend(losers.iter().map(|s| (name.clone(), s.clone())));
+                }
+            }
+            if !fields.is_empty() {
+                tx.set_author(last.author.clone());
+                tx.set_time(Some(crate::time::Timestamp::from_millis(last.hlc.millis())));
+                tx.write(collection, &id, fields)?;
+            }
+            for (rank, (name, sibling)) in others.iter().enumerate() {
+                let dot = helper_dot(rank);
+                tx.write_sibling(collection, &id, dot, state.vv.clone(), sibling, name)?;
+            }
+            written += 1;
+        }
+    }
+    tx.set_time(None);
+    // Records of collections this build does not know, the same way.
+    for (collection, id, state) in opaque_states(tx.conn())? {
+        let Some(last) = state.last_write().cloned() else {
+            continue;
+        };
+        rehome(tx)?;
+        let mut changes = Vec::new();
+        let mut fields = super::write::Fields::new();
+        let mut others = Vec::new();
+        for (name, register) in &state.fields {
+            let Some(winner) = register.winner() else { continue };
+            fields.insert(name.clone(), winner.value.clone());
+            let losers = &register.siblings()[..register.siblings().len() - 1];
+            others.extend(losers.iter().map(|s| (name.clone(), s.clone())));
+        }
+        let change = |dot, fields, hlc, author| Change {
+            collection: collection.clone(),
+            record_id: id.clone(),
+            dot,
+            context: state.vv.clone(),
+            fields,
+            hlc,
+            author,
+            schema_version: waymark_sync::SCHEMA_VERSION,
+        };
+        if !fields.is_empty() {
+            let dot = tx.next_dot();
+            changes.push(change(dot, fields, last.hlc, last.author.clone()));
+        }
+        for (rank, (name, sibling)) in others.into_iter().enumerate() {
+            let fields = super::write::Fields::from([(name, sibling.value)]);
+            changes.push(change(helper_dot(rank), fields, sibling.hlc, sibling.author));
+        }
+        for c in &changes {
+            tx.record_opaque(c)?;
+        }
+        written += 1;
+    }
+    Ok(written)
 }
 
 impl Replica for Store {
@@ -310,12 +416,16 @@ impl Replica for Store {
                 }
                 moved.map(|n| n > 0)
             }
-            Refusal::HubLost => self.republish().map(|records| {
+            // A hub that lost acknowledged changes was restored from an
+            // older backup: its log was cut back too, and the changes pushed
+            // since may sit at seqs this store's cursor has passed. Pull it
+            // again from the start (what this store has is skipped).
+            Refusal::HubLost => self.republish().and_then(|records| {
                 tracing::warn!(
                     records,
-                    "the hub lost changes of this store; its state is published again"
+                    "the hub lost changes of this store; it pulls the hub's log again and publishes its state"
                 );
-                true
+                self.reset_cursor().map(|_| true)
             }),
             Refusal::LogReset => self.republish().and_then(|records| {
                 tracing::warn!(

@@ -88,7 +88,7 @@ fn rebuild(from: &Connection, to: &Transaction<'_>) -> Result<()> {
                 state: RecordState::default(),
                 had_conflicts: false,
             };
-            c.materialize(to, &id, &old, &state, encoded, &mut orphans)?;
+            c.materialize(to, &id, &old, &state, encoded, &mut orphans, false)?;
         }
     }
     to.execute(

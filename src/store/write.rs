@@ -34,8 +34,15 @@ pub struct WriteTx<'c> {
     counter: u64,
     hlc: Hlc,
     dirty: bool,
-    /// Whether this transaction wrote local changes (outbox entries).
+    /// Whether this transaction wrote local changes.
     wrote_local: bool,
+    /// Whether local changes go to the outbox: not until the store has
+    /// published its state to a hub (see `replica.rs`, `UNPUBLISHED`).
+    publishing: bool,
+    /// Whether this transaction publishes the store's state again: its
+    /// changes write what the records show, and their versions stay (a
+    /// user's update based on what it read still applies).
+    republishing: bool,
     /// Work items written in this transaction (each a full-text index write).
     work_items_written: usize,
     /// Replica ids and authors interned so far in this transaction.
@@ -54,6 +61,7 @@ pub struct WriteTx<'c> {
 impl<'c> WriteTx<'c> {
     pub(super) fn begin(tx: Transaction<'c>, author: String, skew_ms: i64) -> Result<WriteTx<'c>> {
         let (replica, counter, hlc, _) = super::read_replica(&tx)?;
+        let publishing = !super::replica::unpublished(&tx)?;
         Ok(WriteTx {
             tx,
             author,
@@ -62,6 +70,8 @@ impl<'c> WriteTx<'c> {
             hlc,
             dirty: false,
             wrote_local: false,
+            publishing,
+            republishing: false,
             work_items_written: 0,
             interned: super::codec::Interned::default(),
             last_conflicted: false,
@@ -92,11 +102,18 @@ impl<'c> WriteTx<'c> {
         Timestamp(Timestamp::now().0.saturating_add(self.skew_ms.saturating_mul(1000)))
     }
 
+    /// The furthest the store's clock follows a time it did not read itself
+    /// (a peer's, an import's, a republished write's): [`MAX_CLOCK_DRIFT_MS`]
+    /// past this machine's time.
+    fn clock_bound(&self) -> Hlc {
+        Hlc::from_parts(self.wall().millis().saturating_add(MAX_CLOCK_DRIFT_MS), 0)
+    }
+
     /// Follow a pulled change's clock reading, no further than
-    /// [`MAX_CLOCK_DRIFT_MS`] past this machine's time; note a peer beyond.
+    /// [`WriteTx::clock_bound`]; note a peer beyond.
     fn observe(&mut self, change: &Change) -> Result<()> {
         let wall = self.wall().millis();
-        let bound = Hlc::from_parts(wall.saturating_add(MAX_CLOCK_DRIFT_MS), 0);
+        let bound = self.clock_bound();
         if change.hlc > bound {
             let ahead = change.hlc.millis().saturating_sub(wall) / 1000;
             let warning = format!(
@@ -150,8 +167,7 @@ impl<'c> WriteTx<'c> {
         };
         // The store's clock follows a time it was given (an import, a
         // republished write) no further than it follows a peer's.
-        let bound = Hlc::from_parts(self.wall().millis().saturating_add(MAX_CLOCK_DRIFT_MS), 0);
-        self.hlc = self.hlc.max(hlc.min(bound));
+        self.hlc = self.hlc.max(hlc.min(self.clock_bound()));
         let change = Change {
             collection: collection.name.to_owned(),
             record_id: id.to_owned(),
@@ -177,10 +193,25 @@ impl<'c> WriteTx<'c> {
         Ok(version)
     }
 
+    /// From here on, this store's local changes go to the outbox (its state
+    /// is being published in this transaction: see `Store::republish`).
+    pub(super) fn start_publishing(&mut self) -> Result<()> {
+        super::replica::set_published(&self.tx)?;
+        self.publishing = true;
+        self.republishing = true;
+        Ok(())
+    }
+
     /// Append a local change to the outbox, as written: an entry is never
     /// rewritten, so a resend, a copy of this store, a push interrupted
-    /// anywhere all send the same bytes (see `replica.rs`).
+    /// anywhere all send the same bytes (see `replica.rs`). A store that has
+    /// not published its state to a hub yet appends nothing: its first hub
+    /// gets its whole state then, which carries what each of these changes
+    /// left.
     fn append_outbox(&mut self, code: i64, key: i64, change: &Change) -> Result<()> {
+        if !self.publishing {
+            return Ok(());
+        }
         let (replica, author) =
             super::codec::intern_write(&self.tx, &mut self.interned, &change.dot.replica, &change.author)?;
         let context = super::codec::encode_context(&self.tx, &mut self.interned, &change.context)?;
@@ -421,7 +452,15 @@ impl<'c> WriteTx<'c> {
         self.last_conflicted = state
             .conflicts()
             .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
-        collection.materialize(&self.tx, &change.record_id, &old, &state, encoded, &mut self.orphans)
+        collection.materialize(
+            &self.tx,
+            &change.record_id,
+            &old,
+            &state,
+            encoded,
+            &mut self.orphans,
+            self.republishing,
+        )
     }
 
     /// Whether the record of the last change written or applied holds a

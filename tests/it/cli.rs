@@ -294,6 +294,8 @@ fn two_processes_write_one_store_at_once() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().to_path_buf();
     waymark(&dir, &["init"]);
+    // Published to a hub: every write goes to the outbox.
+    crate::publish(&waymark::Tracker::open(&dir).unwrap());
     let script = |tag: &str| {
         format!(
             "for i in $(seq 1 500); do {bin} --data-dir {dir} item create --type task --title \"{tag} $i\" >/dev/null || exit 1; done",

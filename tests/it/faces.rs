@@ -152,6 +152,8 @@ fn shape(value: &Value) -> Vec<&String> {
 fn make_conflicts(store: &Tracker) -> [String; 2] {
     let other_dir = tempfile::tempdir().unwrap();
     let other = Tracker::open(other_dir.path()).unwrap();
+    crate::publish(store);
+    crate::publish(&other);
     let hub = MemoryHub::new();
     let round = |t: &Tracker| block_on(sync_round(t.store(), &hub, "faces", SyncOptions::default())).unwrap();
     let items = ["Contested one", "Contested two"].map(|title| {

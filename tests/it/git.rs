@@ -208,7 +208,7 @@ fn a_history_gives_deployments_branch_items_vendors_and_git_state() {
 #[test]
 fn a_second_import_reads_only_new_commits_and_duplicates_nothing() {
     let (repo, _) = project_history();
-    let (_d, t) = tracker();
+    let (_d, t) = crate::published_tracker();
     t.import_git("cli", repo.path()).unwrap();
     let before = t.store().pending_changes().unwrap();
 
@@ -322,7 +322,7 @@ fn a_shallow_clone_imports_the_history_it_has() {
 
 #[test]
 fn outside_git_the_import_says_so_and_changes_nothing() {
-    let (_d, t) = tracker();
+    let (_d, t) = crate::published_tracker();
     let nowhere = tempfile::tempdir().unwrap();
     let e = t.import_git("cli", nowhere.path()).unwrap_err();
     assert_eq!(e.code(), "invalid");

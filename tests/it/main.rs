@@ -32,6 +32,22 @@ pub fn tracker() -> (TempDir, Tracker) {
     (dir, t)
 }
 
+/// A tracker whose store has published its state to a hub, as a store
+/// bound to one from the start has: its changes go to the outbox from its
+/// first write (a store that never synced writes none).
+pub fn published_tracker() -> (TempDir, Tracker) {
+    let (dir, t) = tracker();
+    publish(&t);
+    (dir, t)
+}
+
+/// Bind `t`'s store to a hub and tell it the hub answered: it publishes its
+/// state, and its changes go to the outbox from then on.
+pub fn publish(t: &Tracker) {
+    t.store().bind_hub("test-hub#space").expect("bind a hub");
+    t.store().hub_answered().expect("publish the store's state");
+}
+
 pub fn new_item(item_type: &str, title: &str, parent: Option<&str>) -> NewWorkItem {
     let metadata = (item_type == "project")
         .then(|| {

@@ -136,7 +136,7 @@ fn a_clean_generated_file_exports_back_to_itself() {
 
 #[test]
 fn importing_the_same_file_twice_changes_nothing() {
-    let (_d, t) = tracker();
+    let (_d, t) = crate::published_tracker();
     for name in [
         "clean.project_status.md",
         "hand-edited.project_status.md",

@@ -97,6 +97,7 @@ mod stats {
         pub static FAULTED_ROUNDS: Cell<usize> = const { Cell::new(0) };
         pub static CONFLICTS_AT_END: Cell<usize> = const { Cell::new(0) };
         pub static CASES_WITH_CONFLICTS: Cell<usize> = const { Cell::new(0) };
+        pub static PUBLISHED: Cell<usize> = const { Cell::new(0) };
     }
 
     pub fn add(counter: &'static std::thread::LocalKey<Cell<usize>>, n: usize) {
@@ -106,12 +107,14 @@ mod stats {
     pub fn take() -> String {
         let t = |c: &'static std::thread::LocalKey<Cell<usize>>| c.with(|c| c.replace(0));
         format!(
-            "{} writes, {} refused operations, {} rounds cut by a fault, {} open conflicts at the end (in {} cases)",
+            "{} writes, {} refused operations, {} rounds cut by a fault, {} open conflicts at the end (in {} cases), \
+             {} records published by stores bound late or moved",
             t(&WRITES),
             t(&REFUSED),
             t(&FAULTED_ROUNDS),
             t(&CONFLICTS_AT_END),
-            t(&CASES_WITH_CONFLICTS)
+            t(&CASES_WITH_CONFLICTS),
+            t(&PUBLISHED)
         )
     }
 }
@@ -151,9 +154,12 @@ pub enum Kind {
     /// Changes of an unknown field (`x_future`) of work items, pushed by a
     /// newer build.
     UnknownField,
+    /// A store that joins late: written offline before it is ever bound to
+    /// a hub (so with no outbox), it publishes its state at its first round.
+    BindLate,
 }
 
-pub const ALL_KINDS: [Kind; 12] = [
+pub const ALL_KINDS: [Kind; 13] = [
     Kind::Base,
     Kind::Copy,
     Kind::MoveCycle,
@@ -166,6 +172,7 @@ pub const ALL_KINDS: [Kind; 12] = [
     Kind::Floats,
     Kind::UnknownCollection,
     Kind::UnknownField,
+    Kind::BindLate,
 ];
 
 impl Kind {
@@ -183,6 +190,7 @@ impl Kind {
             Kind::Floats => "floats",
             Kind::UnknownCollection => "unknown_collection",
             Kind::UnknownField => "unknown_field",
+            Kind::BindLate => "bind_late",
         }
     }
 
@@ -301,6 +309,10 @@ pub enum Action {
     /// A newer build pushes straight to the hub: a `labels` change, or a
     /// field `x_future` on a work item the hub holds.
     Unknown { labels: bool, target: usize, value: u8 },
+    /// A new store, never bound to a hub, that creates `items` items and
+    /// retitles the first offline; later actions write to it like any
+    /// other, and its first round binds it.
+    Late { items: usize },
 }
 
 fn base_actions() -> Vec<(u32, BoxedStrategy<Action>)> {
@@ -428,6 +440,7 @@ fn kind_actions(kind: Kind) -> Vec<(u32, BoxedStrategy<Action>)> {
                 .boxed(),
         )],
         Kind::CopyOverwrite => vec![(2, s().prop_map(|store| Action::CopyOverwrite { store }).boxed())],
+        Kind::BindLate => vec![(2, (1usize..4).prop_map(|items| Action::Late { items }).boxed())],
         Kind::NewSpace => vec![(2, s().prop_map(|store| Action::NewSpace { store }).boxed())],
         Kind::ClockSkew => vec![(
             2,
@@ -584,6 +597,15 @@ fn replica_row(tracker: &Tracker) -> Outcome<(String, u64)> {
         .map_err(|e| format!("reading the replica row: {e}"))
 }
 
+/// Whether the store was ever bound to a hub.
+fn is_bound(tracker: &Tracker) -> Outcome<bool> {
+    Ok(tracker
+        .store()
+        .local_get("sync.cursor_for")
+        .map_err(|e| format!("reading the binding: {e}"))?
+        .is_some())
+}
+
 fn refused(e: &waymark::Error) -> bool {
     use waymark::Error::*;
     matches!(
@@ -660,7 +682,7 @@ impl<H: Hub> World<H> {
         };
         for _ in 0..stores {
             let dir = world.fresh_dir();
-            let node = world.open(dir, 0, 0)?;
+            let node = world.open(dir, 0, 0, true)?;
             world.nodes.push(node);
         }
         Ok(world)
@@ -671,13 +693,21 @@ impl<H: Hub> World<H> {
         self.root.path().join(format!("store{}", self.dirs_made))
     }
 
-    /// Open the store in `dir`, bound to space `space`, with its clock skew.
-    fn open(&self, dir: PathBuf, space: usize, skew_ms: i64) -> Outcome<Node> {
+    /// Open the store in `dir` with its clock skew; when `bind`, bound to
+    /// space `space` (and answered by the hub, as a store whose worker
+    /// reached the hub when it started).
+    fn open(&self, dir: PathBuf, space: usize, skew_ms: i64, bind: bool) -> Outcome<Node> {
         let tracker = Tracker::open(&dir).map_err(|e| format!("opening {}: {e}", dir.display()))?;
-        tracker
-            .store()
-            .bind_hub(&format!("hub#{}", self.spaces[space]))
-            .map_err(|e| format!("bind_hub: {e}"))?;
+        if bind {
+            tracker
+                .store()
+                .bind_hub(&format!("hub#{}", self.spaces[space]))
+                .map_err(|e| format!("bind_hub: {e}"))?;
+            tracker
+                .store()
+                .hub_answered()
+                .map_err(|e| format!("hub_answered: {e}"))?;
+        }
         tracker.store().set_clock_skew(skew_ms);
         let seen = replica_row(&tracker)?;
         Ok(Node {
@@ -845,14 +875,19 @@ impl<H: Hub> World<H> {
     // -- sync --------------------------------------------------------------
 
     /// The hub answered the store (as `waymark sync` and the worker tell
-    /// it before a round): a store that moved to another space publishes
-    /// its state there.
+    /// it before a round, after binding it to the configured space): a store
+    /// that moved to another space, or never published its state, publishes
+    /// it there.
     fn answered(&self, store: usize) -> Outcome {
-        self.node(store)
-            .tracker
+        let node = self.node(store);
+        node.tracker
+            .store()
+            .bind_hub(&format!("hub#{}", self.spaces[node.space]))
+            .map_err(|e| format!("bind_hub: {e}"))?;
+        node.tracker
             .store()
             .hub_answered()
-            .map(drop)
+            .map(|n| stats::add(&stats::PUBLISHED, n))
             .map_err(|e| format!("store {}: hub_answered: {e}", store % self.nodes.len()))
     }
 
@@ -911,7 +946,8 @@ impl<H: Hub> World<H> {
         let to = self.fresh_dir();
         copy_dir(&self.nodes[store].dir, &to)?;
         let (space, skew) = (self.nodes[store].space, self.nodes[store].skew_ms);
-        let mut node = self.open(to, space, skew)?;
+        let bound = is_bound(&self.nodes[store].tracker)?;
+        let mut node = self.open(to, space, skew, bound)?;
         // The copy's writes under the shared id are the original's.
         node.seen = (self.nodes[store].seen.0.clone(), self.nodes[store].seen.1);
         node.max_skew_ms = self.nodes[store].max_skew_ms;
@@ -1131,14 +1167,31 @@ impl<H: Hub> World<H> {
                 let (space, skew, seen) = (self.nodes[i].space, self.nodes[i].skew_ms, self.nodes[i].seen.clone());
                 // Drop the tracker first: only what it committed survives.
                 let max_skew_ms = self.nodes[i].max_skew_ms;
+                let bound = is_bound(&self.nodes[i].tracker)?;
                 drop(self.nodes.remove(i));
-                let mut node = self.open(dir, space, skew)?;
+                let mut node = self.open(dir, space, skew, bound)?;
                 node.seen = seen;
                 node.max_skew_ms = max_skew_ms;
                 self.nodes.insert(i, node);
             }
             Action::Copy { store } => {
                 self.copy_store(store)?;
+            }
+            Action::Late { items } => {
+                if self.nodes.len() < MAX_STORES {
+                    let dir = self.fresh_dir();
+                    let space = self.spaces.len() - 1;
+                    let node = self.open(dir, space, 0, false)?;
+                    self.nodes.push(node);
+                    let late = self.nodes.len() - 1;
+                    let mut made = Vec::new();
+                    for _ in 0..items {
+                        made.extend(self.create(late, None, None)?);
+                    }
+                    if let Some(first) = made.first() {
+                        self.set_field(late, first, "title", 9)?;
+                    }
+                }
             }
             Action::MoveCycle { first, spread, len } => {
                 if n >= 2 {
@@ -1375,7 +1428,7 @@ impl<H: Hub> World<H> {
         let space = self.finish()?;
         // A store that joins now catches up from the hub alone.
         let dir = self.fresh_dir();
-        let joiner = self.open(dir, space, 0)?;
+        let joiner = self.open(dir, space, 0, true)?;
         self.nodes.push(joiner);
         let j = self.nodes.len() - 1;
         for _ in 0..3 {
@@ -2081,6 +2134,20 @@ fn unknown_field() {
     run_memory("unknown_field", &with_base(Kind::UnknownField), kind_cases());
 }
 
+#[test]
+fn bind_late() {
+    run_memory("bind_late", &with_base(Kind::BindLate), kind_cases());
+}
+
+#[test]
+fn bind_late_with_copies() {
+    run_memory(
+        "bind_late_with_copies",
+        &[Kind::Base, Kind::BindLate, Kind::Copy, Kind::CopyOverwrite],
+        kind_cases(),
+    );
+}
+
 /// Every kind at once (or those of `WAYMARK_MODEL_KINDS`): the soak runs
 /// this one with `WAYMARK_MODEL_CASES=10000`.
 #[test]
@@ -2257,5 +2324,33 @@ regression!(
             page: 1
         },
         Action::NewSpace { store: 0 },
+    ]
+);
+
+regression!(
+    regression_bind_late,
+    2,
+    [
+        Action::Late { items: 2 },
+        Action::Create { store: 2, parent: None },
+        Action::Race {
+            stores: (2, 0),
+            item: 0,
+            field: 0,
+            value: 3
+        },
+        Action::Copy { store: 2 },
+        Action::Update {
+            store: 3,
+            item: 0,
+            fields: 0b100001,
+            value: 4
+        },
+        Action::Round {
+            store: 2,
+            batch: 1,
+            page: 1,
+            fault: Some((1, true))
+        },
     ]
 );

@@ -333,7 +333,7 @@ fn a_stale_version_names_expected_current_and_writer() {
 
 #[test]
 fn an_update_that_changes_nothing_writes_nothing() {
-    let (_d, t) = tracker();
+    let (_d, t) = crate::published_tracker();
     let i = t.create_work_item(A, new_item("task", "x", None)).unwrap();
     let same = t
         .update_work_item(
@@ -1552,7 +1552,7 @@ fn lists_page_past_rows_that_tie_on_time_by_id() {
 
 #[test]
 fn every_write_lands_in_the_outbox_with_a_dense_counter() {
-    let (_d, t) = tracker();
+    let (_d, t) = crate::published_tracker();
     let p = t.create_work_item(A, new_item("project", "p", None)).unwrap();
     t.update_work_item(
         A,

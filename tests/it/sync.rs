@@ -4,20 +4,44 @@
 use tempfile::TempDir;
 use waymark::Tracker;
 use waymark::ops::{NewVendor, VendorUpdate};
+use waymark::sync::PacedReplica;
 use waymark_sync::testing::ReplicaFixture;
 use waymark_sync::{Change, Dot, PageApplied, RecordStates, Replica, ReplicaError, ReplicaId};
 
-/// A fresh store in a temporary directory, seen through the `Replica` trait.
+/// A fresh store in a temporary directory (published to a hub from the
+/// start), seen through the `Replica` trait: the store itself, or the store
+/// as the sync worker sees it ([`PacedReplica`]).
 pub struct SqliteReplica {
     _dir: TempDir,
     pub tracker: Tracker,
+    paced: Option<PacedReplica>,
 }
 
 impl SqliteReplica {
     pub fn new() -> SqliteReplica {
-        let (dir, tracker) = crate::tracker();
-        SqliteReplica { _dir: dir, tracker }
+        let (dir, tracker) = crate::published_tracker();
+        SqliteReplica {
+            _dir: dir,
+            tracker,
+            paced: None,
+        }
     }
+
+    pub fn paced() -> SqliteReplica {
+        let mut r = SqliteReplica::new();
+        r.paced = Some(PacedReplica::new(r.tracker.store().clone()));
+        r
+    }
+}
+
+/// Each call through the paced replica when there is one, else the store.
+macro_rules! via {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match &$self.paced {
+            Some(p) => p.$method($($arg),*),
+            None => $self.tracker.store().$method($($arg),*),
+        }
+    };
 }
 
 impl Replica for SqliteReplica {
@@ -25,19 +49,19 @@ impl Replica for SqliteReplica {
         Replica::replica_id(self.tracker.store())
     }
     fn outbox(&self, limit: usize) -> Result<Vec<Change>, ReplicaError> {
-        self.tracker.store().outbox(limit)
+        via!(self.outbox(limit))
     }
     fn acknowledge(&self, dots: &[Dot]) -> Result<(), ReplicaError> {
-        self.tracker.store().acknowledge(dots)
+        via!(self.acknowledge(dots))
     }
     fn cursor(&self) -> Result<u64, ReplicaError> {
-        self.tracker.store().cursor()
+        via!(self.cursor())
     }
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
-        self.tracker.store().apply_page(changes, new_cursor)
+        via!(self.apply_page(changes, new_cursor))
     }
     fn record_states(&self) -> Result<RecordStates, ReplicaError> {
-        self.tracker.store().record_states()
+        via!(self.record_states())
     }
 }
 
@@ -76,6 +100,93 @@ impl ReplicaFixture for SqliteReplica {
 
 mod conformance {
     waymark_sync::replica_conformance_tests!(super::SqliteReplica::new());
+}
+
+/// The store as the sync worker sees it ([`PacedReplica`]).
+mod paced {
+    use waymark_sync::testing::ReplicaFixture;
+    use waymark_sync::{Change, Dot, Replica};
+
+    use super::SqliteReplica;
+
+    /// Of the replica suite, what [`PacedReplica`] keeps as it is. The
+    /// suite's outbox tests read the outbox again after writing, as if each
+    /// read began a round (a paced push ends with what waited when it began:
+    /// `a_push_hands_out_what_waited_when_it_began`), and a paced page is
+    /// atomic per slice, not as a whole
+    /// (`a_big_page_is_applied_in_slices_each_with_its_cursor`).
+    mod conformance {
+        waymark_sync::replica_conformance_tests!(@tests super::SqliteReplica::paced();
+            apply_page_is_idempotent,
+        );
+    }
+
+    /// A page longer than a slice is applied in several transactions, each
+    /// with its own cursor: a change that fails midway keeps the slices
+    /// before it (the cursor at the last of them, covering exactly what was
+    /// kept), and the page pulled again from there completes the store.
+    #[test]
+    fn a_big_page_is_applied_in_slices_each_with_its_cursor() {
+        let there = SqliteReplica::paced();
+        for i in 0..300 {
+            there.write_record(i, "x").unwrap();
+        }
+        let log: Vec<(u64, Change)> = there
+            .outbox(usize::MAX)
+            .unwrap()
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (i as u64 + 1, c))
+            .collect();
+
+        let here = SqliteReplica::paced();
+        let mut poisoned = log.clone();
+        poisoned[250].1 = here.poison_change();
+        assert!(here.apply_page(&poisoned, 300).is_err());
+        let kept = here.cursor().unwrap();
+        assert!(
+            kept > 0 && kept < 251,
+            "slices before the failure are kept (cursor {kept})"
+        );
+        assert_eq!(
+            here.record_states().unwrap().len(),
+            kept as usize,
+            "exactly what the cursor covers"
+        );
+
+        let applied = here.apply_page(&log[kept as usize..], 300).unwrap();
+        assert_eq!(applied.applied, 300 - kept as usize);
+        assert_eq!(here.cursor().unwrap(), 300);
+        assert_eq!(here.record_states().unwrap(), there.record_states().unwrap());
+        assert!(
+            here.paced.as_ref().unwrap().apply_slice() < 300,
+            "the page was cut into slices"
+        );
+    }
+
+    /// A round's push ends with what waited when it began: writes made
+    /// meanwhile go with the next round (whose first read sees them).
+    #[test]
+    fn a_push_hands_out_what_waited_when_it_began() {
+        let r = SqliteReplica::paced();
+        for i in 0..3 {
+            r.write_record(i, "before").unwrap();
+        }
+        let first = r.outbox(10).unwrap();
+        assert_eq!(first.len(), 3);
+        let store_order: Vec<Dot> = r.tracker.store().outbox(10).unwrap().iter().map(|c| c.dot).collect();
+        assert_eq!(
+            first.iter().map(|c| c.dot).collect::<Vec<_>>(),
+            store_order,
+            "in write order"
+        );
+        r.acknowledge(&first.iter().map(|c| c.dot).collect::<Vec<_>>()).unwrap();
+        assert_eq!(r.tracker.store().pending_changes().unwrap(), 0, "acknowledged");
+        r.write_record(7, "during the round").unwrap();
+        assert_eq!(r.outbox(10).unwrap(), vec![], "this round's push is over");
+        let next = r.outbox(10).unwrap();
+        assert_eq!(next.len(), 1, "the next round takes it");
+    }
 }
 
 mod convergence {
@@ -1044,5 +1155,315 @@ mod worker_in_serve {
         );
         drop(stdin);
         assert!(server.wait().unwrap().success());
+    }
+}
+
+/// Stores and a real Postgres hub through `waymark::sync`, the path `waymark
+/// sync` and the worker take (bind, the hub's answer, a round that recovers
+/// from the hub's refusals): a store that joins late, a hub restored from an
+/// older backup.
+mod republication {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use serde_json::{Value, json};
+    use waymark::Tracker;
+    use waymark::config::Settings;
+    use waymark::ops::*;
+    use waymark::sync::{RoundSummary, bind_cursor, sync_once_blocking};
+    use waymark_sync::Replica;
+    use waymark_sync::postgres::testing::{TestDatabase, block_on};
+
+    fn settings(db: &TestDatabase, space: &str) -> Settings {
+        Settings::default().with_overrides(Some(super::end_to_end::url_of(db)), Some(space.into()))
+    }
+
+    fn sync(t: &Tracker, s: &Settings) -> RoundSummary {
+        sync_once_blocking(t.store(), s).unwrap_or_else(|e| panic!("sync: {e}"))
+    }
+
+    fn open(dir: &Path) -> Tracker {
+        Tracker::open(dir).expect("open store")
+    }
+
+    fn item(t: &Tracker, title: &str, parent: Option<&str>) -> String {
+        let kind = if parent.is_some() { "task" } else { "project" };
+        t.create_work_item("test", crate::new_item(kind, title, parent))
+            .unwrap()
+            .id
+    }
+
+    fn update(t: &Tracker, id: &str, change: impl FnOnce(&mut WorkItemUpdate)) {
+        let mut u = WorkItemUpdate {
+            id: id.to_owned(),
+            version: t.get_work_item(id).unwrap().version,
+            ..Default::default()
+        };
+        change(&mut u);
+        t.update_work_item("test", u).unwrap();
+    }
+
+    fn doc(t: &Tracker) -> Value {
+        t.export_json().unwrap()
+    }
+
+    /// Every work item's title, with whether it is deleted.
+    fn titles(t: &Tracker) -> BTreeSet<(String, bool)> {
+        doc(t)["work_items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| (w["title"].as_str().unwrap().to_owned(), !w["deleted_at"].is_null()))
+            .collect()
+    }
+
+    /// Each record's registers (its values, with their dots, and its delete
+    /// races), leaving out its version vector: a store that published its
+    /// state again has also seen its own changes under the id it retired,
+    /// which no other store ever receives.
+    fn registers(t: &Tracker) -> Vec<(String, String, String)> {
+        t.store()
+            .record_states()
+            .unwrap()
+            .into_iter()
+            .map(|((collection, id), state)| {
+                let fields = serde_json::to_string(&(&state.fields, &state.delete_races)).unwrap();
+                (collection, id, fields)
+            })
+            .collect()
+    }
+
+    /// The same export, registers and conflicts everywhere, nothing left to
+    /// push, and `verify` clean.
+    fn assert_converged(stores: &[&Tracker]) {
+        let first = stores[0];
+        for t in stores {
+            assert_eq!(doc(t), doc(first));
+            assert!(registers(t) == registers(first), "the stores hold different registers");
+            assert_eq!(t.list_conflicts().unwrap().len(), first.list_conflicts().unwrap().len());
+            assert_eq!(t.store().pending_changes().unwrap(), 0);
+            assert_eq!(t.store().verify().unwrap(), Vec::<String>::new());
+        }
+    }
+
+    /// The hub's log of `space`: its head, and (seq, replica, counter) rows.
+    fn log(db: &TestDatabase, space: &str) -> (i64, Vec<(i64, String, i64)>) {
+        block_on(async {
+            let c = db.raw_client().await;
+            let head: i64 = c
+                .query_one("SELECT head FROM spaces WHERE space_id = $1", &[&space])
+                .await
+                .unwrap()
+                .get(0);
+            let rows = c
+                .query(
+                    "SELECT seq, replica_id::text, counter FROM changes WHERE space_id = $1 ORDER BY seq",
+                    &[&space],
+                )
+                .await
+                .unwrap();
+            (head, rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        })
+    }
+
+    /// The hub restored from a backup taken when its log ended at `head`:
+    /// what came after is gone.
+    fn restore(db: &TestDatabase, space: &str, head: i64) {
+        block_on(async {
+            let c = db.raw_client().await;
+            c.execute("DELETE FROM changes WHERE space_id = $1 AND seq > $2", &[&space, &head])
+                .await
+                .unwrap();
+            c.execute("UPDATE spaces SET head = $2 WHERE space_id = $1", &[&space, &head])
+                .await
+                .unwrap();
+        });
+    }
+
+    /// A store written offline for a while (a tree, edits, a delete, a
+    /// dependency, a vendor, a restart) keeps no outbox; bound to a hub, by
+    /// two processes at once, it publishes every record once, its later
+    /// writes (of either process) go to the outbox, and it converges with a
+    /// store that synced from the start, with nothing lost.
+    #[test]
+    fn a_store_written_offline_then_bound_converges_with_nothing_lost() {
+        let db = block_on(TestDatabase::create("late_bind"));
+        let s = settings(&db, "late");
+        let (_b_dir, b) = crate::tracker();
+        sync(&b, &s);
+        item(&b, "from b", None);
+        assert_eq!(
+            b.store().pending_changes().unwrap(),
+            1,
+            "bound from the start: an outbox"
+        );
+        sync(&b, &s);
+
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path());
+        let p = item(&a, "P", None);
+        let t1 = item(&a, "t1", Some(&p));
+        let t2 = item(&a, "t2", Some(&p));
+        let t3 = item(&a, "t3", Some(&p));
+        update(&a, &t1, |u| u.title = Some("t1 renamed".into()));
+        update(&a, &t1, |u| u.priority = Some(0));
+        update(&a, &t2, |u| u.deleted = Some(true));
+        a.manage_dependency(
+            "test",
+            DependencyChange {
+                action: DependencyAction::Add,
+                source_id: t3.clone(),
+                target_id: t1.clone(),
+                dependency_type: "depends_on".into(),
+            },
+        )
+        .unwrap();
+        let metadata = json!({"ratio": 0.300_000_000_000_000_04}).as_object().cloned();
+        a.create_vendor(
+            "test",
+            NewVendor {
+                name: "EPSON".into(),
+                extractor_version: None,
+                metadata,
+            },
+        )
+        .unwrap();
+        assert_eq!(a.store().pending_changes().unwrap(), 0, "never bound: no outbox");
+        drop(a);
+        let a = open(dir.path());
+        update(&a, &t3, |u| u.title = Some("t3 after a restart".into()));
+        assert_eq!(a.store().pending_changes().unwrap(), 0);
+
+        // Bound, the hub not reached yet: what waits is its publication.
+        bind_cursor(a.store(), &s).unwrap();
+        assert_eq!(a.store().pending_changes().unwrap(), 0);
+        assert_eq!(a.get_project_configuration().unwrap().1.pending_changes, 6);
+
+        // Two processes serving the store reach the hub at once.
+        let a2 = open(dir.path());
+        let published: Vec<usize> = std::thread::scope(|scope| {
+            let handles: Vec<_> = [&a, &a2]
+                .map(|t| {
+                    let (store, s) = (t.store().clone(), s.clone());
+                    scope.spawn(move || {
+                        bind_cursor(&store, &s).unwrap();
+                        store.hub_answered().unwrap()
+                    })
+                })
+                .into_iter()
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = published.clone();
+        sorted.sort();
+        assert_eq!(sorted, [0, 6], "six records, published once: {published:?}");
+        let version = a.get_work_item(&t1).unwrap().version;
+        assert_eq!(
+            version, 3,
+            "a publication keeps versions: an update based on a read still applies"
+        );
+        item(&a, "after the binding", Some(&p));
+        assert_eq!(
+            a2.store().pending_changes().unwrap(),
+            7,
+            "six published, one written since"
+        );
+
+        assert_eq!(sync(&a2, &s).pushed, 7);
+        sync(&b, &s);
+        sync(&a, &s);
+        assert_converged(&[&a, &a2, &b]);
+        let expected: BTreeSet<(String, bool)> = [
+            ("from b", false),
+            ("P", false),
+            ("t1 renamed", false),
+            ("t2", true),
+            ("t3 after a restart", false),
+            ("after the binding", false),
+        ]
+        .map(|(t, d)| (t.to_owned(), d))
+        .into();
+        assert_eq!(titles(&b), expected);
+        let on_b = doc(&b);
+        assert_eq!(on_b["dependencies"].as_array().unwrap().len(), 1, "{on_b:#}");
+        let epson = b.query_vendor_status("epson").unwrap();
+        assert_eq!(
+            epson.metadata["ratio"].as_f64().map(f64::to_bits),
+            Some(0.300_000_000_000_000_04f64.to_bits())
+        );
+        assert_eq!(b.get_work_item(&t1).unwrap().priority, 0);
+        let (head, rows) = log(&db, "late");
+        assert_eq!((head, rows.len()), (8, 8), "one change of b, seven of a: {rows:?}");
+    }
+
+    /// The hub restored from a backup taken before some pushes: a store
+    /// with nothing to push finds the log ending below its cursor
+    /// (`LogReset`), stores whose acknowledged changes are gone find the hub
+    /// expecting them (`HubLost`); each publishes its state again under a
+    /// new replica id and pulls the log again, and the three converge with
+    /// every write, including those only the lost part of the log held.
+    #[test]
+    fn a_hub_restored_from_an_older_backup_gets_every_stores_state_again() {
+        let db = block_on(TestDatabase::create("restored"));
+        let s = settings(&db, "restored");
+        let ((_a_dir, a), (_b_dir, b), (_c_dir, c)) = (crate::tracker(), crate::tracker(), crate::tracker());
+        for t in [&a, &b, &c] {
+            sync(t, &s);
+        }
+        let a1 = item(&a, "a1", None);
+        a.create_vendor(
+            "test",
+            NewVendor {
+                name: "V".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        sync(&a, &s);
+        let (backup, _) = log(&db, "restored");
+        assert_eq!(backup, 2);
+
+        update(&a, &a1, |u| u.title = Some("a1 after the backup".into()));
+        sync(&a, &s);
+        item(&b, "b1", None);
+        for t in [&b, &c, &a] {
+            sync(t, &s);
+        }
+        assert_eq!(log(&db, "restored").0, 4);
+        let ids = |ts: [&Tracker; 3]| ts.map(|t| t.store().replica_id().unwrap());
+        let before = ids([&a, &b, &c]);
+
+        restore(&db, "restored", backup);
+        // c has nothing to push, and its cursor (4) is past the log's end (2).
+        let on_c = sync(&c, &s);
+        assert_eq!(on_c.pushed, 3, "c published a1, b1 and V again: {on_c:?}");
+        // b wrote since: the hub expects b's change b1 first, which it lost.
+        item(&b, "b2", None);
+        let on_b = sync(&b, &s);
+        assert_eq!(on_b.pushed, 4, "{on_b:?}");
+        // a too (its retitle of a1 is gone from the hub).
+        item(&a, "a2", None);
+        sync(&a, &s);
+        for t in [&c, &b, &a, &c] {
+            sync(t, &s);
+        }
+        let after = ids([&a, &b, &c]);
+        for i in 0..3 {
+            assert_ne!(before[i], after[i], "store {i} took a new replica id");
+        }
+        assert_converged(&[&a, &b, &c]);
+        let expected: BTreeSet<(String, bool)> = ["a1 after the backup", "b1", "b2", "a2"]
+            .map(|t| (t.to_owned(), false))
+            .into();
+        assert_eq!(titles(&c), expected);
+        assert!(c.query_vendor_status("V").is_ok());
+        assert_eq!(
+            c.list_conflicts().unwrap().len(),
+            0,
+            "republished values agree: no conflict"
+        );
+        let (head, rows) = log(&db, "restored");
+        let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "dense seqs");
     }
 }

@@ -4,8 +4,42 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use waymark_sync::postgres::testing::{TestDatabase, block_on};
+use waymark_sync::{Change, Dot, Hlc, ReplicaId, SCHEMA_VERSION, VersionVector};
+
+/// This machine's time, in milliseconds since the epoch.
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A change another build pushes straight to the hub: `dot`'s
+/// (replica, counter), made without seeing anything, at `millis`.
+fn peer_change(
+    dot: (ReplicaId, u64),
+    collection: &str,
+    record: &str,
+    fields: Value,
+    millis: u64,
+    author: &str,
+) -> Change {
+    Change {
+        collection: collection.into(),
+        record_id: record.into(),
+        dot: Dot {
+            replica: dot.0,
+            counter: dot.1,
+        },
+        context: VersionVector::new(),
+        fields: serde_json::from_value(fields).unwrap(),
+        hlc: Hlc::from_parts(millis, 0),
+        author: author.into(),
+        schema_version: SCHEMA_VERSION,
+    }
+}
 
 /// The binary, pointed at one hub and space.
 struct Cli {
@@ -235,7 +269,7 @@ fn a_store_restored_from_a_backup_keeps_syncing() {
 /// collection opaque), and stores converge byte for byte.
 #[test]
 fn changes_from_a_newer_build_never_stop_a_store() {
-    use waymark_sync::{Change, Dot, Hlc, Hub, ReplicaId, SCHEMA_VERSION, VersionVector};
+    use waymark_sync::Hub;
     let db = block_on(TestDatabase::create("wedge_newer"));
     let cli = Cli::new(&db, "newer");
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -253,38 +287,15 @@ fn changes_from_a_newer_build_never_stop_a_store() {
     );
     cli.ok(a, &["sync"]);
     let newer = ReplicaId::mint();
-    let change = |counter: u64, collection: &str, record: &str, fields: serde_json::Value| Change {
-        collection: collection.into(),
-        record_id: record.into(),
-        dot: Dot {
-            replica: newer,
-            counter,
-        },
-        context: VersionVector::new(),
-        fields: serde_json::from_value(fields).unwrap(),
-        hlc: Hlc::from_parts(1_700_000_000_000, 0),
-        author: "newer build".into(),
-        schema_version: SCHEMA_VERSION,
+    let change = |counter, collection, record: &str, fields, at| {
+        peer_change((newer, counter), collection, record, fields, at, "newer build")
     };
+    let then = 1_700_000_000_000;
     let pushed = vec![
-        change(1, "labels", "l1", serde_json::json!({"name": "urgent", "color": "red"})),
-        change(
-            2,
-            "work_items",
-            &id,
-            serde_json::json!({"x_future": {"nested": [1, 2.5]}}),
-        ),
+        change(1, "labels", "l1", json!({"name": "urgent", "color": "red"}), then),
+        change(2, "work_items", &id, json!({"x_future": {"nested": [1, 2.5]}}), then),
         // Concurrent with the item's creation, and later: it wins the register.
-        Change {
-            hlc: Hlc::from_parts(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis() as u64,
-                0,
-            ),
-            ..change(3, "work_items", &id, serde_json::json!({"status": "bogus"}))
-        },
+        change(3, "work_items", &id, json!({"status": "bogus"}), now_millis()),
     ];
     block_on(async { db.hub().await.push("newer", &pushed).await }).expect("push as a newer build");
     cli.ok(a, &["sync"]);
@@ -324,7 +335,7 @@ fn changes_from_a_newer_build_never_stop_a_store() {
 /// sync health names the peer.
 #[test]
 fn a_peer_years_ahead_does_not_pin_this_store_in_the_future() {
-    use waymark_sync::{Change, Dot, Hlc, Hub, ReplicaId, SCHEMA_VERSION, VersionVector};
+    use waymark_sync::Hub;
     let db = block_on(TestDatabase::create("wedge_clock"));
     let cli = Cli::new(&db, "clock");
     let a = tempfile::tempdir().unwrap();
@@ -332,23 +343,14 @@ fn a_peer_years_ahead_does_not_pin_this_store_in_the_future() {
     let id = created_id(&cli.json(a, &["item", "create", "--type", "task", "--title", "first", "--json"]));
     cli.ok(a, &["sync"]);
     let ten_years = 10 * 365 * 86_400_000u64;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let future = Change {
-        collection: "work_items".into(),
-        record_id: id.clone(),
-        dot: Dot {
-            replica: ReplicaId::mint(),
-            counter: 1,
-        },
-        context: VersionVector::new(),
-        fields: serde_json::from_value(serde_json::json!({"description": "from the future"})).unwrap(),
-        hlc: Hlc::from_parts(now + ten_years, 0),
-        author: "laptop with a dead battery".into(),
-        schema_version: SCHEMA_VERSION,
-    };
+    let future = peer_change(
+        (ReplicaId::mint(), 1),
+        "work_items",
+        &id,
+        json!({"description": "from the future"}),
+        now_millis() + ten_years,
+        "laptop with a dead battery",
+    );
     block_on(async { db.hub().await.push("clock", &[future]).await }).expect("push");
     cli.ok(a, &["sync"]);
     let fresh = cli.json(a, &["item", "create", "--type", "task", "--title", "after", "--json"]);

@@ -40,13 +40,6 @@ pub(crate) fn local_state(conn: &Connection, key: &str) -> Result<Option<String>
         .optional()?)
 }
 
-/// Local changes the hub has not acknowledged yet.
-pub(crate) fn pending_changes(conn: &Connection) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT count(*) FROM outbox")?
-        .query_row([], |r| r.get(0))?)
-}
-
 /// Open conflicts of every kind.
 pub(crate) fn open_conflicts(conn: &Connection) -> Result<i64> {
     Ok(conn
