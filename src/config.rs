@@ -26,9 +26,9 @@ use waymark_sync::HubUrl;
 use crate::error::{Error, Result};
 
 /// The file inside the data directory.
-pub const CONFIG_FILE: &str = "config.toml";
+pub(crate) const CONFIG_FILE: &str = "config.toml";
 /// The default time between sync rounds.
-pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +81,7 @@ impl fmt::Debug for Settings {
 /// A hub URL (`postgres://` or `key=value` pairs) as it may be shown: the
 /// sync crate's [`HubUrl`] prints its password as `***`; one that does not
 /// parse is not shown at all.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     HubUrl::parse(url).map_or_else(|_| "(an unparseable hub URL)".into(), |u| u.to_string())
 }
 
@@ -155,11 +155,6 @@ impl Settings {
         self
     }
 
-    /// The hub URL, secret included: only for connecting.
-    pub fn hub_url(&self) -> Option<&str> {
-        self.hub_url.as_deref()
-    }
-
     /// The hub, as it may be shown: password redacted.
     pub fn hub_display(&self) -> Option<String> {
         self.hub_url.as_deref().map(redact_url)
@@ -182,7 +177,7 @@ impl Settings {
     }
 
     /// Check a space name: 1-100 letters, digits, `-`, `_`, `.`.
-    pub fn check_space(space: &str) -> Result<String> {
+    pub(crate) fn check_space(space: &str) -> Result<String> {
         let t = space.trim();
         if t.is_empty()
             || t.len() > 100
@@ -220,7 +215,7 @@ fn read_file(data_dir: &Path) -> Result<File> {
 }
 
 /// The environment variable that overrides `auto_export_markdown`.
-pub const AUTO_EXPORT_ENV: &str = "WAYMARK_AUTO_EXPORT_MARKDOWN";
+pub(crate) const AUTO_EXPORT_ENV: &str = "WAYMARK_AUTO_EXPORT_MARKDOWN";
 
 /// Whether the watcher keeps `.project_status.md` current:
 /// `WAYMARK_AUTO_EXPORT_MARKDOWN` (`1`/`true`/`yes`/`on` or

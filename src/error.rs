@@ -18,7 +18,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn noun(self) -> &'static str {
+    pub(crate) fn noun(self) -> &'static str {
         match self {
             Kind::WorkItem => "work item",
             Kind::Vendor => "vendor",
@@ -116,7 +116,7 @@ impl Error {
         }
     }
 
-    pub fn not_found(kind: Kind, id: impl Into<String>) -> Error {
+    pub(crate) fn not_found(kind: Kind, id: impl Into<String>) -> Error {
         Error::NotFound { kind, id: id.into() }
     }
 
@@ -138,7 +138,7 @@ impl Error {
     }
 
     /// Whether the caller sent something wrong (as opposed to the store failing).
-    pub fn is_user_error(&self) -> bool {
+    pub(crate) fn is_user_error(&self) -> bool {
         !matches!(
             self,
             Error::Sqlite(_) | Error::Corrupt(_) | Error::Io(_) | Error::Open { .. } | Error::WriterPanicked(_)
@@ -149,7 +149,7 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The most of a bad input an error message quotes, in characters.
-pub const QUOTE_MAX: usize = 64;
+pub(crate) const QUOTE_MAX: usize = 64;
 
 /// `text` quoted for an error message: at most [`QUOTE_MAX`] characters,
 /// then `…` (a 1 MB id must not make a 1 MB error).

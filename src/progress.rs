@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The least time between two steps passed on.
-pub const INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
 
 /// One report: `done` units of `what`, of `total` when it is known.
 #[derive(Clone, Debug, PartialEq, Eq)]

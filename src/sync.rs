@@ -169,7 +169,7 @@ impl PacedReplica {
     }
 
     /// The same, telling `progress` the changes pulled.
-    pub fn with_progress(mut self, progress: Progress) -> PacedReplica {
+    pub(crate) fn with_progress(mut self, progress: Progress) -> PacedReplica {
         self.progress = progress;
         self
     }
@@ -292,7 +292,7 @@ fn system_time_text(t: SystemTime) -> String {
 }
 
 /// Keep the worker's status where every face can read it.
-pub fn record_status(store: &Store, status: &SyncStatus) {
+pub(crate) fn record_status(store: &Store, status: &SyncStatus) {
     // Unknown is not "never": a success or reachability not yet observed
     // by this process leaves what an earlier one recorded.
     let mut writes: Vec<(&str, Option<String>)> = vec![(health_keys::LAST_ERROR, status.last_error.clone())];
@@ -343,7 +343,8 @@ impl SyncHandle {
     }
 
     /// Run a round as soon as the worker can.
-    pub fn sync_now(&self) {
+    #[cfg(test)]
+    pub(crate) fn sync_now(&self) {
         let _ = self.commands.send(Command::SyncNow);
     }
 
@@ -552,13 +553,9 @@ pub fn hub_for(settings: &Settings) -> Result<(PostgresHub, String), SyncFailure
 /// One sync round with the configured hub: bring the hub's schema up to
 /// date (cheap when it is), push the outbox, pull what is new. The round
 /// runs on a thread of its own ([`sync_once_blocking`]), so the runtime
-/// awaiting it (the one serving tools) goes on serving meanwhile.
-pub async fn sync_once(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
-    sync_once_with(store, settings, Progress::none()).await
-}
-
-/// [`sync_once`], telling `progress` the changes pulled.
-pub async fn sync_once_with(
+/// awaiting it (the one serving tools) goes on serving meanwhile; `progress`
+/// is told the changes pulled.
+pub(crate) async fn sync_once_with(
     store: &Store,
     settings: &Settings,
     progress: Progress,
@@ -579,7 +576,7 @@ pub async fn sync_once_with(
     })
 }
 
-/// One sync round (see [`sync_once`]) on a runtime of its own, blocking
+/// One sync round (see [`sync_once_with`]) on a runtime of its own, blocking
 /// the calling thread: for the command line.
 pub fn sync_once_blocking(store: &Store, settings: &Settings) -> Result<RoundSummary, SyncFailure> {
     sync_once_blocking_with(store, settings, Progress::none())

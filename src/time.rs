@@ -13,7 +13,7 @@ pub struct Timestamp(pub i64);
 
 /// A duration in seconds, in the largest unit that reads well ("3 years",
 /// "2 days", "5 hours", "90 s").
-pub fn duration_words(seconds: u64) -> String {
+pub(crate) fn duration_words(seconds: u64) -> String {
     const DAY: u64 = 86_400;
     match seconds {
         s if s >= 2 * 365 * DAY => format!("{} years", s / (365 * DAY)),
@@ -38,12 +38,12 @@ impl Timestamp {
         self.0.max(0) as u64 / 1000
     }
 
-    pub fn minus_days(self, days: i64) -> Timestamp {
+    pub(crate) fn minus_days(self, days: i64) -> Timestamp {
         Timestamp(self.0 - days * 86_400_000_000)
     }
 
     /// `YYYY-MM-DD HH:MM:SS`, as the legacy status report shows times.
-    pub fn to_legacy(self) -> String {
+    pub(crate) fn to_legacy(self) -> String {
         let s = self.to_string();
         format!("{} {}", &s[..10], &s[11..19])
     }

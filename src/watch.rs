@@ -32,12 +32,12 @@ use crate::import::{STATUS_FILE, git::GIT_AUTHOR};
 use crate::ops::Tracker;
 
 /// How long the watcher waits for a burst of file events to settle.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(300);
 /// How long no ref must move before the watcher imports a burst.
-pub const SETTLE: Duration = Duration::from_millis(400);
+pub(crate) const SETTLE: Duration = Duration::from_millis(400);
 /// The longest the watcher waits for a burst to settle: a ref that keeps
 /// moving is still imported this often.
-pub const MAX_SETTLE: Duration = Duration::from_secs(3);
+pub(crate) const MAX_SETTLE: Duration = Duration::from_secs(3);
 /// How often the watcher looks whether the store changed (for the markdown
 /// upkeep).
 const STORE_POLL: Duration = Duration::from_secs(1);

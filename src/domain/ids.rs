@@ -6,14 +6,14 @@ use uuid::Uuid;
 
 /// The namespace of every deterministic id Waymark mints. Never change it:
 /// ids derived from it are stored on every replica and the hub.
-pub const NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3e0c_9b7d_4c55_8e21_57a9_0d3b_c4e2);
+pub(crate) const NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3e0c_9b7d_4c55_8e21_57a9_0d3b_c4e2);
 
 fn derived(kind: &str, key: &str) -> String {
     Uuid::new_v5(&NAMESPACE, format!("{kind}:{key}").as_bytes()).to_string()
 }
 
 /// A fresh id for a record without a natural key.
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     Uuid::now_v7().to_string()
 }
 
@@ -34,25 +34,25 @@ pub fn work_item_from_branch(branch: &str) -> String {
 
 /// A work item imported from a legacy `.project_status.md`, from its
 /// stable key (its parent's key, type, title and created time).
-pub fn legacy_work_item(key: &str) -> String {
+pub(crate) fn legacy_work_item(key: &str) -> String {
     derived("legacy_work_item", key)
 }
 
 /// A deployment imported from a legacy status file whose commit hash is
 /// unusable, from its time, PR number and the raw hash text.
-pub fn legacy_deployment(key: &str) -> String {
+pub(crate) fn legacy_deployment(key: &str) -> String {
     derived("legacy_deployment", key)
 }
 
 /// An enhancement imported from a legacy status file, from its title (and
 /// its rank among entries of the same title).
-pub fn legacy_enhancement(key: &str) -> String {
+pub(crate) fn legacy_enhancement(key: &str) -> String {
     derived("legacy_enhancement", key)
 }
 
 /// A session work item imported from a prompt file, from its path relative
 /// to the imported directory.
-pub fn session_prompt(relative_path: &str) -> String {
+pub(crate) fn session_prompt(relative_path: &str) -> String {
     derived("session_prompt", relative_path)
 }
 
@@ -62,7 +62,7 @@ pub fn dependency(source: &str, target: &str, dependency_type: &str) -> String {
 }
 
 /// A deployment's link to a vendor or a work item.
-pub fn deployment_link(deployment: &str, link_type: &str, target: &str) -> String {
+pub(crate) fn deployment_link(deployment: &str, link_type: &str, target: &str) -> String {
     derived("deployment_link", &format!("{deployment}:{link_type}:{target}"))
 }
 

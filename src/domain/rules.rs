@@ -69,7 +69,7 @@ words!(
 impl WorkStatus {
     /// Parse a status, accepting the earlier tracker's words
     /// (`need to be done`, `in-progress` -> active; `complete` -> completed).
-    pub fn parse_legacy(text: &str) -> Result<WorkStatus> {
+    pub(crate) fn parse_legacy(text: &str) -> Result<WorkStatus> {
         match text.trim().to_ascii_lowercase().replace('_', " ").as_str() {
             "need to be done" | "in-progress" | "in progress" | "todo" | "pending" | "open" => Ok(WorkStatus::Active),
             "complete" | "done" => Ok(WorkStatus::Completed),
@@ -79,7 +79,7 @@ impl WorkStatus {
 }
 
 /// The largest depth of a work item: six levels, 0 to 5.
-pub const MAX_DEPTH: i64 = 5;
+pub(crate) const MAX_DEPTH: i64 = 5;
 
 fn char_len(s: &str) -> usize {
     s.chars().count()
@@ -101,7 +101,7 @@ pub fn text(field: &str, text: &str, min: usize, max: usize) -> Result<String> {
 }
 
 /// An optional text: empty means "none".
-pub fn optional_text(field: &str, value: &str, max: usize) -> Result<Option<String>> {
+pub(crate) fn optional_text(field: &str, value: &str, max: usize) -> Result<Option<String>> {
     let t = text(field, value, 0, max)?;
     Ok(if t.is_empty() { None } else { Some(t) })
 }
@@ -127,7 +127,7 @@ pub fn description(value: &str) -> Result<Option<String>> {
     optional_text("description", value, 10_000)
 }
 
-pub fn work_priority(value: i64) -> Result<i64> {
+pub(crate) fn work_priority(value: i64) -> Result<i64> {
     if (0..=4).contains(&value) {
         Ok(value)
     } else {
@@ -191,7 +191,7 @@ pub fn quarter(field: &str, value: &str) -> Result<String> {
     }
 }
 
-pub fn timestamp(field: &str, value: &str) -> Result<Timestamp> {
+pub(crate) fn timestamp(field: &str, value: &str) -> Result<Timestamp> {
     Timestamp::parse(value).ok_or_else(|| {
         Error::invalid(
             field,
@@ -204,9 +204,9 @@ pub fn timestamp(field: &str, value: &str) -> Result<Timestamp> {
 
 /// How deeply nested a metadata value may be; deeper input is refused
 /// before it reaches the store.
-pub const MAX_METADATA_DEPTH: usize = 16;
+pub(crate) const MAX_METADATA_DEPTH: usize = 16;
 /// The largest metadata object, serialized.
-pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_METADATA_BYTES: usize = 64 * 1024;
 
 fn nesting(v: &Value) -> usize {
     match v {
@@ -217,7 +217,7 @@ fn nesting(v: &Value) -> usize {
 }
 
 /// Bound a metadata object's size and depth.
-pub fn metadata_bounds(field: &str, m: &Map<String, Value>) -> Result<()> {
+pub(crate) fn metadata_bounds(field: &str, m: &Map<String, Value>) -> Result<()> {
     let depth = m.values().map(nesting).max().unwrap_or(0) + 1;
     if depth > MAX_METADATA_DEPTH {
         return Err(Error::invalid(
@@ -317,7 +317,7 @@ fn time_value(m: &Map<String, Value>, key: &str) -> Result<()> {
 
 /// Check a work item's metadata against the rules of its type. Unknown keys
 /// are kept.
-pub fn work_item_metadata(item_type: ItemType, m: &Map<String, Value>, created_by_tool: bool) -> Result<()> {
+pub(crate) fn work_item_metadata(item_type: ItemType, m: &Map<String, Value>, created_by_tool: bool) -> Result<()> {
     metadata_bounds("metadata", m)?;
     match item_type {
         ItemType::Project => {
@@ -375,7 +375,7 @@ pub fn work_item_metadata(item_type: ItemType, m: &Map<String, Value>, created_b
 // ---- vendors --------------------------------------------------------------
 
 /// The case-folded, trimmed form of a vendor name: its natural key.
-pub fn vendor_key(name: &str) -> String {
+pub(crate) fn vendor_key(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
@@ -399,7 +399,7 @@ pub fn extractor_version(value: &str) -> Result<String> {
 }
 
 /// Check a vendor's whole metadata (after the update's keys were merged in).
-pub fn vendor_metadata(m: &Map<String, Value>) -> Result<()> {
+pub(crate) fn vendor_metadata(m: &Map<String, Value>) -> Result<()> {
     metadata_bounds("metadata", m)?;
     if let Some(v) = m.get("format_support") {
         let Some(o) = v.as_object() else {
@@ -509,7 +509,7 @@ pub fn token_budget(field: &str, value: i64) -> Result<i64> {
     }
 }
 
-pub fn enhancement_priority(value: i64) -> Result<i64> {
+pub(crate) fn enhancement_priority(value: i64) -> Result<i64> {
     if (1..=5).contains(&value) {
         Ok(value)
     } else {

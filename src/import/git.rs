@@ -29,7 +29,7 @@ use crate::store::WriteTx;
 use crate::time::Timestamp;
 
 /// The author recorded on records imported from git.
-pub const GIT_AUTHOR: &str = "git";
+pub(crate) const GIT_AUTHOR: &str = "git";
 
 /// The local-state key that remembers the last commit read, per repository.
 fn last_commit_key(git_dir: &Path) -> String {
@@ -110,7 +110,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 /// Read a commit message (subject, then body) as a deployment, when it
 /// follows one of the conventions: `Merge pull request #<n> ...`,
 /// `PR #<n>: <title>`, `deploy: <title>`, `deployment: <title>`.
-pub fn parse_deployment(message: &str) -> Option<DeployCommit> {
+pub(crate) fn parse_deployment(message: &str) -> Option<DeployCommit> {
     let mut lines = message.lines();
     let subject = lines.next().unwrap_or("").trim();
     let body: Vec<&str> = lines.collect();
@@ -211,7 +211,7 @@ fn tests_of(message: &str) -> Map<String, Value> {
 
 /// A vendor status subject: `vendor(<name>): operational|broken`, with an
 /// optional `version: X.Y.Z` anywhere in the message.
-pub fn parse_vendor(message: &str) -> Option<(String, String, Option<String>)> {
+pub(crate) fn parse_vendor(message: &str) -> Option<(String, String, Option<String>)> {
     let subject = message.lines().next()?.trim();
     let rest = strip_prefix_ci(subject, "vendor(")?;
     let (name, rest) = rest.split_once(')')?;

@@ -22,9 +22,9 @@ use crate::error::{Error, Result};
 use crate::ops::Tracker;
 
 /// The name of the exported status report at the repository root.
-pub const STATUS_FILE: &str = ".project_status.md";
+pub(crate) const STATUS_FILE: &str = ".project_status.md";
 /// A user's template for the report, in the data directory.
-pub const TEMPLATE_FILE: &str = "status.md.j2";
+pub(crate) const TEMPLATE_FILE: &str = "status.md.j2";
 
 /// What an import did: counts per kind of record, the records written, and
 /// every entry it skipped or warned about, with the reason.
@@ -93,10 +93,10 @@ impl From<PathBuf> for Written {
 }
 
 /// The most records, and skipped or warned entries, an import's JSON lists.
-pub const REPORT_RECORDS: usize = 20;
-pub const REPORT_ENTRIES: usize = 10;
+pub(crate) const REPORT_RECORDS: usize = 20;
+pub(crate) const REPORT_ENTRIES: usize = 10;
 /// The most characters of a skipped line an import's JSON quotes.
-pub const REPORT_TEXT: usize = 40;
+pub(crate) const REPORT_TEXT: usize = 40;
 
 impl Serialize for ImportReport {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -231,7 +231,7 @@ pub(crate) fn cut(text: &str) -> String {
 }
 
 /// The report template a user put in the data directory, if any.
-pub fn user_template(data_dir: &Path) -> Result<Option<String>> {
+pub(crate) fn user_template(data_dir: &Path) -> Result<Option<String>> {
     let path = data_dir.join(TEMPLATE_FILE);
     match std::fs::read_to_string(&path) {
         Ok(t) => Ok(Some(t)),

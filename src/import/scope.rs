@@ -23,14 +23,14 @@ use crate::error::{Error, Result};
 
 /// The largest file a tool reads: 4 MiB (a legacy status file of about
 /// 40,000 lines).
-pub const MAX_READ: u64 = 4 << 20;
+pub(crate) const MAX_READ: u64 = 4 << 20;
 
 /// Directories no tool may read or write in, wherever they sit.
 const PRIVATE_DIRS: &[&str] = &[".waymark", ".git"];
 
 /// Where the MCP tools may read and write files. See the module docs.
 #[derive(Clone, Debug, Default)]
-pub struct FileScope {
+pub(crate) struct FileScope {
     /// Canonical (symlinks resolved) directories; the first is where
     /// relative paths start.
     roots: Vec<PathBuf>,
@@ -56,13 +56,8 @@ impl FileScope {
         }
     }
 
-    /// The directories tools may use, canonical.
-    pub fn roots(&self) -> &[PathBuf] {
-        &self.roots
-    }
-
     /// Read a markdown file named by a client: its canonical path and text.
-    pub fn read_markdown(&self, requested: &str) -> Result<(PathBuf, String)> {
+    pub(crate) fn read_markdown(&self, requested: &str) -> Result<(PathBuf, String)> {
         let path = self.requested(requested)?;
         self.markdown_name(requested, &path)?;
         let real = path
@@ -76,7 +71,7 @@ impl FileScope {
     /// Where to write a markdown file a client named: its directory must
     /// exist inside the scope, and the file, if it exists, must be a
     /// regular file (not a symlink).
-    pub fn markdown_target(&self, requested: &str) -> Result<PathBuf> {
+    pub(crate) fn markdown_target(&self, requested: &str) -> Result<PathBuf> {
         let path = self.requested(requested)?;
         let name = self.markdown_name(requested, &path)?;
         let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -38,25 +38,25 @@ use super::{Background, ServeContext, ServeOptions, WaymarkServer};
 use crate::ops::Tracker;
 
 /// The path the server answers on.
-pub const MCP_PATH: &str = "/mcp";
+pub(crate) const MCP_PATH: &str = "/mcp";
 
 /// How long open connections get to finish after Ctrl-C or SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The most connections served at once.
-pub const MAX_CONNECTIONS: usize = 256;
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// The most MCP sessions open at once.
-pub const MAX_SESSIONS: usize = 128;
+pub(crate) const MAX_SESSIONS: usize = 128;
 /// How long a client has to send a request's head (also how long an idle
 /// connection stays open).
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client has to send a request's body.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest request body.
-pub const MAX_BODY_BYTES: usize = 4 << 20;
+pub(crate) const MAX_BODY_BYTES: usize = 4 << 20;
 /// How long a session lives without a request.
-pub const SESSION_IDLE: Duration = Duration::from_secs(120);
+pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(120);
 /// The shortest bearer token accepted.
-pub const MIN_TOKEN_CHARS: usize = 16;
+pub(crate) const MIN_TOKEN_CHARS: usize = 16;
 
 /// How `serve --http` listens and whom it lets in.
 #[derive(Clone, Default)]

@@ -13,20 +13,23 @@ use crate::error::quote;
 /// The longest argument string whose schema gives no `maxLength`: ids,
 /// commit hashes and cursors (their schemas stay lean; the operation says
 /// what a well-formed one is).
-pub const MAX_ARGUMENT: usize = 200;
+pub(crate) const MAX_ARGUMENT: usize = 200;
 /// The longest string nested in an argument (metadata values), a
 /// description's limit.
-pub const MAX_STRING: usize = 10_000;
+pub(crate) const MAX_STRING: usize = 10_000;
 /// The most elements of a list, or keys of an object, nested in arguments.
-pub const MAX_ENTRIES: usize = 1_000;
+pub(crate) const MAX_ENTRIES: usize = 1_000;
 /// How deep values may nest inside an argument (metadata).
-pub const MAX_DEPTH: usize = 16;
+pub(crate) const MAX_DEPTH: usize = 16;
 /// The longest error message a tool answers, in characters.
-pub const MAX_ERROR: usize = 1_000;
+pub(crate) const MAX_ERROR: usize = 1_000;
 
 /// Check a tool's arguments against its input schema; the sentence of the
 /// first argument that breaks a bound.
-pub fn check_arguments(schema: &Map<String, Value>, arguments: Option<&Map<String, Value>>) -> Result<(), String> {
+pub(crate) fn check_arguments(
+    schema: &Map<String, Value>,
+    arguments: Option<&Map<String, Value>>,
+) -> Result<(), String> {
     let Some(arguments) = arguments else {
         return Ok(());
     };
@@ -169,7 +172,7 @@ fn describe(value: &Value) -> String {
 }
 
 /// An error message cut to [`MAX_ERROR`] characters.
-pub fn bound_message(message: String) -> String {
+pub(crate) fn bound_message(message: String) -> String {
     match message.char_indices().nth(MAX_ERROR) {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message,

@@ -143,7 +143,7 @@ impl ServeContext {
     /// Where the file tools may read and write: the repository (or the
     /// data directory's parent outside git) and the extra roots, never the
     /// data directory. With none of them, no file at all.
-    pub fn file_scope(&self) -> FileScope {
+    pub(crate) fn file_scope(&self) -> FileScope {
         let home = self.repo_root.clone().or_else(|| {
             self.data_dir
                 .as_deref()
@@ -196,15 +196,6 @@ impl WaymarkServer {
         self.files = context.file_scope();
         self.context = context;
         self
-    }
-
-    /// The names of the tools this server offers, sorted.
-    pub fn tool_names(&self) -> Vec<String> {
-        self.tool_router
-            .list_all()
-            .into_iter()
-            .map(|t| t.name.into_owned())
-            .collect()
     }
 }
 

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// The longest line read: 16 MiB, as rmcp's own transport.
-pub const MAX_LINE_BYTES: usize = 16 << 20;
+pub(crate) const MAX_LINE_BYTES: usize = 16 << 20;
 /// The longest error message this transport writes, in characters.
 const MAX_MESSAGE: usize = 300;
 /// The protocol version whose clients may send batches.

@@ -12,7 +12,7 @@ use crate::store::write::Fields;
 use crate::store::{CONFIGURATION, Connection, query};
 
 /// The default token budget of a session.
-pub const DEFAULT_TOKEN_BUDGET: i64 = 200_000;
+pub(crate) const DEFAULT_TOKEN_BUDGET: i64 = 200_000;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Configuration {
@@ -104,13 +104,13 @@ pub(crate) fn load(conn: &Connection) -> Result<Configuration> {
 
 /// Keys of this replica's local state that the sync worker maintains.
 pub mod health_keys {
-    pub const HUB_URL_SET: &str = "sync.hub_configured";
-    pub const LAST_SYNC_AT: &str = "sync.last_success_at";
-    pub const LAST_ERROR: &str = "sync.last_error";
-    pub const HUB_REACHABLE: &str = "sync.hub_reachable";
+    pub(crate) const HUB_URL_SET: &str = "sync.hub_configured";
+    pub(crate) const LAST_SYNC_AT: &str = "sync.last_success_at";
+    pub(crate) const LAST_ERROR: &str = "sync.last_error";
+    pub(crate) const HUB_REACHABLE: &str = "sync.hub_reachable";
     /// Set by the store when a pulled change's clock reads further ahead of
     /// this machine's than [`crate::store::write::MAX_CLOCK_DRIFT_MS`].
-    pub const CLOCK_AHEAD: &str = "sync.clock_ahead";
+    pub(crate) const CLOCK_AHEAD: &str = "sync.clock_ahead";
 }
 
 pub(crate) fn sync_health(conn: &Connection) -> Result<SyncHealth> {

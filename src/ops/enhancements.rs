@@ -110,7 +110,7 @@ pub enum EnhancementAction {
 }
 
 impl EnhancementRequest {
-    pub fn into_action(self) -> Result<EnhancementAction> {
+    pub(crate) fn into_action(self) -> Result<EnhancementAction> {
         let id = |id: Option<String>, action: &str| {
             id.ok_or_else(|| Error::invalid("id", format!("is required to {action} an enhancement")))
         };

@@ -54,10 +54,6 @@ impl Tracker {
         })
     }
 
-    pub fn from_store(store: Store) -> Tracker {
-        Tracker { store }
-    }
-
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -5,8 +5,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// The default and largest page sizes of every list.
-pub const DEFAULT_LIMIT: i64 = 20;
-pub const MAX_LIMIT: i64 = 100;
+pub(crate) const DEFAULT_LIMIT: i64 = 20;
+pub(crate) const MAX_LIMIT: i64 = 100;
 
 /// A kind of list row: the fields a page of them shows, in order.
 pub trait Row: Serialize {
@@ -83,12 +83,12 @@ pub fn clamp_limit(limit: Option<i64>) -> Result<i64> {
 
 /// A cursor is the sort key of the last row shown, hex-encoded so that
 /// clients treat it as opaque.
-pub fn encode_cursor(parts: &[&str]) -> String {
+pub(crate) fn encode_cursor(parts: &[&str]) -> String {
     let joined = parts.join("\u{1f}");
     joined.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
+pub(crate) fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
     if !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
         return Err(bad_cursor());
     }
@@ -106,13 +106,13 @@ pub fn decode_cursor(cursor: &str, arity: usize) -> Result<Vec<String>> {
 }
 
 /// A cursor of `(time, id)`.
-pub fn decode_timed_cursor(cursor: &str) -> Result<(String, String)> {
+pub(crate) fn decode_timed_cursor(cursor: &str) -> Result<(String, String)> {
     let [at, id] = decode_parts(cursor)?;
     Ok((at, id))
 }
 
 /// A cursor of `(priority, time, id)`.
-pub fn decode_ranked_cursor(cursor: &str) -> Result<(i64, String, String)> {
+pub(crate) fn decode_ranked_cursor(cursor: &str) -> Result<(i64, String, String)> {
     let [priority, at, id] = decode_parts(cursor)?;
     let priority: i64 = priority.parse().map_err(|_| bad_cursor())?;
     Ok((priority, at, id))
@@ -127,11 +127,11 @@ fn bad_cursor() -> Error {
 }
 
 /// The cursor of a list that pages by row key.
-pub fn encode_key_cursor(key: i64) -> String {
+pub(crate) fn encode_key_cursor(key: i64) -> String {
     encode_cursor(&["k", &key.to_string()])
 }
 
-pub fn decode_key_cursor(cursor: &str) -> Result<i64> {
+pub(crate) fn decode_key_cursor(cursor: &str) -> Result<i64> {
     match decode_cursor(cursor, 2)?.as_slice() {
         [tag, key] if tag == "k" => key.parse().ok(),
         _ => None,
@@ -140,7 +140,7 @@ pub fn decode_key_cursor(cursor: &str) -> Result<i64> {
 }
 
 /// Cut a fetched `limit + 1` rows to a page, with the cursor of its last row.
-pub fn paginate<T>(mut rows: Vec<T>, limit: i64, total: (i64, bool), key: impl Fn(&T) -> String) -> Page<T> {
+pub(crate) fn paginate<T>(mut rows: Vec<T>, limit: i64, total: (i64, bool), key: impl Fn(&T) -> String) -> Page<T> {
     let (total_count, total_is_capped) = total;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);

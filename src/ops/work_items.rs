@@ -594,9 +594,9 @@ impl Tracker {
 }
 
 /// The longest search text, in characters.
-pub const MAX_SEARCH_CHARS: usize = 1000;
+pub(crate) const MAX_SEARCH_CHARS: usize = 1000;
 /// The most distinct words a search may hold.
-pub const MAX_SEARCH_WORDS: usize = 32;
+pub(crate) const MAX_SEARCH_WORDS: usize = 32;
 
 /// The words of a search: every one must appear (as a prefix), with no
 /// operator syntax exposed.

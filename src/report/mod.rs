@@ -22,7 +22,7 @@ use crate::time::Timestamp;
 pub const DEFAULT_TEMPLATE: &str = include_str!("status.md.j2");
 
 /// How many deployments the report lists.
-pub const RECENT_DEPLOYMENTS: i64 = 10;
+pub(crate) const RECENT_DEPLOYMENTS: i64 = 10;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct StatusReport {
@@ -316,7 +316,7 @@ fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
 }
 
 /// `2026-Q1` -> `Q1 2026`.
-pub fn quarter_label(q: &str) -> String {
+pub(crate) fn quarter_label(q: &str) -> String {
     match q.split_once('-') {
         Some((year, quarter)) => format!("{quarter} {year}"),
         None => q.to_owned(),

@@ -28,7 +28,7 @@ fn corrupt(what: &str) -> Error {
 /// and dies with the transaction, so a number whose insert was rolled back
 /// is never remembered.
 #[derive(Default)]
-pub struct Interned(std::collections::HashMap<(&'static str, String), i64>);
+pub(crate) struct Interned(std::collections::HashMap<(&'static str, String), i64>);
 
 /// The small number of `value` in `table` (`replicas` or `authors`),
 /// assigned on first use.
@@ -91,7 +91,12 @@ impl Names<'_> {
 }
 
 /// The replica and author numbers of a write, interned.
-pub fn intern_write(conn: &Connection, cache: &mut Interned, replica: &ReplicaId, author: &str) -> Result<(i64, i64)> {
+pub(crate) fn intern_write(
+    conn: &Connection,
+    cache: &mut Interned,
+    replica: &ReplicaId,
+    author: &str,
+) -> Result<(i64, i64)> {
     Ok((
         intern(conn, cache, "replicas", &replica.to_string())?,
         intern(conn, cache, "authors", author)?,
@@ -99,7 +104,7 @@ pub fn intern_write(conn: &Connection, cache: &mut Interned, replica: &ReplicaId
 }
 
 /// The number a replica id is interned under here (None: never seen).
-pub fn interned_replica(conn: &Connection, replica: &ReplicaId) -> Result<Option<i64>> {
+pub(crate) fn interned_replica(conn: &Connection, replica: &ReplicaId) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached("SELECT idx FROM replicas WHERE name = ?1")?
         .query_row([replica.to_string()], |r| r.get(0))
@@ -107,7 +112,7 @@ pub fn interned_replica(conn: &Connection, replica: &ReplicaId) -> Result<Option
 }
 
 /// The replica and author behind interned numbers.
-pub fn write_names(conn: &Connection, replica: i64, author: i64) -> Result<(ReplicaId, String)> {
+pub(crate) fn write_names(conn: &Connection, replica: i64, author: i64) -> Result<(ReplicaId, String)> {
     let mut names = Names {
         conn,
         replicas: BTreeMap::new(),
@@ -135,7 +140,7 @@ fn decode_vv(names: &mut Names<'_>, v: &Value) -> Result<VersionVector> {
 }
 
 /// A change's context for the outbox: `[[r,c],..]`, or None when empty.
-pub fn encode_context(conn: &Connection, cache: &mut Interned, vv: &VersionVector) -> Result<Option<String>> {
+pub(crate) fn encode_context(conn: &Connection, cache: &mut Interned, vv: &VersionVector) -> Result<Option<String>> {
     if vv.is_empty() {
         return Ok(None);
     }
@@ -143,7 +148,7 @@ pub fn encode_context(conn: &Connection, cache: &mut Interned, vv: &VersionVecto
 }
 
 /// A context written by [`encode_context`].
-pub fn decode_context(conn: &Connection, text: Option<&str>) -> Result<VersionVector> {
+pub(crate) fn decode_context(conn: &Connection, text: Option<&str>) -> Result<VersionVector> {
     let Some(text) = text else {
         return Ok(VersionVector::new());
     };
@@ -183,7 +188,7 @@ fn implied_vv(state: &RecordState) -> VersionVector {
 /// - `m`: the write that the row's remaining `metadata` keys (those neither
 ///   in `f` nor named in `g`) belong to;
 /// - `d`: delete races, as pairs of indexes into `c`.
-pub fn encode(
+pub(crate) fn encode(
     conn: &Connection,
     cache: &mut Interned,
     collection: &Collection,
@@ -268,7 +273,7 @@ pub fn encode(
 /// Decode a state stored by [`encode`] (packed; or, as schemas 1 and 2
 /// stored it, as JSON text, schema 1's with every value and always `v`),
 /// with the row it was stored in.
-pub fn decode(conn: &Connection, collection: &Collection, stored: &Sql, row: &[Sql]) -> Result<RecordState> {
+pub(crate) fn decode(conn: &Connection, collection: &Collection, stored: &Sql, row: &[Sql]) -> Result<RecordState> {
     let doc: Value = match stored {
         Sql::Blob(bytes) => unpack(bytes).ok_or_else(|| corrupt("not a packed state"))?,
         Sql::Text(text) => serde_json::from_str(text).map_err(|_| corrupt("not JSON"))?,
@@ -416,7 +421,7 @@ fn nesting(v: &Value) -> usize {
 /// The fields of a change as its outbox entry keeps them: packed, floats to
 /// the bit. A value nested deeper than any record needs is refused before it
 /// is written, so an entry always reads back.
-pub fn pack_fields(fields: &std::collections::BTreeMap<String, Value>) -> Result<Vec<u8>> {
+pub(crate) fn pack_fields(fields: &std::collections::BTreeMap<String, Value>) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64 * fields.len());
     out.push(OBJECT);
     put_varint(fields.len() as u64, &mut out);
@@ -434,7 +439,7 @@ pub fn pack_fields(fields: &std::collections::BTreeMap<String, Value>) -> Result
 }
 
 /// The fields [`pack_fields`] packed (None if `bytes` are not such fields).
-pub fn unpack_fields(bytes: &[u8]) -> Option<std::collections::BTreeMap<String, Value>> {
+pub(crate) fn unpack_fields(bytes: &[u8]) -> Option<std::collections::BTreeMap<String, Value>> {
     match unpack(bytes)? {
         Value::Object(map) => Some(map.into_iter().collect()),
         _ => None,

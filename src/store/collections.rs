@@ -113,7 +113,7 @@ pub struct Collection {
 
 /// The conflict kind of a closed-word field holding a word this build does
 /// not know.
-pub const UNKNOWN_VALUE: &str = "unknown_value";
+pub(crate) const UNKNOWN_VALUE: &str = "unknown_value";
 
 /// Fields that are written once, at creation; two replicas creating the
 /// same natural key disagree on them without anyone's work being at stake.

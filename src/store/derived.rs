@@ -21,9 +21,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use super::id::{self, get_id};
 use crate::error::Result;
 
-pub const ARCHIVED_WHILE_OPEN: &str = "archived_while_open";
-pub const PARENT_DELETED: &str = "parent_deleted";
-pub const DEPENDENCY_CYCLE: &str = "dependency_cycle";
+pub(crate) const ARCHIVED_WHILE_OPEN: &str = "archived_while_open";
+pub(crate) const PARENT_DELETED: &str = "parent_deleted";
+pub(crate) const DEPENDENCY_CYCLE: &str = "dependency_cycle";
 
 /// Record (`on`) or clear one derived conflict.
 pub(super) fn set(tx: &Transaction<'_>, collection: &str, id: &str, field: &str, kind: &str, on: bool) -> Result<()> {

@@ -164,7 +164,7 @@ thread_local! {
 /// watching for them first: for a background thread (the sync worker) whose
 /// latency matters less than the CPU its watching would take from the
 /// writer and from tool calls on a small machine.
-pub fn wait_patiently() {
+pub(crate) fn wait_patiently() {
     PATIENT.with(|p| p.set(true));
 }
 
@@ -187,7 +187,7 @@ struct Inner {
 
 /// Called after a transaction that wrote local changes commits (the sync
 /// worker uses it to push soon). Must return at once.
-pub type WriteHook = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type WriteHook = Arc<dyn Fn() + Send + Sync>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -293,7 +293,7 @@ impl Store {
     }
 
     /// Open (creating if needed) the store file at `path`.
-    pub fn open_file(path: &Path) -> Result<Store> {
+    pub(crate) fn open_file(path: &Path) -> Result<Store> {
         let mut conn = connect(path)?;
         let found = migrate(&mut conn, path)?;
         // Outbox entries of schema 4 or older get their fields once, on the
@@ -395,7 +395,7 @@ impl Store {
 
     /// Run `f` with the owner thread's connection (for maintenance that is
     /// not a change: local state, the outbox).
-    pub fn on_writer<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn on_writer<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -466,7 +466,7 @@ impl Store {
     }
 
     /// Set a value of this replica's local state.
-    pub fn local_set(&self, key: &str, value: &str) -> Result<()> {
+    pub(crate) fn local_set(&self, key: &str, value: &str) -> Result<()> {
         let (key, value) = (key.to_owned(), value.to_owned());
         self.on_writer(move |conn| {
             conn.execute(
@@ -494,7 +494,7 @@ impl Store {
 }
 
 /// How many records (of every collection) the store holds.
-pub fn record_count(conn: &Connection) -> Result<i64> {
+pub(crate) fn record_count(conn: &Connection) -> Result<i64> {
     let mut total = 0;
     for c in Collection::all() {
         total += conn

@@ -15,7 +15,7 @@ use super::collections::Collection;
 use crate::error::Error;
 
 /// Local-state key of the pull cursor (the last hub seq applied here).
-pub const CURSOR_KEY: &str = "sync.cursor";
+pub(crate) const CURSOR_KEY: &str = "sync.cursor";
 
 /// The author recorded for work the sync itself does (not a user's write).
 const SYNC_AUTHOR: &str = "sync";
@@ -90,7 +90,7 @@ fn local_text(conn: &rusqlite::Connection, key: &str) -> Result<Option<String>, 
 /// How many changes wait for the hub: the outbox's, and for a store bound
 /// to a hub that has not published its state yet, one per record (what the
 /// publication will send at the least). A store with no hub waits for none.
-pub fn waiting_changes(conn: &rusqlite::Connection) -> Result<i64, Error> {
+pub(crate) fn waiting_changes(conn: &rusqlite::Connection) -> Result<i64, Error> {
     let outbox: i64 = conn
         .prepare_cached("SELECT count(*) FROM outbox")?
         .query_row([], |r| r.get(0))?;
@@ -155,7 +155,7 @@ impl Store {
     /// hub it last synced with, when the same) names the same hub and
     /// space in an earlier spelling (`same`): no cursor reset, nothing
     /// published again.
-    pub fn adopt_hub_identity(&self, identity: &str, same: impl Fn(&str) -> bool) -> crate::Result<()> {
+    pub(crate) fn adopt_hub_identity(&self, identity: &str, same: impl Fn(&str) -> bool) -> crate::Result<()> {
         let Some(bound) = self.local_get(BOUND_TO)? else {
             return Ok(());
         };
@@ -211,7 +211,7 @@ impl Store {
     /// holds another change under that dot: this store and another share
     /// the id (a machine restored from a snapshot). Move this store's
     /// changes from there on to a new replica id; returns how many moved.
-    pub fn fork_away(&self, replica: ReplicaId, at: u64) -> crate::Result<usize> {
+    pub(crate) fn fork_away(&self, replica: ReplicaId, at: u64) -> crate::Result<usize> {
         self.write(SYNC_AUTHOR, move |tx| tx.fork_away(replica, at))
     }
 
@@ -225,14 +225,14 @@ impl Store {
     /// others, so the conflict stays open everywhere; so does an edit that
     /// raced a delete. Records keep their times and authors. Returns how
     /// many records were written.
-    pub fn republish(&self) -> crate::Result<usize> {
+    pub(crate) fn republish(&self) -> crate::Result<usize> {
         self.write(SYNC_AUTHOR, publish_state)
     }
 
     /// Forget the pull cursor: the next round pulls the hub's whole log
     /// again (changes already applied are skipped). Used when the hub or
     /// the space changes.
-    pub fn reset_cursor(&self) -> crate::Result<()> {
+    pub(crate) fn reset_cursor(&self) -> crate::Result<()> {
         self.local_set(CURSOR_KEY, "0")
     }
 }

@@ -41,7 +41,7 @@ use crate::error::Result;
 
 /// Why a derived place differs from the item's own parent link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TreeIssue {
+pub(crate) enum TreeIssue {
     Cycle,
     Depth,
     Orphan,
@@ -67,7 +67,7 @@ pub(super) struct Place {
     pub parent_deleted: bool,
 }
 
-pub const ROOT_PATH: &str = "/";
+pub(crate) const ROOT_PATH: &str = "/";
 
 fn root(issue: Option<TreeIssue>) -> Place {
     Place {
@@ -84,13 +84,13 @@ pub fn keys(path: &str) -> impl Iterator<Item = i64> + '_ {
 }
 
 /// The path of the children of the item at `path` with `key`.
-pub fn child_path(path: &str, key: i64) -> String {
+pub(crate) fn child_path(path: &str, key: i64) -> String {
     format!("{path}{key}/")
 }
 
 /// The bounds of the paths of every item below the item at `path` with
 /// `key`: `path >= low AND path < high`.
-pub fn subtree_range(path: &str, key: i64) -> (String, String) {
+pub(crate) fn subtree_range(path: &str, key: i64) -> (String, String) {
     let low = child_path(path, key);
     let high = format!("{}0", &low[..low.len() - 1]);
     (low, high)
@@ -141,7 +141,7 @@ pub(super) fn cycle_through(conn: &rusqlite::Connection, id: &str, parent: &str)
 /// Whether `ancestor` is `item` or one of its ancestors by parent links
 /// (whatever the stored paths say: a depth cut hides the ancestors above
 /// it from them). Local moves check this before writing.
-pub fn links_reach(conn: &rusqlite::Connection, item: &str, ancestor: &str) -> Result<bool> {
+pub(crate) fn links_reach(conn: &rusqlite::Connection, item: &str, ancestor: &str) -> Result<bool> {
     if item == ancestor {
         return Ok(true);
     }

@@ -21,7 +21,7 @@ const BULK_WRITE: usize = 5_000;
 /// so every later local write) is held at the machine's time plus this, and
 /// the sync health says which peer is ahead. A peer whose clock is years
 /// ahead then cannot pin every store's new writes in the future.
-pub const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
+pub(crate) const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
 
 /// Field name -> value, as one change writes them.
 pub type Fields = BTreeMap<String, Value>;
@@ -92,7 +92,7 @@ impl<'c> WriteTx<'c> {
 
     /// Record the following local changes as written by `author` (imports
     /// keep the authors of the records they bring in).
-    pub fn set_author(&mut self, author: String) {
+    pub(crate) fn set_author(&mut self, author: String) {
         self.author = author;
     }
 
@@ -140,7 +140,7 @@ impl<'c> WriteTx<'c> {
 
     /// Stamp the following local changes with `at` instead of the wall
     /// clock (the hybrid clock still never goes backwards for them).
-    pub fn set_time(&mut self, at: Option<Timestamp>) {
+    pub(crate) fn set_time(&mut self, at: Option<Timestamp>) {
         self.at = at;
     }
 
@@ -465,7 +465,7 @@ impl<'c> WriteTx<'c> {
 
     /// Whether the record of the last change written or applied holds a
     /// value conflict (concurrent, different values in one field).
-    pub fn last_conflicted(&self) -> bool {
+    pub(crate) fn last_conflicted(&self) -> bool {
         self.last_conflicted
     }
 
@@ -512,6 +512,6 @@ pub(super) fn load_opaque(conn: &rusqlite::Connection, collection: &str, id: &st
 }
 
 /// The stored registers of one record (empty for a record never written).
-pub fn load_state(conn: &rusqlite::Connection, collection: &Collection, id: &str) -> Result<RecordState> {
+pub(crate) fn load_state(conn: &rusqlite::Connection, collection: &Collection, id: &str) -> Result<RecordState> {
     Ok(collection.load(conn, id)?.state)
 }

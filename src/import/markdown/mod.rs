@@ -55,7 +55,7 @@ impl Tracker {
 
     /// [`Tracker::import_markdown_text`], telling `progress` the entries
     /// imported.
-    pub fn import_markdown_text_with(
+    pub(crate) fn import_markdown_text_with(
         &self,
         author: &str,
         text: &str,

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use crate::error::Result;
 
 /// Lists count matching rows up to this many.
-pub const COUNT_CAP: i64 = 1000;
+pub(crate) const COUNT_CAP: i64 = 1000;
 
 /// A list's count: `(count, capped)`.
 pub(crate) type Total = (i64, bool);
