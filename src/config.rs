@@ -98,9 +98,12 @@ fn parse_interval(source: &str, text: &str) -> Result<Duration> {
         Some(i) => t.split_at(i),
         None => (t, "s"),
     };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| Error::invalid(source, format!("{text:?} is not a duration like 30, 30s or 5m")))?;
+    let n: u64 = number.parse().map_err(|_| {
+        Error::invalid(
+            source,
+            format!("{} is not a duration like 30, 30s or 5m", crate::error::quote(text)),
+        )
+    })?;
     let secs = match unit.trim() {
         "" | "s" => n,
         "m" => n * 60,
@@ -108,7 +111,7 @@ fn parse_interval(source: &str, text: &str) -> Result<Duration> {
         _ => {
             return Err(Error::invalid(
                 source,
-                format!("{text:?} is not a duration like 30, 30s or 5m"),
+                format!("{} is not a duration like 30, 30s or 5m", crate::error::quote(text)),
             ));
         }
     };

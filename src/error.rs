@@ -151,6 +151,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The most of a bad input an error message quotes, in characters.
 pub(crate) const QUOTE_MAX: usize = 64;
 
+/// The longest error message either face says, in characters.
+pub const MAX_MESSAGE: usize = 1_000;
+
+/// `message` cut to [`MAX_MESSAGE`] characters: an error never echoes a
+/// whole input back, whichever face says it.
+pub fn bound_message(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message,
+    }
+}
+
 /// `text` quoted for an error message: at most [`QUOTE_MAX`] characters,
 /// then `…` (a 1 MB id must not make a 1 MB error).
 pub fn quote(text: &str) -> String {

@@ -38,7 +38,7 @@ pub fn main() -> ExitCode {
             {
                 sentence = format!("{sentence}: {}", render::speak_cli(&cause.to_string()));
             }
-            let _ = writeln!(io::stderr(), "error: {sentence}");
+            let _ = writeln!(io::stderr(), "error: {}", waymark::error::bound_message(sentence));
             ExitCode::FAILURE
         }
     }

@@ -70,13 +70,15 @@ fn parse_object(field: &str, text: Option<&str>) -> Result<Option<Map<String, Va
 fn parse_tests(text: &str) -> Result<Map<String, Value>> {
     let mut m = Map::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part
-            .split_once(['=', ':'])
-            .ok_or_else(|| waymark::Error::invalid("tests", format!("{part:?} is not category=count")))?;
-        let n: i64 = v
-            .trim()
-            .parse()
-            .map_err(|_| waymark::Error::invalid("tests", format!("{:?} is not a count", v.trim())))?;
+        let (k, v) = part.split_once(['=', ':']).ok_or_else(|| {
+            waymark::Error::invalid(
+                "tests",
+                format!("{} is not category=count", waymark::error::quote(part)),
+            )
+        })?;
+        let n: i64 = v.trim().parse().map_err(|_| {
+            waymark::Error::invalid("tests", format!("{} is not a count", waymark::error::quote(v.trim())))
+        })?;
         m.insert(k.trim().to_owned(), n.into());
     }
     Ok(m)

@@ -75,7 +75,7 @@ pub fn configuration() -> String {
 pub fn parse(field: &str, text: &str) -> crate::Result<String> {
     Uuid::parse_str(text.trim())
         .map(|u| u.to_string())
-        .map_err(|_| crate::Error::invalid(field, format!("{text:?} is not a UUID")))
+        .map_err(|_| crate::Error::invalid(field, format!("{} is not a UUID", crate::error::quote(text))))
 }
 
 #[cfg(test)]

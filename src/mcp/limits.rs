@@ -4,7 +4,7 @@
 //! schema names none), no list longer than its `maxItems`, and nested values
 //! (metadata) stay small and shallow. A refusal is a tool error that names
 //! the argument and quotes at most a short prefix of it; answers stay
-//! bounded too ([`MAX_ERROR`]).
+//! bounded too ([`crate::error::MAX_MESSAGE`]).
 
 use serde_json::{Map, Value};
 
@@ -21,8 +21,6 @@ pub(crate) const MAX_STRING: usize = 10_000;
 pub(crate) const MAX_ENTRIES: usize = 1_000;
 /// How deep values may nest inside an argument (metadata).
 pub(crate) const MAX_DEPTH: usize = 16;
-/// The longest error message a tool answers, in characters.
-pub(crate) const MAX_ERROR: usize = 1_000;
 
 /// Check a tool's arguments against its input schema; the sentence of the
 /// first argument that breaks a bound.
@@ -171,13 +169,7 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// An error message cut to [`MAX_ERROR`] characters.
-pub(crate) fn bound_message(message: String) -> String {
-    match message.char_indices().nth(MAX_ERROR) {
-        Some((cut, _)) => format!("{}…", &message[..cut]),
-        None => message,
-    }
-}
+pub(crate) use crate::error::bound_message;
 
 #[cfg(test)]
 mod tests {
@@ -241,6 +233,6 @@ mod tests {
     fn messages_are_bounded() {
         assert_eq!(bound_message("short".into()), "short");
         let long = bound_message("é".repeat(5000));
-        assert_eq!(long.chars().count(), MAX_ERROR + 1);
+        assert_eq!(long.chars().count(), crate::error::MAX_MESSAGE + 1);
     }
 }

@@ -39,7 +39,10 @@ impl DependencyAction {
         match text.trim().to_ascii_lowercase().as_str() {
             "add" => Ok(DependencyAction::Add),
             "remove" => Ok(DependencyAction::Remove),
-            _ => Err(Error::invalid("action", format!("{text:?} is not one of add, remove"))),
+            _ => Err(Error::invalid(
+                "action",
+                format!("{} is not one of add, remove", crate::error::quote(text)),
+            )),
         }
     }
 }

@@ -135,7 +135,8 @@ fn write_in(
     }
     let mut vendor_ids = Vec::new();
     for v in &input.vendor_ids {
-        let vendor = vendors::find(tx.conn(), v)?.ok_or_else(|| Error::not_found(Kind::Vendor, format!("{v:?}")))?;
+        let vendor =
+            vendors::find(tx.conn(), v)?.ok_or_else(|| Error::not_found(Kind::Vendor, crate::error::quote(v)))?;
         if vendor_ids.contains(&vendor.id) {
             return Err(Error::invalid(
                 "vendor_ids",
@@ -201,7 +202,8 @@ impl Tracker {
         self.store.read(|tx| {
             let mut linked_to = Vec::new();
             if let Some(v) = &filter.vendor {
-                let vendor = vendors::find(tx, v)?.ok_or_else(|| Error::not_found(Kind::Vendor, format!("{v:?}")))?;
+                let vendor =
+                    vendors::find(tx, v)?.ok_or_else(|| Error::not_found(Kind::Vendor, crate::error::quote(v)))?;
                 linked_to.push(vendor.id);
             }
             if let Some(w) = &filter.work_item_id {

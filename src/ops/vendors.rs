@@ -104,7 +104,7 @@ pub(crate) fn find(conn: &Connection, name_or_id: &str) -> Result<Option<Vendor>
 }
 
 fn require(conn: &Connection, name: &str) -> Result<Vendor> {
-    find(conn, name)?.ok_or_else(|| Error::not_found(Kind::Vendor, format!("{:?}", name.trim())))
+    find(conn, name)?.ok_or_else(|| Error::not_found(Kind::Vendor, crate::error::quote(name.trim())))
 }
 
 /// Create a vendor, or refuse when one of that name (any case) exists.

@@ -214,6 +214,16 @@ fn bad_input_is_one_sentence_and_changes_nothing() {
         let err = fails(dir, &args);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+    // A huge input is quoted short: the error never echoes it back.
+    let huge = "x".repeat(100_000);
+    for args in [
+        vec!["item", "show", huge.as_str()],
+        vec!["item", "create", "--type", huge.as_str(), "--title", "x"],
+        vec!["vendor", "show", huge.as_str()],
+    ] {
+        let err = fails(dir, &args);
+        assert!(err.len() < 1_200, "{} bytes: {}", err.len(), &err[..200]);
+    }
     assert_eq!(waymark(dir, &["export", "json"]).stdout, before);
 }
 
