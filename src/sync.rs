@@ -771,7 +771,7 @@ mod tests {
     /// one shows on the other within a second, which only the hub's
     /// announcement can explain; with listening off it does not.
     #[test]
-    fn a_write_shows_on_another_serve_within_a_second() {
+    fn a_write_reaches_another_serve_by_its_wake_up_not_the_poll() {
         let db = block_on(TestDatabase::create("live"));
         let mut listening = settings(&db, "live");
         listening.sync_interval = Some(Duration::from_secs(30));
@@ -811,9 +811,13 @@ mod tests {
             }
             Some(written.elapsed())
         };
+        // Well under the 30 s poll: only the wake-up explains it. The
+        // figure itself (about 0.5 s) is the bench's (`WAYMARK_SYNC_BENCH=
+        // propagation cargo bench --bench sync`); a loaded machine may be slower.
+        let woken = Duration::from_secs(5);
         for i in 0..3 {
-            let took = shows_within(&format!("live-{i}"), Duration::from_secs(1));
-            let took = took.unwrap_or_else(|| panic!("write {i} did not reach the other store within 1 s"));
+            let took = shows_within(&format!("live-{i}"), woken);
+            let took = took.unwrap_or_else(|| panic!("write {i} did not reach the other store within {woken:?}"));
             eprintln!("write {i} showed on the other store after {took:?}");
         }
         // The listening connections are cut: the workers listen again.
@@ -828,10 +832,10 @@ mod tests {
             assert!(Instant::now() < deadline, "the workers did not listen again");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let took = shows_within("after-reconnect", Duration::from_secs(1));
+        let took = shows_within("after-reconnect", woken);
         assert!(
             took.is_some(),
-            "a write after the reconnect did not reach the other store within 1 s"
+            "a write after the reconnect did not reach the other store within {woken:?}"
         );
         wa.stop();
         wb.stop();
@@ -845,7 +849,7 @@ mod tests {
             assert!(Instant::now() < deadline, "the workers did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(shows_within("polled", Duration::from_secs(3)), None);
+        assert_eq!(shows_within("polled", woken), None);
         wa.stop();
         wb.stop();
     }
