@@ -11,7 +11,9 @@
 //!
 //! `cargo bench --bench mcp -- --sync-pull` measures something else: tool
 //! calls while the sync worker of the same `serve` pulls 100,000 changes
-//! (see `support/serve_pull.rs`).
+//! (see `support/serve_pull.rs`); `-- --http-load`, `serve --http` under
+//! 5,000 sessions and under 50 clients' maximal searches (see
+//! `support/http_load.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -52,6 +54,9 @@ use fixture::*;
 
 #[path = "support/serve_pull.rs"]
 mod serve_pull;
+
+#[path = "support/http_load.rs"]
+mod http_load;
 
 // The fixture.
 
@@ -497,6 +502,10 @@ fn main() {
     );
     if std::env::args().any(|a| a == "--sync-pull") {
         serve_pull::run(&bin);
+        return;
+    }
+    if std::env::args().any(|a| a == "--http-load") {
+        http_load::run(&bin);
         return;
     }
     eprintln!("[bench mcp] binary {}", bin.display());
