@@ -471,6 +471,17 @@ impl WaymarkServer {
     }
 
     #[tool(
+        description = "Wait (up to timeout_s) until records change here or arrive from the hub; returns what changed and the cursor to pass next. Without cursor: the current cursor at once.",
+        input_schema = input_schema::<crate::ops::WaitForChanges>(),
+        output_schema = schema::object_with(&[("cursor", "string"), ("changes", "array")]),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn wait_for_changes(&self, Parameters(p): Parameters<crate::ops::WaitForChanges>) -> CallToolResult {
+        let tracker = self.tracker.clone();
+        answer(off_thread(move || tracker.wait_for_changes(&p)).await)
+    }
+
+    #[tool(
         description = "Open sync conflicts: fields that offline edits changed concurrently (every value, who wrote it, the value shown), and tree conflicts (cycle, depth, orphan) on parent_id.",
         input_schema = input_schema::<params::ListConflicts>(),
         output_schema = schema::object_with(&[("conflicts", "array"), ("total_count", "integer")]),
