@@ -218,6 +218,7 @@ const ALL_TOOLS: &[&str] = &[
     "update_project_configuration",
     "update_vendor_status",
     "update_work_item",
+    "wait_for_changes",
 ];
 
 const READ_TOOLS: &[&str] = &[
@@ -231,6 +232,7 @@ const READ_TOOLS: &[&str] = &[
     "query_archived_work_items",
     "query_vendor_status",
     "query_work_item",
+    "wait_for_changes",
 ];
 
 /// No `$ref`, `$defs` or nullable type array anywhere in a schema.
@@ -2974,4 +2976,168 @@ async fn http_soak_with_random_and_malformed_messages() {
         "a file written outside"
     );
     server.stop().await;
+}
+
+/// `wait_for_changes`: without a cursor the current one at once; with one,
+/// the answer comes as soon as another client writes (well before its
+/// timeout), naming the record; a quiet store answers empty at the timeout.
+#[tokio::test]
+async fn wait_for_changes_wakes_on_another_clients_write() {
+    let s = Session::all().await;
+    let other = Session::on(s.tracker.clone(), ServeOptions::default(), "other-agent").await;
+    let start = s.ok("wait_for_changes", json!({})).await;
+    let cursor = start["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(start["changes"], json!([]));
+
+    let quiet = s
+        .ok("wait_for_changes", json!({"cursor": cursor, "timeout_s": 0}))
+        .await;
+    assert_eq!(
+        (quiet["cursor"].as_str(), &quiet["changes"]),
+        (Some(cursor.as_str()), &json!([]))
+    );
+
+    let waiting = {
+        let params = CallToolRequestParams::new("wait_for_changes").with_arguments(
+            json!({"cursor": cursor, "timeout_s": 30, "collections": ["work_items"]})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let peer = s.client.peer().clone();
+        tokio::spawn(async move { (peer.call_tool(params).await, std::time::Instant::now()) })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.ok("create_vendor", json!({"name": "Filtered out"})).await;
+    let item = other
+        .ok(
+            "create_work_item",
+            json!({"item_type": "project", "title": "Woke you", "metadata": {"description": "d"}}),
+        )
+        .await;
+    let written = std::time::Instant::now();
+    let (answer, woke) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = answer.unwrap().structured_content.unwrap();
+    eprintln!(
+        "wait_for_changes answered {:?} after the write",
+        woke.duration_since(written)
+    );
+    assert!(woke.duration_since(written) < Duration::from_millis(500));
+    assert_eq!(answer["changes"].as_array().unwrap().len(), 1, "{answer}");
+    assert_eq!(answer["changes"][0]["id"], item["id"]);
+    assert_eq!(answer["changes"][0]["title"], "Woke you");
+    assert_ne!(answer["cursor"].as_str(), Some(cursor.as_str()));
+
+    let err = s.err("wait_for_changes", json!({"cursor": "nope"})).await;
+    assert!(err.contains("not a cursor"), "{err}");
+    let err = s
+        .err("wait_for_changes", json!({"cursor": cursor, "timeout_s": 600}))
+        .await;
+    assert!(err.contains("60"), "{err}");
+}
+
+/// A client that records the resource-update notifications it gets.
+#[derive(Clone)]
+struct Listener {
+    updates: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl rmcp::ClientHandler for Listener {
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        let _ = self.updates.send(params.uri);
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        client_config("listener")
+    }
+}
+
+/// Subscribers to a work item are told when it changes (and not when
+/// another does), subscribers to the status after any change; an
+/// unsubscribed resource is not notified again. (Through `resources/subscribe`,
+/// which rmcp calls legacy: the protocol versions clients speak today.)
+#[tokio::test]
+#[allow(deprecated)]
+async fn subscribers_are_notified_off_the_change_feed() {
+    let s = Session::all().await;
+    let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let server = WaymarkServer::new(s.tracker.clone(), ServeOptions::default());
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let listener = Listener { updates: tx }.serve(client_io).await.unwrap();
+    let a = s
+        .ok(
+            "create_work_item",
+            json!({"item_type": "project", "title": "A", "metadata": {"description": "d"}}),
+        )
+        .await;
+    let b = s
+        .ok(
+            "create_work_item",
+            json!({"item_type": "project", "title": "B", "metadata": {"description": "d"}}),
+        )
+        .await;
+    let uri_a = format!("waymark://work-item/{}", a["id"].as_str().unwrap());
+    listener
+        .subscribe(rmcp::model::SubscribeRequestParams::new(uri_a.clone()))
+        .await
+        .unwrap();
+    let refused = listener
+        .subscribe(rmcp::model::SubscribeRequestParams::new("waymark://nothing"))
+        .await;
+    assert!(refused.is_err());
+
+    async fn next(updates: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+        tokio::time::timeout(Duration::from_secs(5), updates.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+    s.ok(
+        "update_work_item",
+        json!({"id": b["id"], "version": b["version"], "title": "B2"}),
+    )
+    .await;
+    s.ok(
+        "update_work_item",
+        json!({"id": a["id"], "version": a["version"], "title": "A2"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut updates).await.as_deref(),
+        Some(uri_a.as_str()),
+        "only A's change is notified"
+    );
+
+    listener
+        .subscribe(rmcp::model::SubscribeRequestParams::new("waymark://status"))
+        .await
+        .unwrap();
+    listener
+        .unsubscribe(rmcp::model::UnsubscribeRequestParams::new(uri_a.clone()))
+        .await
+        .unwrap();
+    s.ok("create_vendor", json!({"name": "Acme"})).await;
+    assert_eq!(next(&mut updates).await.as_deref(), Some("waymark://status"));
+    s.ok(
+        "update_work_item",
+        json!({"id": a["id"], "version": a["version"].as_i64().unwrap() + 1, "title": "A3"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut updates).await.as_deref(),
+        Some("waymark://status"),
+        "not A's uri any more"
+    );
 }

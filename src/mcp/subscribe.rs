@@ -69,8 +69,7 @@ async fn notify_while_subscribed(inner: Arc<Mutex<State>>, tracker: Tracker, pee
     let lock = || inner.lock().unwrap_or_else(|p| p.into_inner());
     let mut cursor = tracker.changes_cursor().ok();
     loop {
-        let uris = lock().uris.clone();
-        if uris.is_empty() || peer.is_transport_closed() || cursor.is_none() {
+        if lock().uris.is_empty() || peer.is_transport_closed() || cursor.is_none() {
             lock().running = false;
             // A subscription added between the check and here starts no
             // task of its own: go on for it.
@@ -85,8 +84,7 @@ async fn notify_while_subscribed(inner: Arc<Mutex<State>>, tracker: Tracker, pee
             timeout_s: Some(WAIT_S),
             ..WaitForChanges::default()
         };
-        let t = tracker.clone();
-        let changes = match tokio::task::spawn_blocking(move || t.wait_for_changes(&input)).await {
+        let changes = match super::tools::wait_off_thread(&tracker, input).await {
             Ok(Ok(changes)) => changes,
             Ok(Err(e)) => {
                 tracing::warn!("resource notifications stop: {e}");
@@ -99,6 +97,8 @@ async fn notify_while_subscribed(inner: Arc<Mutex<State>>, tracker: Tracker, pee
         if changes.changes.is_empty() {
             continue;
         }
+        // What is subscribed now, not when the wait began.
+        let uris = lock().uris.clone();
         for uri in uris {
             let hit = if uri == super::STATUS_URI {
                 true

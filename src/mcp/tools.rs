@@ -158,6 +158,27 @@ async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send +
         .unwrap_or_else(|e| Err(Error::Io(std::io::Error::other(format!("the work stopped: {e}")))))
 }
 
+/// `wait_for_changes` on a blocking thread that gives up (within the
+/// feed's poll interval) once this future is dropped: a cancelled call, a
+/// session or a server that ends.
+pub(super) async fn wait_off_thread(
+    tracker: &Tracker,
+    input: crate::ops::WaitForChanges,
+) -> std::io::Result<Result<crate::ops::Changes>> {
+    struct CancelOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let cancelled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancelled.clone());
+    let tracker = tracker.clone();
+    tokio::task::spawn_blocking(move || tracker.wait_for_changes_or(&input, &cancelled))
+        .await
+        .map_err(std::io::Error::other)
+}
+
 fn configuration_value(tracker: &Tracker) -> Result<Value> {
     let (configuration, health) = tracker.get_project_configuration()?;
     let mut v = serde_json::to_value(configuration).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -477,8 +498,11 @@ impl WaymarkServer {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn wait_for_changes(&self, Parameters(p): Parameters<crate::ops::WaitForChanges>) -> CallToolResult {
-        let tracker = self.tracker.clone();
-        answer(off_thread(move || tracker.wait_for_changes(&p)).await)
+        answer(
+            wait_off_thread(&self.tracker, p)
+                .await
+                .unwrap_or_else(|e| Err(Error::Io(e))),
+        )
     }
 
     #[tool(

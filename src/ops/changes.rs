@@ -6,6 +6,7 @@
 //! after it is listed once, as it is now (the feed keeps one row per
 //! record), oldest change first.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -102,6 +103,12 @@ impl Tracker {
     /// [`Tracker::changes_since`], waiting up to `timeout_s` for a change
     /// that passes the filters. Blocks the calling thread.
     pub fn wait_for_changes(&self, input: &WaitForChanges) -> Result<Changes> {
+        self.wait_for_changes_or(input, &AtomicBool::new(false))
+    }
+
+    /// [`Tracker::wait_for_changes`], answering early (with what changed so
+    /// far, perhaps nothing) once `cancelled` is set.
+    pub fn wait_for_changes_or(&self, input: &WaitForChanges, cancelled: &AtomicBool) -> Result<Changes> {
         let request = self.check(input)?;
         let Some(mut after) = request.after else {
             return self.changes_since(input);
@@ -109,9 +116,9 @@ impl Tracker {
         let deadline = std::time::Instant::now() + request.timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let head = self.store.wait_for_feed(after, left)?;
+            let head = self.store.wait_for_feed(after, left, cancelled)?;
             let found = self.collect(after, &request)?;
-            if !found.changes.is_empty() || head <= after || left.is_zero() {
+            if !found.changes.is_empty() || head <= after || left.is_zero() || cancelled.load(Ordering::Relaxed) {
                 return Ok(found);
             }
             // Changes, none of them wanted: wait on from past them.

@@ -12,7 +12,7 @@
 //! that moved the feed; writes of other processes on the same file are
 //! seen by reading the head every [`POLL`], and only while someone waits.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -181,15 +181,21 @@ impl Signal {
         self.moved.notify_all();
     }
 
-    /// Wait until `head()` passes `after` or `deadline` comes; returns the
-    /// last head read.
-    pub(super) fn wait(&self, after: i64, deadline: Instant, head: impl Fn() -> Result<i64>) -> Result<i64> {
+    /// Wait until `head()` passes `after`, `deadline` comes or `cancelled`
+    /// is set (seen within [`POLL`]); returns the last head read.
+    pub(super) fn wait(
+        &self,
+        after: i64,
+        deadline: Instant,
+        cancelled: &AtomicBool,
+        head: impl Fn() -> Result<i64>,
+    ) -> Result<i64> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let result = (|| loop {
             let seen = *self.generation.lock().unwrap_or_else(|p| p.into_inner());
             let now = head()?;
             let left = deadline.saturating_duration_since(Instant::now());
-            if now > after || left.is_zero() {
+            if now > after || left.is_zero() || cancelled.load(Ordering::Relaxed) {
                 return Ok(now);
             }
             let generation = self.generation.lock().unwrap_or_else(|p| p.into_inner());

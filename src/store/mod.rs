@@ -384,11 +384,16 @@ impl Store {
 
     /// Wait until a change numbered after `after` is committed (by this
     /// process or another on the same file) or `timeout` passes; returns
-    /// the head then (not past `after` when the time ran out). Blocks the
-    /// calling thread.
-    pub fn wait_for_feed(&self, after: i64, timeout: Duration) -> Result<i64> {
+    /// the head then (not past `after` when the time ran out, or soon after
+    /// `cancelled` is set). Blocks the calling thread.
+    pub fn wait_for_feed(
+        &self,
+        after: i64,
+        timeout: Duration,
+        cancelled: &std::sync::atomic::AtomicBool,
+    ) -> Result<i64> {
         let deadline = std::time::Instant::now() + timeout;
-        self.inner.feed.wait(after, deadline, || self.feed_head())
+        self.inner.feed.wait(after, deadline, cancelled, || self.feed_head())
     }
 
     /// Run this store's wall clock `millis` ahead (or behind, when
