@@ -1808,6 +1808,35 @@ impl HttpServer {
         HttpServer { child, addr, _dir: dir }
     }
 
+    /// The store directory this server serves.
+    fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join(".waymark")
+    }
+
+    /// One HTTP/1.0 GET (any method given) of `path`: the status, the
+    /// response head and the body.
+    async fn get(&self, method: &str, path: &str, host: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response),
+        )
+        .await
+        .expect("the response ends")
+        .unwrap();
+        let response = String::from_utf8(response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, head.to_owned(), body.to_owned())
+    }
+
     /// One HTTP/1.0 POST of `body` to `path` (the connection closes after
     /// the response, so the body ends at EOF, SSE or not): the status, the
     /// session id header, and the JSON-RPC messages of the body.
@@ -3140,4 +3169,250 @@ async fn subscribers_are_notified_off_the_change_feed() {
         Some("waymark://status"),
         "not A's uri any more"
     );
+}
+
+/// A store with something on every page of the board: a project with a
+/// session and tasks (one blocked by a dependency, one completed, one on a
+/// branch), a vendor with test results, a deployment and an enhancement.
+fn seed_board(tracker: &Tracker) -> (String, String) {
+    use waymark::ops::*;
+    let item = |t: &str, title: &str, parent: Option<&str>| NewWorkItem {
+        item_type: t.into(),
+        title: title.into(),
+        parent_id: parent.map(str::to_owned),
+        metadata: (t == "project")
+            .then(|| json!({"description": "d"}).as_object().cloned())
+            .flatten(),
+        ..Default::default()
+    };
+    let project = tracker
+        .create_work_item("a", item("project", "Board project", None))
+        .unwrap();
+    let session = tracker
+        .create_work_item("a", item("session", "Day one", Some(&project.id)))
+        .unwrap();
+    let first = tracker
+        .create_work_item("a", item("task", "Lay the <foundation>", Some(&session.id)))
+        .unwrap();
+    let second = tracker
+        .create_work_item("a", item("task", "Raise the walls", Some(&session.id)))
+        .unwrap();
+    let done = tracker
+        .create_work_item("a", item("task", "Survey the site", Some(&session.id)))
+        .unwrap();
+    tracker
+        .update_work_item(
+            "a",
+            WorkItemUpdate {
+                id: done.id.clone(),
+                version: done.version,
+                status: Some("completed".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    tracker
+        .manage_dependency(
+            "a",
+            DependencyChange {
+                action: DependencyAction::parse("add").unwrap(),
+                source_id: second.id.clone(),
+                target_id: first.id.clone(),
+                dependency_type: "depends_on".into(),
+            },
+        )
+        .unwrap();
+    tracker
+        .create_vendor(
+            "a",
+            NewVendor {
+                name: "Acme parser".into(),
+                extractor_version: Some("1.2".into()),
+                metadata: json!({"test_results": {"passing": 3, "total": 4}}).as_object().cloned(),
+            },
+        )
+        .unwrap();
+    tracker
+        .record_deployment(
+            "a",
+            NewDeployment {
+                commit_hash: "abcdef0123456789abcdef0123456789abcdef01".into(),
+                pr_number: Some(42),
+                pr_title: Some("Ship the walls".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    tracker
+        .create_enhancement(
+            "a",
+            NewEnhancement {
+                title: "Add a roof".into(),
+                target_quarter: Some("2027-Q1".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    (first.id, second.id)
+}
+
+/// The board's pages over HTTP beside /mcp: each view shows the store's
+/// records (escaped), the main-only part for live updates, the assets, the
+/// security headers; Host, Origin and method are checked as for /mcp.
+#[tokio::test]
+async fn http_serves_the_board() {
+    let server = HttpServer::start(&[]).await;
+    let tracker = Tracker::open(&server.data_dir()).unwrap();
+    seed_board(&tracker);
+    let host = server.addr.to_string();
+
+    let (status, head, body) = server.get("GET", "/", &host, &[]).await;
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
+    assert!(head.contains("default-src 'none'"), "CSP: {head}");
+    for text in [
+        "Ready",
+        "In progress",
+        "Blocked",
+        "Done",
+        "Lay the &lt;foundation&gt;",
+        "waits for Lay the &lt;foundation&gt;",
+        "Survey the site",
+        "<svg class=\"chart\"",
+        "<nav aria-label=\"Board pages\">",
+        "<main id=\"main\"",
+    ] {
+        assert!(body.contains(text), "/ lacks {text:?}:\n{body}");
+    }
+    assert!(!body.contains("<foundation>"), "titles are escaped");
+
+    let (_, _, tree) = server.get("GET", "/tree", &host, &[]).await;
+    for text in ["Board project", "Day one", "Raise the walls", "waits for <a href=\"#i"] {
+        assert!(tree.contains(text), "/tree lacks {text:?}:\n{tree}");
+    }
+    let (_, _, health) = server.get("GET", "/health", &host, &[]).await;
+    for text in ["Acme parser", "3 of 4 tests pass", "3/4", "local only"] {
+        assert!(health.contains(text), "/health lacks {text:?}:\n{health}");
+    }
+    let (_, _, plan) = server.get("GET", "/plan", &host, &[]).await;
+    for text in ["abcdef0123", "#42", "Ship the walls", "2027-Q1", "Add a roof"] {
+        assert!(plan.contains(text), "/plan lacks {text:?}:\n{plan}");
+    }
+    let (status, _, part) = server.get("GET", "/tree?part=main", &host, &[]).await;
+    assert_eq!(status, 200);
+    assert!(
+        part.contains("Raise the walls") && !part.contains("<html") && !part.contains("<nav"),
+        "{part}"
+    );
+    for asset in ["/assets/board.css", "/assets/board.js"] {
+        let (status, _, body) = server.get("GET", asset, &host, &[]).await;
+        assert_eq!(status, 200, "{asset}");
+        assert!(body.len() > 500, "{asset}");
+    }
+
+    // Refusals.
+    let port = server.addr.port();
+    let (status, _, _) = server.get("GET", "/", &format!("evil.example:{port}"), &[]).await;
+    assert_eq!(status, 403, "a rebinding Host");
+    let (status, _, _) = server
+        .get("GET", "/", &host, &[("Origin", "https://evil.example")])
+        .await;
+    assert_eq!(status, 403, "a foreign Origin");
+    let (status, _, _) = server
+        .get("GET", "/", &host, &[("Origin", &format!("http://localhost:{port}"))])
+        .await;
+    assert_eq!(status, 200, "a loopback Origin");
+    let (status, head, _) = server.get("POST", "/", &host, &[("Content-Length", "0")]).await;
+    assert_eq!(status, 405, "{head}");
+    let (status, _, _) = server.get("GET", "/nowhere", &host, &[]).await;
+    assert_eq!(status, 404);
+    let (status, _, body) = server.get("HEAD", "/", &host, &[]).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+}
+
+/// `/events` tells an open board about a change made by another process
+/// (the CLI) within a second, as a `change` event carrying the new cursor.
+#[tokio::test]
+async fn the_board_hears_a_cli_change_within_a_second() {
+    let server = HttpServer::start(&[]).await;
+    let data_dir = server.data_dir();
+    let tracker = Tracker::open(&data_dir).unwrap();
+    seed_board(&tracker);
+    let cursor = tracker.changes_cursor().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET /events?cursor={cursor} HTTP/1.0\r\nHost: {}\r\n\r\n", server.addr);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    // The head, then the retry hint.
+    let mut head = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.is_empty() {
+            break;
+        }
+        head.push(line);
+    }
+    assert!(head[0].contains("200"), "{head:?}");
+    assert!(
+        head.iter()
+            .any(|h| h.eq_ignore_ascii_case("content-type: text/event-stream")),
+        "{head:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "vendor",
+            "create",
+            "Made by the CLI",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cli_done = started.elapsed();
+    let event = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("the stream stays open");
+            if line == "event: change" {
+                break lines.next_line().await.unwrap().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("a change event");
+    let heard = started.elapsed();
+    eprintln!("the board heard a CLI change {heard:?} after the CLI started ({cli_done:?} in the CLI)");
+    assert!(heard - cli_done < Duration::from_secs(1), "{heard:?}");
+    let new_cursor = event.strip_prefix("data: ").unwrap();
+    assert!(new_cursor.parse::<i64>().unwrap() > cursor.parse::<i64>().unwrap());
+}
+
+/// With a token, the board wants it: refused without, taken once as
+/// `?token=` (answered with an HttpOnly cookie and a redirect), then the
+/// cookie or a bearer header lets the pages through.
+#[tokio::test]
+async fn the_board_wants_the_servers_token() {
+    let token = "board-token-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let server = HttpServer::start(&["--token-file", token_file.to_str().unwrap()]).await;
+    let host = server.addr.to_string();
+    let (status, _, body) = server.get("GET", "/", &host, &[]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("?token="), "{body}");
+    let (status, _, _) = server.get("GET", "/?token=wrong-token-0123456789", &host, &[]).await;
+    assert_eq!(status, 401);
+    let (status, head, _) = server.get("GET", &format!("/tree?token={token}"), &host, &[]).await;
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("HttpOnly") && head.contains("SameSite=Strict"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("location: /tree"), "{head}");
+    let cookie = format!("waymark_token={token}");
+    let (status, _, _) = server.get("GET", "/", &host, &[("Cookie", &cookie)]).await;
+    assert_eq!(status, 200);
+    let bearer = format!("Bearer {token}");
+    let (status, _, _) = server.get("GET", "/health", &host, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200);
 }

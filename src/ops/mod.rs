@@ -6,6 +6,7 @@
 //! `crate::store`; it never knows which face called it.
 
 mod archive;
+mod board;
 mod changes;
 pub(crate) mod configuration;
 mod dependencies;
@@ -19,6 +20,7 @@ pub(crate) mod work_items;
 use std::path::Path;
 
 pub use archive::{ArchiveRequest, ArchiveResult, ArchivedQuery};
+pub use board::{BoardData, BoardDeployment, BoardEnhancement, BoardItem, BoardVendor};
 pub use changes::{Changed, Changes, MAX_WAIT_S, WaitForChanges};
 pub use configuration::{Configuration, ConfigurationUpdate, SyncHealth};
 pub use dependencies::{Dependency, DependencyAction, DependencyChange};
