@@ -27,7 +27,7 @@ use crate::ops::{BoardData, BoardItem, Tracker};
 use crate::time::Timestamp;
 
 /// The most cards a column shows (the rest are counted).
-const COLUMN_CARDS: usize = 100;
+const COLUMN_CARDS: usize = 60;
 /// Completed items the done column shows, newest first.
 const DONE_CARDS: usize = 30;
 /// Days the charts cover, today included.
