@@ -3463,7 +3463,7 @@ fn seed_big_board(tracker: &Tracker, tasks: usize) -> String {
     for k in 0..tasks {
         let task = tracker
             .create_work_item(
-                &["claude", "codex", "ana"][k % 3].to_string(),
+                ["claude", "codex", "ana"][k % 3],
                 NewWorkItem {
                     item_type: if k % 11 == 0 { "research" } else { "task" }.into(),
                     title: format!(

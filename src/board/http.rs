@@ -76,7 +76,7 @@ pub async fn handle<B>(
         return r;
     }
     if let Err(refusal) = check(access, &request) {
-        return refusal;
+        return *refusal;
     }
     let query = request.uri().query().unwrap_or("").to_owned();
     if let Some(token) = &access.token
@@ -145,15 +145,15 @@ pub async fn handle<B>(
 }
 
 /// Host, Origin and token: `Err` with the refusal.
-fn check<B>(access: &Access, request: &Request<B>) -> Result<(), Response<Body>> {
+fn check<B>(access: &Access, request: &Request<B>) -> Result<(), Box<Response<Body>>> {
     let headers = request.headers();
     if access.loopback {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         if !is_loopback_host(host) {
-            return Err(text(
+            return Err(Box::new(text(
                 StatusCode::FORBIDDEN,
                 "this board answers only requests addressed to localhost, 127.0.0.1 or [::1]",
-            ));
+            )));
         }
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -161,7 +161,10 @@ fn check<B>(access: &Access, request: &Request<B>) -> Result<(), Response<Body>>
         let allowed = (access.loopback && is_loopback_origin(origin))
             || access.allowed_origins.iter().any(|a| origin_matches(a, origin));
         if !allowed {
-            return Err(text(StatusCode::FORBIDDEN, "requests from that origin are not allowed"));
+            return Err(Box::new(text(
+                StatusCode::FORBIDDEN,
+                "requests from that origin are not allowed",
+            )));
         }
     }
     if let Some(token) = &access.token {
@@ -188,7 +191,7 @@ fn check<B>(access: &Access, request: &Request<B>) -> Result<(), Response<Body>>
             );
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return Err(r);
+            return Err(Box::new(r));
         }
     }
     Ok(())

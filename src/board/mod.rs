@@ -374,7 +374,7 @@ impl<'a> View<'a> {
             .filter(|i| {
                 i.parent_id
                     .as_deref()
-                    .is_none_or(|p| !self.by_id.get(p).is_some_and(|p| !p.archived))
+                    .is_none_or(|p| self.by_id.get(p).is_none_or(|p| p.archived))
             })
             .collect();
         roots.sort_by(|a, b| (!is_open(a), a.priority, &a.created_at).cmp(&(!is_open(b), b.priority, &b.created_at)));
@@ -520,10 +520,13 @@ mod charts {
         Timestamp(day * DAY_MICROS).to_string()[5..10].to_owned()
     }
 
+    /// A count per day, labelled `MM-DD`, oldest first.
+    pub type Series = Vec<(String, i64)>;
+
     /// For each of the last `days` days (oldest first): items completed
     /// that day, and items open at its end. An item's completion time is
     /// its last update while completed.
-    pub fn series(items: &[BoardItem], now: Timestamp, days: i64) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+    pub fn series(items: &[BoardItem], now: Timestamp, days: i64) -> (Series, Series) {
         let today = now.0.div_euclid(DAY_MICROS);
         let first = today - days + 1;
         let mut completed = vec![0i64; days as usize];
