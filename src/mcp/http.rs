@@ -133,6 +133,20 @@ pub fn serve_http(
     addr: SocketAddr,
     access: HttpAccess,
 ) -> std::io::Result<()> {
+    serve_http_then(tracker, options, context, addr, access, |_| {})
+}
+
+/// [`serve_http`], calling `bound` with the address bound once listening
+/// (`waymark board` prints the board's URL and opens a browser there).
+pub fn serve_http_then(
+    tracker: Tracker,
+    options: ServeOptions,
+    context: ServeContext,
+    addr: SocketAddr,
+    access: HttpAccess,
+    bound: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
+    let on_bound = bound;
     check_bind(addr, &access).map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -179,6 +193,7 @@ pub fn serve_http(
         });
         eprintln!("waymark: serving MCP on http://{bound}{MCP_PATH}");
         eprintln!("waymark: board at http://{bound}/");
+        on_bound(bound);
         tracing::info!(toolset = %options.toolset, read_only = options.read_only, %bound, "serving MCP over HTTP");
         let result = accept_until_stopped(listener, gate, stop).await;
         background.stop(&tracker);

@@ -42,7 +42,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool_ha
 use crate::import::scope::FileScope;
 use crate::ops::Tracker;
 
-pub use http::{HttpAccess, check_bind as check_http_bind, serve_http};
+pub use http::{HttpAccess, check_bind as check_http_bind, serve_http, serve_http_then};
 pub use tools::WORK_ITEM_COLUMNS;
 
 /// The tools of the earlier tracker, kept under their names.
