@@ -216,13 +216,20 @@ impl<'a> View<'a> {
         let by_id: HashMap<&str, &BoardItem> = data.items.iter().map(|i| (i.id.as_str(), i)).collect();
         let live: Vec<&BoardItem> = data.items.iter().filter(|i| !i.archived).collect();
         let mut children: HashMap<&str, Vec<&BoardItem>> = HashMap::new();
-        let mut started = std::collections::HashSet::new();
         for i in &live {
             if let Some(p) = i.parent_id.as_deref() {
                 children.entry(p).or_default().push(i);
-                if !is_open(i) {
-                    started.insert(p);
-                }
+            }
+        }
+        // Work under an item started when something below it is done or
+        // on a branch: deepest first, so it climbs the whole tree.
+        let mut started = std::collections::HashSet::new();
+        let mut deepest_first = live.clone();
+        deepest_first.sort_by_key(|i| std::cmp::Reverse(i.depth));
+        for i in deepest_first {
+            let begun = !is_open(i) || i.branch_name.is_some() || started.contains(i.id.as_str());
+            if begun && let Some(p) = i.parent_id.as_deref() {
+                started.insert(p);
             }
         }
         for list in children.values_mut() {
