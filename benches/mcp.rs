@@ -194,7 +194,7 @@ impl StdioClient {
         let mut child = Command::new(bin)
             .arg("--data-dir")
             .arg(dir)
-            .arg("serve")
+            .args(["serve", "--toolset", "all"])
             .current_dir(dir)
             .env_remove("RUST_LOG")
             .envs(env.iter().copied())
@@ -301,7 +301,13 @@ impl PipeClient {
     /// that has done the handshake.
     async fn start(tracker: Tracker) -> PipeClient {
         let (server_io, client_io) = tokio::io::duplex(1 << 20);
-        let server = WaymarkServer::new(tracker, ServeOptions::default());
+        let server = WaymarkServer::new(
+            tracker,
+            ServeOptions {
+                toolset: waymark::mcp::Toolset::All,
+                read_only: false,
+            },
+        );
         tokio::spawn(async move {
             if let Ok(running) = server.serve(server_io).await {
                 let _ = running.waiting().await;

@@ -4,6 +4,9 @@
 use std::fmt;
 
 /// What kind of record an error is about, with the tool that lists its ids.
+///
+/// Messages speak the MCP face (tool and argument names); the CLI renders
+/// the same error with its commands and flags (`src/cli/render.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     WorkItem,
@@ -28,9 +31,9 @@ impl Kind {
 
     fn lister(self) -> &'static str {
         match self {
-            Kind::WorkItem => "list_work_items (or `waymark item list`) shows the ids",
-            Kind::Vendor => "list_vendors (or `waymark vendor list`) shows the names",
-            Kind::Deployment => "list_deployments (or `waymark deploy list`) shows the ids",
+            Kind::WorkItem => "list_work_items shows the ids",
+            Kind::Vendor => "list_vendors shows the names",
+            Kind::Deployment => "list_deployments shows the ids",
             Kind::Dependency => "query_work_item shows an item's dependencies",
             Kind::Enhancement => "manage_enhancement with action list shows the ids",
             Kind::Configuration => "get_project_configuration shows it",

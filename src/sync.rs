@@ -25,6 +25,24 @@ use crate::ops::configuration::health_keys;
 use crate::store::Store;
 use crate::time::Timestamp;
 
+/// What the `sync` tool and `waymark sync --json` answer: this replica's
+/// sync health, with the round when one ran.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SyncAnswer {
+    #[serde(flatten)]
+    pub health: crate::ops::SyncHealth,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<RoundSummary>,
+}
+
+impl SyncAnswer {
+    /// The health of `tracker`'s store after `round` (if one ran).
+    pub fn of(tracker: &crate::ops::Tracker, round: Option<RoundSummary>) -> crate::Result<SyncAnswer> {
+        let (_, health) = tracker.get_project_configuration()?;
+        Ok(SyncAnswer { health, round })
+    }
+}
+
 /// What one round did, as the CLI and the `sync` tool report it.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct RoundSummary {
@@ -415,6 +433,16 @@ pub enum SyncFailure {
 }
 
 impl SyncFailure {
+    /// The sentence a face shows: the error, and when it is worth retrying,
+    /// that local work is safe meanwhile.
+    pub fn sentence(&self) -> String {
+        if self.is_retryable() {
+            format!("{self}; local work is safe and the worker keeps retrying")
+        } else {
+            self.to_string()
+        }
+    }
+
     /// Whether trying again later may succeed (the hub was unreachable or busy).
     pub fn is_retryable(&self) -> bool {
         matches!(self, SyncFailure::Round { error, .. } if error.is_retryable())

@@ -24,6 +24,12 @@ const CLIENT: &str = "test-agent";
 
 type Client = RunningService<RoleClient, ClientConfig>;
 
+/// Every tool (the default toolset is `core`).
+const ALL: ServeOptions = ServeOptions {
+    toolset: Toolset::All,
+    read_only: false,
+};
+
 fn client_config(name: &str) -> ClientConfig {
     ClientConfig::new(ClientCapabilities::default(), Implementation::new(name, "1.0.0"))
         .with_protocol_version(ProtocolVersion::V_2025_11_25)
@@ -46,7 +52,11 @@ impl Session {
     }
 
     async fn all() -> Session {
-        Session::new(ServeOptions::default()).await
+        Session::new(ServeOptions {
+            toolset: Toolset::All,
+            read_only: false,
+        })
+        .await
     }
 
     /// A server that serves the repository `root` (with a `.git` and its
@@ -73,7 +83,7 @@ impl Session {
 
     async fn serving(tracker: Tracker, context: ServeContext) -> Session {
         let (server_io, client_io) = tokio::io::duplex(1 << 20);
-        let server = WaymarkServer::new(tracker.clone(), ServeOptions::default()).with_context(context);
+        let server = WaymarkServer::new(tracker.clone(), ALL).with_context(context);
         tokio::spawn(async move {
             if let Ok(running) = server.serve(server_io).await {
                 let _ = running.waiting().await;
@@ -209,7 +219,6 @@ const ALL_TOOLS: &[&str] = &[
     "list_work_items",
     "manage_dependency",
     "manage_enhancement",
-    "query_archived_work_items",
     "query_vendor_status",
     "query_work_item",
     "record_deployment",
@@ -229,7 +238,6 @@ const READ_TOOLS: &[&str] = &[
     "list_ready_work",
     "list_vendors",
     "list_work_items",
-    "query_archived_work_items",
     "query_vendor_status",
     "query_work_item",
     "wait_for_changes",
@@ -273,27 +281,30 @@ async fn the_server_names_itself_and_describes_every_tool() {
     for t in &tools {
         let name = t.name.as_ref();
         let description = t.description.as_deref().unwrap_or_default();
-        assert!(description.len() > 30, "{name} needs a description a model can act on");
+        assert!(description.len() > 25, "{name} needs a description a model can act on");
         let input = serde_json::to_value(&*t.input_schema).unwrap();
         assert_eq!(input["type"], "object", "{name} input is object-rooted");
         assert_clean_schema(&format!("{name}.inputSchema"), &input);
         for (field, schema) in input["properties"].as_object().unwrap() {
-            assert!(schema.get("type").is_some(), "{name}.{field} has a type");
+            // resolve_conflict's `value` is any JSON value, as listed.
+            if (name, field.as_str()) != ("resolve_conflict", "value") {
+                assert!(schema.get("type").is_some(), "{name}.{field} has a type");
+            }
         }
-        let output = serde_json::to_value(t.output_schema.as_deref().expect("output schema")).unwrap();
-        assert_eq!(output["type"], "object", "{name} output is object-rooted");
-        assert_clean_schema(&format!("{name}.outputSchema"), &output);
-        let a = t.annotations.as_ref().expect("annotations");
-        assert_eq!(a.open_world_hint, Some(false), "{name} is closed-world");
-        let read_only = a.read_only_hint.expect("readOnlyHint set");
+        // No output schemas: answers are the operations' JSON as it comes,
+        // and a schema would cost context all session.
+        assert!(t.output_schema.is_none(), "{name} declares no output schema");
+        // Hints a client needs, and no byte more: read-only tools say so;
+        // writers that destroy nothing say so (destructive is the default).
+        let read_only = t.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true);
         assert_eq!(read_only, READ_TOOLS.contains(&name), "{name} readOnlyHint");
-        if !read_only {
-            assert!(a.destructive_hint.is_some(), "{name} says whether it destroys");
-        }
     }
     let destructive: Vec<&str> = tools
         .iter()
-        .filter(|t| t.annotations.as_ref().unwrap().destructive_hint == Some(true))
+        .filter(|t| {
+            let a = t.annotations.as_ref();
+            a.and_then(|a| a.read_only_hint) != Some(true) && a.and_then(|a| a.destructive_hint) != Some(false)
+        })
         .map(|t| t.name.as_ref())
         .collect();
     assert_eq!(
@@ -339,8 +350,10 @@ async fn tools_list_fits_its_budgets() {
     let mut sizes: Vec<(usize, &str)> = all.iter().map(|t| (size(t), t.name.as_ref())).collect();
     sizes.sort();
     eprintln!("tools/list: all {all_size} bytes, core {core_size} bytes; per tool: {sizes:?}");
-    assert!(all_size < 24_000, "whole tools/list is {all_size} bytes");
-    assert!(core_size < 10_000, "core tools/list is {core_size} bytes");
+    // Issue 15's budgets (the Python SDK's count, benches/tools_list_size.py,
+    // is within a few bytes of this one: both are compact JSON).
+    assert!(all_size <= 12_000, "whole tools/list is {all_size} bytes");
+    assert!(core_size <= 8_000, "core tools/list is {core_size} bytes");
 }
 
 #[tokio::test]
@@ -351,7 +364,7 @@ async fn toolsets_and_read_only_narrow_the_list() {
     })
     .await;
     assert_eq!(names(&core.tools().await), sorted(CORE_TOOLS));
-    assert_eq!(CORE_TOOLS.len(), 12);
+    assert_eq!(CORE_TOOLS.len(), 13);
     // A tool outside the set is unknown to this server: a protocol error.
     let e = core
         .call("manage_enhancement", json!({"action": "list"}))
@@ -393,9 +406,10 @@ async fn toolsets_and_read_only_narrow_the_list() {
     assert_eq!(
         ServeOptions::default(),
         ServeOptions {
-            toolset: Toolset::All,
+            toolset: Toolset::Core,
             read_only: false
-        }
+        },
+        "the default toolset is the lean one"
     );
 }
 
@@ -461,7 +475,10 @@ async fn work_items_are_created_updated_queried_and_listed() {
 
     // list: rows under columns, filters, pages with an opaque cursor.
     let page = s.ok("list_work_items", json!({})).await;
-    assert_eq!(page["columns"], json!(waymark::mcp::WORK_ITEM_COLUMNS));
+    assert_eq!(
+        page["columns"],
+        json!(<waymark::ops::WorkItemRow as waymark::ops::Row>::COLUMNS)
+    );
     assert_eq!(page["total_count"], 3);
     assert_eq!(page["rows"][0][0], p["id"]);
     assert!(page.get("next_cursor").is_none());
@@ -634,7 +651,7 @@ async fn dependencies_shape_ready_work() {
             json!({"action": "toggle", "source_id": a["id"], "target_id": b["id"], "dependency_type": "blocks"}),
         )
         .await;
-    assert!(bad_action.contains("add, remove"), "{bad_action}");
+    assert!(bad_action.contains("`add` or `remove`"), "{bad_action}");
     let bad_type = s
         .err(
             "manage_dependency",
@@ -1007,21 +1024,21 @@ async fn finished_work_is_archived_and_stays_queryable() {
     assert_eq!(done["count"], 1);
     let listed = s.ok("list_work_items", json!({})).await;
     assert_eq!(listed["total_count"], 2);
-    let archived = s.ok("query_archived_work_items", json!({})).await;
+    let archived = s.ok("list_work_items", json!({"archived": true})).await;
     assert_eq!(
         (archived["total_count"].as_i64(), archived["rows"][0][0].clone()),
         (Some(1), t["id"].clone())
     );
     assert_eq!(
         s.ok(
-            "query_archived_work_items",
-            json!({"text": "long ago", "item_type": "task"})
+            "list_work_items",
+            json!({"archived": true, "text": "long ago", "item_type": "task"})
         )
         .await["total_count"],
         1
     );
     assert_eq!(
-        s.ok("query_archived_work_items", json!({"text": "nothing like it"}))
+        s.ok("list_work_items", json!({"archived": true, "text": "nothing like it"}))
             .await["total_count"],
         0
     );
@@ -1034,12 +1051,12 @@ async fn finished_work_is_archived_and_stays_queryable() {
             .contains("older_than_days")
     );
     assert!(
-        s.err("query_archived_work_items", json!({"item_type": "epic"}))
+        s.err("list_work_items", json!({"archived": true, "item_type": "epic"}))
             .await
             .contains("item_type")
     );
     assert!(
-        s.err("query_archived_work_items", json!({"limit": 1000}))
+        s.err("list_work_items", json!({"archived": true, "limit": 1000}))
             .await
             .contains("limit")
     );
@@ -1255,8 +1272,8 @@ async fn hostile_input_never_stops_the_server() {
             "more than 32 different words",
         ),
         (
-            "query_archived_work_items",
-            json!({"text": (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")}),
+            "list_work_items",
+            json!({"archived": true, "text": (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")}),
             "more than 32 different words",
         ),
         ("list_work_items", json!({"text": "a ".repeat(499)}), ""),
@@ -1381,14 +1398,20 @@ async fn a_fifty_row_page_fits_its_budget() {
         .await;
     assert_eq!(rest["rows"].as_array().unwrap().len(), 10);
     assert!(rest.get("next_cursor").is_none());
+    // A page by default: 20 rows, under 4 KB of text.
     let ready = s.ok("list_ready_work", json!({"item_type": "task"})).await;
-    assert!(size(&ready) < 8_000);
+    assert_eq!(ready["rows"].as_array().unwrap().len(), 20);
+    let bytes = size(&ready);
+    eprintln!("a default list_ready_work page: {bytes} bytes");
+    assert!(bytes < 4_000, "a default page is {bytes} bytes");
+    let listed = s.ok("list_work_items", json!({"item_type": "task"})).await;
+    assert!(size(&listed) < 4_000, "a default page is {} bytes", size(&listed));
 }
 
 #[tokio::test]
 async fn two_servers_on_one_store_see_each_others_writes() {
     let a = Session::all().await;
-    let b = Session::on(a.tracker.clone(), ServeOptions::default(), "other-agent").await;
+    let b = Session::on(a.tracker.clone(), ALL, "other-agent").await;
     let p = a.project("Shared").await;
     let seen = b.ok("query_work_item", json!({"id": p["id"]})).await;
     assert_eq!(seen["item"]["created_by"], CLIENT);
@@ -1414,10 +1437,7 @@ async fn a_2026_client_without_initialize_is_served_and_named() {
     let tracker = Tracker::open(dir.path()).unwrap();
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
-        if let Ok(running) = WaymarkServer::new(tracker, ServeOptions::default())
-            .serve(server_io)
-            .await
-        {
+        if let Ok(running) = WaymarkServer::new(tracker, ALL).serve(server_io).await {
             let _ = running.waiting().await;
         }
     });
@@ -1453,6 +1473,11 @@ async fn spawn_client(dir: &std::path::Path, name: &str, extra: &[&str]) -> Clie
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let transport = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|c| {
         c.args(["--data-dir", &dir, "serve"])
+            .args(if extra.iter().any(|a| a == "--toolset") {
+                &[][..]
+            } else {
+                &["--toolset", "all"][..]
+            })
             .args(&extra)
             .env("RUST_LOG", "warn");
     }))
@@ -1658,7 +1683,7 @@ async fn two_serve_processes_share_one_store() {
 async fn raw_stdio_survives_garbage_and_exits_on_eof() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(BIN)
-        .args(["--data-dir", dir.path().to_str().unwrap(), "serve"])
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve", "--toolset", "all"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -1754,7 +1779,7 @@ async fn raw_stdio_survives_garbage_and_exits_on_eof() {
 async fn serve_exits_cleanly_when_stdin_closes_before_the_handshake() {
     let dir = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(BIN)
-        .args(["--data-dir", dir.path().to_str().unwrap(), "serve"])
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve", "--toolset", "all"])
         .stdin(Stdio::null())
         .output()
         .await
@@ -1787,7 +1812,15 @@ impl HttpServer {
         std::fs::create_dir(dir.path().join(".git")).unwrap();
         let data_dir = dir.path().join(".waymark");
         let mut child = tokio::process::Command::new(bin)
-            .args(["--data-dir", data_dir.to_str().unwrap(), "serve", "--http", bind])
+            .args([
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "serve",
+                "--http",
+                bind,
+                "--toolset",
+                "all",
+            ])
             .args(extra)
             .env_remove("WAYMARK_HTTP_TOKEN")
             .current_dir(dir.path())
@@ -2130,7 +2163,7 @@ async fn sync_conflict_and_import_export_tools_answer_and_refuse_clearly() {
     let err = s
         .err(
             "resolve_conflict",
-            json!({"conflict_id": "work_items/x/title", "choice": 0}),
+            json!({"conflict_id": "work_items/x/title", "value": "a title"}),
         )
         .await;
     assert!(err.contains("list_conflicts"), "{err}");
@@ -2455,7 +2488,13 @@ impl RawServer {
         let repo = tempfile::tempdir().unwrap();
         std::fs::create_dir(repo.path().join(".git")).unwrap();
         let mut child = tokio::process::Command::new(BIN)
-            .args(["--data-dir", repo.path().join(".waymark").to_str().unwrap(), "serve"])
+            .args([
+                "--data-dir",
+                repo.path().join(".waymark").to_str().unwrap(),
+                "serve",
+                "--toolset",
+                "all",
+            ])
             .current_dir(repo.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

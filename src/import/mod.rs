@@ -28,7 +28,12 @@ pub const TEMPLATE_FILE: &str = "status.md.j2";
 
 /// What an import did: counts per kind of record, the records written, and
 /// every entry it skipped or warned about, with the reason.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+///
+/// Its JSON (what both faces answer) is bounded whatever the input:
+/// `records` keeps the first [`REPORT_RECORDS`], `skipped` and `warnings`
+/// the first [`REPORT_ENTRIES`] with their text cut to [`REPORT_TEXT`]
+/// characters, each beside its `_total`. An answer never echoes a file back.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ImportReport {
     /// What was read: a repository, a file, a directory.
     pub source: String,
@@ -71,6 +76,58 @@ pub struct Skipped {
     /// The text that was not imported (cut to 200 characters).
     pub text: String,
     pub reason: String,
+}
+
+/// What an export answers: the file it wrote.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Written {
+    pub path: String,
+}
+
+impl From<PathBuf> for Written {
+    fn from(path: PathBuf) -> Written {
+        Written {
+            path: path.display().to_string(),
+        }
+    }
+}
+
+/// The most records, and skipped or warned entries, an import's JSON lists.
+pub const REPORT_RECORDS: usize = 20;
+pub const REPORT_ENTRIES: usize = 10;
+/// The most characters of a skipped line an import's JSON quotes.
+pub const REPORT_TEXT: usize = 40;
+
+impl Serialize for ImportReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let cut = |entries: &[Skipped]| -> Vec<Skipped> {
+            entries
+                .iter()
+                .take(REPORT_ENTRIES)
+                .map(|e| {
+                    let mut e = e.clone();
+                    if let Some((at, _)) = e.text.char_indices().nth(REPORT_TEXT) {
+                        e.text.truncate(at);
+                        e.text.push('…');
+                    }
+                    e
+                })
+                .collect()
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("source", &self.source)?;
+        m.serialize_entry("created", &self.created)?;
+        m.serialize_entry("updated", &self.updated)?;
+        m.serialize_entry("unchanged", &self.unchanged)?;
+        m.serialize_entry("records", &self.records[..self.records.len().min(REPORT_RECORDS)])?;
+        m.serialize_entry("records_total", &self.records.len())?;
+        m.serialize_entry("skipped", &cut(&self.skipped))?;
+        m.serialize_entry("skipped_total", &self.skipped.len())?;
+        m.serialize_entry("warnings", &cut(&self.warnings))?;
+        m.serialize_entry("warnings_total", &self.warnings.len())?;
+        m.end()
+    }
 }
 
 impl ImportReport {

@@ -8,20 +8,18 @@
 //! the protocol: logs go through `tracing`, which the binary sends to stderr.
 //!
 //! Tool sets (`--toolset`, `--read-only`):
-//! - `all` (default): every tool.
-//! - `core`: the ten tools of the earlier tracker ([`LEGACY_TOOLS`]) plus
-//!   `list_ready_work` and `manage_dependency`, the two that make the
-//!   work-item tree usable for planning. Listing, archive, enhancement and
-//!   report tools are left out; the `waymark://status` resource still
-//!   gives the report.
+//! - `core` (default): the ten tools of the earlier tracker
+//!   ([`LEGACY_TOOLS`]) plus `list_ready_work` and `manage_dependency`, the
+//!   two that make the work-item tree usable for planning, and
+//!   `get_project_status`, where a session starts. Its `tools/list` stays
+//!   under 8 KB: every byte of it sits in the model's context all session.
+//! - `all`: every tool (under 12 KB).
 //! - `read_only`: of the chosen set, only the tools annotated read-only.
 //!   `manage_enhancement` writes, so it goes too.
 
 mod http;
 mod limits;
-mod params;
 mod schema;
-mod status;
 mod stdio;
 mod subscribe;
 mod tools;
@@ -43,7 +41,6 @@ use crate::import::scope::FileScope;
 use crate::ops::Tracker;
 
 pub use http::{HttpAccess, check_bind as check_http_bind, serve_http, serve_http_then};
-pub use tools::WORK_ITEM_COLUMNS;
 
 /// The tools of the earlier tracker, kept under their names.
 pub const LEGACY_TOOLS: &[&str] = &[
@@ -59,7 +56,8 @@ pub const LEGACY_TOOLS: &[&str] = &[
     "create_vendor",
 ];
 
-/// The `core` tool set: the legacy tools plus ready work and dependencies.
+/// The `core` tool set (the default): the legacy tools plus ready work,
+/// dependencies and the status report.
 pub const CORE_TOOLS: &[&str] = &[
     "create_work_item",
     "update_work_item",
@@ -73,6 +71,7 @@ pub const CORE_TOOLS: &[&str] = &[
     "create_vendor",
     "list_ready_work",
     "manage_dependency",
+    "get_project_status",
 ];
 
 const STATUS_URI: &str = "waymark://status";
@@ -84,15 +83,17 @@ const MAX_URI: usize = 300;
 const INSTRUCTIONS: &str = "Waymark is this project's tracker. Work items (project, session, task, research) form a \
 tree at most 6 levels deep; ids are UUIDs. Start with list_ready_work or get_project_status; query_work_item shows \
 one item in full. Updates take the version you last read: after a stale-version error, read again and retry. \
-Lists answer rows under columns; pass next_cursor back as cursor for more. Error messages say what to do next.";
+Lists answer pages of 20 rows (limit: up to 100) under columns; pass next_cursor back as cursor for more. Error \
+messages say what to do next.";
 
 /// Which tools the server offers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Toolset {
-    /// The tools of the earlier tracker plus `list_ready_work` and `manage_dependency`.
+    /// The tools of the earlier tracker plus `list_ready_work`,
+    /// `manage_dependency` and `get_project_status`.
+    #[default]
     Core,
     /// Every tool.
-    #[default]
     All,
 }
 
@@ -315,7 +316,7 @@ impl ServerHandler for WaymarkServer {
             }
         };
         let contents = if uri == STATUS_URI {
-            let md = status::markdown(&self.tracker).map_err(failed)?;
+            let md = crate::report::bounded_markdown(&self.tracker).map_err(failed)?;
             ResourceContents::text(md, uri).with_mime_type("text/markdown")
         } else if let Some(id) = uri.strip_prefix(WORK_ITEM_PREFIX) {
             let item = self.tracker.get_work_item(id).map_err(failed)?;

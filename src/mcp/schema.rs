@@ -1,11 +1,12 @@
-//! JSON Schemas of the tools: input schemas generated from the parameter
-//! structs, output schemas written by hand.
+//! JSON Schemas of the tools: input schemas generated from the operations'
+//! input structs (`crate::ops`). Tools declare no output schema: the
+//! answers are the operations' JSON, which a model reads as it comes, and
+//! every schema byte would stay in its context all session.
 //!
 //! Every byte of `tools/list` stays in the model's context for a whole
 //! session, so the schemas are lean: subschemas are inlined (no `$ref`, no
 //! `$defs`), `null` is never a type (some clients reject nullable type
-//! arrays), integer `format`s are dropped, and the output schemas name the
-//! fields a model needs to act on rather than every field of the record.
+//! arrays) and integer `format`s are dropped.
 
 use std::sync::Arc;
 
@@ -15,12 +16,15 @@ use serde_json::{Value, json};
 
 /// Remove `null` from a schema and its subschemas: `"type": ["string",
 /// "null"]` becomes `"type": "string"`, `anyOf: [X, {"type": "null"}]`
-/// becomes X, `null` leaves `enum` lists and `"default": null` goes. Integer
+/// becomes X, `null` leaves `enum` lists and a default of null, false or []
+/// goes (what an absent field means anyway). Integer
 /// `format`s (`int64`, `uint32`) and `additionalProperties: true` (the
 /// default) go too.
 fn strip_null(schema: &mut schemars::Schema) {
     if let Some(obj) = schema.as_object_mut() {
-        if obj.get("default") == Some(&Value::Null) {
+        let empty =
+            |v: &Value| matches!(v, Value::Null | Value::Bool(false)) || v.as_array().is_some_and(Vec::is_empty);
+        if obj.get("default").is_some_and(empty) {
             obj.remove("default");
         }
         if let Some(Value::Array(types)) = obj.get_mut("type") {
@@ -89,85 +93,4 @@ pub fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
     obj.remove("additionalProperties");
     obj.entry("properties").or_insert_with(|| json!({}));
     Arc::new(obj)
-}
-
-/// An object schema with the given `(field, JSON type)` properties, of
-/// which `required` must be present. Other fields may appear too.
-fn object(fields: &[(&str, &str)], required: &[&str]) -> Arc<JsonObject> {
-    let properties: serde_json::Map<String, Value> = fields
-        .iter()
-        .map(|(name, ty)| ((*name).to_owned(), json!({ "type": ty })))
-        .collect();
-    let mut obj = JsonObject::new();
-    obj.insert("type".into(), json!("object"));
-    obj.insert("properties".into(), Value::Object(properties));
-    if !required.is_empty() {
-        obj.insert("required".into(), json!(required));
-    }
-    Arc::new(obj)
-}
-
-pub fn work_item() -> Arc<JsonObject> {
-    object(&[("id", "string"), ("version", "integer")], &["id", "version"])
-}
-
-pub fn work_item_detail() -> Arc<JsonObject> {
-    object(
-        &[("item", "object"), ("descendants", "array"), ("dependencies", "object")],
-        &["item"],
-    )
-}
-
-/// A page of a list: `columns` names the fields of each row of `rows`;
-/// `next_cursor` comes on every page but the last.
-pub fn page() -> Arc<JsonObject> {
-    object(
-        &[("columns", "array"), ("rows", "array"), ("total_count", "integer")],
-        &["rows", "total_count"],
-    )
-}
-
-pub fn vendor() -> Arc<JsonObject> {
-    object(&[("name", "string"), ("version", "integer")], &["name", "version"])
-}
-
-pub fn deployment() -> Arc<JsonObject> {
-    object(&[("id", "string"), ("commit_hash", "string")], &["id"])
-}
-
-pub fn dependency() -> Arc<JsonObject> {
-    object(&[("id", "string")], &["id"])
-}
-
-pub fn configuration() -> Arc<JsonObject> {
-    object(&[("version", "integer"), ("sync", "object")], &["version"])
-}
-
-/// An enhancement (create, update, get) or a page of them (list).
-pub fn enhancement_or_page() -> Arc<JsonObject> {
-    object(
-        &[
-            ("id", "string"),
-            ("version", "integer"),
-            ("rows", "array"),
-            ("total_count", "integer"),
-        ],
-        &[],
-    )
-}
-
-pub fn archive() -> Arc<JsonObject> {
-    object(&[("count", "integer"), ("rows", "array")], &["count", "rows"])
-}
-
-pub fn status() -> Arc<JsonObject> {
-    object(
-        &[("format", "string"), ("markdown", "string"), ("report", "object")],
-        &["format"],
-    )
-}
-
-/// An object with these properties (all optional).
-pub fn object_with(props: &[(&str, &str)]) -> Arc<JsonObject> {
-    object(props, &[])
 }

@@ -3,6 +3,7 @@
 //! keep every field, leave the lists and the report, and stay queryable.
 
 use rusqlite::types::Value;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Tracker;
@@ -13,9 +14,12 @@ use crate::error::{Error, Result};
 use crate::store::WORK_ITEMS;
 use crate::store::write::Fields;
 
-#[derive(Clone, Debug, Default, Deserialize)]
+/// What `archive_work_items` takes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ArchiveRequest {
-    /// Archive items last updated more than this many days ago (default 365).
+    /// Default 365.
+    #[schemars(range(min = 0, max = 36500))]
     pub older_than_days: Option<i64>,
     /// Only report what would be archived.
     #[serde(default)]
@@ -28,14 +32,23 @@ pub struct ArchiveResult {
     pub older_than_days: i64,
     /// How many items were (or would be) archived.
     pub count: i64,
+    /// The rows' fields, in order.
+    pub columns: &'static [&'static str],
     /// The first of them.
+    #[serde(rename = "rows", serialize_with = "super::page::serialize_rows")]
     pub items: Vec<WorkItemRow>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+/// What `query_archived_work_items` takes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ArchivedQuery {
+    /// Words to find in title or description.
+    #[schemars(length(max = 1000))]
     pub text: Option<String>,
+    #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
     pub item_type: Option<String>,
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -84,6 +97,7 @@ impl Tracker {
                 dry_run,
                 older_than_days: days,
                 count,
+                columns: <WorkItemRow as super::page::Row>::COLUMNS,
                 items: rows.into_iter().take(SHOWN).collect(),
             })
         })

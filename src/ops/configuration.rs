@@ -2,6 +2,7 @@
 //! sync (local, never synced).
 
 use rusqlite::OptionalExtension;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Tracker;
@@ -60,16 +61,28 @@ pub struct SyncHealth {
     pub clock_warning: Option<String>,
 }
 
-/// What `update_project_configuration` takes. Empty texts clear optional
-/// fields.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// The configuration with this replica's sync health: what
+/// `get_project_configuration` and `update_project_configuration` answer.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConfigurationView {
+    #[serde(flatten)]
+    pub configuration: Configuration,
+    pub sync: SyncHealth,
+}
+
+/// What `update_project_configuration` takes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConfigurationUpdate {
-    /// When given, the update is refused unless it matches.
+    /// Refuse unless still this version.
     pub version: Option<i64>,
+    #[schemars(extend("enum" = ["feature", "maintenance", "research"]))]
     pub active_context_type: Option<String>,
     pub current_session_id: Option<String>,
+    #[schemars(length(max = 100))]
     pub git_branch: Option<String>,
     pub git_head_commit: Option<String>,
+    #[schemars(range(min = 1000, max = 1000000))]
     pub default_token_budget: Option<i64>,
 }
 
@@ -149,6 +162,18 @@ impl Tracker {
     /// The configuration (defaults until first written) and sync health.
     pub fn get_project_configuration(&self) -> Result<(Configuration, SyncHealth)> {
         self.store.read(|tx| Ok((load(tx)?, sync_health(tx)?)))
+    }
+
+    /// The configuration and sync health, as one answer.
+    pub fn configuration_view(&self) -> Result<ConfigurationView> {
+        let (configuration, sync) = self.get_project_configuration()?;
+        Ok(ConfigurationView { configuration, sync })
+    }
+
+    /// Update the configuration and answer it with the sync health.
+    pub fn configure(&self, author: &str, input: ConfigurationUpdate) -> Result<ConfigurationView> {
+        self.update_project_configuration(author, input)?;
+        self.configuration_view()
     }
 
     pub fn update_project_configuration(&self, author: &str, input: ConfigurationUpdate) -> Result<Configuration> {

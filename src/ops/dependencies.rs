@@ -2,6 +2,7 @@
 //! self-edges and cycles.
 
 use rusqlite::OptionalExtension;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Tracker;
@@ -28,7 +29,7 @@ pub struct Dependency {
     pub version: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DependencyAction {
     Add,
@@ -46,11 +47,13 @@ impl DependencyAction {
 }
 
 /// What `manage_dependency` takes.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DependencyChange {
     pub action: DependencyAction,
     pub source_id: String,
     pub target_id: String,
+    #[schemars(extend("enum" = ["depends_on", "blocks"]))]
     pub dependency_type: String,
 }
 

@@ -2,6 +2,7 @@
 //! links to the vendors and work items it touched. Listed newest first.
 
 use rusqlite::OptionalExtension;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -44,27 +45,45 @@ pub struct DeploymentRow {
     pub pr_title: Option<String>,
 }
 
-/// What `record_deployment` takes. Vendors may be given by id or by name.
-#[derive(Clone, Debug, Default, Deserialize)]
+impl super::page::Row for DeploymentRow {
+    const COLUMNS: &'static [&'static str] = &["id", "deployed_at", "commit_hash", "pr_number", "pr_title"];
+}
+
+/// What `record_deployment` takes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewDeployment {
     pub commit_hash: String,
+    /// RFC 3339; default now.
+    #[schemars(length(max = 64))]
     pub deployed_at: Option<String>,
+    #[schemars(range(min = 1))]
     pub pr_number: Option<i64>,
+    #[schemars(length(max = 200))]
     pub pr_title: Option<String>,
+    /// Test counts by category, e.g. {"unit":150}.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, u64>>")]
     pub test_summary: Option<Map<String, Value>>,
     pub constitutional_compliance: Option<bool>,
+    /// Vendor ids or names.
     #[serde(default)]
+    #[schemars(length(max = 100))]
     pub vendor_ids: Vec<String>,
     #[serde(default)]
+    #[schemars(length(max = 100))]
     pub work_item_ids: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Filters of `list_deployments`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeploymentFilter {
-    /// Only deployments linked to this vendor (id or name).
+    /// Only deployments of this vendor (name or id).
+    #[schemars(length(max = 100))]
     pub vendor: Option<String>,
     /// Only deployments linked to this work item.
     pub work_item_id: Option<String>,
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

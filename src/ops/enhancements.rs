@@ -2,6 +2,7 @@
 //! filterable by priority, status and quarter.
 
 use rusqlite::OptionalExtension;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,6 +32,10 @@ pub struct Enhancement {
     pub updated_by: String,
     #[serde(default)]
     pub version: i64,
+}
+
+impl super::page::Row for Enhancement {
+    const COLUMNS: &'static [&'static str] = &["id", "title", "priority", "status", "target_quarter", "version"];
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -64,6 +69,96 @@ pub struct EnhancementFilter {
     pub target_quarter: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// What `manage_enhancement` takes: one action and its fields.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnhancementRequest {
+    #[schemars(extend("enum" = ["create", "update", "get", "list"]))]
+    pub action: String,
+    /// For update and get.
+    pub id: Option<String>,
+    /// For update.
+    pub version: Option<i64>,
+    #[schemars(length(max = 200))]
+    pub title: Option<String>,
+    #[schemars(length(max = 10000))]
+    pub description: Option<String>,
+    /// 1 highest; default 3.
+    #[schemars(range(min = 1, max = 5))]
+    pub priority: Option<i64>,
+    #[schemars(extend("enum" = ["planned", "approved", "implementing", "completed"]))]
+    pub status: Option<String>,
+    /// YYYY-Q1..4.
+    #[schemars(length(max = 16))]
+    pub target_quarter: Option<String>,
+    pub requires_constitutional_approval: Option<bool>,
+    /// Enhancement ids.
+    #[schemars(length(max = 100))]
+    pub depends_on: Option<Vec<String>>,
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// What `manage_enhancement` was asked to do.
+pub enum EnhancementAction {
+    Create(NewEnhancement),
+    Update(EnhancementUpdate),
+    Get(String),
+    List(EnhancementFilter),
+}
+
+impl EnhancementRequest {
+    pub fn into_action(self) -> Result<EnhancementAction> {
+        let id = |id: Option<String>, action: &str| {
+            id.ok_or_else(|| Error::invalid("id", format!("is required to {action} an enhancement")))
+        };
+        Ok(match self.action.trim().to_ascii_lowercase().as_str() {
+            "create" => EnhancementAction::Create(NewEnhancement {
+                title: self
+                    .title
+                    .ok_or_else(|| Error::invalid("title", "is required to create an enhancement"))?,
+                description: self.description,
+                priority: self.priority,
+                status: self.status,
+                target_quarter: self.target_quarter,
+                requires_constitutional_approval: self.requires_constitutional_approval,
+                depends_on: self.depends_on,
+            }),
+            "update" => EnhancementAction::Update(EnhancementUpdate {
+                id: id(self.id, "update")?,
+                version: self.version.ok_or_else(|| {
+                    Error::invalid(
+                        "version",
+                        "is required to update an enhancement; get it with action get",
+                    )
+                })?,
+                title: self.title,
+                description: self.description,
+                priority: self.priority,
+                status: self.status,
+                target_quarter: self.target_quarter,
+                requires_constitutional_approval: self.requires_constitutional_approval,
+                depends_on: self.depends_on,
+            }),
+            "get" => EnhancementAction::Get(id(self.id, "get")?),
+            "list" => EnhancementAction::List(EnhancementFilter {
+                priority: self.priority,
+                status: self.status,
+                target_quarter: self.target_quarter,
+                limit: self.limit,
+                cursor: self.cursor,
+            }),
+            _ => {
+                return Err(Error::invalid(
+                    "action",
+                    format!("{:?} is not one of create, update, get, list", self.action),
+                ));
+            }
+        })
+    }
 }
 
 const COLUMNS: &str = "id, title, description, priority, status, target_quarter, requires_constitutional_approval, \

@@ -6,7 +6,8 @@
 //! document into an empty store, keeping ids, authors and times.
 
 use rusqlite::Connection;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::Tracker;
@@ -53,6 +54,56 @@ pub struct ConflictValue {
     pub value: Value,
     pub written_by: String,
     pub written_at: String,
+    /// The write that left this value (`replica:counter`): a name for it
+    /// that a background pull cannot shift, for `resolve_conflict`'s `dot`.
+    pub dot: String,
+}
+
+/// The name of a write, as [`ConflictValue::dot`] shows it.
+fn dot_name(dot: &waymark_sync::Dot) -> String {
+    format!("{}:{}", dot.replica, dot.counter)
+}
+
+/// What `list_conflicts` answers: the first conflicts and how many are open.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConflictList {
+    pub conflicts: Vec<ConflictView>,
+    pub total_count: usize,
+}
+
+/// What `list_conflicts` takes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictQuery {
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<i64>,
+}
+
+/// What `resolve_conflict` takes: the conflict and the value to keep, named
+/// by the value itself or by its write's `dot`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictChoice {
+    /// collection/record_id/field, from list_conflicts.
+    #[schemars(length(max = 300))]
+    pub conflict_id: String,
+    /// The value to keep, as listed (null restores a deleted record).
+    #[serde(default, deserialize_with = "present")]
+    pub value: Option<Value>,
+    /// Or the listed dot of the value to keep.
+    #[schemars(length(max = 100))]
+    pub dot: Option<String>,
+}
+
+/// A field that is present, even as null, is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// The value a resolution keeps.
+enum Pick {
+    Value(Value),
+    Dot(String),
 }
 
 /// What an import brought in.
@@ -89,6 +140,7 @@ pub(crate) fn list_conflicts(conn: &Connection) -> Result<Vec<ConflictView>> {
                 value: s.value.clone(),
                 written_by: s.author.clone(),
                 written_at: Timestamp::from_millis(s.hlc.millis()).to_string(),
+                dot: dot_name(&s.dot),
             })
             .collect();
         let winner = register.winner().map(|s| s.value.clone()).unwrap_or(Value::Null);
@@ -141,6 +193,34 @@ impl Tracker {
     /// with `update_work_item` (or restoring its parent), a
     /// `dependency_cycle` by removing one of its dependencies.
     pub fn resolve_conflict(&self, author: &str, conflict_id: &str, value: Value) -> Result<Resolution> {
+        self.resolve(author, conflict_id, Pick::Value(value))
+    }
+
+    /// Resolve a conflict by the value or the dot `choice` names (exactly one).
+    pub fn resolve_conflict_choice(&self, author: &str, choice: ConflictChoice) -> Result<Resolution> {
+        let pick = match (choice.value, choice.dot) {
+            (Some(value), None) => Pick::Value(value),
+            (None, Some(dot)) => Pick::Dot(dot.trim().to_owned()),
+            _ => {
+                return Err(Error::invalid(
+                    "value",
+                    "or dot is required, not both: the value to keep, or its dot as list_conflicts shows",
+                ));
+            }
+        };
+        self.resolve(author, &choice.conflict_id, pick)
+    }
+
+    /// The first `query.limit` open conflicts and how many there are.
+    pub fn conflicts(&self, query: ConflictQuery) -> Result<ConflictList> {
+        let limit = super::clamp_limit(query.limit)? as usize;
+        let mut conflicts = self.list_conflicts()?;
+        let total_count = conflicts.len();
+        conflicts.truncate(limit);
+        Ok(ConflictList { conflicts, total_count })
+    }
+
+    fn resolve(&self, author: &str, conflict_id: &str, pick: Pick) -> Result<Resolution> {
         let bad_id = || {
             Error::invalid(
                 "conflict_id",
@@ -168,6 +248,22 @@ impl Tracker {
                      to a word this version knows)"
                 )));
             };
+            let state = load_state(tx.conn(), collection, &record_id)?;
+            let register = state.fields.get(&field);
+            let siblings = register.map(|r| r.siblings()).unwrap_or_default();
+            let value = match pick {
+                Pick::Value(value) => value,
+                Pick::Dot(dot) => match siblings.iter().find(|s| dot_name(&s.dot) == dot) {
+                    Some(s) => s.value.clone(),
+                    None => {
+                        let dots: Vec<String> = siblings.iter().map(|s| dot_name(&s.dot)).collect();
+                        return Err(Error::invalid(
+                            "dot",
+                            format!("{dot:?} is none of the conflict's values: {}", dots.join(", ")),
+                        ));
+                    }
+                },
+            };
             if kind == "archived_while_open" {
                 if !value.is_null() {
                     return Err(Error::invalid(
@@ -180,11 +276,7 @@ impl Tracker {
                 let version = tx.write(collection, &record_id, fields)?;
                 return Ok(Resolution { id, value, version });
             }
-            let state = load_state(tx.conn(), collection, &record_id)?;
-            let register = state
-                .fields
-                .get(&field)
-                .ok_or_else(|| Error::Corrupt(format!("{id} has no register")))?;
+            let register = register.ok_or_else(|| Error::Corrupt(format!("{id} has no register")))?;
             // A delete raced by an edit: keep it deleted (one of the deletes'
             // times) or restore it (null).
             let restore = kind == "delete_vs_update" && value.is_null();
@@ -249,7 +341,14 @@ impl Tracker {
                  WHERE deleted_at IS NULL ORDER BY id",
                 enhancements::from_row,
             )?;
-            let conflicts = list_conflicts(tx)?;
+            // A dot names a write on one hub; the document is the same
+            // wherever it is exported, so it leaves dots out.
+            let mut conflicts = serde_json::to_value(list_conflicts(tx)?).map_err(|e| Error::Corrupt(e.to_string()))?;
+            for conflict in conflicts.as_array_mut().into_iter().flatten() {
+                for value in conflict["values"].as_array_mut().into_iter().flatten() {
+                    value.as_object_mut().map(|v| v.remove("dot"));
+                }
+            }
             Ok(json!({
                 "work_items": live.into_iter().map(without_version).collect::<Vec<_>>(),
                 "archived_work_items": archived.into_iter().map(without_version).collect::<Vec<_>>(),

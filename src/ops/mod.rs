@@ -14,6 +14,7 @@ pub(crate) mod deployments;
 pub(crate) mod enhancements;
 mod exchange;
 mod page;
+mod requests;
 pub(crate) mod vendors;
 pub(crate) mod work_items;
 
@@ -22,16 +23,19 @@ use std::path::Path;
 pub use archive::{ArchiveRequest, ArchiveResult, ArchivedQuery};
 pub use board::{BoardData, BoardDeployment, BoardEnhancement, BoardItem, BoardVendor};
 pub use changes::{Changed, Changes, MAX_WAIT_S, WaitForChanges};
-pub use configuration::{Configuration, ConfigurationUpdate, SyncHealth};
+pub use configuration::{Configuration, ConfigurationUpdate, ConfigurationView, SyncHealth};
 pub use dependencies::{Dependency, DependencyAction, DependencyChange};
 pub use deployments::{Deployment, DeploymentFilter, DeploymentRow, NewDeployment};
-pub use enhancements::{Enhancement, EnhancementFilter, EnhancementUpdate, NewEnhancement};
-pub use exchange::{ConflictView, ImportSummary, Resolution};
-pub use page::{Page, clamp_limit};
-pub use vendors::{NewVendor, Vendor, VendorFilter, VendorRow, VendorUpdate};
+pub use enhancements::{
+    Enhancement, EnhancementAction, EnhancementFilter, EnhancementRequest, EnhancementUpdate, NewEnhancement,
+};
+pub use exchange::{ConflictChoice, ConflictList, ConflictQuery, ConflictView, ImportSummary, Resolution};
+pub use page::{Page, Row, clamp_limit};
+pub use requests::{GitImport, MarkdownExport, MarkdownImport, NoArguments, StatusRequest, SyncRequest};
+pub use vendors::{NewVendor, Vendor, VendorFilter, VendorQuery, VendorRow, VendorUpdate};
 pub use work_items::{
     DependencyLink, ItemDependencies, MAX_DESCENDANTS, NewWorkItem, ReadyQuery, WorkItem, WorkItemDetail,
-    WorkItemFilter, WorkItemRow, WorkItemUpdate,
+    WorkItemFilter, WorkItemQuery, WorkItemRow, WorkItemUpdate,
 };
 
 use crate::error::Result;

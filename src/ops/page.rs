@@ -6,11 +6,19 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// The default and largest page sizes of every list.
-pub const DEFAULT_LIMIT: i64 = 50;
+pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
 
-/// One page of a list.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+/// A kind of list row: the fields a page of them shows, in order.
+pub trait Row: Serialize {
+    /// Named once per page as `columns`; each row is an array of these
+    /// fields (missing ones null), which keeps a page small.
+    const COLUMNS: &'static [&'static str];
+}
+
+/// One page of a list. It serializes as `{columns, rows, total_count,
+/// total_is_capped?, next_cursor?}`: what both faces answer.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// How many rows match the filters, over all pages (at most
@@ -18,14 +26,54 @@ pub struct Page<T> {
     pub total_count: i64,
     /// More rows than [`COUNT_CAP`] match: `total_count` is a lower bound.
     /// Counting is capped so that no list costs more as the store grows.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub total_is_capped: bool,
     /// Pass back as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
-/// Check a requested page size: 1 to 100, 50 when not given.
+/// `values` as `{columns, rows}` rows under their columns.
+pub(crate) fn rows<T: Row>(values: &[T]) -> Vec<serde_json::Value> {
+    values
+        .iter()
+        .map(|item| {
+            let mut v = serde_json::to_value(item).unwrap_or(serde_json::Value::Null);
+            serde_json::Value::Array(
+                T::COLUMNS
+                    .iter()
+                    .map(|c| v.get_mut(*c).map(serde_json::Value::take).unwrap_or_default())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Serializes a row list as `rows`, for answers that hold one.
+#[allow(clippy::ptr_arg)] // serde's `serialize_with` passes the field itself
+pub(crate) fn serialize_rows<T: Row, S: serde::Serializer>(
+    values: &Vec<T>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    rows(values).serialize(s)
+}
+
+impl<T: Row> Serialize for Page<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("columns", T::COLUMNS)?;
+        m.serialize_entry("rows", &rows(&self.items))?;
+        m.serialize_entry("total_count", &self.total_count)?;
+        if self.total_is_capped {
+            m.serialize_entry("total_is_capped", &true)?;
+        }
+        if let Some(c) = &self.next_cursor {
+            m.serialize_entry("next_cursor", c)?;
+        }
+        m.end()
+    }
+}
+
+/// Check a requested page size: 1 to 100, [`DEFAULT_LIMIT`] when not given.
 pub fn clamp_limit(limit: Option<i64>) -> Result<i64> {
     match limit {
         None => Ok(DEFAULT_LIMIT),

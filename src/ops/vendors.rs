@@ -2,6 +2,7 @@
 //! found by name in any case.
 
 use rusqlite::OptionalExtension;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -43,29 +44,57 @@ pub struct VendorRow {
     pub version: i64,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+impl super::page::Row for VendorRow {
+    const COLUMNS: &'static [&'static str] = &["name", "status", "extractor_version", "tests", "updated_at", "version"];
+}
+
+/// What `create_vendor` takes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewVendor {
+    /// Letters, digits, space, - and _; unique in any case.
+    #[schemars(length(max = 100))]
     pub name: String,
+    /// Default 0.0.0.
+    #[schemars(length(max = 50))]
     pub extractor_version: Option<String>,
+    /// format_support {excel,csv,pdf,ocr}, test_results {passing,total,skipped}, notes, ...
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// What `update_vendor_status` takes; metadata keys are merged into what is
-/// stored (a null removes a key), then the whole is validated.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// What `update_vendor_status` takes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VendorUpdate {
+    #[schemars(length(max = 100))]
     pub name: String,
     pub version: i64,
+    #[schemars(extend("enum" = ["operational", "broken"]))]
     pub status: Option<String>,
+    #[schemars(length(max = 50))]
     pub extractor_version: Option<String>,
+    /// Keys to merge; null removes one.
     pub metadata: Option<Map<String, Value>>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Filters of `list_vendors`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VendorFilter {
+    #[schemars(extend("enum" = ["operational", "broken"]))]
     pub status: Option<String>,
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// What `query_vendor_status` takes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VendorQuery {
+    /// Any case.
+    #[schemars(length(max = 100))]
+    pub name: String,
 }
 
 pub(crate) const VENDOR_COLUMNS: &str = "id, name, status, extractor_version, metadata, deleted_at, created_at, \

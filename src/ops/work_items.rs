@@ -1,6 +1,7 @@
 //! Work items: create, update (move, delete), query with the hierarchy,
 //! list, and ready work.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -62,6 +63,11 @@ pub struct WorkItemRow {
     pub parent_id: Option<String>,
     pub updated_at: String,
     pub version: i64,
+}
+
+impl super::page::Row for WorkItemRow {
+    const COLUMNS: &'static [&'static str] =
+        &["id", "title", "item_type", "status", "priority", "parent_id", "version"];
 }
 
 pub(crate) const ITEM_COLUMNS: &str = "id, item_type, title, description, status, priority, parent_id, path, depth, \
@@ -148,60 +154,106 @@ pub(crate) fn require(conn: &rusqlite::Connection, id: &str) -> Result<WorkItem>
 }
 
 /// What `create_work_item` takes.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewWorkItem {
+    #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
     pub item_type: String,
+    #[schemars(length(max = 200))]
     pub title: String,
+    #[schemars(length(max = 10000))]
     pub description: Option<String>,
+    /// Tree depth is 0-5.
     pub parent_id: Option<String>,
+    /// Default active.
+    #[schemars(extend("enum" = ["active", "completed", "blocked"]))]
     pub status: Option<String>,
+    /// 0 highest, default 2.
+    #[schemars(range(min = 0, max = 4))]
     pub priority: Option<i64>,
+    #[schemars(length(max = 100))]
     pub branch_name: Option<String>,
     pub commit_hash: Option<String>,
+    #[schemars(range(min = 1))]
     pub pr_number: Option<i64>,
+    /// Keys by type. project: description (required), target_quarter, constitutional_principles. session: token_budget, prompts_count. task: estimated_hours, actual_hours, blocked_reason. research: research_questions, findings_summary, references.
     pub metadata: Option<Map<String, Value>>,
 }
 
 /// What `update_work_item` takes: the id, the version read, and the fields
 /// to change. `parent_id: ""` moves the item to the root; empty texts clear
 /// optional fields; metadata keys are merged, a null value removes a key.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkItemUpdate {
     pub id: String,
     pub version: i64,
+    #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
     pub item_type: Option<String>,
+    #[schemars(length(max = 200))]
     pub title: Option<String>,
+    #[schemars(length(max = 10000))]
     pub description: Option<String>,
+    #[schemars(extend("enum" = ["active", "completed", "blocked"]))]
     pub status: Option<String>,
+    #[schemars(range(min = 0, max = 4))]
     pub priority: Option<i64>,
+    /// New parent; "" moves to the root.
     pub parent_id: Option<String>,
+    #[schemars(length(max = 100))]
     pub branch_name: Option<String>,
     pub commit_hash: Option<String>,
+    #[schemars(range(min = 1))]
     pub pr_number: Option<i64>,
+    /// Keys to merge; null removes one.
     pub metadata: Option<Map<String, Value>>,
+    /// true deletes (soft), false restores.
     pub deleted: Option<bool>,
 }
 
 /// Filters of `list_work_items`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkItemFilter {
+    #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
     pub item_type: Option<String>,
+    #[schemars(extend("enum" = ["active", "completed", "blocked"]))]
     pub status: Option<String>,
+    /// Only direct children of this item.
     pub parent_id: Option<String>,
-    /// Full-text search over titles and descriptions.
+    /// Words to find in title or description.
+    #[schemars(length(max = 1000))]
     pub text: Option<String>,
     #[serde(default)]
     pub include_deleted: bool,
+    /// The archive instead, latest archived first (with item_type, text).
+    #[serde(default)]
+    pub archived: bool,
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
 
 /// Filters of `list_ready_work`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReadyQuery {
+    #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
     pub item_type: Option<String>,
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// What `query_work_item` takes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkItemQuery {
+    pub id: String,
+    /// Default true.
+    pub include_children: Option<bool>,
+    /// Default true.
+    pub include_dependencies: Option<bool>,
 }
 
 /// One dependency seen from an item: the edge and the item at its other end.
@@ -598,6 +650,20 @@ impl Tracker {
     /// A page of compact rows, in the order this store recorded them (oldest
     /// first), with the total that match.
     pub fn list_work_items(&self, filter: WorkItemFilter) -> Result<Page<WorkItemRow>> {
+        if filter.archived {
+            if filter.status.is_some() || filter.parent_id.is_some() || filter.include_deleted {
+                return Err(Error::invalid(
+                    "archived",
+                    "lists take only item_type, text, limit and cursor besides it",
+                ));
+            }
+            return self.query_archived_work_items(super::ArchivedQuery {
+                text: filter.text,
+                item_type: filter.item_type,
+                limit: filter.limit,
+                cursor: filter.cursor,
+            });
+        }
         let limit = clamp_limit(filter.limit)?;
         let mut clauses = vec!["archived_at IS NULL".to_owned()];
         let mut args: Vec<rusqlite::types::Value> = Vec::new();

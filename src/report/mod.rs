@@ -3,6 +3,10 @@
 //! rendered to markdown through a minijinja template whose default keeps the
 //! legacy `.project_status.md` layout, so the legacy importer reads it back.
 
+mod bounded;
+
+pub use bounded::{StatusAnswer, markdown as bounded_markdown};
+
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 

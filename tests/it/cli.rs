@@ -90,7 +90,7 @@ fn a_session_on_the_command_line() {
     assert_eq!(listed["total_count"], 1);
     let ready = ok_json(dir, &["ready", "--json"]);
     assert_eq!(
-        ready["items"].as_array().unwrap().len(),
+        ready["rows"].as_array().unwrap().len(),
         1,
         "the blocked task is not ready"
     );
@@ -155,7 +155,8 @@ fn a_session_on_the_command_line() {
         "{md}"
     );
     let report = ok_json(dir, &["status", "--json"]);
-    assert_eq!(report["vendors"]["operational"], 1);
+    assert_eq!(report["format"], "json");
+    assert_eq!(report["report"]["vendors"]["operational"], 1);
 
     // Export, import into a new store, export again: the same bytes.
     let exported = waymark(dir, &["export", "json"]).stdout;
@@ -175,7 +176,10 @@ fn bad_input_is_one_sentence_and_changes_nothing() {
     let before = waymark(dir, &["export", "json"]).stdout;
     let nil = uuid::Uuid::nil().to_string();
     for (args, needle) in [
-        (vec!["item", "create", "--type", "epic", "--title", "x"], "item_type"),
+        (
+            vec!["item", "create", "--type", "epic", "--title", "x"],
+            "invalid --type",
+        ),
         (vec!["item", "create", "--type", "task", "--title", " "], "title"),
         (
             vec![
@@ -198,7 +202,7 @@ fn bad_input_is_one_sentence_and_changes_nothing() {
         (vec!["item", "show", "zzz"], "not a UUID"),
         (vec!["vendor", "show", "nobody"], "not found"),
         (vec!["vendor", "create", "no/slash"], "name"),
-        (vec!["deploy", "record", "--commit", "xyz"], "commit_hash"),
+        (vec!["deploy", "record", "--commit", "xyz"], "invalid --commit"),
         (
             vec!["deploy", "record", "--commit", &"a".repeat(40), "--tests", "unit=lots"],
             "tests",

@@ -376,7 +376,7 @@ impl Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
             .arg("--data-dir")
             .arg(repo.join(".waymark"))
-            .arg("serve")
+            .args(["serve", "--toolset", "all"])
             .current_dir(repo)
             .env("RUST_LOG", "waymark=debug")
             .env_remove("WAYMARK_AUTO_EXPORT_MARKDOWN")

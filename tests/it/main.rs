@@ -1,6 +1,7 @@
 //! Waymark's integration tests, in one binary (fast links on small machines).
 
 mod cli;
+mod faces;
 mod feed;
 mod fuzz;
 mod git;

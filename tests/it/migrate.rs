@@ -87,7 +87,16 @@ fn a_schema_1_store_migrates_with_its_content_conflicts_and_pending_changes() {
         "the same content"
     );
     assert_eq!(
-        serde_json::to_value(t.list_conflicts().unwrap()).unwrap(),
+        {
+            // Each value's dot is new since the fixture was made.
+            let mut listed = serde_json::to_value(t.list_conflicts().unwrap()).unwrap();
+            for c in listed.as_array_mut().unwrap() {
+                for v in c["values"].as_array_mut().unwrap() {
+                    assert!(v.as_object_mut().unwrap().remove("dot").is_some());
+                }
+            }
+            listed
+        },
         json_file("v1.conflicts.json"),
         "the same conflicts"
     );

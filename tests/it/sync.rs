@@ -967,7 +967,7 @@ mod worker_in_serve {
         let mut server = Command::new(env!("CARGO_BIN_EXE_waymark"))
             .arg("--data-dir")
             .arg(a.path())
-            .arg("serve")
+            .args(["serve", "--toolset", "all"])
             .current_dir(a.path())
             .env("WAYMARK_HUB_URL", &hub)
             .env("WAYMARK_SPACE", "worker")
@@ -1022,7 +1022,7 @@ mod worker_in_serve {
                 .unwrap();
             let page: Value = serde_json::from_slice(&listed.stdout).unwrap();
             if page["total_count"] == 1 {
-                assert_eq!(page["items"][0]["title"], "pushed by the worker");
+                assert_eq!(page["rows"][0][1], "pushed by the worker");
                 break;
             }
             assert!(Instant::now() < deadline, "the worker never pushed the change");

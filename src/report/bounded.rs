@@ -1,14 +1,47 @@
-//! The status report as the MCP server shows it (tool `get_project_status`
-//! and resource `waymark://status`): the report of `crate::report`, bounded
-//! so that no answer grows with the store. Each list of the report keeps its
+//! The status report as an answer (tool `get_project_status`, resource
+//! `waymark://status`, `waymark status --json`): the report of
+//! `crate::report`, bounded so that no answer grows with the store. Each list of the report keeps its
 //! first rows and says how many it left out and which tool pages through
 //! them.
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::ops::Tracker;
+use crate::ops::{StatusRequest, Tracker};
 use crate::report::{self, StatusReport};
+
+/// What `get_project_status` answers: the bounded report as markdown or JSON.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "format", rename_all = "lowercase")]
+pub enum StatusAnswer {
+    Markdown { markdown: String },
+    Json { report: Value },
+}
+
+impl Tracker {
+    /// The bounded status report in the format `request` names.
+    pub fn project_status(&self, request: &StatusRequest) -> Result<StatusAnswer> {
+        match request
+            .format
+            .as_deref()
+            .map(|f| f.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("markdown") => Ok(StatusAnswer::Markdown {
+                markdown: markdown(self)?,
+            }),
+            Some("json") => Ok(StatusAnswer::Json { report: report(self)? }),
+            Some(_) => Err(Error::invalid(
+                "format",
+                format!(
+                    "{:?} is not one of markdown, json",
+                    request.format.as_deref().unwrap_or_default()
+                ),
+            )),
+        }
+    }
+}
 
 /// The most rows of each list an answer carries.
 const MAX_WORK_ITEMS: usize = 100;
