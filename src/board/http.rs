@@ -331,7 +331,7 @@ fn events(board: Arc<Board>, cursor: Option<String>, stop: CancellationToken) ->
         loop {
             let input = WaitForChanges {
                 cursor: Some(cursor.clone()),
-                timeout_s: Some(KEEPALIVE.as_secs()),
+                timeout_s: Some(KEEPALIVE.as_secs() as i64),
                 ..WaitForChanges::default()
             };
             let answer = tokio::select! {

@@ -19,7 +19,7 @@ use crate::ops::{Tracker, WaitForChanges};
 
 /// How long one wait on the feed lasts before the task checks that the
 /// session is still there.
-const WAIT_S: u64 = 15;
+const WAIT_S: i64 = 15;
 
 /// The resources one session subscribed to.
 #[derive(Default)]

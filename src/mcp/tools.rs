@@ -321,7 +321,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Wait up to timeout_s for records to change here or arrive from the hub: what changed and the cursor to pass next. No cursor: the current one at once.",
+        description = "Wait up to timeout_s for changes, local or pulled; returns them and the next cursor (none given: the current one).",
         input_schema = input_schema::<ops::WaitForChanges>(),
         annotations(read_only_hint = true)
     )]

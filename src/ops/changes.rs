@@ -26,23 +26,21 @@ pub const MAX_CHANGES: usize = 100;
 /// The most characters of a work item's title an entry carries.
 const TITLE_CHARS: usize = 80;
 
-/// What to wait for.
+/// What to wait for. The field docs are kept out of the schema (plain
+/// comments): `tools/list` stays in every model's context, and the tool's
+/// description says what a model needs.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitForChanges {
-    /// `cursor` of the last answer; omit to get the current one at once.
-    #[schemars(length(max = 20))]
+    // The `cursor` of the last answer; none: the current one, at once.
     pub cursor: Option<String>,
-    /// Only these collections.
-    #[schemars(length(max = 7))]
-    #[schemars(extend("items" = {"enum": ["work_items", "dependencies", "vendors", "deployments", "deployment_links", "enhancements", "configuration"]}))]
+    // Only these collections (work_items, dependencies, vendors, ...).
     pub collections: Option<Vec<String>>,
-    /// Only this work item and the items under it.
-    #[schemars(length(max = 100))]
+    // Only this work item and the items under it.
     pub under: Option<String>,
-    /// Seconds to wait, 0-60 (default 30).
-    #[schemars(range(max = 60))]
-    pub timeout_s: Option<u64>,
+    // Seconds to wait, 0 to 60 (default 30). Signed: a schema without the
+    // `minimum` an unsigned type brings (the operation checks the range).
+    pub timeout_s: Option<i64>,
 }
 
 /// One record changed after the cursor, as it is now.
@@ -168,8 +166,8 @@ impl Tracker {
                 "names work items, but collections leaves work_items out",
             ));
         }
-        let timeout_s = input.timeout_s.unwrap_or(DEFAULT_WAIT_S);
-        if timeout_s > MAX_WAIT_S {
+        let timeout_s = input.timeout_s.unwrap_or(DEFAULT_WAIT_S as i64);
+        if !(0..=MAX_WAIT_S as i64).contains(&timeout_s) {
             return Err(Error::invalid(
                 "timeout_s",
                 format!("must be 0 to {MAX_WAIT_S} (got {timeout_s})"),
@@ -188,7 +186,7 @@ impl Tracker {
             after,
             filter,
             under,
-            timeout: Duration::from_secs(timeout_s),
+            timeout: Duration::from_secs(timeout_s as u64),
         })
     }
 

@@ -146,12 +146,14 @@ fn bad_requests_are_refused_clearly() {
         ..Default::default()
     });
     assert!(err.contains("another store"), "{err}");
-    let err = ask(WaitForChanges {
-        cursor: Some("0".into()),
-        timeout_s: Some(61),
-        ..Default::default()
-    });
-    assert!(err.contains("0 to 60"), "{err}");
+    for timeout in [61, -1] {
+        let err = ask(WaitForChanges {
+            cursor: Some("0".into()),
+            timeout_s: Some(timeout),
+            ..Default::default()
+        });
+        assert!(err.contains("0 to 60"), "{err}");
+    }
     let err = ask(WaitForChanges {
         collections: Some(vec!["widgets".into()]),
         ..Default::default()
