@@ -69,15 +69,14 @@ async fn notify_while_subscribed(inner: Arc<Mutex<State>>, tracker: Tracker, pee
     let lock = || inner.lock().unwrap_or_else(|p| p.into_inner());
     let mut cursor = tracker.changes_cursor().ok();
     loop {
-        if lock().uris.is_empty() || peer.is_transport_closed() || cursor.is_none() {
-            lock().running = false;
-            // A subscription added between the check and here starts no
-            // task of its own: go on for it.
-            if lock().uris.is_empty() || peer.is_transport_closed() || cursor.is_none() {
+        {
+            // Checked and cleared under the lock `add` takes: a subscription
+            // added after this starts a task of its own.
+            let mut state = lock();
+            if state.uris.is_empty() || peer.is_transport_closed() || cursor.is_none() {
+                state.running = false;
                 return;
             }
-            lock().running = true;
-            continue;
         }
         let input = WaitForChanges {
             cursor: cursor.clone(),
