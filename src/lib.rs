@@ -4,6 +4,7 @@
 //! ([`store`]), the operations both faces call ([`ops`]) and the status
 //! report ([`report`]). The binary adds the command line.
 
+pub mod board;
 pub mod config;
 pub mod domain;
 pub mod error;

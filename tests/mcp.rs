@@ -227,6 +227,7 @@ const ALL_TOOLS: &[&str] = &[
     "update_project_configuration",
     "update_vendor_status",
     "update_work_item",
+    "wait_for_changes",
 ];
 
 const READ_TOOLS: &[&str] = &[
@@ -239,6 +240,7 @@ const READ_TOOLS: &[&str] = &[
     "list_work_items",
     "query_vendor_status",
     "query_work_item",
+    "wait_for_changes",
 ];
 
 /// No `$ref`, `$defs` or nullable type array anywhere in a schema.
@@ -1805,10 +1807,15 @@ impl HttpServer {
 
     /// The server serves the repository `_dir` (its store in `.waymark/`).
     async fn start_on(bind: &str, extra: &[&str]) -> HttpServer {
+        HttpServer::start_with(BIN, bind, extra).await
+    }
+
+    /// [`HttpServer::start_on`] with another build of the binary.
+    async fn start_with(bin: &str, bind: &str, extra: &[&str]) -> HttpServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join(".git")).unwrap();
         let data_dir = dir.path().join(".waymark");
-        let mut child = tokio::process::Command::new(BIN)
+        let mut child = tokio::process::Command::new(bin)
             .args([
                 "--data-dir",
                 data_dir.to_str().unwrap(),
@@ -1841,6 +1848,35 @@ impl HttpServer {
         // Keep draining stderr so the server never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         HttpServer { child, addr, _dir: dir }
+    }
+
+    /// The store directory this server serves.
+    fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join(".waymark")
+    }
+
+    /// One HTTP/1.0 GET (any method given) of `path`: the status, the
+    /// response head and the body.
+    async fn get(&self, method: &str, path: &str, host: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response),
+        )
+        .await
+        .expect("the response ends")
+        .unwrap();
+        let response = String::from_utf8(response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, head.to_owned(), body.to_owned())
     }
 
     /// One HTTP/1.0 POST of `body` to `path` (the connection closes after
@@ -3084,4 +3120,838 @@ async fn http_soak_with_random_and_malformed_messages() {
         "a file written outside"
     );
     server.stop().await;
+}
+
+/// `wait_for_changes`: without a cursor the current one at once; with one,
+/// the answer comes as soon as another client writes (well before its
+/// timeout), naming the record; a quiet store answers empty at the timeout.
+#[tokio::test]
+async fn wait_for_changes_wakes_on_another_clients_write() {
+    let s = Session::all().await;
+    let other = Session::on(s.tracker.clone(), ServeOptions::default(), "other-agent").await;
+    let start = s.ok("wait_for_changes", json!({})).await;
+    let cursor = start["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(start["changes"], json!([]));
+
+    let quiet = s
+        .ok("wait_for_changes", json!({"cursor": cursor, "timeout_s": 0}))
+        .await;
+    assert_eq!(
+        (quiet["cursor"].as_str(), &quiet["changes"]),
+        (Some(cursor.as_str()), &json!([]))
+    );
+
+    let waiting = {
+        let params = CallToolRequestParams::new("wait_for_changes").with_arguments(
+            json!({"cursor": cursor, "timeout_s": 30, "collections": ["work_items"]})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let peer = s.client.peer().clone();
+        tokio::spawn(async move { (peer.call_tool(params).await, std::time::Instant::now()) })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.ok("create_vendor", json!({"name": "Filtered out"})).await;
+    let item = other
+        .ok(
+            "create_work_item",
+            json!({"item_type": "project", "title": "Woke you", "metadata": {"description": "d"}}),
+        )
+        .await;
+    let written = std::time::Instant::now();
+    let (answer, woke) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = answer.unwrap().structured_content.unwrap();
+    eprintln!(
+        "wait_for_changes answered {:?} after the write",
+        woke.duration_since(written)
+    );
+    assert!(woke.duration_since(written) < Duration::from_millis(500));
+    assert_eq!(answer["changes"].as_array().unwrap().len(), 1, "{answer}");
+    assert_eq!(answer["changes"][0]["id"], item["id"]);
+    assert_eq!(answer["changes"][0]["title"], "Woke you");
+    assert_ne!(answer["cursor"].as_str(), Some(cursor.as_str()));
+
+    let err = s.err("wait_for_changes", json!({"cursor": "nope"})).await;
+    assert!(err.contains("not a cursor"), "{err}");
+    let err = s
+        .err("wait_for_changes", json!({"cursor": cursor, "timeout_s": 600}))
+        .await;
+    assert!(err.contains("60"), "{err}");
+}
+
+/// A client that records the resource-update notifications it gets.
+#[derive(Clone)]
+struct Listener {
+    updates: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl rmcp::ClientHandler for Listener {
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        let _ = self.updates.send(params.uri);
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        client_config("listener")
+    }
+}
+
+/// Subscribers to a work item are told when it changes (and not when
+/// another does), subscribers to the status after any change; an
+/// unsubscribed resource is not notified again. (Through `resources/subscribe`,
+/// which rmcp calls legacy: the protocol versions clients speak today.)
+#[tokio::test]
+#[allow(deprecated)]
+async fn subscribers_are_notified_off_the_change_feed() {
+    let s = Session::all().await;
+    let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let server = WaymarkServer::new(s.tracker.clone(), ServeOptions::default());
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let listener = Listener { updates: tx }.serve(client_io).await.unwrap();
+    let a = s
+        .ok(
+            "create_work_item",
+            json!({"item_type": "project", "title": "A", "metadata": {"description": "d"}}),
+        )
+        .await;
+    let b = s
+        .ok(
+            "create_work_item",
+            json!({"item_type": "project", "title": "B", "metadata": {"description": "d"}}),
+        )
+        .await;
+    let uri_a = format!("waymark://work-item/{}", a["id"].as_str().unwrap());
+    listener
+        .subscribe(rmcp::model::SubscribeRequestParams::new(uri_a.clone()))
+        .await
+        .unwrap();
+    let refused = listener
+        .subscribe(rmcp::model::SubscribeRequestParams::new("waymark://nothing"))
+        .await;
+    assert!(refused.is_err());
+
+    async fn next(updates: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+        tokio::time::timeout(Duration::from_secs(5), updates.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+    s.ok(
+        "update_work_item",
+        json!({"id": b["id"], "version": b["version"], "title": "B2"}),
+    )
+    .await;
+    s.ok(
+        "update_work_item",
+        json!({"id": a["id"], "version": a["version"], "title": "A2"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut updates).await.as_deref(),
+        Some(uri_a.as_str()),
+        "only A's change is notified"
+    );
+
+    listener
+        .subscribe(rmcp::model::SubscribeRequestParams::new("waymark://status"))
+        .await
+        .unwrap();
+    listener
+        .unsubscribe(rmcp::model::UnsubscribeRequestParams::new(uri_a.clone()))
+        .await
+        .unwrap();
+    s.ok("create_vendor", json!({"name": "Acme"})).await;
+    assert_eq!(next(&mut updates).await.as_deref(), Some("waymark://status"));
+    s.ok(
+        "update_work_item",
+        json!({"id": a["id"], "version": a["version"].as_i64().unwrap() + 1, "title": "A3"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut updates).await.as_deref(),
+        Some("waymark://status"),
+        "not A's uri any more"
+    );
+}
+
+/// A store with something on every page of the board: a project with a
+/// session and tasks (one blocked by a dependency, one completed, one on a
+/// branch), a vendor with test results, a deployment and an enhancement.
+fn seed_board(tracker: &Tracker) -> (String, String) {
+    use waymark::ops::*;
+    let item = |t: &str, title: &str, parent: Option<&str>| NewWorkItem {
+        item_type: t.into(),
+        title: title.into(),
+        parent_id: parent.map(str::to_owned),
+        metadata: (t == "project")
+            .then(|| json!({"description": "d"}).as_object().cloned())
+            .flatten(),
+        ..Default::default()
+    };
+    let project = tracker
+        .create_work_item("a", item("project", "Board project", None))
+        .unwrap();
+    let session = tracker
+        .create_work_item("a", item("session", "Day one", Some(&project.id)))
+        .unwrap();
+    let first = tracker
+        .create_work_item("a", item("task", "Lay the <foundation>", Some(&session.id)))
+        .unwrap();
+    let second = tracker
+        .create_work_item("a", item("task", "Raise the walls", Some(&session.id)))
+        .unwrap();
+    let done = tracker
+        .create_work_item("a", item("task", "Survey the site", Some(&session.id)))
+        .unwrap();
+    tracker
+        .update_work_item(
+            "a",
+            WorkItemUpdate {
+                id: done.id.clone(),
+                version: done.version,
+                status: Some("completed".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    tracker
+        .manage_dependency(
+            "a",
+            DependencyChange {
+                action: DependencyAction::parse("add").unwrap(),
+                source_id: second.id.clone(),
+                target_id: first.id.clone(),
+                dependency_type: "depends_on".into(),
+            },
+        )
+        .unwrap();
+    tracker
+        .create_vendor(
+            "a",
+            NewVendor {
+                name: "Acme parser".into(),
+                extractor_version: Some("1.2".into()),
+                metadata: json!({"test_results": {"passing": 3, "total": 4}}).as_object().cloned(),
+            },
+        )
+        .unwrap();
+    tracker
+        .record_deployment(
+            "a",
+            NewDeployment {
+                commit_hash: "abcdef0123456789abcdef0123456789abcdef01".into(),
+                pr_number: Some(42),
+                pr_title: Some("Ship the walls".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    tracker
+        .create_enhancement(
+            "a",
+            NewEnhancement {
+                title: "Add a roof".into(),
+                target_quarter: Some("2027-Q1".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    (first.id, second.id)
+}
+
+/// The board's pages over HTTP beside /mcp: each view shows the store's
+/// records (escaped), the main-only part for live updates, the assets, the
+/// security headers; Host, Origin and method are checked as for /mcp.
+#[tokio::test]
+async fn http_serves_the_board() {
+    let server = HttpServer::start(&[]).await;
+    let tracker = Tracker::open(&server.data_dir()).unwrap();
+    seed_board(&tracker);
+    let host = server.addr.to_string();
+
+    let (status, head, body) = server.get("GET", "/", &host, &[]).await;
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
+    assert!(head.contains("default-src 'none'"), "CSP: {head}");
+    for text in [
+        "Ready",
+        "In progress",
+        "Blocked",
+        "Done",
+        "Lay the &lt;foundation&gt;",
+        "waits for Lay the &lt;foundation&gt;",
+        "Survey the site",
+        "<svg class=\"chart\"",
+        "<nav aria-label=\"Board pages\">",
+        "<main id=\"main\"",
+    ] {
+        assert!(body.contains(text), "/ lacks {text:?}:\n{body}");
+    }
+    assert!(!body.contains("<foundation>"), "titles are escaped");
+
+    let (_, _, tree) = server.get("GET", "/tree", &host, &[]).await;
+    for text in ["Board project", "Day one", "Raise the walls", "waits for <a href=\"#i"] {
+        assert!(tree.contains(text), "/tree lacks {text:?}:\n{tree}");
+    }
+    let (_, _, health) = server.get("GET", "/health", &host, &[]).await;
+    for text in ["Acme parser", "3 of 4 tests pass", "3/4", "local only"] {
+        assert!(health.contains(text), "/health lacks {text:?}:\n{health}");
+    }
+    let (_, _, plan) = server.get("GET", "/plan", &host, &[]).await;
+    for text in ["abcdef0123", "#42", "Ship the walls", "2027-Q1", "Add a roof"] {
+        assert!(plan.contains(text), "/plan lacks {text:?}:\n{plan}");
+    }
+    let (status, _, part) = server.get("GET", "/tree?part=main", &host, &[]).await;
+    assert_eq!(status, 200);
+    assert!(
+        part.contains("Raise the walls") && !part.contains("<html") && !part.contains("<nav"),
+        "{part}"
+    );
+    for asset in ["/assets/board.css", "/assets/board.js"] {
+        let (status, _, body) = server.get("GET", asset, &host, &[]).await;
+        assert_eq!(status, 200, "{asset}");
+        assert!(body.len() > 500, "{asset}");
+    }
+
+    // Refusals.
+    let port = server.addr.port();
+    let (status, _, _) = server.get("GET", "/", &format!("evil.example:{port}"), &[]).await;
+    assert_eq!(status, 403, "a rebinding Host");
+    let (status, _, _) = server
+        .get("GET", "/", &host, &[("Origin", "https://evil.example")])
+        .await;
+    assert_eq!(status, 403, "a foreign Origin");
+    let (status, _, _) = server
+        .get("GET", "/", &host, &[("Origin", &format!("http://localhost:{port}"))])
+        .await;
+    assert_eq!(status, 200, "a loopback Origin");
+    let (status, head, _) = server.get("POST", "/", &host, &[("Content-Length", "0")]).await;
+    assert_eq!(status, 405, "{head}");
+    let (status, _, _) = server.get("GET", "/nowhere", &host, &[]).await;
+    assert_eq!(status, 404);
+    let (status, _, body) = server.get("HEAD", "/", &host, &[]).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+}
+
+/// `/events` tells an open board about a change made by another process
+/// (the CLI) within a second, as a `change` event carrying the new cursor.
+#[tokio::test]
+async fn the_board_hears_a_cli_change_within_a_second() {
+    let server = HttpServer::start(&[]).await;
+    let data_dir = server.data_dir();
+    let tracker = Tracker::open(&data_dir).unwrap();
+    seed_board(&tracker);
+    let cursor = tracker.changes_cursor().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET /events?cursor={cursor} HTTP/1.0\r\nHost: {}\r\n\r\n", server.addr);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    // The head, then the retry hint.
+    let mut head = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.is_empty() {
+            break;
+        }
+        head.push(line);
+    }
+    assert!(head[0].contains("200"), "{head:?}");
+    assert!(
+        head.iter()
+            .any(|h| h.eq_ignore_ascii_case("content-type: text/event-stream")),
+        "{head:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "vendor",
+            "create",
+            "Made by the CLI",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cli_done = started.elapsed();
+    let event = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("the stream stays open");
+            if line == "event: change" {
+                break lines.next_line().await.unwrap().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("a change event");
+    let heard = started.elapsed();
+    eprintln!("the board heard a CLI change {heard:?} after the CLI started ({cli_done:?} in the CLI)");
+    assert!(heard - cli_done < Duration::from_secs(1), "{heard:?}");
+    let new_cursor = event.strip_prefix("data: ").unwrap();
+    assert!(new_cursor.parse::<i64>().unwrap() > cursor.parse::<i64>().unwrap());
+}
+
+/// With a token, the board wants it: refused without, taken once as
+/// `?token=` (answered with an HttpOnly cookie and a redirect), then the
+/// cookie or a bearer header lets the pages through.
+#[tokio::test]
+async fn the_board_wants_the_servers_token() {
+    let token = "board-token-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let server = HttpServer::start(&["--token-file", token_file.to_str().unwrap()]).await;
+    let host = server.addr.to_string();
+    let (status, _, body) = server.get("GET", "/", &host, &[]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("?token="), "{body}");
+    let (status, _, _) = server.get("GET", "/?token=wrong-token-0123456789", &host, &[]).await;
+    assert_eq!(status, 401);
+    let (status, head, _) = server.get("GET", &format!("/tree?token={token}"), &host, &[]).await;
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("HttpOnly") && head.contains("SameSite=Strict"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("location: /tree"), "{head}");
+    let cookie = format!("waymark_token={token}");
+    let (status, _, _) = server.get("GET", "/", &host, &[("Cookie", &cookie)]).await;
+    assert_eq!(status, 200);
+    let bearer = format!("Bearer {token}");
+    let (status, _, _) = server.get("GET", "/health", &host, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+}
+
+/// A board of `tasks` tasks under one project and 20 sessions: a fifth
+/// completed over the last weeks, every seventh waiting for the one before,
+/// a few on branches; three vendors, deployments, enhancements. Returns the
+/// first session's id.
+fn seed_big_board(tracker: &Tracker, tasks: usize) -> String {
+    use waymark::ops::*;
+    seed_board(tracker);
+    let project = tracker
+        .create_work_item(
+            "seed",
+            NewWorkItem {
+                item_type: "project".into(),
+                title: "Waymark 1.0".into(),
+                metadata: json!({"description": "the release"}).as_object().cloned(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let sessions: Vec<String> = (0..20)
+        .map(|k| {
+            tracker
+                .create_work_item(
+                    "seed",
+                    NewWorkItem {
+                        item_type: "session".into(),
+                        title: format!(
+                            "Session {k}: {}",
+                            ["sync", "board", "claims", "import", "search"][k % 5]
+                        ),
+                        parent_id: Some(project.id.clone()),
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+                .id
+        })
+        .collect();
+    let mut previous: Option<String> = None;
+    for k in 0..tasks {
+        let task = tracker
+            .create_work_item(
+                ["claude", "codex", "ana"][k % 3],
+                NewWorkItem {
+                    item_type: if k % 11 == 0 { "research" } else { "task" }.into(),
+                    title: format!(
+                        "Task {k}: {} the {}",
+                        ["write", "test", "review", "measure"][k % 4],
+                        ["store", "feed", "board", "hub", "cli", "importer"][k % 6]
+                    ),
+                    parent_id: Some(sessions[k % sessions.len()].clone()),
+                    priority: Some((k % 5) as i64),
+                    branch_name: (k % 13 == 0).then(|| format!("feature/{k}")),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        if k % 5 == 0 {
+            tracker
+                .update_work_item(
+                    "seed",
+                    WorkItemUpdate {
+                        id: task.id.clone(),
+                        version: task.version,
+                        status: Some("completed".into()),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+        } else if k % 7 == 0
+            && let Some(before) = &previous
+        {
+            tracker
+                .manage_dependency(
+                    "seed",
+                    DependencyChange {
+                        action: DependencyAction::parse("add").unwrap(),
+                        source_id: task.id.clone(),
+                        target_id: before.clone(),
+                        dependency_type: "depends_on".into(),
+                    },
+                )
+                .unwrap();
+        }
+        previous = Some(task.id);
+    }
+    for (name, passing, total) in [
+        ("Stripe importer", 118, 120),
+        ("Linear sync", 40, 52),
+        ("Jira export", 9, 30),
+    ] {
+        tracker
+            .create_vendor(
+                "seed",
+                NewVendor {
+                    name: name.into(),
+                    extractor_version: Some("2.1".into()),
+                    metadata: json!({"test_results": {"passing": passing, "total": total}})
+                        .as_object()
+                        .cloned(),
+                },
+            )
+            .unwrap();
+    }
+    for (k, q) in ["2026-Q4", "2027-Q1", "2027-Q1", "2027-Q2"].iter().enumerate() {
+        tracker
+            .create_enhancement(
+                "seed",
+                NewEnhancement {
+                    title: format!("Enhancement {k}"),
+                    target_quarter: Some((*q).into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    sessions[0].clone()
+}
+
+/// The Chrome DevTools protocol over `--remote-debugging-pipe`: commands
+/// on the browser's fd 3, answers and events on its fd 4, each message
+/// ended by a NUL (a shell maps them onto the child's stdin and stdout).
+struct Chromium {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: BufReader<tokio::process::ChildStdout>,
+    next_id: u64,
+    session: Option<String>,
+    _profile: TempDir,
+}
+
+impl Chromium {
+    /// The browser to drive: `WAYMARK_CHROMIUM`, else `chromium` or
+    /// `chromium-browser` on the PATH.
+    fn find() -> Option<String> {
+        if let Ok(path) = std::env::var("WAYMARK_CHROMIUM") {
+            return Some(path);
+        }
+        ["chromium", "chromium-browser", "google-chrome"]
+            .into_iter()
+            .find_map(|name| {
+                std::env::var_os("PATH").and_then(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|d| d.join(name))
+                        .find(|p| p.is_file())
+                        .map(|p| p.display().to_string())
+                })
+            })
+    }
+
+    async fn start(binary: &str) -> Chromium {
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"exec "$0" --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --remote-debugging-pipe --user-data-dir="$1" about:blank 3<&0 4>&1 0</dev/null 1>/dev/null 2>/dev/null"#)
+            .arg(binary)
+            .arg(profile.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromium");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut browser = Chromium {
+            child,
+            stdin,
+            stdout,
+            next_id: 0,
+            session: None,
+            _profile: profile,
+        };
+        let target = browser.send("Target.createTarget", json!({"url": "about:blank"})).await;
+        let attached = browser
+            .send(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        browser.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+        browser.send("Page.enable", json!({})).await;
+        // A page in the background is never painted.
+        browser.send("Page.bringToFront", json!({})).await;
+        browser
+    }
+
+    async fn read(&mut self) -> Value {
+        let mut message = Vec::new();
+        tokio::io::AsyncBufReadExt::read_until(&mut self.stdout, 0, &mut message)
+            .await
+            .unwrap();
+        assert_eq!(message.pop(), Some(0), "chromium closed the pipe");
+        serde_json::from_slice(&message).unwrap()
+    }
+
+    /// Send a command (to the page, once attached) and wait for its answer.
+    async fn send(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({"id": id, "method": method, "params": params});
+        if let Some(session) = &self.session {
+            message["sessionId"] = json!(session);
+        }
+        let mut bytes = serde_json::to_vec(&message).unwrap();
+        bytes.push(0);
+        self.stdin.write_all(&bytes).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let m = self.read().await;
+                if m["id"] == json!(id) {
+                    break m;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("chromium answers {method}"));
+        assert!(answer.get("error").is_none(), "{method}: {answer}");
+        answer["result"].clone()
+    }
+
+    /// Load `url` and wait for its load event.
+    async fn open(&mut self, url: &str) {
+        self.send("Page.navigate", json!({"url": url})).await;
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if self.read().await["method"] == "Page.loadEventFired" {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the page loads");
+    }
+
+    async fn eval(&mut self, expression: &str) -> Value {
+        let r = self
+            .send(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true}),
+            )
+            .await;
+        r["result"]["value"].clone()
+    }
+}
+
+/// The first contentful paint of `url` over 5 loads, sorted (ms).
+async fn first_paints(browser: &mut Chromium, url: &str) -> Vec<f64> {
+    let mut paints = Vec::new();
+    for _ in 0..5 {
+        browser.open(url).await;
+        // The paint entry may be recorded just after the load event.
+        let paint = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let paint = browser
+                    .eval("(performance.getEntriesByName('first-contentful-paint')[0]||{}).startTime")
+                    .await;
+                if let Some(ms) = paint.as_f64() {
+                    break ms;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no paint entry for {url}"));
+        paints.push(paint);
+    }
+    paints.sort_by(f64::total_cmp);
+    paints
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|c| *c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c) << (18 - 6 * i);
+        }
+        let take = chunk.len() - 1;
+        out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
+    }
+    out
+}
+
+/// The board in a real browser: headless Chromium loads the work page of a
+/// 1,200-item store (first paint timed, page weight counted), sees the
+/// items, then sees a task created through the CLI appear without a reload
+/// within a second. With `WAYMARK_BOARD_SCREENSHOT=PATH`, saves a
+/// screenshot there (docs/board.png in the README). Skipped, saying so,
+/// where no Chromium is installed (`scripts/board-check.sh` installs it).
+#[tokio::test]
+async fn the_board_in_headless_chromium() {
+    let Some(binary) = Chromium::find() else {
+        eprintln!(
+            "SKIPPED the_board_in_headless_chromium: no chromium on the PATH (apt-get install -y chromium, or set WAYMARK_CHROMIUM)"
+        );
+        return;
+    };
+    // The timing target is for a release build on an idle machine:
+    // `scripts/board-check.sh` passes one (WAYMARK_BOARD_BIN) and the
+    // budget (WAYMARK_PAINT_BUDGET_MS=100); a debug build under `cargo
+    // test` gets a budget that only catches a page gone badly wrong.
+    let bin = std::env::var("WAYMARK_BOARD_BIN").unwrap_or_else(|_| BIN.to_owned());
+    let budget: f64 = std::env::var("WAYMARK_PAINT_BUDGET_MS")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(1_500.0);
+    let server = HttpServer::start_with(&bin, "127.0.0.1:0", &[]).await;
+    let data_dir = server.data_dir();
+    let tracker = Tracker::open(&data_dir).unwrap();
+    let session = seed_big_board(&tracker, 1_175);
+    let items = tracker
+        .list_work_items(waymark::ops::WorkItemFilter::default())
+        .unwrap()
+        .total_count;
+    assert!(items >= 1_000, "{items} items (the count is capped at 1000)");
+    let host = server.addr.to_string();
+    let mut weight = 0;
+    for path in ["/", "/assets/board.css", "/assets/board.js"] {
+        let (status, _, body) = server.get("GET", path, &host, &[]).await;
+        assert_eq!(status, 200);
+        weight += body.len();
+    }
+    let (_, _, tree) = server.get("GET", "/tree", &host, &[]).await;
+    eprintln!(
+        "page weight: work page with its assets {weight} bytes; tree page {} bytes",
+        tree.len()
+    );
+    assert!(weight < 200_000, "{weight} bytes");
+
+    let mut browser = Chromium::start(&binary).await;
+    browser
+        .send(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 1280, "height": 860, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .await;
+    let url = format!("http://{host}/");
+    // The floor: the same browser painting a page of one word.
+    let floor = first_paints(
+        &mut browser,
+        "data:text/html,<!doctype html><title>t</title><p>floor</p>",
+    )
+    .await;
+    let paints = first_paints(&mut browser, &url).await;
+    eprintln!(
+        "first contentful paint, 5 loads each, median: the work page (1,200 items) {} ms {paints:?}; a one-word page {} ms {floor:?}",
+        paints[2], floor[2]
+    );
+    assert!(paints[2] < budget, "first paint {paints:?} ms, over {budget} ms");
+    let cards = browser.eval("document.querySelectorAll('.card').length").await;
+    assert!(cards.as_u64().unwrap() > 100, "{cards}");
+    assert_eq!(
+        browser
+            .eval("document.body.innerText.includes('Task 1: test the feed')")
+            .await,
+        json!(true)
+    );
+    // Wait for the event stream to be open.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if browser.eval("document.getElementById('live').textContent").await == json!("live") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the board goes live");
+
+    let started = std::time::Instant::now();
+    let out = tokio::process::Command::new(&bin)
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "item",
+            "create",
+            "--type",
+            "task",
+        ])
+        .args(["--title", "Made in the CLI", "--priority", "0", "--parent", &session])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cli = started.elapsed();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if browser
+                .eval("document.body.innerText.includes('Made in the CLI')")
+                .await
+                == json!(true)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the page shows the CLI's task");
+    let shown = started.elapsed();
+    eprintln!(
+        "a task created through the CLI showed on the board {shown:?} after the CLI started ({cli:?} in the CLI)"
+    );
+    assert!(shown - cli < Duration::from_secs(1), "{shown:?}");
+    assert_eq!(browser.eval("location.href").await, json!(url), "no reload");
+
+    if let Ok(path) = std::env::var("WAYMARK_BOARD_SCREENSHOT") {
+        let shot = browser.send("Page.captureScreenshot", json!({"format": "png"})).await;
+        std::fs::write(&path, base64_decode(shot["data"].as_str().unwrap())).unwrap();
+        eprintln!("screenshot saved to {path}");
+    }
+    let _ = browser.child.kill().await;
 }

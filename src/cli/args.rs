@@ -67,6 +67,37 @@ pub(super) enum Command {
         #[arg(long, value_name = "DIR")]
         file_root: Vec<PathBuf>,
     },
+    /// Print what changes in the store, as JSON lines (each what wait_for_changes answers), until stopped.
+    Watch {
+        /// Start after this cursor (from an earlier line); default: now.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Only these collections (work_items, dependencies, vendors, deployments, deployment_links,
+        /// enhancements, configuration), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        collections: Vec<String>,
+        /// Only this work item and the items under it.
+        #[arg(long, value_name = "ID")]
+        under: Option<String>,
+        /// Print one line and stop: the first change (or, with --timeout, none when it runs out).
+        #[arg(long)]
+        once: bool,
+        /// With --once: give up after this many seconds (0 to 60) and print an empty answer.
+        #[arg(long, requires = "once", value_name = "SECONDS")]
+        timeout: Option<i64>,
+        /// Accepted like every command's --json: watch always prints JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the read-only board of this store on a loopback port and print its URL (Ctrl-C stops it).
+    Board {
+        /// Where to listen (loopback only; port 0 picks a free one).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        addr: std::net::SocketAddr,
+        /// Open the board in a browser.
+        #[arg(long)]
+        open: bool,
+    },
     /// The status report: vendors, open work, deployments, enhancements, conflicts.
     Status {
         #[arg(long)]

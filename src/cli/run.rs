@@ -120,6 +120,15 @@ pub(super) fn run(cli: Cli) -> Result<()> {
             let r = open_existing(&dir)?.resolve_conflict_choice(a, choice)?;
             show(json, &r, |r| format!("resolved {} with {}", r.id, r.value))
         }
+        Command::Watch {
+            cursor,
+            collections,
+            under,
+            once,
+            timeout,
+            json: _,
+        } => watch(&dir, cursor, collections, under, once, timeout),
+        Command::Board { addr, open } => board(&dir, addr, open),
         Command::Serve {
             toolset,
             read_only,
@@ -761,5 +770,101 @@ fn archive(dir: &Path, cmd: ArchiveCommand) -> Result<()> {
             })?;
             show_page(json, &page, item_line, "the archive is empty")
         }
+    }
+}
+
+/// `waymark watch`: one JSON line per answer of `wait_for_changes` that
+/// lists changes, waiting again after each (`--once`: the first answer).
+fn watch(
+    dir: &Path,
+    cursor: Option<String>,
+    collections: Vec<String>,
+    under: Option<String>,
+    once: bool,
+    timeout: Option<i64>,
+) -> Result<()> {
+    use std::io::Write;
+    let t = open_existing(dir)?;
+    let mut input = ops::WaitForChanges {
+        cursor,
+        collections: (!collections.is_empty()).then_some(collections),
+        under,
+        timeout_s: Some(timeout.unwrap_or(ops::MAX_WAIT_S as i64)),
+    };
+    // A bad cursor or filter is refused before the first wait; no cursor
+    // starts at the store's present.
+    let start = t.changes_since(&input)?;
+    if input.cursor.is_none() {
+        input.cursor = Some(start.cursor);
+    }
+    loop {
+        let answer = t.wait_for_changes(&input)?;
+        input.cursor = Some(answer.cursor.clone());
+        if answer.changes.is_empty() && !(once && timeout.is_some()) {
+            continue;
+        }
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, &answer)?;
+        writeln!(out)?;
+        out.flush()?;
+        if once {
+            return Ok(());
+        }
+    }
+}
+
+/// `waymark board`: `serve --http` on a loopback address with the tools
+/// read-only; prints the board's URL once listening, and opens a browser
+/// there when asked.
+fn board(dir: &Path, addr: std::net::SocketAddr, open: bool) -> Result<()> {
+    if !addr.ip().is_loopback() {
+        bail!(
+            "waymark board listens on loopback only ({addr} is not); to serve it further, use serve --http with --allow-remote and a token"
+        );
+    }
+    let tracker = open_existing(dir)?;
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let context = waymark::mcp::ServeContext {
+        data_dir: Some(dir.to_path_buf()),
+        repo_root: git_root(&cwd),
+        settings: Some(waymark::config::Settings::load(dir)?),
+        file_roots: Vec::new(),
+    };
+    let options = waymark::mcp::ServeOptions {
+        toolset: waymark::mcp::Toolset::All,
+        read_only: true,
+    };
+    waymark::mcp::serve_http_then(
+        tracker,
+        options,
+        context,
+        addr,
+        waymark::mcp::HttpAccess::default(),
+        |bound| {
+            let url = format!("http://{bound}/");
+            let _ = out(&url);
+            if open {
+                open_browser(&url);
+            }
+        },
+    )
+    .context("the board stopped")?;
+    Ok(())
+}
+
+/// Start the desktop's browser on `url` (xdg-open, or open on macOS); a
+/// failure is a warning, the URL is printed anyway.
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let started = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match started {
+        // Reaped on a thread of its own: the board goes on serving.
+        Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
+        Err(e) => eprintln!("waymark: could not start a browser ({opener}: {e}); open {url} yourself"),
     }
 }

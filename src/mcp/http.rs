@@ -133,6 +133,20 @@ pub fn serve_http(
     addr: SocketAddr,
     access: HttpAccess,
 ) -> std::io::Result<()> {
+    serve_http_then(tracker, options, context, addr, access, |_| {})
+}
+
+/// [`serve_http`], calling `bound` with the address bound once listening
+/// (`waymark board` prints the board's URL and opens a browser there).
+pub fn serve_http_then(
+    tracker: Tracker,
+    options: ServeOptions,
+    context: ServeContext,
+    addr: SocketAddr,
+    access: HttpAccess,
+    bound: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
+    let on_bound = bound;
     check_bind(addr, &access).map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -163,13 +177,23 @@ pub fn serve_http(
         sessions.session_config.init_timeout = Some(HEAD_TIMEOUT);
         let sessions = Arc::new(sessions);
         let mcp = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), config);
+        let board = crate::board::http::Access {
+            loopback: bound.ip().is_loopback(),
+            token: access.token.clone(),
+            allowed_origins: access.allowed_origins.clone(),
+        };
         let gate = Arc::new(Gate {
             mcp,
             sessions,
             token: access.token.clone(),
             full_warned: Default::default(),
+            board: Arc::new(crate::board::Board::new(tracker.clone())),
+            board_access: board,
+            stop: stop.clone(),
         });
         eprintln!("waymark: serving MCP on http://{bound}{MCP_PATH}");
+        eprintln!("waymark: board at http://{bound}/");
+        on_bound(bound);
         tracing::info!(toolset = %options.toolset, read_only = options.read_only, %bound, "serving MCP over HTTP");
         let result = accept_until_stopped(listener, gate, stop).await;
         background.stop(&tracker);
@@ -188,6 +212,11 @@ struct Gate {
     token: Option<String>,
     /// Whether the log already says the sessions are full.
     full_warned: std::sync::atomic::AtomicBool,
+    /// The read-only board at every other path (`src/board`).
+    board: Arc<crate::board::Board>,
+    board_access: crate::board::http::Access,
+    /// Ends the board's event streams when the server stops.
+    stop: CancellationToken,
 }
 
 async fn accept_until_stopped(
@@ -268,6 +297,9 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, gate:
 }
 
 async fn route(gate: &Gate, request: Request<Incoming>) -> Response<BoxBody<Bytes, Infallible>> {
+    if request.uri().path() != MCP_PATH {
+        return crate::board::http::handle(&gate.board, &gate.board_access, request, &gate.stop).await;
+    }
     if let Some(token) = &gate.token {
         let given = request
             .headers()
@@ -285,12 +317,6 @@ async fn route(gate: &Gate, request: Request<Incoming>) -> Response<BoxBody<Byte
             );
             return response;
         }
-    }
-    if request.uri().path() != MCP_PATH {
-        return plain(
-            StatusCode::NOT_FOUND,
-            &format!("not found; the MCP endpoint is {MCP_PATH}"),
-        );
     }
     let opens_session = request.method() == hyper::Method::POST && !request.headers().contains_key("mcp-session-id");
     if opens_session && gate.sessions.sessions.read().await.len() >= MAX_SESSIONS {

@@ -21,6 +21,7 @@ mod http;
 mod limits;
 mod schema;
 mod stdio;
+mod subscribe;
 mod tools;
 
 use std::fmt;
@@ -30,7 +31,8 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult,
     ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
+    Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, ServerInitializeError};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool_handler};
@@ -38,7 +40,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool_ha
 use crate::import::scope::FileScope;
 use crate::ops::Tracker;
 
-pub use http::{HttpAccess, check_bind as check_http_bind, serve_http};
+pub use http::{HttpAccess, check_bind as check_http_bind, serve_http, serve_http_then};
 
 /// The tools of the earlier tracker, kept under their names.
 pub const LEGACY_TOOLS: &[&str] = &[
@@ -164,6 +166,8 @@ pub struct WaymarkServer {
     context: ServeContext,
     files: FileScope,
     tool_router: ToolRouter<WaymarkServer>,
+    /// This session's resource subscriptions (a clone starts with none).
+    subscriptions: subscribe::Subscriptions,
 }
 
 impl WaymarkServer {
@@ -188,6 +192,7 @@ impl WaymarkServer {
             context: ServeContext::default(),
             files: FileScope::default(),
             tool_router: router,
+            subscriptions: subscribe::Subscriptions::default(),
         }
     }
 
@@ -218,9 +223,15 @@ impl ServerHandler for WaymarkServer {
     }
 
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
-            .with_server_info(Implementation::new("waymark", env!("CARGO_PKG_VERSION")).with_title("Waymark"))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build(),
+        )
+        .with_server_info(Implementation::new("waymark", env!("CARGO_PKG_VERSION")).with_title("Waymark"))
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_resources(
@@ -234,6 +245,26 @@ impl ServerHandler for WaymarkServer {
                 .with_description("The status report: vendors, active work, deployments, enhancements, conflicts.")
                 .with_mime_type("text/markdown"),
         ]))
+    }
+
+    /// Notify this session when `uri` changes (see `subscribe.rs`).
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let uri = check_subscribable(&request.uri)?;
+        self.subscriptions.add(uri, &self.tracker, context.peer);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.remove(&check_subscribable(&request.uri)?);
+        Ok(())
     }
 
     async fn list_resource_templates(
@@ -289,6 +320,24 @@ impl ServerHandler for WaymarkServer {
         };
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
+}
+
+/// The resource `uri` names, in the form notifications name it; refused
+/// when it names none.
+fn check_subscribable(uri: &str) -> Result<String, McpError> {
+    if uri == STATUS_URI {
+        return Ok(uri.to_owned());
+    }
+    if uri.len() <= MAX_URI
+        && let Some(id) = uri.strip_prefix(WORK_ITEM_PREFIX)
+        && let Ok(id) = crate::domain::ids::parse("id", id)
+    {
+        return Ok(format!("{WORK_ITEM_PREFIX}{id}"));
+    }
+    Err(McpError::invalid_params(
+        format!("cannot subscribe to {uri:?}; the resources are {STATUS_URI} and {WORK_ITEM_TEMPLATE}"),
+        None,
+    ))
 }
 
 /// Serve MCP on stdin/stdout until stdin closes. Builds its own runtime.

@@ -137,6 +137,27 @@ async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send +
         .unwrap_or_else(|e| Err(Error::Io(std::io::Error::other(format!("the work stopped: {e}")))))
 }
 
+/// `wait_for_changes` on a blocking thread that gives up (within the
+/// feed's poll interval) once this future is dropped: a cancelled call, a
+/// session or a server that ends.
+pub(super) async fn wait_off_thread(
+    tracker: &ops::Tracker,
+    input: crate::ops::WaitForChanges,
+) -> std::io::Result<Result<crate::ops::Changes>> {
+    struct CancelOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let cancelled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancelled.clone());
+    let tracker = tracker.clone();
+    tokio::task::spawn_blocking(move || tracker.wait_for_changes_or(&input, &cancelled))
+        .await
+        .map_err(std::io::Error::other)
+}
+
 #[tool_router(vis = "pub(super)")]
 impl WaymarkServer {
     #[tool(
@@ -374,6 +395,19 @@ impl WaymarkServer {
                 format!("{other:?} is not one of status, now"),
             )),
         }
+    }
+
+    #[tool(
+        description = "Wait up to timeout_s for changes, local or pulled; returns them and the next cursor (none given: the current one).",
+        input_schema = input_schema::<ops::WaitForChanges>(),
+        annotations(read_only_hint = true)
+    )]
+    async fn wait_for_changes(&self, Parameters(p): Parameters<ops::WaitForChanges>) -> CallToolResult {
+        answer(
+            wait_off_thread(&self.tracker, p)
+                .await
+                .unwrap_or_else(|e| Err(Error::Io(e))),
+        )
     }
 
     #[tool(

@@ -6,6 +6,8 @@
 //! `crate::store`; it never knows which face called it.
 
 mod archive;
+mod board;
+mod changes;
 pub(crate) mod configuration;
 mod dependencies;
 pub(crate) mod deployments;
@@ -19,6 +21,8 @@ pub(crate) mod work_items;
 use std::path::Path;
 
 pub use archive::{ArchiveRequest, ArchiveResult, ArchivedQuery};
+pub use board::{BoardData, BoardDeployment, BoardEnhancement, BoardItem, BoardVendor};
+pub use changes::{Changed, Changes, MAX_WAIT_S, WaitForChanges};
 pub use configuration::{Configuration, ConfigurationUpdate, ConfigurationView, SyncHealth};
 pub use dependencies::{Dependency, DependencyAction, DependencyChange};
 pub use deployments::{Deployment, DeploymentFilter, DeploymentRow, NewDeployment};

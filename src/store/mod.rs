@@ -13,6 +13,7 @@ mod blockers;
 mod codec;
 mod collections;
 mod derived;
+pub mod feed;
 pub mod id;
 pub(crate) mod query;
 pub mod replica;
@@ -48,12 +49,13 @@ pub const DB_FILE: &str = "waymark.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The schema's migrations, in order: schema N is the first N applied.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("../../sql/sqlite/0001_initial.sql"),
     include_str!("../../sql/sqlite/0002_compact.sql"),
     include_str!("../../sql/sqlite/0003_lean_writes.sql"),
     include_str!("../../sql/sqlite/0004_binary_ids.sql"),
     include_str!("../../sql/sqlite/0005_immutable_outbox.sql"),
+    include_str!("../../sql/sqlite/0006_change_feed.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -180,6 +182,8 @@ struct Inner {
     writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     on_local_write: Mutex<Option<WriteHook>>,
+    /// Wakes the waiters on the change feed after this process's writes.
+    feed: feed::Signal,
     /// Milliseconds added to the wall clock for this store's new changes
     /// (tests model laptops whose clocks are wrong).
     clock_skew_ms: std::sync::atomic::AtomicI64,
@@ -325,6 +329,7 @@ impl Store {
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
                 on_local_write: Mutex::new(None),
+                feed: feed::Signal::default(),
                 clock_skew_ms: std::sync::atomic::AtomicI64::new(0),
             }),
         })
@@ -354,13 +359,16 @@ impl Store {
     {
         let author = author.to_owned();
         let skew = self.clock_skew_ms();
-        let (value, wrote_local) = self.on_writer(move |conn| {
+        let (value, (wrote_local, fed)) = self.on_writer(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut wtx = WriteTx::begin(tx, author, skew)?;
             let value = f(&mut wtx)?;
-            let wrote_local = wtx.commit()?;
-            Ok((value, wrote_local))
+            let committed = wtx.commit()?;
+            Ok((value, committed))
         })?;
+        if fed {
+            self.inner.feed.committed();
+        }
         if wrote_local {
             let hook = self
                 .inner
@@ -373,6 +381,26 @@ impl Store {
             }
         }
         Ok(value)
+    }
+
+    /// The change feed's head: the sequence number of the latest change
+    /// applied to a record here (written or pulled), 0 for none.
+    pub fn feed_head(&self) -> Result<i64> {
+        self.read(feed::head)
+    }
+
+    /// Wait until a change numbered after `after` is committed (by this
+    /// process or another on the same file) or `timeout` passes; returns
+    /// the head then (not past `after` when the time ran out, or soon after
+    /// `cancelled` is set). Blocks the calling thread.
+    pub fn wait_for_feed(
+        &self,
+        after: i64,
+        timeout: Duration,
+        cancelled: &std::sync::atomic::AtomicBool,
+    ) -> Result<i64> {
+        let deadline = std::time::Instant::now() + timeout;
+        self.inner.feed.wait(after, deadline, cancelled, || self.feed_head())
     }
 
     /// Run this store's wall clock `millis` ahead (or behind, when

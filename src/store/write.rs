@@ -56,11 +56,14 @@ pub struct WriteTx<'c> {
     at: Option<Timestamp>,
     /// Milliseconds this store's clock runs ahead of the machine's (tests).
     skew_ms: i64,
+    /// The change feed's last sequence number (see `feed.rs`).
+    feed_seq: i64,
+    feed_begin: i64,
 }
 
 impl<'c> WriteTx<'c> {
     pub(super) fn begin(tx: Transaction<'c>, author: String, skew_ms: i64) -> Result<WriteTx<'c>> {
-        let (replica, counter, hlc, _) = super::read_replica(&tx)?;
+        let (replica, counter, hlc, feed_seq) = super::feed::read_replica_for_write(&tx)?;
         let publishing = !super::replica::unpublished(&tx)?;
         Ok(WriteTx {
             tx,
@@ -78,6 +81,8 @@ impl<'c> WriteTx<'c> {
             orphans: None,
             at: None,
             skew_ms,
+            feed_seq,
+            feed_begin: feed_seq,
         })
     }
 
@@ -398,7 +403,8 @@ impl<'c> WriteTx<'c> {
         }
         self.observe(change)?;
         self.dirty = true;
-        self.store_opaque(change, &state)?;
+        let key = self.store_opaque(change, &state)?;
+        self.note_changed(0, key)?;
         self.last_conflicted = false;
         Ok(Some(0))
     }
@@ -437,6 +443,7 @@ impl<'c> WriteTx<'c> {
         self.dirty = true;
         self.wrote_local = true;
         let key = self.store_opaque(change, &state)?;
+        self.note_changed(0, key)?;
         self.append_outbox(0, key, change)
     }
 
@@ -452,7 +459,7 @@ impl<'c> WriteTx<'c> {
         self.last_conflicted = state
             .conflicts()
             .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
-        collection.materialize(
+        let (version, key) = collection.materialize(
             &self.tx,
             &change.record_id,
             &old,
@@ -460,7 +467,16 @@ impl<'c> WriteTx<'c> {
             encoded,
             &mut self.orphans,
             self.republishing,
-        )
+        )?;
+        self.note_changed(collection.code, key)?;
+        Ok((version, key))
+    }
+
+    /// Move record `key` of collection `code` to the head of the change
+    /// feed: its one row there takes the next sequence number.
+    fn note_changed(&mut self, code: i64, key: i64) -> Result<()> {
+        self.feed_seq += 1;
+        super::feed::note(&self.tx, code, key, self.feed_seq)
     }
 
     /// Whether the record of the last change written or applied holds a
@@ -474,13 +490,15 @@ impl<'c> WriteTx<'c> {
         Ok(collection.load(&self.tx, id)?.state)
     }
 
-    /// Commit; returns whether local changes were written.
-    pub(super) fn commit(self) -> Result<bool> {
+    /// Commit; returns whether local changes were written, and whether
+    /// the change feed moved.
+    pub(super) fn commit(self) -> Result<(bool, bool)> {
         let wrote_local = self.wrote_local;
+        let fed = self.feed_seq != self.feed_begin;
         if self.dirty {
             self.tx
-                .prepare_cached("UPDATE replica SET counter = ?1, hlc = ?2 WHERE singleton = 1")?
-                .execute(rusqlite::params![self.counter as i64, self.hlc.0 as i64])?;
+                .prepare_cached("UPDATE replica SET counter = ?1, hlc = ?2, feed_seq = ?3 WHERE singleton = 1")?
+                .execute(rusqlite::params![self.counter as i64, self.hlc.0 as i64, self.feed_seq])?;
         }
         if self.work_items_written > 0 && super::search::pending(&self.tx)? >= super::search::CATCH_UP_AT {
             super::search::catch_up(&self.tx)?;
@@ -492,7 +510,7 @@ impl<'c> WriteTx<'c> {
                 .execute("INSERT INTO work_items_fts (work_items_fts) VALUES ('optimize')", [])?;
         }
         self.tx.commit()?;
-        Ok(wrote_local)
+        Ok((wrote_local, fed))
     }
 }
 

@@ -501,3 +501,125 @@ fn the_command_line_exports_where_it_is_told() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out_file.is_file());
 }
+
+/// `waymark watch` prints a JSON line per change made by another process,
+/// the same answer as `wait_for_changes`; `--once` stops after the first;
+/// `--once --timeout` prints an empty answer when nothing changed; a bad
+/// cursor is one sentence.
+#[test]
+fn watch_prints_changes_as_json_lines() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok_json(d, &["vendor", "create", "First", "--json"]);
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_waymark"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(["watch", "--collections", "vendors"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok_json(
+        d,
+        &[
+            "item",
+            "create",
+            "--type",
+            "project",
+            "--title",
+            "Filtered out",
+            "--metadata",
+            r#"{"description":"d"}"#,
+            "--json",
+        ],
+    );
+    let second = ok_json(d, &["vendor", "create", "Second", "--json"]);
+    let line: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(line["changes"].as_array().unwrap().len(), 1, "{line}");
+    assert_eq!(line["changes"][0]["id"], second["id"]);
+    assert_eq!(line["changes"][0]["collection"], "vendors");
+    let third = ok_json(d, &["vendor", "create", "Third", "--json"]);
+    let line2: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(line2["changes"][0]["id"], third["id"]);
+    assert!(
+        line2["cursor"].as_str().unwrap().parse::<i64>().unwrap()
+            > line["cursor"].as_str().unwrap().parse::<i64>().unwrap()
+    );
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+
+    // From a cursor with changes after it: at once, and stop.
+    let cursor = line["cursor"].as_str().unwrap();
+    let once = ok_json(d, &["watch", "--cursor", cursor, "--once"]);
+    assert_eq!(once["changes"][0]["id"], third["id"]);
+    let quiet = ok_json(
+        d,
+        &[
+            "watch",
+            "--cursor",
+            once["cursor"].as_str().unwrap(),
+            "--once",
+            "--timeout",
+            "0",
+        ],
+    );
+    assert_eq!(quiet["changes"], serde_json::json!([]));
+    let err = fails(d, &["watch", "--cursor", "yesterday"]);
+    assert!(err.contains("cursor"), "{err}");
+}
+
+/// `waymark board` prints the board's URL on a free loopback port and
+/// serves it there; it refuses a non-loopback address.
+#[test]
+fn board_prints_its_url_and_serves_it() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok_json(
+        d,
+        &[
+            "item",
+            "create",
+            "--type",
+            "project",
+            "--title",
+            "On the board",
+            "--metadata",
+            r#"{"description":"d"}"#,
+            "--json",
+        ],
+    );
+    let err = fails(d, &["board", "--addr", "0.0.0.0:0"]);
+    assert!(err.contains("loopback"), "{err}");
+    let mut board = Command::new(env!("CARGO_BIN_EXE_waymark"))
+        .arg("--data-dir")
+        .arg(d)
+        .arg("board")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(board.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let addr = url
+        .trim()
+        .strip_prefix("http://")
+        .and_then(|u| u.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("a URL: {url:?}"))
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(stream, "GET /tree HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    let _ = board.kill();
+    let _ = board.wait();
+    assert!(
+        page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
+        "{page}"
+    );
+    assert!(page.contains("On the board"), "{page}");
+}

@@ -401,6 +401,28 @@ fn every_tool_and_its_command_answer_the_same_json() {
     );
     f.same("list_work_items", json!({"archived": true}), &["archive", "list"]);
 
+    // What changed since a cursor: `wait_for_changes` and `watch --once`.
+    let changed = f.same(
+        "wait_for_changes",
+        json!({"cursor": "0", "timeout_s": 0}),
+        &["watch", "--cursor", "0", "--once", "--timeout", "0"],
+    );
+    assert!(!changed["changes"].as_array().unwrap().is_empty(), "{changed}");
+    f.same(
+        "wait_for_changes",
+        json!({"cursor": "0", "timeout_s": 0, "collections": ["vendors"]}),
+        &[
+            "watch",
+            "--cursor",
+            "0",
+            "--once",
+            "--timeout",
+            "0",
+            "--collections",
+            "vendors",
+        ],
+    );
+
     // The report, sync health and conflicts.
     // The report names the time it was made: alike, not the same.
     f.alike("get_project_status", json!({"format": "json"}), &["status"]);

@@ -2,6 +2,7 @@
 
 mod cli;
 mod faces;
+mod feed;
 mod fuzz;
 mod git;
 mod markdown;

@@ -85,7 +85,7 @@ pub(super) fn user_path(stored: &str, id: &str, mut id_of: impl FnMut(i64) -> Re
 }
 
 /// The bounds of the stored paths of every item below item `id`.
-fn subtree_of(conn: &Connection, id: &str) -> Result<(String, String)> {
+pub(crate) fn subtree_of(conn: &Connection, id: &str) -> Result<(String, String)> {
     let (key, path): (i64, String) = conn
         .prepare_cached("SELECT key, path FROM work_items WHERE id = ?1")?
         .query_row([id::sql(id)], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -1,0 +1,690 @@
+//! The board: a read-only web page of this store for people supervising
+//! agents (`serve --http` at `/`, `waymark board`).
+//!
+//! Server-rendered HTML (minijinja templates, assets embedded with
+//! `include_str!`, no build step, nothing fetched from the network), a
+//! little script that keeps the page live: it listens to `/events`
+//! (server-sent events off the change feed that `wait_for_changes` reads)
+//! and, on a change, fetches the page's `<main>` again and swaps it in.
+//!
+//! Pages: `/` the work (ready / in progress / blocked / done columns, with
+//! charts of completions per day and open items over time, inline SVG),
+//! `/tree` (projects, sessions and tasks with their dependencies),
+//! `/health` (vendors with test pass bars, sync health, open conflicts),
+//! `/plan` (deployment timeline, enhancements by quarter). It reads
+//! through [`crate::ops`] only ([`Tracker::board_data`]); `http.rs` serves
+//! it.
+
+pub mod http;
+
+use std::collections::{BTreeMap, HashMap};
+
+use minijinja::{Environment, Value as J, context};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ops::{BoardData, BoardItem, Tracker};
+use crate::time::Timestamp;
+
+/// The most cards a column shows (the rest are counted).
+const COLUMN_CARDS: usize = 60;
+/// Completed items the done column shows, newest first.
+const DONE_CARDS: usize = 30;
+/// Days the charts cover, today included.
+const CHART_DAYS: i64 = 30;
+
+pub const CSS: &str = include_str!("board.css");
+pub const JS: &str = include_str!("board.js");
+
+/// A page of the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    Work,
+    Tree,
+    Health,
+    Plan,
+}
+
+impl Page {
+    pub const ALL: [Page; 4] = [Page::Work, Page::Tree, Page::Health, Page::Plan];
+
+    /// The page at `path`, if any.
+    pub fn at(path: &str) -> Option<Page> {
+        Page::ALL.into_iter().find(|p| p.path() == path)
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Page::Work => "/",
+            Page::Tree => "/tree",
+            Page::Health => "/health",
+            Page::Plan => "/plan",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Page::Work => "Work",
+            Page::Tree => "Tree",
+            Page::Health => "Health",
+            Page::Plan => "Plan",
+        }
+    }
+
+    fn template(self) -> &'static str {
+        match self {
+            Page::Work => "work.html",
+            Page::Tree => "tree.html",
+            Page::Health => "health.html",
+            Page::Plan => "plan.html",
+        }
+    }
+}
+
+/// The board of one tracker.
+pub struct Board {
+    tracker: Tracker,
+    env: Environment<'static>,
+}
+
+impl Board {
+    pub fn new(tracker: Tracker) -> Board {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("base.html", include_str!("templates/base.html")),
+            ("work.html", include_str!("templates/work.html")),
+            ("tree.html", include_str!("templates/tree.html")),
+            ("health.html", include_str!("templates/health.html")),
+            ("plan.html", include_str!("templates/plan.html")),
+        ] {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("the board's template {name} does not parse: {e}"));
+        }
+        Board { tracker, env }
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// The whole page, or (`main_only`) the contents of its `<main>`, which
+    /// the page's script swaps in on a change.
+    pub fn render(&self, page: Page, main_only: bool) -> Result<String> {
+        let data = self.tracker.board_data()?;
+        let view = View::new(&data);
+        let nav: Vec<J> = Page::ALL
+            .iter()
+            .map(|p| context! { path => p.path(), label => p.label(), current => *p == page })
+            .collect();
+        let ctx = match page {
+            Page::Work => context! { work => view.work() },
+            Page::Tree => context! { tree => view.tree() },
+            Page::Health => context! { health => view.health() },
+            Page::Plan => context! { plan => view.plan() },
+        };
+        let ctx = context! {
+            nav,
+            page => page.label(),
+            cursor => data.cursor,
+            sync => view.sync_badge(),
+            counts => view.counts(),
+            ..ctx
+        };
+        let name = if main_only { page.template() } else { "base.html" };
+        let ctx = context! { main_template => page.template(), ..ctx };
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(render_error)
+    }
+}
+
+/// A template value of anything serializable.
+fn serde<T: Serialize>(value: &T) -> J {
+    J::from(minijinja::value::Serde(value))
+}
+
+fn render_error(e: minijinja::Error) -> Error {
+    Error::Corrupt(format!("the board could not be rendered: {e:#}"))
+}
+
+/// A short, stable anchor for an item (the end of its id: UUID v7 ids
+/// share their first digits with items made the same minute).
+fn anchor(id: &str) -> String {
+    let tail: String = id.chars().filter(|c| *c != '-').collect();
+    format!("i{}", &tail[tail.len().saturating_sub(12)..])
+}
+
+#[derive(Serialize)]
+struct Card<'a> {
+    title: &'a str,
+    kind: &'a str,
+    priority: i64,
+    anchor: String,
+    /// The parent's title, for context.
+    under: Option<&'a str>,
+    /// A short note: who updated it, what it waits for.
+    note: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Column<'a> {
+    key: &'static str,
+    title: &'static str,
+    count: usize,
+    cards: Vec<Card<'a>>,
+    more: usize,
+}
+
+#[derive(Serialize)]
+struct Node<'a> {
+    title: &'a str,
+    kind: &'a str,
+    status: &'a str,
+    priority: i64,
+    anchor: String,
+    waits: Vec<Link<'a>>,
+    children: Vec<Node<'a>>,
+    open: bool,
+}
+
+#[derive(Serialize)]
+struct Link<'a> {
+    title: &'a str,
+    anchor: String,
+    done: bool,
+}
+
+/// The data, indexed for the pages.
+struct View<'a> {
+    data: &'a BoardData,
+    by_id: HashMap<&'a str, &'a BoardItem>,
+    /// Live items only (not archived).
+    live: Vec<&'a BoardItem>,
+    children: HashMap<&'a str, Vec<&'a BoardItem>>,
+    waits_for: HashMap<&'a str, Vec<&'a str>>,
+    /// Items with a completed child (work under them started).
+    started: std::collections::HashSet<&'a str>,
+}
+
+fn is_open(i: &BoardItem) -> bool {
+    i.status != "completed"
+}
+
+impl<'a> View<'a> {
+    fn new(data: &'a BoardData) -> View<'a> {
+        let by_id: HashMap<&str, &BoardItem> = data.items.iter().map(|i| (i.id.as_str(), i)).collect();
+        let live: Vec<&BoardItem> = data.items.iter().filter(|i| !i.archived).collect();
+        let mut children: HashMap<&str, Vec<&BoardItem>> = HashMap::new();
+        for i in &live {
+            if let Some(p) = i.parent_id.as_deref() {
+                children.entry(p).or_default().push(i);
+            }
+        }
+        // Work under an item started when something below it is done or
+        // on a branch: deepest first, so it climbs the whole tree.
+        let mut started = std::collections::HashSet::new();
+        let mut deepest_first = live.clone();
+        deepest_first.sort_by_key(|i| std::cmp::Reverse(i.depth));
+        for i in deepest_first {
+            let begun = !is_open(i) || i.branch_name.is_some() || started.contains(i.id.as_str());
+            if begun && let Some(p) = i.parent_id.as_deref() {
+                started.insert(p);
+            }
+        }
+        for list in children.values_mut() {
+            list.sort_by(|a, b| {
+                (!is_open(a), a.priority, &a.created_at).cmp(&(!is_open(b), b.priority, &b.created_at))
+            });
+        }
+        let mut waits_for: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (waiter, awaited) in &data.waits {
+            waits_for.entry(waiter.as_str()).or_default().push(awaited.as_str());
+        }
+        View {
+            data,
+            by_id,
+            live,
+            children,
+            waits_for,
+            started,
+        }
+    }
+
+    fn title_of(&self, id: &str) -> Option<&'a str> {
+        self.by_id.get(id).map(|i| i.title.as_str())
+    }
+
+    fn card(&self, i: &'a BoardItem, note: Option<String>) -> Card<'a> {
+        Card {
+            title: &i.title,
+            kind: &i.item_type,
+            priority: i.priority,
+            anchor: anchor(&i.id),
+            under: i.parent_id.as_deref().and_then(|p| self.title_of(p)),
+            note,
+        }
+    }
+
+    /// Which column a live item goes in.
+    fn column_of(&self, i: &BoardItem) -> &'static str {
+        if !is_open(i) {
+            "done"
+        } else if i.status == "blocked" || i.open_blockers > 0 {
+            "blocked"
+        } else if i.branch_name.is_some() || self.started.contains(i.id.as_str()) {
+            "progress"
+        } else {
+            "ready"
+        }
+    }
+
+    fn counts(&self) -> J {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for i in &self.live {
+            *counts.entry(self.column_of(i)).or_default() += 1;
+        }
+        serde(&counts)
+    }
+
+    fn sync_badge(&self) -> J {
+        let h = &self.data.health;
+        let (state, text) = if !h.hub_configured {
+            ("local", "local only".to_owned())
+        } else if h.last_error.is_some() || h.hub_reachable == Some(false) {
+            ("error", "hub unreachable".to_owned())
+        } else if h.pending_changes > 0 {
+            ("pending", format!("{} changes to push", h.pending_changes))
+        } else {
+            ("ok", "in sync".to_owned())
+        };
+        context! { state, text, conflicts => h.open_conflicts }
+    }
+
+    fn work(&self) -> J {
+        let mut ready: Vec<&BoardItem> = Vec::new();
+        let mut progress = Vec::new();
+        let mut blocked = Vec::new();
+        let mut done = Vec::new();
+        for i in &self.live {
+            match self.column_of(i) {
+                "done" => done.push(*i),
+                "blocked" => blocked.push(*i),
+                "progress" => progress.push(*i),
+                _ => ready.push(*i),
+            }
+        }
+        let by_priority =
+            |a: &&BoardItem, b: &&BoardItem| (a.priority, &a.created_at).cmp(&(b.priority, &b.created_at));
+        ready.sort_by(by_priority);
+        progress.sort_by(by_priority);
+        blocked.sort_by(by_priority);
+        done.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        let column =
+            |key, title, items: Vec<&'a BoardItem>, cap: usize, note: &dyn Fn(&BoardItem) -> Option<String>| {
+                let count = items.len();
+                Column {
+                    key,
+                    title,
+                    count,
+                    more: count.saturating_sub(cap),
+                    cards: items.into_iter().take(cap).map(|i| self.card(i, note(i))).collect(),
+                }
+            };
+        let waits_note = |i: &BoardItem| -> Option<String> {
+            let open: Vec<&str> = self
+                .waits_for
+                .get(i.id.as_str())
+                .into_iter()
+                .flatten()
+                .filter_map(|w| self.by_id.get(w))
+                .filter(|w| is_open(w))
+                .map(|w| w.title.as_str())
+                .collect();
+            match open.as_slice() {
+                [] if i.status == "blocked" => Some("marked blocked".to_owned()),
+                [] => None,
+                [one] => Some(format!("waits for {one}")),
+                [one, rest @ ..] => Some(format!("waits for {one} and {} more", rest.len())),
+            }
+        };
+        let by_note = |i: &BoardItem| Some(format!("by {}", i.updated_by));
+        let when_note = |i: &BoardItem| {
+            Some(format!(
+                "{} by {}",
+                &i.updated_at[..10.min(i.updated_at.len())],
+                i.updated_by
+            ))
+        };
+        let columns = vec![
+            column("ready", "Ready", ready, COLUMN_CARDS, &|_| None),
+            column("progress", "In progress", progress, COLUMN_CARDS, &by_note),
+            column("blocked", "Blocked", blocked, COLUMN_CARDS, &waits_note),
+            column("done", "Done", done, DONE_CARDS, &when_note),
+        ];
+        let (per_day, open_over_time) = charts::series(&self.data.items, Timestamp::now(), CHART_DAYS);
+        context! {
+            columns => serde(&columns),
+            completed_chart => J::from_safe_string(charts::bars(&per_day, "Items completed per day")),
+            open_chart => J::from_safe_string(charts::line(&open_over_time, "Open items at the end of each day")),
+            completed_total => per_day.iter().map(|d| d.1).sum::<i64>(),
+            open_now => open_over_time.last().map(|d| d.1).unwrap_or(0),
+            days => CHART_DAYS,
+        }
+    }
+
+    fn tree(&self) -> J {
+        let mut roots: Vec<&BoardItem> = self
+            .live
+            .iter()
+            .copied()
+            .filter(|i| {
+                i.parent_id
+                    .as_deref()
+                    .is_none_or(|p| self.by_id.get(p).is_none_or(|p| p.archived))
+            })
+            .collect();
+        roots.sort_by(|a, b| (!is_open(a), a.priority, &a.created_at).cmp(&(!is_open(b), b.priority, &b.created_at)));
+        let nodes: Vec<Node> = roots.into_iter().map(|r| self.node(r, 0)).collect();
+        context! { roots => serde(&nodes), items => self.live.len(), edges => self.data.waits.len() }
+    }
+
+    fn node(&self, i: &'a BoardItem, depth: usize) -> Node<'a> {
+        let children: Vec<Node> = if depth > 8 {
+            Vec::new()
+        } else {
+            self.children
+                .get(i.id.as_str())
+                .into_iter()
+                .flatten()
+                .map(|c| self.node(c, depth + 1))
+                .collect()
+        };
+        let waits = self
+            .waits_for
+            .get(i.id.as_str())
+            .into_iter()
+            .flatten()
+            .filter_map(|w| self.by_id.get(w))
+            .map(|w| Link {
+                title: &w.title,
+                anchor: anchor(&w.id),
+                done: !is_open(w),
+            })
+            .collect();
+        Node {
+            title: &i.title,
+            kind: &i.item_type,
+            status: &i.status,
+            priority: i.priority,
+            anchor: anchor(&i.id),
+            waits,
+            open: is_open(i) && !children.is_empty(),
+            children,
+        }
+    }
+
+    fn health(&self) -> J {
+        let vendors: Vec<J> = self
+            .data
+            .vendors
+            .iter()
+            .map(|v| {
+                let bar = match (v.passing, v.total) {
+                    (Some(p), Some(t)) if t > 0 => Some(charts::pass_bar(p, t)),
+                    _ => None,
+                };
+                context! {
+                    name => &v.name,
+                    status => &v.status,
+                    extractor_version => &v.extractor_version,
+                    passing => v.passing,
+                    total => v.total,
+                    bar => bar.map(J::from_safe_string),
+                    updated => &v.updated_at[..10.min(v.updated_at.len())],
+                }
+            })
+            .collect();
+        let conflicts: Vec<J> = self
+            .data
+            .conflicts
+            .iter()
+            .take(100)
+            .map(|c| {
+                let record = if c.collection == "work_items" {
+                    self.title_of(&c.record_id).unwrap_or(&c.record_id)
+                } else {
+                    &c.record_id
+                };
+                context! {
+                    kind => &c.kind,
+                    collection => &c.collection,
+                    record,
+                    field => &c.field,
+                    values => c.values.len(),
+                }
+            })
+            .collect();
+        let broken = self.data.vendors.iter().filter(|v| v.status != "operational").count();
+        context! {
+            vendors,
+            broken,
+            health => serde(&self.data.health),
+            conflicts,
+            conflicts_total => self.data.conflicts.len(),
+        }
+    }
+
+    fn plan(&self) -> J {
+        let mut days: Vec<(String, Vec<J>)> = Vec::new();
+        for d in &self.data.deployments {
+            let day = d.deployed_at.get(..10).unwrap_or(&d.deployed_at).to_owned();
+            let entry = context! {
+                time => d.deployed_at.get(11..16).unwrap_or(""),
+                commit => d.commit_hash.get(..10).unwrap_or(&d.commit_hash),
+                pr_number => d.pr_number,
+                pr_title => &d.pr_title,
+            };
+            match days.last_mut() {
+                Some((last, list)) if *last == day => list.push(entry),
+                _ => days.push((day, vec![entry])),
+            }
+        }
+        let timeline: Vec<J> = days.into_iter().map(|(day, list)| context! { day, list }).collect();
+        let mut quarters: BTreeMap<String, Vec<J>> = BTreeMap::new();
+        for e in &self.data.enhancements {
+            let q = e.target_quarter.clone().unwrap_or_else(|| "Unscheduled".to_owned());
+            quarters
+                .entry(q)
+                .or_default()
+                .push(context! { title => &e.title, status => &e.status, priority => e.priority });
+        }
+        let quarters: Vec<J> = quarters
+            .into_iter()
+            .map(|(quarter, list)| context! { quarter, list })
+            .collect();
+        context! { timeline, quarters }
+    }
+}
+
+mod charts {
+    //! Inline SVG charts: small, with a text alternative, no script.
+
+    use std::fmt::Write;
+
+    use crate::ops::BoardItem;
+    use crate::time::Timestamp;
+
+    const DAY_MICROS: i64 = 86_400_000_000;
+    const W: f64 = 300.0;
+    const H: f64 = 80.0;
+
+    fn day_of(text: &str) -> Option<i64> {
+        Timestamp::parse(text).map(|t| t.0.div_euclid(DAY_MICROS))
+    }
+
+    fn label(day: i64) -> String {
+        Timestamp(day * DAY_MICROS).to_string()[5..10].to_owned()
+    }
+
+    /// A count per day, labelled `MM-DD`, oldest first.
+    pub type Series = Vec<(String, i64)>;
+
+    /// For each of the last `days` days (oldest first): items completed
+    /// that day, and items open at its end. An item's completion time is
+    /// its last update while completed.
+    pub fn series(items: &[BoardItem], now: Timestamp, days: i64) -> (Series, Series) {
+        let today = now.0.div_euclid(DAY_MICROS);
+        let first = today - days + 1;
+        let mut completed = vec![0i64; days as usize];
+        // Open at the end of day d: created by then, not completed by then;
+        // each item adds 1 over the days it was open (a difference array).
+        let mut delta = vec![0i64; days as usize + 1];
+        for i in items {
+            let Some(created) = day_of(&i.created_at) else { continue };
+            let done = if i.status == "completed" {
+                day_of(&i.updated_at)
+            } else {
+                None
+            };
+            if let Some(d) = done
+                && (first..=today).contains(&d)
+            {
+                completed[(d - first) as usize] += 1;
+            }
+            let a = created.max(first);
+            let b = done.map_or(today, |d| (d - 1).min(today));
+            if a <= b {
+                delta[(a - first) as usize] += 1;
+                delta[(b + 1 - first) as usize] -= 1;
+            }
+        }
+        let mut open = Vec::with_capacity(days as usize);
+        let mut running = 0;
+        for (k, d) in delta.iter().take(days as usize).enumerate() {
+            running += d;
+            open.push((label(first + k as i64), running));
+        }
+        let per_day = completed
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (label(first + k as i64), *n))
+            .collect();
+        (per_day, open)
+    }
+
+    fn frame(title: &str, summary: &str, body: &str) -> String {
+        format!(
+            "<svg class=\"chart\" viewBox=\"0 0 {W} {}\" role=\"img\" aria-label=\"{title}: {summary}\"><title>{title}</title>{body}</svg>",
+            H + 14.0
+        )
+    }
+
+    /// A bar per day.
+    pub fn bars(series: &[(String, i64)], title: &str) -> String {
+        let max = series.iter().map(|s| s.1).max().unwrap_or(0).max(1) as f64;
+        let w = W / series.len().max(1) as f64;
+        let mut body = String::new();
+        for (k, (day, n)) in series.iter().enumerate() {
+            let h = (*n as f64 / max * H).round();
+            let _ = write!(
+                body,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\"><title>{day}: {n}</title></rect>",
+                k as f64 * w + 1.0,
+                H - h,
+                (w - 2.0).max(1.0)
+            );
+        }
+        axis(&mut body, series, max as i64);
+        let total: i64 = series.iter().map(|s| s.1).sum();
+        frame(title, &format!("{total} in {} days", series.len()), &body)
+    }
+
+    /// A line over the days.
+    pub fn line(series: &[(String, i64)], title: &str) -> String {
+        let max = series.iter().map(|s| s.1).max().unwrap_or(0).max(1) as f64;
+        let step = W / (series.len().max(2) - 1) as f64;
+        let mut points = String::new();
+        for (k, (_, n)) in series.iter().enumerate() {
+            let _ = write!(
+                points,
+                "{:.1},{:.1} ",
+                k as f64 * step,
+                H - *n as f64 / max * (H - 2.0) - 1.0
+            );
+        }
+        let mut body = format!("<polyline points=\"{}\"/>", points.trim_end());
+        axis(&mut body, series, max as i64);
+        let now = series.last().map(|s| s.1).unwrap_or(0);
+        frame(
+            title,
+            &format!("{now} open now, at most {max} in {} days", series.len()),
+            &body,
+        )
+    }
+
+    fn axis(body: &mut String, series: &[(String, i64)], max: i64) {
+        if let (Some(first), Some(last)) = (series.first(), series.last()) {
+            let _ = write!(
+                body,
+                "<text x=\"0\" y=\"{y}\">{}</text><text x=\"{W}\" y=\"{y}\" text-anchor=\"end\">{}</text><text x=\"{W}\" y=\"10\" text-anchor=\"end\">{max}</text>",
+                first.0,
+                last.0,
+                y = H + 12.0
+            );
+        }
+    }
+
+    /// A test pass bar: the passing share in one colour, the rest in another.
+    pub fn pass_bar(passing: i64, total: i64) -> String {
+        let share = (passing.clamp(0, total) as f64 / total as f64 * 100.0).round();
+        format!(
+            "<svg class=\"pass\" viewBox=\"0 0 100 8\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{passing} of {total} tests pass\"><rect class=\"fail\" width=\"100\" height=\"8\"/><rect class=\"ok\" width=\"{share}\" height=\"8\"/></svg>"
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn item(created: &str, status: &str, updated: &str) -> BoardItem {
+            BoardItem {
+                id: "x".into(),
+                title: "t".into(),
+                item_type: "task".into(),
+                status: status.into(),
+                priority: 2,
+                parent_id: None,
+                depth: 0,
+                open_blockers: 0,
+                branch_name: None,
+                created_at: created.into(),
+                updated_at: updated.into(),
+                updated_by: "a".into(),
+                archived: false,
+            }
+        }
+
+        #[test]
+        fn completions_and_open_items_count_per_day() {
+            let now = Timestamp::parse("2026-12-10T12:00:00Z").unwrap();
+            let items = [
+                // Open since before the window.
+                item("2026-10-01T00:00:00Z", "active", "2026-10-01T00:00:00Z"),
+                // Created before, completed on day 12-09.
+                item("2026-10-01T00:00:00Z", "completed", "2026-12-09T10:00:00Z"),
+                // Created 12-08, completed 12-10.
+                item("2026-12-08T01:00:00Z", "completed", "2026-12-10T10:00:00Z"),
+                // Created and completed 12-05: never open at a day's end.
+                item("2026-12-05T01:00:00Z", "completed", "2026-12-05T03:00:00Z"),
+                // Created 12-10, open.
+                item("2026-12-10T01:00:00Z", "active", "2026-12-10T01:00:00Z"),
+            ];
+            let (done, open) = series(&items, now, 5);
+            let days: Vec<&str> = done.iter().map(|d| d.0.as_str()).collect();
+            assert_eq!(days, ["12-06", "12-07", "12-08", "12-09", "12-10"]);
+            assert_eq!(done.iter().map(|d| d.1).collect::<Vec<_>>(), [0, 0, 0, 1, 1]);
+            assert_eq!(open.iter().map(|d| d.1).collect::<Vec<_>>(), [2, 2, 3, 2, 2]);
+        }
+    }
+}
