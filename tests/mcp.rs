@@ -364,7 +364,7 @@ async fn toolsets_and_read_only_narrow_the_list() {
     })
     .await;
     assert_eq!(names(&core.tools().await), sorted(CORE_TOOLS));
-    assert_eq!(CORE_TOOLS.len(), 13);
+    assert_eq!(CORE_TOOLS.len(), 14);
     // The earlier tracker's ten tools keep their names, in the default set.
     assert!(waymark::mcp::LEGACY_TOOLS.iter().all(|t| CORE_TOOLS.contains(t)));
     // A tool outside the set is unknown to this server: a protocol error.

@@ -10,8 +10,9 @@
 //! Tool sets (`--toolset`, `--read-only`):
 //! - `core` (default): the ten tools of the earlier tracker
 //!   ([`LEGACY_TOOLS`]) plus `list_ready_work` and `manage_dependency`, the
-//!   two that make the work-item tree usable for planning, and
-//!   `get_project_status`, where a session starts. Its `tools/list` stays
+//!   two that make the work-item tree usable for planning,
+//!   `get_project_status`, where a session starts, and `wait_for_changes`,
+//!   how an agent waits for the others. Its `tools/list` stays
 //!   under 8 KB: every byte of it sits in the model's context all session.
 //! - `all`: every tool (under 12 KB).
 //! - `read_only`: of the chosen set, only the tools annotated read-only.
@@ -57,7 +58,7 @@ pub const LEGACY_TOOLS: &[&str] = &[
 ];
 
 /// The `core` tool set (the default): the legacy tools plus ready work,
-/// dependencies and the status report.
+/// dependencies, the status report and waiting for changes.
 pub const CORE_TOOLS: &[&str] = &[
     "create_work_item",
     "update_work_item",
@@ -72,6 +73,7 @@ pub const CORE_TOOLS: &[&str] = &[
     "list_ready_work",
     "manage_dependency",
     "get_project_status",
+    "wait_for_changes",
 ];
 
 const STATUS_URI: &str = "waymark://status";
@@ -90,7 +92,7 @@ messages say what to do next.";
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Toolset {
     /// The tools of the earlier tracker plus `list_ready_work`,
-    /// `manage_dependency` and `get_project_status`.
+    /// `manage_dependency`, `get_project_status` and `wait_for_changes`.
     #[default]
     Core,
     /// Every tool.

@@ -339,7 +339,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Archive completed or deleted work items untouched for older_than_days (whole subtrees); list_work_items with archived lists them.",
+        description = "Archive completed or deleted work items untouched for older_than_days (whole subtrees).",
         input_schema = input_schema::<ops::ArchiveRequest>()
     )]
     async fn archive_work_items(
@@ -420,7 +420,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Keep one value of a conflict, by value or dot; every replica adopts it. Tree, dependency and unknown_value conflicts clear once fixed (move the item, remove a dependency, set the field).",
+        description = "Keep one value of a conflict, by value or dot; every replica adopts it. Other kinds clear once fixed (move the item, remove a dependency, set the field).",
         input_schema = input_schema::<ops::ConflictChoice>()
     )]
     async fn resolve_conflict(
@@ -432,7 +432,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Import git history (incremental): deployments from PR merges, work items from branches, vendor status from vendor(name): subjects.",
+        description = "Import git history (incremental): deployments, branch work items, vendor status from vendor(name): subjects.",
         input_schema = input_schema::<ops::GitImport>(),
         annotations(destructive_hint = false)
     )]

@@ -38,8 +38,8 @@ pub struct WaitForChanges {
     pub collections: Option<Vec<String>>,
     // Only this work item and the items under it.
     pub under: Option<String>,
-    // Seconds to wait, 0 to 60 (default 30). Signed: a schema without the
-    // `minimum` an unsigned type brings (the operation checks the range).
+    // Seconds to wait, default 30 (the operation checks the range too).
+    #[schemars(range(min = 0, max = 60))]
     pub timeout_s: Option<i64>,
 }
 

@@ -74,7 +74,7 @@ pub struct ConfigurationView {
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigurationUpdate {
-    /// Refuse unless still this version.
+    // If given, refuse unless still this version.
     pub version: Option<i64>,
     #[schemars(extend("enum" = ["feature", "maintenance", "research"]))]
     pub active_context_type: Option<String>,

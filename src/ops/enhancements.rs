@@ -76,9 +76,8 @@ pub struct EnhancementFilter {
 pub struct EnhancementRequest {
     #[schemars(extend("enum" = ["create", "update", "get", "list"]))]
     pub action: String,
-    /// For update and get.
+    // For update and get; version for update (the tool's description says so).
     pub id: Option<String>,
-    /// For update.
     pub version: Option<i64>,
     #[schemars(length(max = 200))]
     pub title: Option<String>,

@@ -147,7 +147,7 @@ pub struct WorkItemFilter {
     pub text: Option<String>,
     #[serde(default)]
     pub include_deleted: bool,
-    /// The archive instead, latest archived first (with item_type, text).
+    /// Archived items instead, latest first.
     #[serde(default)]
     pub archived: bool,
     #[schemars(range(min = 1, max = 100))]
@@ -171,9 +171,8 @@ pub struct ReadyQuery {
 #[serde(deny_unknown_fields)]
 pub struct WorkItemQuery {
     pub id: String,
-    /// Default true.
+    // Both default to true.
     pub include_children: Option<bool>,
-    /// Default true.
     pub include_dependencies: Option<bool>,
 }
 
