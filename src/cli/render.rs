@@ -9,6 +9,16 @@ use serde_json::Value;
 use waymark::ops::{self, Page};
 use waymark::progress::Progress;
 
+/// How a bar looks: `n/total what` when the total is known, `n what` otherwise.
+fn style(known_total: bool) -> indicatif::ProgressStyle {
+    let template = if known_total {
+        "{spinner} {pos}/{len} {msg} {elapsed}"
+    } else {
+        "{spinner} {pos} {msg} {elapsed}"
+    };
+    indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+}
+
 /// A progress bar on stderr for long work: drawn only when stderr is a
 /// terminal and the output is not `--json` (indicatif hides it otherwise).
 pub(super) struct Bar(Option<indicatif::ProgressBar>);
@@ -19,10 +29,7 @@ impl Bar {
             return Bar(None);
         }
         let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} {msg} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
+        bar.set_style(style(false));
         Bar(Some(bar))
     }
 
@@ -32,9 +39,13 @@ impl Bar {
             return Progress::none();
         };
         Progress::to(move |step| {
-            bar.set_length(step.total.unwrap_or(step.done));
-            bar.set_position(step.done);
+            // A count of unknown total shows as a count, not as n/n.
+            bar.set_style(style(step.total.is_some()));
             bar.set_message(step.what);
+            if let Some(total) = step.total {
+                bar.set_length(total);
+            }
+            bar.set_position(step.done);
         })
     }
 
