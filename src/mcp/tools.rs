@@ -204,6 +204,13 @@ impl WaymarkServer {
         annotations(read_only_hint = true)
     )]
     async fn list_work_items(&self, Parameters(p): Parameters<ops::WorkItemFilter>) -> CallToolResult {
+        // A word search can take a hundred milliseconds on a big store: it
+        // runs on a blocking thread (with a reader of its own), so the
+        // server's thread goes on answering every other client meanwhile.
+        if p.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+            let tracker = self.tracker.clone();
+            return answer(off_thread(move || tracker.list_work_items(p)).await);
+        }
         answer(self.tracker.list_work_items(p))
     }
 
