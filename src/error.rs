@@ -152,7 +152,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) const QUOTE_MAX: usize = 64;
 
 /// The longest error message either face says, in characters.
-pub const MAX_MESSAGE: usize = 1_000;
+pub(crate) const MAX_MESSAGE: usize = 1_000;
 
 /// `message` cut to [`MAX_MESSAGE`] characters: an error never echoes a
 /// whole input back, whichever face says it.

@@ -31,11 +31,11 @@ use crate::ops::{Changes, WaitForChanges};
 
 /// How long the event stream stays quiet before it sends a comment (which
 /// also tells it whether the browser is still there).
-pub const KEEPALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEPALIVE: Duration = Duration::from_secs(15);
 /// The cookie that carries the token after `?token=`.
 const COOKIE: &str = "waymark_token";
 
-pub type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// Who may see the board.
 #[derive(Clone, Debug, Default)]

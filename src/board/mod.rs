@@ -33,8 +33,8 @@ const DONE_CARDS: usize = 30;
 /// Days the charts cover, today included.
 const CHART_DAYS: i64 = 30;
 
-pub const CSS: &str = include_str!("board.css");
-pub const JS: &str = include_str!("board.js");
+pub(crate) const CSS: &str = include_str!("board.css");
+pub(crate) const JS: &str = include_str!("board.js");
 
 /// A page of the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -528,12 +528,12 @@ mod charts {
     }
 
     /// A count per day, labelled `MM-DD`, oldest first.
-    pub type Series = Vec<(String, i64)>;
+    pub(crate) type Series = Vec<(String, i64)>;
 
     /// For each of the last `days` days (oldest first): items completed
     /// that day, and items open at its end. An item's completion time is
     /// its last update while completed.
-    pub fn series(items: &[BoardItem], now: Timestamp, days: i64) -> (Series, Series) {
+    pub(crate) fn series(items: &[BoardItem], now: Timestamp, days: i64) -> (Series, Series) {
         let today = now.0.div_euclid(DAY_MICROS);
         let first = today - days + 1;
         let mut completed = vec![0i64; days as usize];
@@ -581,7 +581,7 @@ mod charts {
     }
 
     /// A bar per day.
-    pub fn bars(series: &[(String, i64)], title: &str) -> String {
+    pub(crate) fn bars(series: &[(String, i64)], title: &str) -> String {
         let max = series.iter().map(|s| s.1).max().unwrap_or(0).max(1) as f64;
         let w = W / series.len().max(1) as f64;
         let mut body = String::new();
@@ -636,7 +636,7 @@ mod charts {
     }
 
     /// A test pass bar: the passing share in one colour, the rest in another.
-    pub fn pass_bar(passing: i64, total: i64) -> String {
+    pub(crate) fn pass_bar(passing: i64, total: i64) -> String {
         let share = (passing.clamp(0, total) as f64 / total as f64 * 100.0).round();
         format!(
             "<svg class=\"pass\" viewBox=\"0 0 100 8\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{passing} of {total} tests pass\"><rect class=\"fail\" width=\"100\" height=\"8\"/><rect class=\"ok\" width=\"{share}\" height=\"8\"/></svg>"

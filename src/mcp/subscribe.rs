@@ -23,7 +23,7 @@ const WAIT_S: i64 = 15;
 
 /// The resources one session subscribed to.
 #[derive(Default)]
-pub struct Subscriptions {
+pub(crate) struct Subscriptions {
     inner: Arc<Mutex<State>>,
 }
 

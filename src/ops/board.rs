@@ -80,7 +80,7 @@ pub struct BoardData {
 
 impl Tracker {
     /// What the board shows, read in one transaction.
-    pub fn board_data(&self) -> Result<BoardData> {
+    pub(crate) fn board_data(&self) -> Result<BoardData> {
         self.store.read(|conn| {
             let cursor = crate::store::feed::head(conn)?;
             let items = conn

@@ -20,9 +20,9 @@ use crate::store::{Collection, WORK_ITEMS};
 /// The longest wait, in seconds.
 pub const MAX_WAIT_S: u64 = 60;
 /// The wait when none is given, in seconds.
-pub const DEFAULT_WAIT_S: u64 = 30;
+pub(crate) const DEFAULT_WAIT_S: u64 = 30;
 /// The most records one answer lists (`more` says when others follow).
-pub const MAX_CHANGES: usize = 100;
+pub(crate) const MAX_CHANGES: usize = 100;
 /// The most characters of a work item's title an entry carries.
 const TITLE_CHARS: usize = 80;
 
@@ -106,7 +106,7 @@ impl Tracker {
 
     /// [`Tracker::wait_for_changes`], answering early (with what changed so
     /// far, perhaps nothing) once `cancelled` is set.
-    pub fn wait_for_changes_or(&self, input: &WaitForChanges, cancelled: &AtomicBool) -> Result<Changes> {
+    pub(crate) fn wait_for_changes_or(&self, input: &WaitForChanges, cancelled: &AtomicBool) -> Result<Changes> {
         let request = self.check(input)?;
         let Some(mut after) = request.after else {
             return self.changes_since(input);

@@ -23,7 +23,7 @@ use super::collections::Collection;
 use crate::error::{Error, Result};
 
 /// How often a waiter reads the head, for writes of other processes.
-pub const POLL: Duration = Duration::from_millis(100);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 /// The replica row as a write transaction needs it: id, counter, clock and
 /// the feed's head.

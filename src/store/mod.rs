@@ -385,7 +385,7 @@ impl Store {
 
     /// The change feed's head: the sequence number of the latest change
     /// applied to a record here (written or pulled), 0 for none.
-    pub fn feed_head(&self) -> Result<i64> {
+    pub(crate) fn feed_head(&self) -> Result<i64> {
         self.read(feed::head)
     }
 
@@ -393,7 +393,7 @@ impl Store {
     /// process or another on the same file) or `timeout` passes; returns
     /// the head then (not past `after` when the time ran out, or soon after
     /// `cancelled` is set). Blocks the calling thread.
-    pub fn wait_for_feed(
+    pub(crate) fn wait_for_feed(
         &self,
         after: i64,
         timeout: Duration,
