@@ -3737,7 +3737,9 @@ impl Chromium {
         let mut bytes = serde_json::to_vec(&message).unwrap();
         bytes.push(0);
         self.stdin.write_all(&bytes).await.unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(30), async {
+        // Generous: a cold Chromium on a loaded two-core machine can take
+        // tens of seconds to answer its first command.
+        let answer = tokio::time::timeout(Duration::from_secs(120), async {
             loop {
                 let m = self.read().await;
                 if m["id"] == json!(id) {
