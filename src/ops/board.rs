@@ -4,13 +4,12 @@
 //! enhancements, sync health and the feed's cursor at the time.
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::Tracker;
 use super::configuration::SyncHealth;
 use super::exchange::ConflictView;
 use crate::error::Result;
-use crate::store::id::{get_id, get_opt_id};
+use crate::store::query;
 
 /// The most recent deployments the board reads.
 const DEPLOYMENTS: i64 = 60;
@@ -83,91 +82,11 @@ impl Tracker {
     pub(crate) fn board_data(&self) -> Result<BoardData> {
         self.store.read(|conn| {
             let cursor = crate::store::feed::head(conn)?;
-            let items = conn
-                .prepare_cached(
-                    "SELECT id, title, item_type, status, priority, parent_id, depth, open_blockers, branch_name,
-                            created_at, updated_at, updated_by, archived_at IS NOT NULL
-                     FROM work_items WHERE deleted_at IS NULL ORDER BY key",
-                )?
-                .query_map([], |r| {
-                    Ok(BoardItem {
-                        id: get_id(r, 0)?,
-                        title: r.get(1)?,
-                        item_type: r.get(2)?,
-                        status: r.get(3)?,
-                        priority: r.get(4)?,
-                        parent_id: get_opt_id(r, 5)?,
-                        depth: r.get(6)?,
-                        open_blockers: r.get(7)?,
-                        branch_name: r.get(8)?,
-                        created_at: r.get(9)?,
-                        updated_at: r.get(10)?,
-                        updated_by: r.get(11)?,
-                        archived: r.get(12)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let waits = conn
-                .prepare_cached("SELECT source_id, target_id, dependency_type FROM dependencies WHERE NOT removed")?
-                .query_map([], |r| {
-                    let (source, target, kind): (String, String, String) = (get_id(r, 0)?, get_id(r, 1)?, r.get(2)?);
-                    Ok(if kind == "blocks" {
-                        (target, source)
-                    } else {
-                        (source, target)
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let vendors = conn
-                .prepare_cached(
-                    "SELECT name, status, extractor_version, metadata, updated_at FROM vendors
-                     WHERE deleted_at IS NULL ORDER BY name_key",
-                )?
-                .query_map([], |r| {
-                    let metadata: String = r.get(3)?;
-                    let metadata: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
-                    let results = metadata.get("test_results");
-                    let n = |k: &str| results.and_then(|t| t.get(k)).and_then(Value::as_i64);
-                    Ok(BoardVendor {
-                        name: r.get(0)?,
-                        status: r.get(1)?,
-                        extractor_version: r.get(2)?,
-                        passing: n("passing"),
-                        total: n("total"),
-                        updated_at: r.get(4)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let deployments = conn
-                .prepare_cached(
-                    "SELECT deployed_at, commit_hash, metadata FROM deployments WHERE deleted_at IS NULL
-                     ORDER BY deployed_at DESC LIMIT ?1",
-                )?
-                .query_map([DEPLOYMENTS], |r| {
-                    let metadata: String = r.get(2)?;
-                    let metadata: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
-                    Ok(BoardDeployment {
-                        deployed_at: r.get(0)?,
-                        commit_hash: r.get(1)?,
-                        pr_number: metadata.get("pr_number").and_then(Value::as_i64),
-                        pr_title: metadata.get("pr_title").and_then(Value::as_str).map(str::to_owned),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let enhancements = conn
-                .prepare_cached(
-                    "SELECT title, status, priority, target_quarter FROM enhancements WHERE deleted_at IS NULL
-                     ORDER BY target_quarter IS NULL, target_quarter, priority, title",
-                )?
-                .query_map([], |r| {
-                    Ok(BoardEnhancement {
-                        title: r.get(0)?,
-                        status: r.get(1)?,
-                        priority: r.get(2)?,
-                        target_quarter: r.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let items = query::board::items(conn)?;
+            let waits = query::board::waits(conn)?;
+            let vendors = query::board::vendors(conn)?;
+            let deployments = query::board::deployments(conn, DEPLOYMENTS)?;
+            let enhancements = query::board::enhancements(conn)?;
             let health = super::configuration::sync_health(conn)?;
             let conflicts = super::exchange::list_conflicts(conn)?;
             Ok(BoardData {

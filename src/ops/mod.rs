@@ -6,7 +6,7 @@
 //! `crate::store`; it never knows which face called it.
 
 mod archive;
-mod board;
+pub(crate) mod board;
 mod changes;
 pub(crate) mod configuration;
 mod dependencies;

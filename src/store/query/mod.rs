@@ -7,6 +7,7 @@
 //! the page (`limit + 1`), so the operations can cut the page and tell
 //! whether more follow.
 
+pub(crate) mod board;
 pub(crate) mod configuration;
 pub(crate) mod conflicts;
 pub(crate) mod dependencies;
