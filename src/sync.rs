@@ -616,6 +616,58 @@ async fn round_once(store: &Store, settings: &Settings, progress: Progress) -> R
     Ok(RoundSummary::of(&report, &before, &open_conflicts(store)?))
 }
 
+/// How many times `claim next` tries another item after losing one online.
+const CLAIM_NEXT_TRIES: usize = 3;
+
+/// Claim (or release) a work item as `agent` (`claim_work_item`, `waymark
+/// claim`): the claim is written locally, then, when a hub is configured,
+/// one round pushes it and pulls up to it, so the answer says `confirmed`
+/// or `lost`; with no hub, or the hub unreachable, it stays `tentative`
+/// (decided at the next sync). A `next` claim that lost tries the next
+/// ready item, a few times.
+pub async fn claim(
+    tracker: &crate::ops::Tracker,
+    settings: Option<&Settings>,
+    agent: &str,
+    request: crate::ops::ClaimRequest,
+) -> crate::Result<crate::ops::ClaimAnswer> {
+    use crate::domain::claim::ClaimState;
+    let settings = settings.filter(|s| s.hub().is_some());
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let answer = tracker.claim_work_item(agent, request.clone())?;
+        let undecided = answer.claim.as_ref().is_none_or(|c| c.state == ClaimState::Tentative);
+        let Some(settings) = settings.filter(|_| undecided) else {
+            return Ok(answer);
+        };
+        if let Err(e) = sync_once_with(tracker.store(), settings, Progress::none()).await {
+            tracing::debug!("the claim stays tentative: {}", e.sentence());
+            return Ok(answer);
+        }
+        let answer = tracker.claim_of(agent, &answer.item.id)?;
+        let lost = answer.claim.as_ref().is_some_and(|c| c.state == ClaimState::Lost);
+        if !(lost && request.next && tries < CLAIM_NEXT_TRIES) {
+            return Ok(answer);
+        }
+    }
+}
+
+/// [`claim`] on a runtime of its own, blocking the calling thread: for the
+/// command line.
+pub fn claim_blocking(
+    tracker: &crate::ops::Tracker,
+    settings: Option<&Settings>,
+    agent: &str,
+    request: crate::ops::ClaimRequest,
+) -> crate::Result<crate::ops::ClaimAnswer> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(crate::Error::Io)?;
+    runtime.block_on(claim(tracker, settings, agent, request))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -19,6 +19,10 @@ pub(super) struct Cli {
     #[arg(long, global = true, env = "WAYMARK_DATA_DIR", value_name = "DIR")]
     pub(super) data_dir: Option<PathBuf>,
 
+    /// The agent this command writes and claims as (default: cli).
+    #[arg(long = "as", global = true, env = "WAYMARK_AGENT", value_name = "NAME")]
+    pub(super) agent: Option<String>,
+
     #[command(subcommand)]
     pub(super) command: Command,
 }
@@ -114,6 +118,32 @@ pub(super) enum Command {
         limit: Option<i64>,
         #[arg(long)]
         cursor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Claim a work item for a lease (ID, or `next`: the first ready one); online, the hub's order decides.
+    Claim {
+        /// The item's id, or `next`.
+        #[arg(value_name = "ID|next")]
+        target: String,
+        /// With `next`: only items of this type.
+        #[arg(long = "type", value_name = "TYPE")]
+        item_type: Option<String>,
+        /// The lease in minutes (default 30).
+        #[arg(long)]
+        minutes: Option<u64>,
+        /// Take the item from another agent's live claim.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a claim on a work item.
+    Release {
+        id: String,
+        /// Release another agent's claim.
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },

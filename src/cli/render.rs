@@ -100,10 +100,46 @@ pub(super) fn show_page<T: ops::Row>(
 }
 
 pub(super) fn item_line(r: &ops::WorkItemRow) -> String {
+    let claimed = r.claimed_by.as_deref().map(|h| format!("  [{h}]")).unwrap_or_default();
     format!(
-        "{}  P{}  {:<9} {:<8} v{}  {}",
+        "{}  P{}  {:<9} {:<8} v{}  {}{claimed}",
         r.id, r.priority, r.status, r.item_type, r.version, r.title
     )
+}
+
+/// The claims an agent lost, one line each.
+pub(super) fn lost_lines(lost: &[ops::LostClaim]) -> String {
+    lost.iter()
+        .map(|l| {
+            let to = l.held_by.as_deref().map(|h| format!(" to {h}")).unwrap_or_default();
+            format!("lost: {} lost its claim on {} ({}){to}; not its to work on", l.agent, l.title, l.id)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(super) fn claim_human(a: &ops::ClaimAnswer) -> String {
+    match &a.claim {
+        None => format!("{} ({}) is not claimed", a.item.title, a.item.id),
+        Some(c) => match c.state {
+            waymark::domain::claim::ClaimState::Lost => format!(
+                "lost: {} ({}) is claimed by {} until {}; not yours to work on",
+                a.item.title, a.item.id, c.holder, c.expires_at
+            ),
+            state => format!(
+                "{} {} ({}) until {} [{}]",
+                c.holder,
+                if state == waymark::domain::claim::ClaimState::Tentative {
+                    "claimed (tentative: decided at the next sync)"
+                } else {
+                    "holds"
+                },
+                a.item.id,
+                c.expires_at,
+                a.item.title
+            ),
+        },
+    }
 }
 
 pub(super) fn item_human(i: &ops::WorkItem) -> String {
@@ -341,6 +377,7 @@ const FLAGS: &[(&str, &str)] = &[
 /// The command that does what each tool does, for errors that point at one.
 /// Longer names first, so that no name is replaced inside another.
 const COMMANDS: &[(&str, &str)] = &[
+    ("claim_work_item with force", "`waymark claim ID --force`"),
     ("manage_enhancement with action list", "`waymark enhancement list`"),
     ("with action get", "with `waymark enhancement show`"),
     ("update_project_configuration", "`waymark config set`"),
@@ -366,6 +403,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("export_markdown", "`waymark export markdown`"),
     ("create_vendor", "`waymark vendor create`"),
     ("list_vendors", "`waymark vendor list`"),
+    ("claim_work_item", "`waymark claim`"),
 ];
 
 /// The flag that sets `field`.

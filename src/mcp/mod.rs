@@ -74,6 +74,7 @@ pub const CORE_TOOLS: &[&str] = &[
     "manage_dependency",
     "get_project_status",
     "wait_for_changes",
+    "claim_work_item",
 ];
 
 const STATUS_URI: &str = "waymark://status";

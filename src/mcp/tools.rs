@@ -219,8 +219,25 @@ impl WaymarkServer {
         input_schema = input_schema::<ops::ReadyQuery>(),
         annotations(read_only_hint = true)
     )]
-    async fn list_ready_work(&self, Parameters(p): Parameters<ops::ReadyQuery>) -> CallToolResult {
-        answer(self.tracker.ready_work(p))
+    async fn list_ready_work(
+        &self,
+        Parameters(p): Parameters<ops::ReadyQuery>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(self.tracker.ready_work_for(&author(&ctx), p))
+    }
+
+    #[tool(
+        description = "Claim an item (id, or next: the first ready one) for a lease, renew, or release it. Online the hub's order decides: claim.state confirmed, tentative (offline) or lost.",
+        input_schema = input_schema::<ops::ClaimRequest>(),
+        annotations(destructive_hint = false)
+    )]
+    async fn claim_work_item(
+        &self,
+        Parameters(p): Parameters<ops::ClaimRequest>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(crate::sync::claim(&self.tracker, self.context.settings.as_ref(), &author(&ctx), p).await)
     }
 
     #[tool(

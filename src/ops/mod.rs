@@ -8,6 +8,7 @@
 mod archive;
 pub(crate) mod board;
 mod changes;
+pub(crate) mod claims;
 pub(crate) mod configuration;
 mod dependencies;
 pub(crate) mod deployments;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 pub use archive::{ArchiveRequest, ArchiveResult, ArchivedQuery};
 pub use board::{BoardData, BoardDeployment, BoardEnhancement, BoardItem, BoardVendor};
+pub use claims::{ClaimAnswer, ClaimRequest, ClaimView, LostClaim, ReportClaim};
 pub use changes::{Changed, Changes, MAX_WAIT_S, WaitForChanges};
 pub use configuration::{Configuration, ConfigurationUpdate, ConfigurationView, SyncHealth};
 pub use dependencies::{Dependency, DependencyAction, DependencyChange};
@@ -34,7 +36,7 @@ pub use page::{Page, Row, clamp_limit};
 pub use requests::{GitImport, MarkdownExport, MarkdownImport, NoArguments, StatusRequest, SyncRequest};
 pub use vendors::{NewVendor, Vendor, VendorFilter, VendorQuery, VendorRow, VendorUpdate};
 pub use work_items::{
-    DependencyLink, ItemDependencies, MAX_DESCENDANTS, NewWorkItem, ReadyQuery, WorkItem, WorkItemDetail,
+    DependencyLink, ItemDependencies, MAX_DESCENDANTS, NewWorkItem, ReadyQuery, ReadyWork, WorkItem, WorkItemDetail,
     WorkItemFilter, WorkItemQuery, WorkItemRow, WorkItemUpdate,
 };
 

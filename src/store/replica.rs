@@ -233,7 +233,18 @@ impl Store {
     /// again (changes already applied are skipped). Used when the hub or
     /// the space changes.
     pub(crate) fn reset_cursor(&self) -> crate::Result<()> {
-        self.local_set(CURSOR_KEY, "0")
+        self.on_writer(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO local_state (key, value) VALUES (?1, '0')
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [CURSOR_KEY],
+            )?;
+            // Seqs of another log order nothing in the next one.
+            super::claims::forget_seqs(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 
@@ -380,11 +391,15 @@ impl Replica for Store {
     }
 
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
-        let changes: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
+        let changes: Vec<(u64, Change)> = changes.to_vec();
         self.write(SYNC_AUTHOR, move |tx| {
             let mut report = PageApplied::default();
-            for change in &changes {
-                match tx.apply_remote(change)? {
+            for (seq, change) in &changes {
+                let applied = tx.apply_remote(change)?;
+                // A claim's holder is decided by the hub's order (its own
+                // changes come back here too).
+                tx.note_hub_seq(*seq, change)?;
+                match applied {
                     None => report.already_seen += 1,
                     Some(_) => {
                         report.applied += 1;

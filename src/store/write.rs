@@ -456,9 +456,10 @@ impl<'c> WriteTx<'c> {
             self.work_items_written += 1;
         }
         let encoded = super::codec::encode(&self.tx, &mut self.interned, collection, &state)?;
-        self.last_conflicted = state
-            .conflicts()
-            .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
+        self.last_conflicted = collection.raises_conflicts()
+            && state
+                .conflicts()
+                .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
         let (version, key) = collection.materialize(
             &self.tx,
             &change.record_id,
@@ -470,6 +471,16 @@ impl<'c> WriteTx<'c> {
         )?;
         self.note_changed(collection.code, key)?;
         Ok((version, key))
+    }
+
+    /// Note the hub seq of a pulled change (see `claims.rs`); a claim whose
+    /// holder it decides moves to the head of the change feed.
+    pub(super) fn note_hub_seq(&mut self, seq: u64, change: &Change) -> Result<()> {
+        if let Some(key) = super::claims::note_seq(&self.tx, seq, change)? {
+            self.dirty = true;
+            self.note_changed(super::CLAIMS.code, key)?;
+        }
+        Ok(())
     }
 
     /// Move record `key` of collection `code` to the head of the change

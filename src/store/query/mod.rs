@@ -8,6 +8,7 @@
 //! whether more follow.
 
 pub(crate) mod board;
+pub(crate) mod claims;
 pub(crate) mod configuration;
 pub(crate) mod conflicts;
 pub(crate) mod dependencies;

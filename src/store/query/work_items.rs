@@ -16,7 +16,12 @@ pub(super) const ITEM_COLUMNS: &str = "id, item_type, title, description, status
      branch_name, commit_hash, pr_number, metadata, deleted_at, archived_at, created_at, created_by, updated_at, \
      updated_by, version";
 
-const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version";
+const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version, \
+     (SELECT c.holder FROM claims c WHERE c.id = work_items.id AND c.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+
+/// The holder of a live claim on the item of alias `w`, as the 9th column of a row.
+const W_CLAIMED_BY: &str = "(SELECT c.holder FROM claims c WHERE c.id = w.id \
+     AND c.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))";
 
 pub(super) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItem> {
     let metadata_text: String = r.get(12)?;
@@ -54,6 +59,7 @@ fn row_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItemRow> {
         parent_id: get_opt_id(r, 5)?,
         updated_at: r.get(6)?,
         version: r.get(7)?,
+        claimed_by: r.get(8)?,
     })
 }
 
@@ -172,6 +178,7 @@ pub(crate) fn dependencies(conn: &Connection, id: &str) -> Result<ItemDependenci
                         parent_id: get_opt_id(r, 7)?,
                         updated_at: r.get(8)?,
                         version: r.get(9)?,
+                        claimed_by: None,
                     },
                 })
             })?
@@ -261,7 +268,7 @@ pub(crate) fn list(conn: &Connection, q: &ItemList<'_>) -> Result<(Vec<(WorkItem
         q.limit + 1
     ))?;
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
+        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(9)?)))?
         .collect::<rusqlite::Result<_>>()?;
     Ok((rows, total))
 }
@@ -274,14 +281,18 @@ const READY_FILTER: &str =
 /// Ready work, highest priority (lowest number), then oldest, first: up to
 /// `limit + 1` rows with their created times, after the row `(priority,
 /// created_at, id)` when given, and the count.
+/// Items claimed by others than `agent` whose lease is not over at `now`
+/// (ms) are left out (a point lookup per item the page walks).
 pub(crate) fn ready(
     conn: &Connection,
     item_type: Option<ItemType>,
     after: Option<(i64, String, String)>,
     limit: i64,
+    agent: &str,
+    now: i64,
 ) -> Result<(Vec<(WorkItemRow, String)>, Total)> {
-    let mut args: Vec<SqlValue> = Vec::new();
-    let mut extra = String::new();
+    let mut args: Vec<SqlValue> = vec![agent.to_owned().into(), now.into()];
+    let mut extra = " AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.id = w.id AND c.holder != ?1 AND c.expires_at > ?2)".to_owned();
     if let Some(t) = item_type {
         args.push(t.as_str().to_owned().into());
         extra.push_str(&format!(" AND w.item_type = ?{}", args.len()));
@@ -304,13 +315,13 @@ pub(crate) fn ready(
     // and sorts every active item (300 ms at 100k).
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version,
-                w.created_at
+                {W_CLAIMED_BY}, w.created_at
          FROM work_items w INDEXED BY work_items_ready WHERE {page_filters}
          ORDER BY w.priority, w.created_at, w.id LIMIT {}",
         limit + 1
     ))?;
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
+        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(9)?)))?
         .collect::<rusqlite::Result<_>>()?;
     Ok((rows, total))
 }
@@ -319,7 +330,7 @@ pub(crate) fn ready(
 /// no live descendant that is still open (a subtree is archived whole or
 /// not at all); oldest first.
 pub(crate) fn archive_candidates(conn: &Connection, cutoff: &str) -> Result<Vec<WorkItemRow>> {
-    const CANDIDATES: &str = "SELECT id, title, item_type, status, priority, parent_id, updated_at, version
+    const CANDIDATES: &str = "SELECT id, title, item_type, status, priority, parent_id, updated_at, version, NULL
     FROM work_items w
     WHERE w.archived_at IS NULL AND (w.status = 'completed' OR w.deleted_at IS NOT NULL) AND w.updated_at < ?1
       AND NOT EXISTS (SELECT 1 FROM work_items d
@@ -370,7 +381,7 @@ pub(crate) fn archived(
         limit + 1
     ))?;
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
+        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(9)?)))?
         .collect::<rusqlite::Result<_>>()?;
     Ok((rows, total))
 }
