@@ -634,9 +634,15 @@ pub async fn claim(
     use crate::domain::claim::ClaimState;
     let settings = settings.filter(|s| s.hub().is_some());
     let mut tries = 0;
+    let mut lost: Option<crate::ops::ClaimAnswer> = None;
     loop {
         tries += 1;
-        let answer = tracker.claim_work_item(agent, request.clone())?;
+        let answer = match (tracker.claim_work_item(agent, request.clone()), lost) {
+            (Ok(answer), _) => answer,
+            // Nothing else to take: the answer is the claim that lost.
+            (Err(_), Some(lost)) => return Ok(lost),
+            (Err(e), None) => return Err(e),
+        };
         let undecided = answer.claim.as_ref().is_none_or(|c| c.state == ClaimState::Tentative);
         let Some(settings) = settings.filter(|_| undecided) else {
             return Ok(answer);
@@ -646,10 +652,11 @@ pub async fn claim(
             return Ok(answer);
         }
         let answer = tracker.claim_of(agent, &answer.item.id)?;
-        let lost = answer.claim.as_ref().is_some_and(|c| c.state == ClaimState::Lost);
-        if !(lost && request.next && tries < CLAIM_NEXT_TRIES) {
+        let is_lost = answer.claim.as_ref().is_some_and(|c| c.state == ClaimState::Lost);
+        if !(is_lost && request.next && tries < CLAIM_NEXT_TRIES) {
             return Ok(answer);
         }
+        lost = Some(answer);
     }
 }
 

@@ -79,7 +79,8 @@ pub(crate) fn lost(conn: &Connection, agent: Option<&str>, now: i64, limit: usiz
     let mut stmt = conn.prepare_cached(
         "SELECT c.id, w.title, c.holder, c.expires_at, c.lost FROM claims c INDEXED BY claims_lost
            JOIN work_items w ON w.id = c.id
-         WHERE c.lost IS NOT NULL AND w.deleted_at IS NULL AND w.archived_at IS NULL ORDER BY c.key",
+         WHERE c.lost IS NOT NULL AND w.status != 'completed' AND w.deleted_at IS NULL AND w.archived_at IS NULL
+         ORDER BY c.key",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
