@@ -228,7 +228,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Claim an item (id, or next: the first ready one) for a lease, renew, or release it. Online the hub's order decides: claim.state confirmed, tentative (offline) or lost.",
+        description = "Claim a work item (id, or next: the first ready) for a lease of minutes (30), or release it; force takes it over. claim.state: confirmed, tentative (offline) or lost.",
         input_schema = input_schema::<ops::ClaimRequest>(),
         annotations(destructive_hint = false)
     )]

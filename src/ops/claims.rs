@@ -21,20 +21,20 @@ use crate::time::Timestamp;
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
+    // The field notes are the tool's description (tools/list is budgeted).
     pub id: Option<String>,
-    /// Claim the first ready item instead of id.
+    // Claim the first ready item instead of id.
     #[serde(default)]
     pub next: bool,
-    /// With next: only this type.
-    #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
+    // With next: only ready items of this type.
     pub item_type: Option<String>,
-    /// Lease, default 30.
+    // The lease, default 30.
     #[schemars(range(min = 1, max = 1440))]
     pub minutes: Option<u64>,
-    /// Take it from another holder.
+    // Take it from another agent's live claim.
     #[serde(default)]
     pub force: bool,
-    /// Release the claim instead.
+    // Release the claim instead.
     #[serde(default)]
     pub release: bool,
 }
