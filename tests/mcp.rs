@@ -205,6 +205,7 @@ fn sorted(list: &[&str]) -> Vec<String> {
 
 const ALL_TOOLS: &[&str] = &[
     "archive_work_items",
+    "claim_work_item",
     "create_vendor",
     "create_work_item",
     "export_markdown",
@@ -364,7 +365,7 @@ async fn toolsets_and_read_only_narrow_the_list() {
     })
     .await;
     assert_eq!(names(&core.tools().await), sorted(CORE_TOOLS));
-    assert_eq!(CORE_TOOLS.len(), 14);
+    assert_eq!(CORE_TOOLS.len(), 15);
     // The earlier tracker's ten tools keep their names, in the default set.
     assert!(waymark::mcp::LEGACY_TOOLS.iter().all(|t| CORE_TOOLS.contains(t)));
     // A tool outside the set is unknown to this server: a protocol error.
@@ -622,7 +623,7 @@ async fn dependencies_shape_ready_work() {
         "adding twice is harmless"
     );
     let ready = s.ok("list_ready_work", json!({"item_type": "task"})).await;
-    assert_eq!(ready["rows"], json!([[a["id"], "A", "task", "active", 2, p["id"], 1]]));
+    assert_eq!(ready["rows"], json!([[a["id"], "A", "task", "active", 2, p["id"], 1, null]]));
     let q = s.ok("query_work_item", json!({"id": b["id"]})).await;
     assert_eq!(q["dependencies"]["depends_on"][0]["item"]["id"], a["id"]);
 

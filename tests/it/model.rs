@@ -157,9 +157,12 @@ pub enum Kind {
     /// A store that joins late: written offline before it is ever bound to
     /// a hub (so with no outbox), it publishes its state at its first round.
     BindLate,
+    /// Agents claim items (by id or next, some forced), release them, and
+    /// write to them, on every store (issue 14).
+    Claims,
 }
 
-pub const ALL_KINDS: [Kind; 13] = [
+pub const ALL_KINDS: [Kind; 14] = [
     Kind::Base,
     Kind::Copy,
     Kind::MoveCycle,
@@ -173,6 +176,7 @@ pub const ALL_KINDS: [Kind; 13] = [
     Kind::UnknownCollection,
     Kind::UnknownField,
     Kind::BindLate,
+    Kind::Claims,
 ];
 
 impl Kind {
@@ -191,6 +195,7 @@ impl Kind {
             Kind::UnknownCollection => "unknown_collection",
             Kind::UnknownField => "unknown_field",
             Kind::BindLate => "bind_late",
+            Kind::Claims => "claims",
         }
     }
 
@@ -313,7 +318,28 @@ pub enum Action {
     /// retitles the first offline; later actions write to it like any
     /// other, and its first round binds it.
     Late { items: usize },
+    /// Agent `agent` claims an item (or the first ready one) on `store`,
+    /// perhaps forcing it over another's claim, or releases its claim.
+    Claim {
+        store: usize,
+        agent: usize,
+        item: Option<usize>,
+        force: bool,
+        release: bool,
+    },
+    /// Agent `agent` writes the title of an item on `store` (refused while
+    /// another holds it; the holder's write renews its lease), perhaps
+    /// completing it (which releases the claim).
+    AgentWrite {
+        store: usize,
+        agent: usize,
+        item: usize,
+        complete: bool,
+    },
 }
+
+/// The agents that claim.
+const AGENTS: [&str; 3] = ["agent-a", "agent-b", "agent-c"];
 
 fn base_actions() -> Vec<(u32, BoxedStrategy<Action>)> {
     let s = || 0usize..MAX_STORES;
@@ -441,6 +467,37 @@ fn kind_actions(kind: Kind) -> Vec<(u32, BoxedStrategy<Action>)> {
         )],
         Kind::CopyOverwrite => vec![(2, s().prop_map(|store| Action::CopyOverwrite { store }).boxed())],
         Kind::BindLate => vec![(2, (1usize..4).prop_map(|items| Action::Late { items }).boxed())],
+        Kind::Claims => vec![
+            (
+                5,
+                (
+                    s(),
+                    0usize..AGENTS.len(),
+                    proptest::option::of(0usize..64),
+                    proptest::bool::weighted(0.15),
+                    proptest::bool::weighted(0.2),
+                )
+                    .prop_map(|(store, agent, item, force, release)| Action::Claim {
+                        store,
+                        agent,
+                        item,
+                        force,
+                        release,
+                    })
+                    .boxed(),
+            ),
+            (
+                2,
+                (s(), 0usize..AGENTS.len(), 0usize..64, proptest::bool::weighted(0.2))
+                    .prop_map(|(store, agent, item, complete)| Action::AgentWrite {
+                        store,
+                        agent,
+                        item,
+                        complete,
+                    })
+                    .boxed(),
+            ),
+        ],
         Kind::NewSpace => vec![(2, s().prop_map(|store| Action::NewSpace { store }).boxed())],
         Kind::ClockSkew => vec![(
             2,
@@ -1177,6 +1234,48 @@ impl<H: Hub> World<H> {
             Action::Copy { store } => {
                 self.copy_store(store)?;
             }
+            Action::Claim {
+                store,
+                agent,
+                item,
+                force,
+                release,
+            } => {
+                let id = match item {
+                    Some(i) => self.item(i),
+                    None => None,
+                };
+                if item.is_none() || id.is_some() {
+                    let request = waymark::ops::ClaimRequest {
+                        next: id.is_none(),
+                        id,
+                        force,
+                        release: release && item.is_some(),
+                        ..Default::default()
+                    };
+                    allow("claim_work_item", self.t(store).claim_work_item(AGENTS[agent], request))?;
+                }
+            }
+            Action::AgentWrite {
+                store,
+                agent,
+                item,
+                complete,
+            } => {
+                if let Some(id) = self.item(item) {
+                    let t = self.t(store);
+                    if let Some(current) = allow("get_work_item", t.get_work_item(&id))? {
+                        let u = WorkItemUpdate {
+                            id: id.clone(),
+                            version: current.version,
+                            title: Some(format!("written by {} on s{}", AGENTS[agent], store % n)),
+                            status: complete.then(|| "completed".to_owned()),
+                            ..Default::default()
+                        };
+                        allow("update_work_item", t.update_work_item(AGENTS[agent], u))?;
+                    }
+                }
+            }
             Action::Late { items } => {
                 if self.nodes.len() < MAX_STORES {
                     let dir = self.fresh_dir();
@@ -1530,6 +1629,7 @@ impl<H: Hub> World<H> {
 
         // The stores hold the state of the log, folded in hub order and in
         // another causal order.
+        let seq_of: HashMap<Dot, u64> = log.iter().map(|(seq, c)| (c.dot, *seq)).collect();
         let changes: Vec<Change> = log.into_iter().map(|(_, c)| c).collect();
         for (folded, how) in [
             (fold(&changes), "in hub order"),
@@ -1602,6 +1702,8 @@ impl<H: Hub> World<H> {
                 );
             }
         }
+
+        check_claims(&self.nodes, &changes, &seq_of)?;
 
         let doc: Value = serde_json::from_str(&reference).map_err(|e| e.to_string())?;
         check_rules(&doc, &self.expects)?;
@@ -1789,6 +1891,95 @@ fn check_lists(t: &Tracker) -> Outcome {
             places == 1,
             "live item {id} is in {places} of the live and archived lists"
         );
+    }
+    Ok(())
+}
+
+/// Claims (issue 14): every store derives the holder of each item from the
+/// registers and the hub's order alone (the same as the pure derivation
+/// over the log folded with its seqs), claims raise no conflict, and no
+/// agent is shown as holding an item it lost, nor offered it as ready.
+fn check_claims(nodes: &[Node], changes: &[Change], seq_of: &HashMap<Dot, u64>) -> Outcome {
+    use waymark::domain::claim;
+    let folded = fold(changes);
+    type Row = (String, Option<String>, Option<i64>, i64, Option<String>);
+    let mut expected: Vec<Row> = Vec::new();
+    for ((collection, id), state) in &folded {
+        if collection != "claims" {
+            continue;
+        }
+        let siblings: Vec<claim::Sibling> = state
+            .fields
+            .get("claim")
+            .map(|r| {
+                r.siblings()
+                    .iter()
+                    .filter_map(|s| {
+                        Some(claim::Sibling {
+                            dot: s.dot,
+                            hlc: s.hlc,
+                            value: claim::ClaimValue::parse(&s.value)?,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let d = claim::derive(&siblings, |dot| seq_of.get(dot).copied());
+        let holder = d.current.as_ref().filter(|c| !c.released).map(|c| c.holder.clone());
+        if let Some(h) = &holder {
+            ensure!(
+                !d.lost.iter().any(|(l, _)| l == h),
+                "claim of {id}: holder {h} also listed as having lost"
+            );
+        }
+        expected.push((
+            id.clone(),
+            holder.clone(),
+            d.current.as_ref().map(|c| c.expires_at as i64),
+            i64::from(d.tentative && holder.is_some()),
+            (!d.lost.is_empty()).then(|| serde_json::to_string(&d.lost).unwrap()),
+        ));
+    }
+    expected.sort();
+    for (i, node) in nodes.iter().enumerate() {
+        let t = &node.tracker;
+        let mut rows: Vec<Row> = t
+            .store()
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT id, holder, expires_at, tentative, lost FROM claims")?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((
+                            waymark::store::id::get_id(r, 0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<Row>>>()?;
+                Ok(rows)
+            })
+            .map_err(|e| format!("reading claims: {e}"))?;
+        rows.sort();
+        ensure!(
+            rows == expected,
+            "store {i} derives other claims than the log in the hub's order: {rows:?} != {expected:?}"
+        );
+        // No agent is offered an item another holds, nor one it lost.
+        for agent in AGENTS {
+            let ready = t
+                .ready_work_for(agent, waymark::ops::ReadyQuery {
+                    limit: Some(100),
+                    ..Default::default()
+                })
+                .map_err(|e| format!("ready: {e}"))?;
+            for row in &ready.page.items {
+                if let Some(h) = &row.claimed_by {
+                    ensure!(h == agent, "store {i} offers {agent} the item {} {h} holds", row.id);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -2137,6 +2328,20 @@ fn unknown_field() {
 #[test]
 fn bind_late() {
     run_memory("bind_late", &with_base(Kind::BindLate), kind_cases());
+}
+
+#[test]
+fn claims() {
+    run_memory("claims", &with_base(Kind::Claims), kind_cases());
+}
+
+#[test]
+fn claims_with_copies_and_new_spaces() {
+    run_memory(
+        "claims_with_copies_and_new_spaces",
+        &[Kind::Base, Kind::Claims, Kind::Copy, Kind::NewSpace, Kind::BindLate],
+        kind_cases(),
+    );
 }
 
 #[test]
