@@ -98,6 +98,8 @@ mod stats {
         pub static CONFLICTS_AT_END: Cell<usize> = const { Cell::new(0) };
         pub static CASES_WITH_CONFLICTS: Cell<usize> = const { Cell::new(0) };
         pub static PUBLISHED: Cell<usize> = const { Cell::new(0) };
+        pub static CLAIMS_HELD: Cell<usize> = const { Cell::new(0) };
+        pub static CLAIMS_LOST: Cell<usize> = const { Cell::new(0) };
     }
 
     pub fn add(counter: &'static std::thread::LocalKey<Cell<usize>>, n: usize) {
@@ -108,13 +110,16 @@ mod stats {
         let t = |c: &'static std::thread::LocalKey<Cell<usize>>| c.with(|c| c.replace(0));
         format!(
             "{} writes, {} refused operations, {} rounds cut by a fault, {} open conflicts at the end (in {} cases), \
-             {} records published by stores bound late or moved",
+             {} records published by stores bound late or moved, {} items held by a claim and {} with claims \
+             that lost at the end",
             t(&WRITES),
             t(&REFUSED),
             t(&FAULTED_ROUNDS),
             t(&CONFLICTS_AT_END),
             t(&CASES_WITH_CONFLICTS),
-            t(&PUBLISHED)
+            t(&PUBLISHED),
+            t(&CLAIMS_HELD),
+            t(&CLAIMS_LOST)
         )
     }
 }
@@ -327,6 +332,13 @@ pub enum Action {
         force: bool,
         release: bool,
     },
+    /// Two stores claim one item for two agents, neither having seen the
+    /// other's claim: the hub's order decides.
+    ClaimRace {
+        stores: (usize, usize),
+        agents: (usize, usize),
+        item: usize,
+    },
     /// Agent `agent` writes the title of an item on `store` (refused while
     /// another holds it; the holder's write renews its lease), perhaps
     /// completing it (which releases the claim).
@@ -484,6 +496,12 @@ fn kind_actions(kind: Kind) -> Vec<(u32, BoxedStrategy<Action>)> {
                         force,
                         release,
                     })
+                    .boxed(),
+            ),
+            (
+                3,
+                ((s(), s()), (0usize..AGENTS.len(), 0usize..AGENTS.len()), 0usize..64)
+                    .prop_map(|(stores, agents, item)| Action::ClaimRace { stores, agents, item })
                     .boxed(),
             ),
             (
@@ -1256,6 +1274,17 @@ impl<H: Hub> World<H> {
                     allow("claim_work_item", self.t(store).claim_work_item(AGENTS[agent], request))?;
                 }
             }
+            Action::ClaimRace { stores, agents, item } => {
+                if let Some(id) = self.item(item) {
+                    for (store, agent) in [(stores.0, agents.0), (stores.1, agents.1)] {
+                        let request = waymark::ops::ClaimRequest {
+                            id: Some(id.clone()),
+                            ..Default::default()
+                        };
+                        allow("claim_work_item", self.t(store).claim_work_item(AGENTS[agent], request))?;
+                    }
+                }
+            }
             Action::AgentWrite {
                 store,
                 agent,
@@ -1941,6 +1970,8 @@ fn check_claims(nodes: &[Node], changes: &[Change], seq_of: &HashMap<Dot, u64>) 
         ));
     }
     expected.sort();
+    stats::add(&stats::CLAIMS_HELD, expected.iter().filter(|r| r.1.is_some()).count());
+    stats::add(&stats::CLAIMS_LOST, expected.iter().filter(|r| r.4.is_some()).count());
     for (i, node) in nodes.iter().enumerate() {
         let t = &node.tracker;
         let mut rows: Vec<Row> = t
