@@ -23,6 +23,12 @@
 //! with `serve`'s worker at the default interval (30 s): 50 writes a second
 //! or so apart, with the hub's announcements (`listen`) and by polling
 //! alone; the median, p95 and max of each ([`propagation`]).
+//!
+//! `WAYMARK_SYNC_BENCH=claims cargo bench --bench sync` measures a claim
+//! (issue 14): online (`waymark::sync::claim`, the claim pushed and pulled
+//! back in the call, against this Postgres), offline (no hub: tentative),
+//! and, as the baseline in the same run, a local write of the item
+//! ([`claims`]).
 
 use std::cell::Cell;
 use std::path::Path;
@@ -50,6 +56,10 @@ fn main() {
     }
     if std::env::var("WAYMARK_SYNC_BENCH").is_ok_and(|m| m == "propagation") {
         propagation();
+        return;
+    }
+    if std::env::var("WAYMARK_SYNC_BENCH").is_ok_and(|m| m == "claims") {
+        claims();
         return;
     }
     divan::main();
@@ -552,5 +562,99 @@ fn propagation() {
             at(0.95),
             at(1.0)
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Claims: online (pushed and pulled back in the call), offline, and a local
+// write beside them.
+
+fn claims() {
+    const N: usize = 200;
+    let rt = runtime();
+    let db = rt.block_on(TestDatabase::create("claims"));
+    let settings = waymark::config::Settings::default().with_overrides(Some(db.url().to_string()), Some("claims".into()));
+    let (_online_dir, online) = store_with(0, "");
+    let (_offline_dir, offline) = store_with(0, "");
+    waymark::sync::sync_once_blocking(online.store(), &settings).expect("first round");
+    let task = |t: &Tracker, n: usize| {
+        t.create_work_item(
+            AUTHOR,
+            waymark::ops::NewWorkItem {
+                item_type: "task".into(),
+                title: format!("task {n}"),
+                ..Default::default()
+            },
+        )
+        .expect("create")
+        .id
+    };
+    let mut took: [Vec<Duration>; 3] = Default::default();
+    for n in 0..N {
+        // A local write (the baseline): retitle an item.
+        let id = task(&offline, n);
+        let version = offline.get_work_item(&id).expect("get").version;
+        let started = Instant::now();
+        offline
+            .update_work_item(
+                AUTHOR,
+                waymark::ops::WorkItemUpdate {
+                    id: id.clone(),
+                    version,
+                    title: Some(format!("task {n}, retitled")),
+                    ..Default::default()
+                },
+            )
+            .expect("write");
+        took[0].push(started.elapsed());
+        // Offline: no hub configured.
+        let started = Instant::now();
+        let answer = waymark::sync::claim_blocking(
+            &offline,
+            None,
+            "bench",
+            waymark::ops::ClaimRequest {
+                id: Some(id),
+                ..Default::default()
+            },
+        )
+        .expect("claim offline");
+        took[1].push(started.elapsed());
+        assert_eq!(answer.claim.expect("claim").state.as_str(), "tentative");
+        // Online: `claim next` (the new item is the only ready one).
+        let id = task(&online, n);
+        let started = Instant::now();
+        let answer = waymark::sync::claim_blocking(
+            &online,
+            Some(&settings),
+            "bench",
+            waymark::ops::ClaimRequest {
+                next: true,
+                ..Default::default()
+            },
+        )
+        .expect("claim online");
+        took[2].push(started.elapsed());
+        assert_eq!(answer.item.id, id);
+        assert_eq!(answer.claim.expect("claim").state.as_str(), "confirmed");
+        online
+            .claim_work_item(
+                "bench",
+                waymark::ops::ClaimRequest {
+                    id: Some(answer.item.id),
+                    release: true,
+                    ..Default::default()
+                },
+            )
+            .expect("release");
+        waymark::sync::sync_once_blocking(online.store(), &settings).expect("round");
+    }
+    for (name, t) in ["local write (baseline)", "claim offline", "claim next online"]
+        .iter()
+        .zip(took.iter_mut())
+    {
+        t.sort();
+        let at = |q: f64| t[((t.len() - 1) as f64 * q).round() as usize];
+        eprintln!("[claims] {name:>22}: {N} calls, p50 {:.2?}, p95 {:.2?}, max {:.2?}", at(0.5), at(0.95), at(1.0));
     }
 }

@@ -647,6 +647,12 @@ pub async fn claim(
         let Some(settings) = settings.filter(|_| undecided) else {
             return Ok(answer);
         };
+        // A hub the last round could not reach: the claim stays tentative
+        // at once (the worker decides it when the hub is back), rather than
+        // after a connection timeout.
+        if tracker.store().read(|c| crate::ops::sync_health(c))?.hub_reachable == Some(false) {
+            return Ok(answer);
+        }
         if let Err(e) = sync_once_with(tracker.store(), settings, Progress::none()).await {
             tracing::debug!("the claim stays tentative: {}", e.sentence());
             return Ok(answer);

@@ -138,6 +138,16 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Who wrote what to a work item: each field's last write and open conflicts, newest first.
+    History {
+        id: String,
+        #[arg(long)]
+        limit: Option<i64>,
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Release a claim on a work item.
     Release {
         id: String,

@@ -107,6 +107,17 @@ pub(super) fn item_line(r: &ops::WorkItemRow) -> String {
     )
 }
 
+pub(super) fn history_line(e: &ops::HistoryEntry) -> String {
+    format!(
+        "{}  {:<14} {:<16} {}{}",
+        e.at,
+        e.author,
+        e.field,
+        e.value,
+        if e.concurrent { "  (concurrent)" } else { "" }
+    )
+}
+
 /// The claims an agent lost, one line each.
 pub(super) fn lost_lines(lost: &[ops::LostClaim]) -> String {
     lost.iter()

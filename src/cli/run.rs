@@ -167,6 +167,7 @@ pub(super) fn run(cli: Cli) -> Result<()> {
                 repo_root: git_root(&cwd),
                 settings: Some(waymark::config::Settings::load(&dir)?),
                 file_roots: file_root,
+                agent: AGENT.get().cloned(),
             };
             let options = waymark::mcp::ServeOptions { toolset, read_only };
             match http {
@@ -227,6 +228,15 @@ pub(super) fn run(cli: Cli) -> Result<()> {
                 release: false,
             };
             claim_command(&dir, a, request, json)
+        }
+        Command::History {
+            id,
+            limit,
+            cursor,
+            json,
+        } => {
+            let page = open_existing(&dir)?.work_item_history(&id, limit, cursor.as_deref())?;
+            show_page(json, &page, history_line, "no history")
         }
         Command::Release { id, force, json } => {
             let request = ops::ClaimRequest {
@@ -888,6 +898,7 @@ fn board(dir: &Path, addr: std::net::SocketAddr, open: bool) -> Result<()> {
         repo_root: git_root(&cwd),
         settings: Some(waymark::config::Settings::load(dir)?),
         file_roots: Vec::new(),
+        agent: None,
     };
     let options = waymark::mcp::ServeOptions {
         toolset: waymark::mcp::Toolset::All,

@@ -22,6 +22,18 @@ use crate::ops::{self, EnhancementAction};
 use crate::progress::{Progress, Step};
 use crate::sync::SyncAnswer;
 
+impl WaymarkServer {
+    /// The author of a write, and the agent of a claim: the server's agent
+    /// (`serve --as`, `WAYMARK_AGENT`) when given, else the calling client's
+    /// name.
+    fn author(&self, ctx: &RequestContext<RoleServer>) -> String {
+        match &self.context.agent {
+            Some(agent) => agent.clone(),
+            None => author(ctx),
+        }
+    }
+}
+
 /// The author of a write: the calling client's name, or `mcp` when the
 /// protocol did not give one.
 fn author(ctx: &RequestContext<RoleServer>) -> String {
@@ -170,7 +182,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::NewWorkItem>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.create_work_item(&author(&ctx), p))
+        answer(self.tracker.create_work_item(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -182,20 +194,16 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::WorkItemUpdate>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.update_work_item(&author(&ctx), p))
+        answer(self.tracker.update_work_item(&self.author(&ctx), p))
     }
 
     #[tool(
-        description = "One work item in full: ancestors, descendants (up to 100), dependencies both ways, open conflicts.",
+        description = "One work item: ancestors, descendants (up to 100), dependencies, conflicts, claim; history: who wrote what.",
         input_schema = input_schema::<ops::WorkItemQuery>(),
         annotations(read_only_hint = true)
     )]
     async fn query_work_item(&self, Parameters(p): Parameters<ops::WorkItemQuery>) -> CallToolResult {
-        answer(self.tracker.query_work_item(
-            &p.id,
-            p.include_children.unwrap_or(true),
-            p.include_dependencies.unwrap_or(true),
-        ))
+        answer(self.tracker.query_work_item_with(&p))
     }
 
     #[tool(
@@ -224,7 +232,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::ReadyQuery>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.ready_work_for(&author(&ctx), p))
+        answer(self.tracker.ready_work_for(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -237,7 +245,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::ClaimRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(crate::sync::claim(&self.tracker, self.context.settings.as_ref(), &author(&ctx), p).await)
+        answer(crate::sync::claim(&self.tracker, self.context.settings.as_ref(), &self.author(&ctx), p).await)
     }
 
     #[tool(
@@ -249,7 +257,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::DependencyChange>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.manage_dependency(&author(&ctx), p))
+        answer(self.tracker.manage_dependency(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -262,7 +270,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::NewDeployment>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.record_deployment(&author(&ctx), p))
+        answer(self.tracker.record_deployment(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -284,7 +292,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::NewVendor>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.create_vendor(&author(&ctx), p))
+        answer(self.tracker.create_vendor(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -306,7 +314,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::VendorUpdate>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.update_vendor_status(&author(&ctx), p))
+        answer(self.tracker.update_vendor_status(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -337,7 +345,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::ConfigurationUpdate>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.configure(&author(&ctx), p))
+        answer(self.tracker.configure(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -355,8 +363,8 @@ impl WaymarkServer {
             Err(e) => return failure(&e),
         };
         match action {
-            EnhancementAction::Create(input) => answer(self.tracker.create_enhancement(&author(&ctx), input)),
-            EnhancementAction::Update(input) => answer(self.tracker.update_enhancement(&author(&ctx), input)),
+            EnhancementAction::Create(input) => answer(self.tracker.create_enhancement(&self.author(&ctx), input)),
+            EnhancementAction::Update(input) => answer(self.tracker.update_enhancement(&self.author(&ctx), input)),
             EnhancementAction::Get(id) => answer(self.tracker.get_enhancement(&id)),
             EnhancementAction::List(filter) => answer(self.tracker.list_enhancements(filter)),
         }
@@ -371,7 +379,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::ArchiveRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let (tracker, author, notifier) = (self.tracker.clone(), author(&ctx), Notifier::of(&ctx));
+        let (tracker, author, notifier) = (self.tracker.clone(), self.author(&ctx), Notifier::of(&ctx));
         let progress = notifier.progress();
         let archived = off_thread(move || tracker.archive_work_items_with(&author, p, &progress)).await;
         notifier.finish().await;
@@ -452,7 +460,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::ConflictChoice>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.resolve_conflict_choice(&author(&ctx), p))
+        answer(self.tracker.resolve_conflict_choice(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -473,7 +481,7 @@ impl WaymarkServer {
                 "is required: this server runs outside a git repository",
             )),
         };
-        let (tracker, author) = (self.tracker.clone(), author(&ctx));
+        let (tracker, author) = (self.tracker.clone(), self.author(&ctx));
         let notifier = Notifier::of(&ctx);
         let progress = notifier.progress();
         let imported = off_thread(move || tracker.import_git_with(&author, &repo?, &progress)).await;
@@ -491,7 +499,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::MarkdownImport>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let (files, tracker, author) = (self.files.clone(), self.tracker.clone(), author(&ctx));
+        let (files, tracker, author) = (self.files.clone(), self.tracker.clone(), self.author(&ctx));
         let notifier = Notifier::of(&ctx);
         let progress = notifier.progress();
         let imported = off_thread(move || {

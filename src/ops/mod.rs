@@ -14,6 +14,7 @@ mod dependencies;
 pub(crate) mod deployments;
 pub(crate) mod enhancements;
 mod exchange;
+mod history;
 mod page;
 mod requests;
 pub(crate) mod vendors;
@@ -31,6 +32,7 @@ pub use deployments::{Deployment, DeploymentFilter, DeploymentRow, NewDeployment
 pub use enhancements::{
     Enhancement, EnhancementAction, EnhancementFilter, EnhancementRequest, EnhancementUpdate, NewEnhancement,
 };
+pub use history::HistoryEntry;
 pub use exchange::{ConflictChoice, ConflictList, ConflictQuery, ConflictView, ImportSummary, Resolution};
 pub use page::{Page, Row, clamp_limit};
 pub use requests::{GitImport, MarkdownExport, MarkdownImport, NoArguments, StatusRequest, SyncRequest};

@@ -200,6 +200,8 @@ pub struct WorkItemQuery {
     // Both default to true.
     pub include_children: Option<bool>,
     pub include_dependencies: Option<bool>,
+    // The first page of its history (`waymark history` pages on).
+    pub history: Option<bool>,
 }
 
 /// One dependency seen from an item: the edge and the item at its other end.
@@ -239,6 +241,9 @@ pub struct WorkItemDetail {
     /// The live claim on it: who works on it, until when.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claim: Option<super::ClaimView>,
+    /// The first page of its history, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Page<super::HistoryEntry>>,
 }
 
 /// The most descendants one query returns; `list_work_items` with
@@ -564,6 +569,7 @@ impl Tracker {
                 None
             };
             Ok(WorkItemDetail {
+                history: None,
                 claim,
                 item,
                 ancestors,
@@ -573,6 +579,20 @@ impl Tracker {
                 conflicts,
             })
         })
+    }
+
+    /// `query_work_item` as its tool takes it: children and dependencies
+    /// unless turned off, the first page of the history when asked.
+    pub fn query_work_item_with(&self, q: &WorkItemQuery) -> Result<WorkItemDetail> {
+        let mut detail = self.query_work_item(
+            &q.id,
+            q.include_children.unwrap_or(true),
+            q.include_dependencies.unwrap_or(true),
+        )?;
+        if q.history == Some(true) {
+            detail.history = Some(self.work_item_history(&q.id, None, None)?);
+        }
+        Ok(detail)
     }
 
     /// A page of compact rows, in the order this store recorded them (oldest

@@ -315,3 +315,43 @@ fn racing_claims_on_three_stores_have_one_confirmed_holder() {
         assert!(report.lost_claims.is_empty(), "no loser left told: {:?}", report.lost_claims);
     }
 }
+
+#[test]
+fn history_lists_each_fields_last_write_newest_first_in_pages() {
+    let (_d, t) = tracker();
+    let id = t.create_work_item("alice", new_item("task", "first", None)).unwrap().id;
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    update(&t, "bob", &id, None).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    claim(&t, "carol", &id).unwrap();
+    let first = t.work_item_history(&id, Some(3), None).unwrap();
+    assert_eq!(first.items.len(), 3);
+    assert_eq!((first.items[0].field.as_str(), first.items[0].author.as_str()), ("claim", "carol"));
+    assert_eq!((first.items[1].field.as_str(), first.items[1].author.as_str()), ("title", "bob"));
+    let mut all = first.items.clone();
+    let mut cursor = first.next_cursor.clone();
+    while let Some(c) = cursor {
+        let page = t.work_item_history(&id, Some(3), Some(&c)).unwrap();
+        all.extend(page.items);
+        cursor = page.next_cursor;
+    }
+    assert_eq!(all.len() as i64, first.total_count);
+    let mut seen: Vec<(String, String)> = all.iter().map(|e| (e.dot.clone(), e.field.clone())).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), all.len(), "no entry twice across pages");
+    assert!(all.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
+    assert!(all.iter().any(|e| e.field == "item_type" && e.author == "alice"));
+    // The detail carries the first page when asked.
+    let detail = t
+        .query_work_item_with(&WorkItemQuery {
+            id: id.clone(),
+            history: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(detail.history.unwrap().items[0].field, "claim");
+    assert!(t.work_item_history(&id, None, Some("zz")).unwrap_err().to_string().contains("cursor"));
+    let missing = "00000000-0000-4000-8000-000000000000";
+    assert!(t.work_item_history(missing, None, None).unwrap_err().to_string().contains("not found"));
+}

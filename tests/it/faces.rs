@@ -287,6 +287,8 @@ fn every_tool_and_its_command_answer_the_same_json() {
         json!({"next": true, "item_type": "task"}),
         &["claim", "next", "--type", "task", "--as", CLIENT],
     );
+    let with_history = f.tool("query_work_item", json!({"id": twins[0], "history": true}));
+    assert_eq!(with_history["history"], f.cli(&["history", &twins[0]]));
     let (released, _) = f.alike(
         "claim_work_item",
         json!({"id": twins[0], "release": true}),
