@@ -637,16 +637,18 @@ fn claims() {
         took[2].push(started.elapsed());
         assert_eq!(answer.item.id, id);
         assert_eq!(answer.claim.expect("claim").state.as_str(), "confirmed");
+        // Completing it releases the claim, and leaves the next one ready.
         online
-            .claim_work_item(
+            .update_work_item(
                 "bench",
-                waymark::ops::ClaimRequest {
-                    id: Some(answer.item.id),
-                    release: true,
+                waymark::ops::WorkItemUpdate {
+                    id: answer.item.id.clone(),
+                    version: answer.item.version,
+                    status: Some("completed".into()),
                     ..Default::default()
                 },
             )
-            .expect("release");
+            .expect("complete");
         waymark::sync::sync_once_blocking(online.store(), &settings).expect("round");
     }
     for (name, t) in ["local write (baseline)", "claim offline", "claim next online"]

@@ -653,7 +653,7 @@ pub async fn claim(
         if tracker.store().read(|c| crate::ops::sync_health(c))?.hub_reachable == Some(false) {
             return Ok(answer);
         }
-        if let Err(e) = sync_once_with(tracker.store(), settings, Progress::none()).await {
+        if let Err(e) = claim_round(tracker.store(), settings).await {
             tracing::debug!("the claim stays tentative: {}", e.sentence());
             return Ok(answer);
         }
@@ -666,6 +666,95 @@ pub async fn claim(
     }
 }
 
+/// One round for a claim: push it, pull up to it. It runs on the claim
+/// link, a thread of this process with its own runtime that keeps the hub's
+/// connection between claims (a claim is a few round trips, not a new
+/// connection), so the runtime awaiting it goes on serving meanwhile.
+async fn claim_round(store: &Store, settings: &Settings) -> Result<(), SyncFailure> {
+    type Job = (Store, Settings, tokio::sync::oneshot::Sender<Result<(), SyncFailure>>);
+    static LINK: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>> = Mutex::new(None);
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: Job = (store.clone(), settings.clone(), reply);
+    {
+        let mut link = LINK.lock().unwrap_or_else(|p| p.into_inner());
+        // The link's thread, started at the first claim (again if it ended).
+        let unsent = match link.as_ref() {
+            Some(sender) => sender.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        if let Some(job) = unsent {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
+            std::thread::Builder::new()
+                .name("waymark-claims".into())
+                .spawn(move || claim_link(receiver))
+                .map_err(|e| SyncFailure::Store(crate::Error::Io(e)))?;
+            let _ = sender.send(job);
+            *link = Some(sender);
+        }
+    }
+    answer.await.unwrap_or_else(|_| {
+        Err(SyncFailure::Store(crate::Error::Corrupt(
+            "the claim link stopped before it answered".into(),
+        )))
+    })
+}
+
+/// The claim link's thread: one hub per hub and space named, kept (with
+/// its connection and its schema checked once) while the process runs.
+fn claim_link(
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<(
+        Store,
+        Settings,
+        tokio::sync::oneshot::Sender<Result<(), SyncFailure>>,
+    )>,
+) {
+    crate::store::wait_patiently();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("the claim link could not start its runtime: {e}");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut hubs: std::collections::HashMap<(String, String), Arc<PostgresHub>> = Default::default();
+        while let Some((store, settings, reply)) = jobs.recv().await {
+            let result = async {
+                let (url, space) = settings.hub().ok_or(SyncFailure::NotConfigured)?;
+                let key = (url.to_owned(), space.to_owned());
+                let display = settings.hub_display().unwrap_or_default();
+                let hub = match hubs.get(&key) {
+                    Some(hub) => hub.clone(),
+                    None => {
+                        let (hub, _) = hub_for(&settings)?;
+                        hub.migrate().await.map_err(|e| SyncFailure::Round {
+                            hub: display.clone(),
+                            error: SyncError::Hub(e),
+                        })?;
+                        let hub = Arc::new(hub);
+                        hubs.insert(key.clone(), hub.clone());
+                        hub
+                    }
+                };
+                bind_cursor(&store, &settings)?;
+                store.hub_answered()?;
+                let replica = PacedReplica::new(store.clone());
+                let result = sync_round(&replica, &*hub, &key.1, SyncOptions::default()).await;
+                if result.is_err() {
+                    // A broken connection is made again at the next claim.
+                    hubs.remove(&key);
+                }
+                record_round(&store, &result);
+                result
+                    .map(|_| ())
+                    .map_err(|error| SyncFailure::Round { hub: display, error })
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+    });
+}
+
 /// [`claim`] on a runtime of its own, blocking the calling thread: for the
 /// command line.
 pub fn claim_blocking(
@@ -674,6 +763,9 @@ pub fn claim_blocking(
     agent: &str,
     request: crate::ops::ClaimRequest,
 ) -> crate::Result<crate::ops::ClaimAnswer> {
+    if settings.is_none_or(|s| s.hub().is_none()) {
+        return tracker.claim_work_item(agent, request);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

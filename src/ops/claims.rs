@@ -288,8 +288,16 @@ impl Tracker {
     /// claim, or release it. Offline the claim is `tentative`; see
     /// `crate::sync::claim` for the online call that confirms it.
     pub fn claim_work_item(&self, agent: &str, request: ClaimRequest) -> Result<ClaimAnswer> {
-        let id = self.store.write(agent, move |tx| claim_in(tx, &request))?;
-        self.claim_of(agent, &id)
+        let agent_name = agent.to_owned();
+        self.store.write(agent, move |tx| {
+            let id = claim_in(tx, &request)?;
+            // The answer, read in the claim's own transaction.
+            let now = tx.now().millis();
+            Ok(ClaimAnswer {
+                item: require(tx.conn(), &id)?,
+                claim: view(&query::claims::of(tx.conn(), &id)?, &agent_name, now),
+            })
+        })
     }
 
     /// Item `id` and the claim `agent` sees on it.
