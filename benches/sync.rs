@@ -573,7 +573,8 @@ fn claims() {
     const N: usize = 200;
     let rt = runtime();
     let db = rt.block_on(TestDatabase::create("claims"));
-    let settings = waymark::config::Settings::default().with_overrides(Some(db.url().to_string()), Some("claims".into()));
+    let settings =
+        waymark::config::Settings::default().with_overrides(Some(db.url().to_string()), Some("claims".into()));
     let (_online_dir, online) = store_with(0, "");
     let (_offline_dir, offline) = store_with(0, "");
     waymark::sync::sync_once_blocking(online.store(), &settings).expect("first round");
@@ -657,6 +658,11 @@ fn claims() {
     {
         t.sort();
         let at = |q: f64| t[((t.len() - 1) as f64 * q).round() as usize];
-        eprintln!("[claims] {name:>22}: {N} calls, p50 {:.2?}, p95 {:.2?}, max {:.2?}", at(0.5), at(0.95), at(1.0));
+        eprintln!(
+            "[claims] {name:>22}: {N} calls, p50 {:.2?}, p95 {:.2?}, max {:.2?}",
+            at(0.5),
+            at(0.95),
+            at(1.0)
+        );
     }
 }

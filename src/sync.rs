@@ -650,7 +650,7 @@ pub async fn claim(
         // A hub the last round could not reach: the claim stays tentative
         // at once (the worker decides it when the hub is back), rather than
         // after a connection timeout.
-        if tracker.store().read(|c| crate::ops::sync_health(c))?.hub_reachable == Some(false) {
+        if tracker.store().read(crate::ops::sync_health)?.hub_reachable == Some(false) {
             return Ok(answer);
         }
         if let Err(e) = claim_round(tracker.store(), settings).await {
@@ -666,12 +666,15 @@ pub async fn claim(
     }
 }
 
+/// A round the claim link runs: the store, its settings, where to answer.
+type ClaimJob = (Store, Settings, tokio::sync::oneshot::Sender<Result<(), SyncFailure>>);
+
 /// One round for a claim: push it, pull up to it. It runs on the claim
 /// link, a thread of this process with its own runtime that keeps the hub's
 /// connection between claims (a claim is a few round trips, not a new
 /// connection), so the runtime awaiting it goes on serving meanwhile.
 async fn claim_round(store: &Store, settings: &Settings) -> Result<(), SyncFailure> {
-    type Job = (Store, Settings, tokio::sync::oneshot::Sender<Result<(), SyncFailure>>);
+    type Job = ClaimJob;
     static LINK: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>> = Mutex::new(None);
     let (reply, answer) = tokio::sync::oneshot::channel();
     let job: Job = (store.clone(), settings.clone(), reply);
@@ -701,13 +704,7 @@ async fn claim_round(store: &Store, settings: &Settings) -> Result<(), SyncFailu
 
 /// The claim link's thread: one hub per hub and space named, kept (with
 /// its connection and its schema checked once) while the process runs.
-fn claim_link(
-    mut jobs: tokio::sync::mpsc::UnboundedReceiver<(
-        Store,
-        Settings,
-        tokio::sync::oneshot::Sender<Result<(), SyncFailure>>,
-    )>,
-) {
+fn claim_link(mut jobs: tokio::sync::mpsc::UnboundedReceiver<ClaimJob>) {
     crate::store::wait_patiently();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,

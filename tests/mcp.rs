@@ -623,7 +623,10 @@ async fn dependencies_shape_ready_work() {
         "adding twice is harmless"
     );
     let ready = s.ok("list_ready_work", json!({"item_type": "task"})).await;
-    assert_eq!(ready["rows"], json!([[a["id"], "A", "task", "active", 2, p["id"], 1, null]]));
+    assert_eq!(
+        ready["rows"],
+        json!([[a["id"], "A", "task", "active", 2, p["id"], 1, null]])
+    );
     let q = s.ok("query_work_item", json!({"id": b["id"]})).await;
     assert_eq!(q["dependencies"]["depends_on"][0]["item"]["id"], a["id"]);
 

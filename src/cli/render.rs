@@ -123,7 +123,10 @@ pub(super) fn lost_lines(lost: &[ops::LostClaim]) -> String {
     lost.iter()
         .map(|l| {
             let to = l.held_by.as_deref().map(|h| format!(" to {h}")).unwrap_or_default();
-            format!("lost: {} lost its claim on {} ({}){to}; not its to work on", l.agent, l.title, l.id)
+            format!(
+                "lost: {} lost its claim on {} ({}){to}; not its to work on",
+                l.agent, l.title, l.id
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")

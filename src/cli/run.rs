@@ -94,7 +94,11 @@ fn author() -> &'static str {
 pub(super) fn run(cli: Cli) -> Result<()> {
     if let Some(agent) = cli.agent.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         if agent.chars().count() > 100 || agent.chars().any(char::is_control) {
-            return Err(waymark::Error::invalid("as", "must be a name of at most 100 characters, no control characters").into());
+            return Err(waymark::Error::invalid(
+                "as",
+                "must be a name of at most 100 characters, no control characters",
+            )
+            .into());
         }
         let _ = AGENT.set(agent.to_owned());
     }

@@ -55,7 +55,9 @@ pub struct ClaimValue {
 
 impl ClaimValue {
     pub fn parse(value: &Value) -> Option<ClaimValue> {
-        serde_json::from_value(value.clone()).ok().filter(|c: &ClaimValue| !c.holder.is_empty())
+        serde_json::from_value(value.clone())
+            .ok()
+            .filter(|c: &ClaimValue| !c.holder.is_empty())
     }
 
     pub fn to_value(&self) -> Value {
@@ -160,7 +162,10 @@ fn place(s: &Sibling) -> (Dot, Dot) {
 /// Derive the holder of one claim register from its values and the hub
 /// seqs this store knows (`seq_of`).
 pub fn derive(siblings: &[Sibling], seq_of: impl Fn(&Dot) -> Option<u64>) -> Derived {
-    let mut ordered: Vec<((u64, u64, u64, Dot, u64, Dot), bool, &Sibling)> = siblings
+    // (origin seq, generation, tenure seq, tenure, clock, dot): the hub's
+    // order of the values' places, unknown seqs last.
+    type Place = (u64, u64, u64, Dot, u64, Dot);
+    let mut ordered: Vec<(Place, bool, &Sibling)> = siblings
         .iter()
         .map(|s| {
             let (origin, tenure) = place(s);
@@ -180,7 +185,7 @@ pub fn derive(siblings: &[Sibling], seq_of: impl Fn(&Dot) -> Option<u64>) -> Der
             )
         })
         .collect();
-    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    ordered.sort_by_key(|a| a.0);
     let mut out = Derived::default();
     let mut current: Option<(&Sibling, bool)> = None;
     for (_, known, s) in ordered {
@@ -311,13 +316,28 @@ mod tests {
         assert_eq!(d.state_of("b", 500), Some(ClaimState::Confirmed));
         assert_eq!(d.state_of("a", 500), Some(ClaimState::Lost));
         // b renews without having seen a: b still holds.
-        let renewed = sib(rb, 2, 200, next_value(&derive(&[b.clone()], |d| seqs.get(d).copied()), "b", 200, 2000));
+        let renewed = sib(
+            rb,
+            2,
+            200,
+            next_value(
+                &derive(std::slice::from_ref(&b), |d| seqs.get(d).copied()),
+                "b",
+                200,
+                2000,
+            ),
+        );
         seqs.insert(renewed.dot, 12);
         let d = derive(&[a.clone(), renewed.clone()], |d| seqs.get(d).copied());
         assert_eq!(d.holds(500).unwrap().holder, "b");
         assert_eq!(d.state_of("a", 500), Some(ClaimState::Lost));
         // b releases without having seen a: the item is free, a still lost.
-        let released = sib(rb, 3, 300, release_value(&derive(&[renewed], |d| seqs.get(d).copied()), 300).unwrap());
+        let released = sib(
+            rb,
+            3,
+            300,
+            release_value(&derive(&[renewed], |d| seqs.get(d).copied()), 300).unwrap(),
+        );
         let d = derive(&[a.clone(), released], |d| seqs.get(d).copied());
         assert!(d.holds(500).is_none());
         assert_eq!(d.state_of("a", 500), Some(ClaimState::Lost));

@@ -116,7 +116,12 @@ pub(crate) fn after_item_write(tx: &mut WriteTx<'_>, id: &str, d: Option<Derived
     let value = if closed {
         claim::release_value(&d, now)
     } else {
-        Some(claim::next_value(&d, tx.author(), now, now + DEFAULT_LEASE_MINUTES * 60_000))
+        Some(claim::next_value(
+            &d,
+            tx.author(),
+            now,
+            now + DEFAULT_LEASE_MINUTES * 60_000,
+        ))
     };
     if let Some(value) = value
         && Some(&value) != d.current.as_ref()
@@ -165,14 +170,8 @@ fn target(tx: &WriteTx<'_>, request: &ClaimRequest) -> Result<String> {
                 return Err(Error::invalid("next", "a release names its item by id"));
             }
             let item_type = request.item_type.as_deref().map(ItemType::parse).transpose()?;
-            let (rows, _) = query::work_items::ready(
-                tx.conn(),
-                item_type,
-                None,
-                1,
-                tx.author(),
-                tx.now().millis() as i64,
-            )?;
+            let (rows, _) =
+                query::work_items::ready(tx.conn(), item_type, None, 1, tx.author(), tx.now().millis() as i64)?;
             // Its own claims come first: claiming next again renews.
             rows.into_iter()
                 .next()

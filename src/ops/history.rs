@@ -68,9 +68,9 @@ impl Tracker {
         let after = cursor
             .map(|c| {
                 let parts = decode_cursor(c, 3)?;
-                let hlc: u64 = parts[0]
-                    .parse()
-                    .map_err(|_| Error::invalid("cursor", "is not a cursor this list returned; start again without one"))?;
+                let hlc: u64 = parts[0].parse().map_err(|_| {
+                    Error::invalid("cursor", "is not a cursor this list returned; start again without one")
+                })?;
                 Ok::<_, Error>((hlc, parts[1].clone(), parts[2].clone()))
             })
             .transpose()?;
@@ -115,7 +115,11 @@ impl Tracker {
         let mut items: Vec<_> = rest;
         items.truncate(limit as usize);
         let next_cursor = more
-            .then(|| items.last().map(|((h, d, f), _)| encode_cursor(&[&h.to_string(), d, f])))
+            .then(|| {
+                items
+                    .last()
+                    .map(|((h, d, f), _)| encode_cursor(&[&h.to_string(), d, f]))
+            })
             .flatten();
         Ok(Page {
             items: items.into_iter().map(|(_, e)| e).collect(),

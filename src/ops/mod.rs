@@ -24,16 +24,16 @@ use std::path::Path;
 
 pub use archive::{ArchiveRequest, ArchiveResult, ArchivedQuery};
 pub use board::{BoardData, BoardDeployment, BoardEnhancement, BoardItem, BoardVendor};
-pub use claims::{ClaimAnswer, ClaimRequest, ClaimView, LostClaim, ReportClaim};
 pub use changes::{Changed, Changes, MAX_WAIT_S, WaitForChanges};
+pub use claims::{ClaimAnswer, ClaimRequest, ClaimView, LostClaim, ReportClaim};
 pub use configuration::{Configuration, ConfigurationUpdate, ConfigurationView, SyncHealth};
 pub use dependencies::{Dependency, DependencyAction, DependencyChange};
 pub use deployments::{Deployment, DeploymentFilter, DeploymentRow, NewDeployment};
 pub use enhancements::{
     Enhancement, EnhancementAction, EnhancementFilter, EnhancementRequest, EnhancementUpdate, NewEnhancement,
 };
-pub use history::HistoryEntry;
 pub use exchange::{ConflictChoice, ConflictList, ConflictQuery, ConflictView, ImportSummary, Resolution};
+pub use history::HistoryEntry;
 pub use page::{Page, Row, clamp_limit};
 pub use requests::{GitImport, MarkdownExport, MarkdownImport, NoArguments, StatusRequest, SyncRequest};
 pub use vendors::{NewVendor, Vendor, VendorFilter, VendorQuery, VendorRow, VendorUpdate};

@@ -67,8 +67,16 @@ pub struct WorkItemRow {
 }
 
 impl super::page::Row for WorkItemRow {
-    const COLUMNS: &'static [&'static str] =
-        &["id", "title", "item_type", "status", "priority", "parent_id", "version", "claimed_by"];
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "title",
+        "item_type",
+        "status",
+        "priority",
+        "parent_id",
+        "version",
+        "claimed_by",
+    ];
 }
 
 pub(crate) use crate::store::query::work_items::load;

@@ -64,7 +64,9 @@ fn columns_of(d: &Derived) -> [Sql; 4] {
     let lost = (!d.lost.is_empty()).then(|| serde_json::to_string(&d.lost).unwrap_or_default());
     [
         holder.map_or(Sql::Null, |c| Sql::Text(c.holder.clone())),
-        d.current.as_ref().map_or(Sql::Null, |c| Sql::Integer(c.expires_at as i64)),
+        d.current
+            .as_ref()
+            .map_or(Sql::Null, |c| Sql::Integer(c.expires_at as i64)),
         Sql::Integer(i64::from(d.tentative && holder.is_some())),
         lost.map_or(Sql::Null, Sql::Text),
     ]
@@ -121,7 +123,9 @@ pub(super) fn forget_seqs(conn: &Connection) -> Result<()> {
 /// Copy the hub seqs learnt into another store (`verify`'s scratch one).
 pub(super) fn copy_seqs(from: &Connection, to: &Connection) -> Result<()> {
     let mut stmt = from.prepare("SELECT replica, counter, seq FROM claim_seqs")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    })?;
     let mut insert = to.prepare("INSERT INTO claim_seqs (replica, counter, seq) VALUES (?1, ?2, ?3)")?;
     for row in rows {
         let (replica, counter, seq) = row?;

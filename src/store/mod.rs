@@ -419,7 +419,9 @@ impl Store {
 
     /// This store's time in milliseconds (the machine's, with the test skew).
     pub(crate) fn now_ms(&self) -> u64 {
-        (Timestamp::now().millis() as i64).saturating_add(self.clock_skew_ms()).max(0) as u64
+        (Timestamp::now().millis() as i64)
+            .saturating_add(self.clock_skew_ms())
+            .max(0) as u64
     }
 
     /// Call `hook` after every committed transaction that wrote local

@@ -96,7 +96,10 @@ fn the_holders_writes_renew_completing_releases_and_force_takes_over() {
     std::thread::sleep(std::time::Duration::from_millis(5));
     update(&t, "alice", &a, None).unwrap();
     let renewed = t.query_work_item(&a, false, false).unwrap().claim.unwrap();
-    assert!(renewed.expires_at > first.expires_at, "a write of the holder renews the lease");
+    assert!(
+        renewed.expires_at > first.expires_at,
+        "a write of the holder renews the lease"
+    );
     // Claiming again renews too, with the lease asked for.
     let again = t
         .claim_work_item(
@@ -295,7 +298,10 @@ fn racing_claims_on_three_stores_have_one_confirmed_holder() {
             assert_eq!(c.state, ClaimState::Confirmed);
             for (agent, _) in &answers {
                 if *agent != confirmed[0] {
-                    assert!(!ready_ids(t, agent).contains(&id), "not shown to a loser as its to work on");
+                    assert!(
+                        !ready_ids(t, agent).contains(&id),
+                        "not shown to a loser as its to work on"
+                    );
                 }
             }
             assert!(t.list_conflicts().unwrap().is_empty(), "claims raise no conflicts");
@@ -312,7 +318,11 @@ fn racing_claims_on_three_stores_have_one_confirmed_holder() {
         assert_eq!(t.store().verify().unwrap(), Vec::<String>::new());
         let report = t.status_report().unwrap();
         assert!(report.claims.is_empty(), "nothing left claimed: {:?}", report.claims);
-        assert!(report.lost_claims.is_empty(), "no loser left told: {:?}", report.lost_claims);
+        assert!(
+            report.lost_claims.is_empty(),
+            "no loser left told: {:?}",
+            report.lost_claims
+        );
     }
 }
 
@@ -326,8 +336,14 @@ fn history_lists_each_fields_last_write_newest_first_in_pages() {
     claim(&t, "carol", &id).unwrap();
     let first = t.work_item_history(&id, Some(3), None).unwrap();
     assert_eq!(first.items.len(), 3);
-    assert_eq!((first.items[0].field.as_str(), first.items[0].author.as_str()), ("claim", "carol"));
-    assert_eq!((first.items[1].field.as_str(), first.items[1].author.as_str()), ("title", "bob"));
+    assert_eq!(
+        (first.items[0].field.as_str(), first.items[0].author.as_str()),
+        ("claim", "carol")
+    );
+    assert_eq!(
+        (first.items[1].field.as_str(), first.items[1].author.as_str()),
+        ("title", "bob")
+    );
     let mut all = first.items.clone();
     let mut cursor = first.next_cursor.clone();
     while let Some(c) = cursor {
@@ -351,7 +367,17 @@ fn history_lists_each_fields_last_write_newest_first_in_pages() {
         })
         .unwrap();
     assert_eq!(detail.history.unwrap().items[0].field, "claim");
-    assert!(t.work_item_history(&id, None, Some("zz")).unwrap_err().to_string().contains("cursor"));
+    assert!(
+        t.work_item_history(&id, None, Some("zz"))
+            .unwrap_err()
+            .to_string()
+            .contains("cursor")
+    );
     let missing = "00000000-0000-4000-8000-000000000000";
-    assert!(t.work_item_history(missing, None, None).unwrap_err().to_string().contains("not found"));
+    assert!(
+        t.work_item_history(missing, None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("not found")
+    );
 }

@@ -267,7 +267,10 @@ fn every_tool_and_its_command_answer_the_same_json() {
     // Claims: the CLI claims as the MCP client (`--as`), so ready work,
     // which leaves out others' claims, reads the same on both faces.
     let twins = [0, 1].map(|_| {
-        f.tool("create_work_item", json!({"item_type": "task", "title": "Claimed", "priority": 0}))["id"]
+        f.tool(
+            "create_work_item",
+            json!({"item_type": "task", "title": "Claimed", "priority": 0}),
+        )["id"]
             .as_str()
             .unwrap()
             .to_owned()

@@ -2000,10 +2000,13 @@ fn check_claims(nodes: &[Node], changes: &[Change], seq_of: &HashMap<Dot, u64>) 
         // No agent is offered an item another holds, nor one it lost.
         for agent in AGENTS {
             let ready = t
-                .ready_work_for(agent, waymark::ops::ReadyQuery {
-                    limit: Some(100),
-                    ..Default::default()
-                })
+                .ready_work_for(
+                    agent,
+                    waymark::ops::ReadyQuery {
+                        limit: Some(100),
+                        ..Default::default()
+                    },
+                )
                 .map_err(|e| format!("ready: {e}"))?;
             for row in &ready.page.items {
                 if let Some(h) = &row.claimed_by {

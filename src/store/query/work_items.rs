@@ -292,7 +292,9 @@ pub(crate) fn ready(
     now: i64,
 ) -> Result<(Vec<(WorkItemRow, String)>, Total)> {
     let mut args: Vec<SqlValue> = vec![agent.to_owned().into(), now.into()];
-    let mut extra = " AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.id = w.id AND c.holder != ?1 AND c.expires_at > ?2)".to_owned();
+    let mut extra =
+        " AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.id = w.id AND c.holder != ?1 AND c.expires_at > ?2)"
+            .to_owned();
     if let Some(t) = item_type {
         args.push(t.as_str().to_owned().into());
         extra.push_str(&format!(" AND w.item_type = ?{}", args.len()));
