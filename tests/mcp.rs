@@ -601,6 +601,39 @@ async fn work_item_errors_are_tool_errors_that_say_what_to_do() {
     assert!(cycle.contains("descendants"), "{cycle}");
 }
 
+/// Claims over MCP: the client's name is the agent, unless the server
+/// names one (`serve --as`); another agent's write is refused with the
+/// holder and the expiry; ready work leaves the item out for others.
+#[tokio::test]
+async fn claims_name_the_agent_and_keep_others_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::open(dir.path()).unwrap();
+    let named = Session::serving(
+        tracker.clone(),
+        ServeContext {
+            agent: Some("alice".into()),
+            ..ServeContext::default()
+        },
+    )
+    .await;
+    let other = Session::on(tracker, ALL, "other-client").await;
+    let item = named.ok("create_work_item", json!({"item_type": "task", "title": "T"})).await;
+    assert_eq!(item["created_by"], "alice");
+    let claimed = named.ok("claim_work_item", json!({"next": true})).await;
+    assert_eq!(claimed["item"]["id"], item["id"]);
+    assert_eq!(claimed["claim"]["holder"], "alice");
+    assert_eq!(claimed["claim"]["state"], "tentative");
+    let refused = other
+        .err("update_work_item", json!({"id": item["id"], "version": 1, "title": "mine"}))
+        .await;
+    assert!(refused.contains("claimed by \"alice\" until"), "{refused}");
+    assert_eq!(other.ok("list_ready_work", json!({})).await["total_count"], 0);
+    assert_eq!(named.ok("list_ready_work", json!({})).await["rows"][0][7], "alice");
+    let released = named.ok("claim_work_item", json!({"id": item["id"], "release": true})).await;
+    assert_eq!(released["claim"], Value::Null);
+    assert_eq!(other.ok("list_ready_work", json!({})).await["total_count"], 1);
+}
+
 #[tokio::test]
 async fn dependencies_shape_ready_work() {
     let s = Session::all().await;

@@ -350,6 +350,8 @@ pub(super) fn sync_human(s: &waymark::sync::SyncAnswer) -> String {
 /// operation names in its errors; any other field (a metadata key, say)
 /// keeps its name.
 const FLAGS: &[(&str, &str)] = &[
+    ("minutes", "--minutes"),
+    ("as", "--as"),
     ("title", "--title"),
     ("description", "--description"),
     ("status", "--status"),

@@ -2593,3 +2593,25 @@ regression!(
         },
     ]
 );
+
+// A claim made on a store whose clock runs a year ahead: ready work there
+// read its lease against one time and showed the holder against another
+// (issue 14).
+regression!(
+    regression_claim_on_a_clock_a_year_ahead,
+    2,
+    [
+        Action::MoveCycle {
+            first: 0,
+            spread: 2,
+            len: 10
+        },
+        Action::Late { items: 3 },
+        Action::Skew { store: 3, years: 1 },
+        Action::ClaimRace {
+            stores: (0, 2),
+            agents: (0, 0),
+            item: 10
+        },
+    ]
+);

@@ -19,9 +19,10 @@ pub(super) const ITEM_COLUMNS: &str = "id, item_type, title, description, status
 const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version, \
      (SELECT c.holder FROM claims c WHERE c.id = work_items.id AND c.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))";
 
-/// The holder of a live claim on the item of alias `w`, as the 9th column of a row.
-const W_CLAIMED_BY: &str = "(SELECT c.holder FROM claims c WHERE c.id = w.id \
-     AND c.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+/// The holder of a live claim on the item of alias `w` at `?2` (ms), as the
+/// 9th column of a ready row (the lists above read the machine's time in
+/// SQL; ready work reads the time its filter reads).
+const W_CLAIMED_BY: &str = "(SELECT c.holder FROM claims c WHERE c.id = w.id AND c.expires_at > ?2)";
 
 pub(super) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItem> {
     let metadata_text: String = r.get(12)?;
