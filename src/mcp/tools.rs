@@ -191,11 +191,7 @@ impl WaymarkServer {
         annotations(read_only_hint = true)
     )]
     async fn query_work_item(&self, Parameters(p): Parameters<ops::WorkItemQuery>) -> CallToolResult {
-        answer(self.tracker.query_work_item(
-            &p.id,
-            p.include_children.unwrap_or(true),
-            p.include_dependencies.unwrap_or(true),
-        ))
+        answer(self.tracker.query_work_item_with(p))
     }
 
     #[tool(
