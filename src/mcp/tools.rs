@@ -74,9 +74,13 @@ struct Notifier {
 
 impl Notifier {
     fn of(ctx: &RequestContext<RoleServer>) -> Notifier {
+        // The client's `notifications/cancelled` cancels `ctx.ct` (rmcp
+        // drops the answer); the work stops at its next check.
+        let ct = ctx.ct.clone();
+        let cancelled = move || ct.is_cancelled();
         let Some(token) = ctx.meta.get_progress_token() else {
             return Notifier {
-                progress: Progress::none(),
+                progress: Progress::none().cancelled_by(cancelled),
                 sender: None,
             };
         };
@@ -109,7 +113,8 @@ impl Notifier {
         Notifier {
             progress: Progress::to(move |step| {
                 let _ = tx.send(step.clone());
-            }),
+            })
+            .cancelled_by(cancelled),
             sender: Some(sender),
         }
     }
