@@ -134,6 +134,15 @@ impl Notifier {
     }
 }
 
+/// At most one word search per core but one runs at once (at least one):
+/// a core stays free for every other call, however many clients search at
+/// once. A search waits its turn here without a thread; one whose
+/// client gives up leaves the queue.
+static SEARCHES: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+});
+
 /// Run long work (an import of a 4 MiB file, a git history, an export)
 /// off the server's thread, so the server answers other requests meanwhile.
 async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -210,6 +219,7 @@ impl WaymarkServer {
         // server's thread goes on answering every other client meanwhile.
         if p.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
             let tracker = self.tracker.clone();
+            let _turn = SEARCHES.acquire().await;
             return answer(off_thread(move || tracker.list_work_items(p)).await);
         }
         answer(self.tracker.list_work_items(p))
