@@ -31,6 +31,10 @@ pub struct BoardItem {
     pub updated_at: String,
     pub updated_by: String,
     pub archived: bool,
+    /// Who holds the item, where someone does: the in-progress column
+    /// groups its cards by it. Claims (issue 14) will fill it; until then
+    /// no item has a holder.
+    pub holder: Option<String>,
 }
 
 /// A vendor with its test results (`passing` of `total`, when recorded).
@@ -77,7 +81,39 @@ pub struct BoardData {
     pub cursor: i64,
 }
 
+/// What a board page depends on in the store: anything that changes what
+/// the board shows moves the feed's head (every change applied to a record
+/// does) or the sync health (a sync round, an acknowledgement). Equal
+/// stamps, equal data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoardStamp {
+    pub cursor: i64,
+    pub health: SyncHealth,
+}
+
+impl BoardData {
+    /// The stamp of the store these were read from.
+    pub fn stamp(&self) -> BoardStamp {
+        BoardStamp {
+            cursor: self.cursor,
+            health: self.health.clone(),
+        }
+    }
+}
+
 impl Tracker {
+    /// The stamp of the store as it is now (a few point reads: the feed's
+    /// head and the sync health), to tell whether a board page rendered
+    /// earlier still shows it.
+    pub(crate) fn board_stamp(&self) -> Result<BoardStamp> {
+        self.store.read(|conn| {
+            Ok(BoardStamp {
+                cursor: crate::store::feed::head(conn)?,
+                health: super::configuration::sync_health(conn)?,
+            })
+        })
+    }
+
     /// What the board shows, read in one transaction.
     pub(crate) fn board_data(&self) -> Result<BoardData> {
         self.store.read(|conn| {
