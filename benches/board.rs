@@ -39,7 +39,7 @@ use fixture::*;
 
 const AUTHOR: &str = "bench";
 /// Loads per page (each measured), interleaved between the pages.
-const ROUNDS: usize = 15;
+const ROUNDS: usize = 25;
 
 fn waymark_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("WAYMARK_BENCH_BIN") {
@@ -90,7 +90,7 @@ fn spread(xs: &[f64]) -> String {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    format!("{:.1} / {:.1} / {:.1}", at(0.25), at(0.5), at(0.75))
+    format!("{:.0} / {:.0} / {:.0}", at(0.25), at(0.5), at(0.75))
 }
 
 /// The server's render of `/`, in this process (µs per render, median).
@@ -398,15 +398,20 @@ fn main() {
                 "browser cache off: a first visit"
             }
         );
-        println!("| page | elements | first byte (ms) | first paint (ms) p25 / median / p75 | vs. the empty store |");
-        println!("|---|---:|---:|---:|---:|");
+        println!(
+            "| page | elements | first byte (ms) | first paint (ms) min / p25 / median / p75 | over the floor, same round (median) | vs. the empty store |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|");
         let base = median(paints[1].clone());
         for (k, (name, _)) in pages.iter().enumerate() {
+            let min = paints[k].iter().copied().fold(f64::INFINITY, f64::min);
+            let over: Vec<f64> = paints[k].iter().zip(&paints[0]).map(|(p, f)| p - f).collect();
             println!(
-                "| {name} | {} | {:.1} | {} | {:.2}x |",
+                "| {name} | {} | {:.1} | {min:.0} / {} | {:+.0} | {:.2}x |",
                 nodes[k],
                 median(firsts[k].clone()),
                 spread(&paints[k]),
+                median(over),
                 median(paints[k].clone()) / base
             );
         }
