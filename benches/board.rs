@@ -9,8 +9,8 @@
 //! 2. Paint: the release binary `waymark serve --http` on each store (and
 //!    on an empty one: the same-run baseline), headless Chromium driven over
 //!    the DevTools protocol (`--remote-debugging-pipe`), each page loaded
-//!    `ROUNDS` times, interleaved with a one-word `data:` page (the
-//!    browser's floor); `performance` gives the first contentful paint, the
+//!    `ROUNDS` times in a new order each round, with a one-word page from
+//!    a loopback server of this process (the browser's floor); `performance` gives the first contentful paint, the
 //!    first byte of the answer and the DOM's size. Then once more with the
 //!    browser's cache off (a first visit: the stylesheet and script
 //!    fetched too).
@@ -109,6 +109,29 @@ fn render_times(repo: &Repo, runs: usize) -> (f64, f64, usize) {
     let cached = time(&|| board.render(Page::Work, false).unwrap());
     let fresh = time(&|| board.render_fresh(Page::Work, false).unwrap());
     (cached, fresh, page.len())
+}
+
+/// A loopback server answering every request with a page of one word: the
+/// browser's floor, over the same kind of connection as the board (a
+/// `data:` page would cost a renderer of its own, and the page loaded
+/// after it another).
+fn floor_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let page = "<!doctype html><title>t</title><p>floor</p>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nCache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    addr
 }
 
 /// `waymark serve --http 127.0.0.1:0` on a repository.
@@ -361,10 +384,8 @@ fn main() {
             .sum();
         println!("- {name}: {weight} B");
     }
-    let mut pages: Vec<(String, String)> = vec![(
-        "one-word page (floor)".into(),
-        "data:text/html,<!doctype html><title>t</title><p>floor</p>".into(),
-    )];
+    let mut pages: Vec<(String, String)> =
+        vec![("one-word page (floor)".into(), format!("http://{}/", floor_server()))];
     pages.extend(
         servers
             .iter()
@@ -380,10 +401,14 @@ fn main() {
         let mut paints = vec![Vec::new(); pages.len()];
         let mut firsts = vec![Vec::new(); pages.len()];
         let mut nodes = vec![0.0; pages.len()];
-        for round in 0..rounds {
-            // Rotate the order, so no page always follows the same one.
-            for k in 0..pages.len() {
-                let p = (k + round) % pages.len();
+        let mut rng = Rng(7);
+        for _ in 0..rounds {
+            // A new order each round, so no page always follows the same one.
+            let mut order: Vec<usize> = (0..pages.len()).collect();
+            for k in (1..order.len()).rev() {
+                order.swap(k, rng.below(k + 1));
+            }
+            for p in order {
                 let (fcp, ttfb, n) = browser.load(&pages[p].1);
                 paints[p].push(fcp);
                 firsts[p].push(ttfb);
