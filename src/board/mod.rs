@@ -24,7 +24,7 @@ use minijinja::{Environment, Value as J, context};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ops::{BoardData, BoardItem, BoardStamp, Tracker};
+use crate::ops::{BoardData, BoardItem, BoardParts, BoardStamp, Tracker};
 use crate::time::Timestamp;
 
 /// The most cards a column shows (the rest are counted, and the tree
@@ -71,6 +71,28 @@ impl Page {
             Page::Tree => "Tree",
             Page::Health => "Health",
             Page::Plan => "Plan",
+        }
+    }
+
+    /// What the page reads: only what it shows (the work page, seen first,
+    /// reads no vendors, deployments or conflicts; the plan no work items).
+    fn parts(self) -> BoardParts {
+        match self {
+            Page::Work | Page::Tree => BoardParts {
+                items: true,
+                ..BoardParts::default()
+            },
+            // Items for the titles of conflicting work items.
+            Page::Health => BoardParts {
+                items: true,
+                vendors: true,
+                conflicts: true,
+                ..BoardParts::default()
+            },
+            Page::Plan => BoardParts {
+                plan: true,
+                ..BoardParts::default()
+            },
         }
     }
 
@@ -152,7 +174,7 @@ impl Board {
     /// [`Board::render`] read afresh from the store (and kept for the next).
     pub fn render_fresh(&self, page: Page, main_only: bool) -> Result<Arc<str>> {
         let day = today();
-        let data = self.tracker.board_data()?;
+        let data = self.tracker.board_data(page.parts())?;
         let html: Arc<str> = self.render_data(&data, page, main_only)?.into();
         self.cache().insert(
             (page, main_only),
@@ -188,7 +210,6 @@ impl Board {
             page => page.label(),
             cursor => data.cursor,
             sync => view.sync_badge(),
-            counts => view.counts(),
             ..ctx
         };
         let name = if main_only { page.template() } else { "base.html" };
@@ -349,14 +370,6 @@ impl<'a> View<'a> {
         } else {
             "ready"
         }
-    }
-
-    fn counts(&self) -> J {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for i in &self.live {
-            *counts.entry(self.column_of(i)).or_default() += 1;
-        }
-        serde(&counts)
     }
 
     fn sync_badge(&self) -> J {
