@@ -106,6 +106,10 @@ pub enum Error {
 
     #[error("{0}")]
     Io(#[from] std::io::Error),
+
+    /// The asker cancelled the request; its transaction was rolled back.
+    #[error("cancelled by the client before it finished; nothing of it was saved")]
+    Cancelled,
 }
 
 impl Error {
@@ -134,6 +138,7 @@ impl Error {
             Error::Sqlite(_) | Error::Corrupt(_) => "store",
             Error::WriterPanicked(_) => "internal",
             Error::Io(_) => "io",
+            Error::Cancelled => "cancelled",
         }
     }
 

@@ -5,10 +5,16 @@
 //! Work reports every step it likes; [`Progress`] passes on at most one
 //! step per [`INTERVAL`] (and always the last), so no face is flooded and a
 //! tight loop pays a clock read per step at most.
+//!
+//! It also carries the asker's wish to stop: long work calls
+//! [`Progress::check`] where stopping is safe (inside its transaction,
+//! which the error then rolls back), and a cancelled request stops there.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
 
 /// The least time between two steps passed on.
 pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
@@ -28,10 +34,12 @@ struct Sink {
     last: Mutex<Option<Instant>>,
 }
 
-/// Where long work reports its steps; cheap to clone. The default tells
-/// nobody.
+type Cancelled = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Where long work reports its steps, and whether it should stop; cheap to
+/// clone. The default tells nobody and never stops.
 #[derive(Clone, Default)]
-pub struct Progress(Option<Arc<Sink>>);
+pub struct Progress(Option<Arc<Sink>>, Option<Cancelled>);
 
 impl fmt::Debug for Progress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -46,15 +54,39 @@ impl fmt::Debug for Progress {
 impl Progress {
     /// Nobody is told.
     pub fn none() -> Progress {
-        Progress(None)
+        Progress(None, None)
     }
 
     /// Steps go to `report` (thinned to one per [`INTERVAL`]).
     pub fn to(report: impl Fn(&Step) + Send + Sync + 'static) -> Progress {
-        Progress(Some(Arc::new(Sink {
-            report: Box::new(report),
-            last: Mutex::new(None),
-        })))
+        Progress(
+            Some(Arc::new(Sink {
+                report: Box::new(report),
+                last: Mutex::new(None),
+            })),
+            None,
+        )
+    }
+
+    /// The same, and the work stops at its next [`Progress::check`] once
+    /// `cancelled` answers true.
+    pub fn cancelled_by(self, cancelled: impl Fn() -> bool + Send + Sync + 'static) -> Progress {
+        Progress(self.0, Some(Arc::new(cancelled)))
+    }
+
+    /// Whether the asker wants the work stopped.
+    pub fn is_cancelled(&self) -> bool {
+        self.1.as_ref().is_some_and(|c| c())
+    }
+
+    /// Stop here if the asker cancelled: [`Error::Cancelled`], which rolls
+    /// back the transaction the work is in.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 
     /// `done` units of `what` (of `total`, if known) are done; passed on
@@ -98,5 +130,19 @@ mod tests {
         assert_eq!(seen.last(), Some(&10_000), "the last step is told");
         assert!(seen.len() < 100, "{} steps told of 10,001", seen.len());
         Progress::none().step(1, None, "nothing happens");
+    }
+
+    #[test]
+    fn a_cancelled_asker_stops_the_work_at_its_next_check() {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let p = Progress::none().cancelled_by(move || flag.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(p.check().is_ok());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            matches!(p.clone().check(), Err(Error::Cancelled)),
+            "clones share the wish"
+        );
+        assert!(Progress::none().check().is_ok(), "nobody asks to stop");
     }
 }

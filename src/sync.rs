@@ -232,6 +232,13 @@ impl Replica for PacedReplica {
         let mut total = PageApplied::default();
         let mut rest = changes;
         while !rest.is_empty() {
+            // A cancelled `sync now` stops between slices: what was applied
+            // stays (each slice with its cursor), the rest comes next round.
+            if self.progress.is_cancelled() {
+                return Err(ReplicaError::permanent(
+                    "cancelled by the client; the changes pulled before stay applied",
+                ));
+            }
             let n = self.apply.size().clamp(1, rest.len());
             let (slice, later) = rest.split_at(n);
             let cursor = if later.is_empty() { new_cursor } else { slice[n - 1].0 };

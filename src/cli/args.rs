@@ -180,6 +180,9 @@ pub(super) enum Command {
         /// Show at most this many (1-100).
         #[arg(long)]
         limit: Option<i64>,
+        /// Start after this cursor (from an earlier page).
+        #[arg(long)]
+        cursor: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -226,6 +229,9 @@ pub(super) enum ItemCommand {
     /// One work item with its ancestors, descendants and dependencies.
     Show {
         id: String,
+        /// The next page of descendants (from an earlier answer).
+        #[arg(long)]
+        cursor: Option<String>,
         #[arg(long)]
         json: bool,
     },

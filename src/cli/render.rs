@@ -247,6 +247,9 @@ pub(super) fn item_detail_human(d: &ops::WorkItemDetail) -> String {
         for r in &d.descendants {
             s.push_str(&format!("\n  {}", item_line(r)));
         }
+        if let Some(c) = &d.next_cursor {
+            s.push_str(&format!("\n  (more: --cursor {c})"));
+        }
     }
     if let Some(deps) = &d.dependencies {
         for (label, links) in [("waits for", &deps.depends_on), ("blocks", &deps.blocks)] {
@@ -269,7 +272,8 @@ pub(super) fn conflicts_human(list: &ops::ConflictList) -> String {
     if cs.is_empty() {
         return "no open conflicts".into();
     }
-    cs.iter()
+    let mut text = cs
+        .iter()
         .map(|c| {
             let values: Vec<String> = c
                 .values
@@ -284,7 +288,15 @@ pub(super) fn conflicts_human(list: &ops::ConflictList) -> String {
             format!("{}{kind}: {}", c.id, values.join(" | "))
         })
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    if cs.len() < list.total_count {
+        text.push_str(&format!("\n({} of {} shown", cs.len(), list.total_count));
+        if let Some(c) = &list.next_cursor {
+            text.push_str(&format!("; next page: --cursor {c}"));
+        }
+        text.push(')');
+    }
+    text
 }
 
 pub(super) fn configuration_human(s: &ops::ConfigurationView) -> String {

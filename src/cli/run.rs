@@ -290,8 +290,8 @@ pub(super) fn run(cli: Cli) -> Result<()> {
         Command::Config(cmd) => config(&dir, cmd),
         Command::Enhancement(cmd) => enhancement(&dir, cmd),
         Command::Archive(cmd) => archive(&dir, cmd),
-        Command::Conflicts { limit, json } => {
-            let conflicts = open_existing(&dir)?.conflicts(ops::ConflictQuery { limit })?;
+        Command::Conflicts { limit, cursor, json } => {
+            let conflicts = open_existing(&dir)?.conflicts(ops::ConflictQuery { limit, cursor })?;
             show(json, &conflicts, conflicts_human)
         }
         Command::Verify { json } => {
@@ -478,8 +478,12 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
                 format!("created {} ({}) {}", i.id, i.item_type, i.title)
             })
         }
-        ItemCommand::Show { id, json } => {
-            let d = open_existing(dir)?.query_work_item(&id, true, true)?;
+        ItemCommand::Show { id, cursor, json } => {
+            let d = open_existing(dir)?.query_work_item_with(ops::WorkItemQuery {
+                id,
+                cursor,
+                ..Default::default()
+            })?;
             show(json, &d, item_detail_human)
         }
         ItemCommand::Update {

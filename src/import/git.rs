@@ -441,6 +441,7 @@ fn read_repo(
         let info = info.map_err(|e| git_error(path, e))?;
         facts.commits_read += 1;
         progress.step(facts.commits_read as u64, None, "commits read");
+        progress.check()?;
         let commit = info.object().map_err(|e| git_error(path, e))?;
         let message = commit.message_raw_sloppy();
         if !interesting(message) {
@@ -499,9 +500,10 @@ impl Tracker {
         let commits = facts.commits.clone();
         let branches = facts.branches.clone();
         if !commits.is_empty() || !branches.is_empty() {
+            let progress = progress.clone();
             report = self
                 .store()
-                .write(author, move |tx| write_git(tx, report, &commits, &branches))?;
+                .write(author, move |tx| write_git(tx, report, &commits, &branches, &progress))?;
         }
 
         // The configuration follows HEAD.
@@ -562,6 +564,7 @@ fn write_git(
     mut report: ImportReport,
     commits: &[CommitFacts],
     branches: &[(String, Timestamp)],
+    progress: &Progress,
 ) -> Result<ImportReport> {
     tx.set_author(GIT_AUTHOR.into());
     let parsed: Vec<(&CommitFacts, CommitMessage)> =
@@ -592,6 +595,7 @@ fn write_git(
         }
     }
     for (branch, time, merge) in items {
+        progress.check()?;
         let Some(parsed) = parse_branch(&branch) else { continue };
         let id = ids::work_item_from_branch(&branch);
         let at = format!("branch {branch}");
@@ -636,6 +640,7 @@ fn write_git(
     }
 
     for (c, p) in parsed {
+        progress.check()?;
         let at = format!("commit {}", short(&c.id));
         let subject = c.message.lines().next().unwrap_or("");
         tx.set_time(Some(c.time));

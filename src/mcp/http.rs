@@ -182,6 +182,7 @@ pub fn serve_http_then(
             token: access.token.clone(),
             allowed_origins: access.allowed_origins.clone(),
         };
+        let sessions_for_trim = sessions.clone();
         let gate = Arc::new(Gate {
             mcp,
             sessions,
@@ -195,7 +196,9 @@ pub fn serve_http_then(
         eprintln!("waymark: board at http://{bound}/");
         on_bound(bound);
         tracing::info!(toolset = %options.toolset, read_only = options.read_only, %bound, "serving MCP over HTTP");
+        let trimmer = tokio::spawn(return_memory(sessions_for_trim, stop.clone()));
         let result = accept_until_stopped(listener, gate, stop).await;
+        trimmer.abort();
         background.stop(&tracker);
         tracing::debug!("MCP server stopped");
         result
@@ -203,6 +206,40 @@ pub fn serve_http_then(
 }
 
 type Mcp = StreamableHttpService<WaymarkServer, LocalSessionManager>;
+
+/// How often the server looks whether sessions ended.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+
+/// Hands the memory of ended sessions back to the system. The allocator
+/// (glibc's) keeps what a burst of sessions freed in its arenas for reuse,
+/// so a server that once held 128 sessions would stay at that size; after
+/// the number of sessions changed, the server trims the arenas (a
+/// millisecond or so, on a blocking thread).
+async fn return_memory(sessions: Arc<LocalSessionManager>, stop: CancellationToken) {
+    let mut last = 0;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(TRIM_EVERY) => {}
+        }
+        let now = sessions.sessions.read().await.len();
+        if now != last {
+            let _ = tokio::task::spawn_blocking(trim_heap).await;
+        }
+        last = now;
+    }
+}
+
+/// Return the allocator's free memory to the system, where it can.
+#[allow(unsafe_code)]
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and releases the allocator's own free
+    // lists; it takes no pointer and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// What every request passes through: the token, the session cap, the
 /// body's deadline; then the MCP service.

@@ -86,9 +86,13 @@ struct Notifier {
 
 impl Notifier {
     fn of(ctx: &RequestContext<RoleServer>) -> Notifier {
+        // The client's `notifications/cancelled` cancels `ctx.ct` (rmcp
+        // drops the answer); the work stops at its next check.
+        let ct = ctx.ct.clone();
+        let cancelled = move || ct.is_cancelled();
         let Some(token) = ctx.meta.get_progress_token() else {
             return Notifier {
-                progress: Progress::none(),
+                progress: Progress::none().cancelled_by(cancelled),
                 sender: None,
             };
         };
@@ -121,7 +125,8 @@ impl Notifier {
         Notifier {
             progress: Progress::to(move |step| {
                 let _ = tx.send(step.clone());
-            }),
+            })
+            .cancelled_by(cancelled),
             sender: Some(sender),
         }
     }
@@ -140,6 +145,15 @@ impl Notifier {
         }
     }
 }
+
+/// At most one word search per core but one runs at once (at least one):
+/// a core stays free for every other call, however many clients search at
+/// once. A search waits its turn here without a thread; one whose
+/// client gives up leaves the queue.
+static SEARCHES: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+});
 
 /// Run long work (an import of a 4 MiB file, a git history, an export)
 /// off the server's thread, so the server answers other requests meanwhile.
@@ -203,7 +217,7 @@ impl WaymarkServer {
         annotations(read_only_hint = true)
     )]
     async fn query_work_item(&self, Parameters(p): Parameters<ops::WorkItemQuery>) -> CallToolResult {
-        answer(self.tracker.query_work_item_with(&p))
+        answer(self.tracker.query_work_item_with(p))
     }
 
     #[tool(
@@ -217,6 +231,7 @@ impl WaymarkServer {
         // server's thread goes on answering every other client meanwhile.
         if p.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
             let tracker = self.tracker.clone();
+            let _turn = SEARCHES.acquire().await;
             return answer(off_thread(move || tracker.list_work_items(p)).await);
         }
         answer(self.tracker.list_work_items(p))

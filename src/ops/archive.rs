@@ -88,6 +88,7 @@ impl Tracker {
                     fields.insert("archived_at".into(), at.clone().into());
                     tx.write(&WORK_ITEMS, &row.id, fields)?;
                     progress.step(n as u64 + 1, total, "items archived");
+                    progress.check()?;
                 }
                 progress.done(rows.len() as u64, total, "items archived");
             }

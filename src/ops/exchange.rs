@@ -59,11 +59,14 @@ fn dot_name(dot: &waymark_sync::Dot) -> String {
     format!("{}:{}", dot.replica, dot.counter)
 }
 
-/// What `list_conflicts` answers: the first conflicts and how many are open.
+/// What `list_conflicts` answers: a page of the open conflicts, how many
+/// are open, and where the next page starts.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ConflictList {
     pub conflicts: Vec<ConflictView>,
     pub total_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// What `list_conflicts` takes.
@@ -72,6 +75,8 @@ pub struct ConflictList {
 pub struct ConflictQuery {
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
+    #[schemars(length(max = 4096))]
+    pub cursor: Option<String>,
 }
 
 /// What `resolve_conflict` takes: the conflict and the value to keep, named
@@ -113,7 +118,11 @@ pub struct ImportSummary {
 }
 
 pub(crate) fn list_conflicts(conn: &Connection) -> Result<Vec<ConflictView>> {
-    let keys = query::conflicts::all(conn)?;
+    views(conn, query::conflicts::all(conn)?)
+}
+
+/// The conflicts of `keys` as they are shown, with every value standing.
+fn views(conn: &Connection, keys: Vec<query::conflicts::ConflictKey>) -> Result<Vec<ConflictView>> {
     let mut out = Vec::with_capacity(keys.len());
     for (collection, record_id, field, kind) in keys {
         let Some(c) = Collection::named(&collection) else {
@@ -197,13 +206,34 @@ impl Tracker {
         self.resolve(author, &choice.conflict_id, pick)
     }
 
-    /// The first `query.limit` open conflicts and how many there are.
-    pub fn conflicts(&self, query: ConflictQuery) -> Result<ConflictList> {
-        let limit = super::clamp_limit(query.limit)? as usize;
-        let mut conflicts = self.list_conflicts()?;
-        let total_count = conflicts.len();
-        conflicts.truncate(limit);
-        Ok(ConflictList { conflicts, total_count })
+    /// A page of `query.limit` open conflicts (after `query.cursor`), how
+    /// many there are, and the cursor of the next page: each page reads only
+    /// its own records, however many conflicts are open.
+    pub fn conflicts(&self, q: ConflictQuery) -> Result<ConflictList> {
+        let limit = super::clamp_limit(q.limit)?;
+        let after = match q.cursor.as_deref() {
+            None => None,
+            Some(c) => {
+                let [collection, record_id, field, kind] = super::page::decode_parts(c)?;
+                Some((collection, record_id, field, kind))
+            }
+        };
+        self.store.read(|conn| {
+            let mut keys = query::conflicts::page(conn, after.as_ref(), limit + 1)?;
+            let more = keys.len() as i64 > limit;
+            keys.truncate(limit as usize);
+            let next_cursor = more
+                .then(|| {
+                    keys.last()
+                        .map(|(c, r, f, k)| super::page::encode_cursor(&[c, r, f, k]))
+                })
+                .flatten();
+            Ok(ConflictList {
+                conflicts: views(conn, keys)?,
+                total_count: query::conflicts::count(conn)? as usize,
+                next_cursor,
+            })
+        })
     }
 
     fn resolve(&self, author: &str, conflict_id: &str, pick: Pick) -> Result<Resolution> {

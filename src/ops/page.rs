@@ -118,11 +118,11 @@ pub(crate) fn decode_ranked_cursor(cursor: &str) -> Result<(i64, String, String)
     Ok((priority, at, id))
 }
 
-fn decode_parts<const N: usize>(cursor: &str) -> Result<[String; N]> {
+pub(crate) fn decode_parts<const N: usize>(cursor: &str) -> Result<[String; N]> {
     <[String; N]>::try_from(decode_cursor(cursor, N)?).map_err(|_| bad_cursor())
 }
 
-fn bad_cursor() -> Error {
+pub(crate) fn bad_cursor() -> Error {
     Error::invalid("cursor", "is not a cursor this list returned; start again without one")
 }
 

@@ -208,6 +208,9 @@ pub struct WorkItemQuery {
     // Both default to true.
     pub include_children: Option<bool>,
     pub include_dependencies: Option<bool>,
+    /// The next page of descendants.
+    #[schemars(length(max = 4096))]
+    pub cursor: Option<String>,
     // The first page of its history (`waymark history` pages on).
     pub history: Option<bool>,
 }
@@ -235,10 +238,13 @@ pub struct WorkItemDetail {
     pub item: WorkItem,
     /// Root first.
     pub ancestors: Vec<WorkItemRow>,
-    /// Depth first, in tree order; at most [`MAX_DESCENDANTS`].
+    /// Depth first, in tree order; at most [`MAX_DESCENDANTS`] a page.
     pub descendants: Vec<WorkItemRow>,
     /// All descendants, when more than the ones shown.
     pub descendant_count: i64,
+    /// Pass back as `cursor` for the next page of descendants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<ItemDependencies>,
     /// Fields of this item with concurrent, different values from sync, and
@@ -554,18 +560,52 @@ impl Tracker {
         include_children: bool,
         include_dependencies: bool,
     ) -> Result<WorkItemDetail> {
-        let id = ids::parse("id", id)?;
+        self.query_work_item_with(WorkItemQuery {
+            id: id.to_owned(),
+            include_children: Some(include_children),
+            include_dependencies: Some(include_dependencies),
+            cursor: None,
+            history: None,
+        })
+    }
+
+    /// [`Tracker::query_work_item`] as the tool takes it: with `cursor`, the
+    /// page of descendants after the one that returned it.
+    pub fn query_work_item_with(&self, q: WorkItemQuery) -> Result<WorkItemDetail> {
+        let id = ids::parse("id", &q.id)?;
+        // A descendants cursor is the tree position (path, key) of the last
+        // one shown.
+        let after = match q.cursor.as_deref() {
+            None => None,
+            Some(c) => {
+                let [path, key] = super::page::decode_parts(c)?;
+                let key = key.parse::<i64>().map_err(|_| super::page::bad_cursor())?;
+                Some((path, key))
+            }
+        };
+        let include_children = q.include_children.unwrap_or(true);
+        if after.is_some() && !include_children {
+            return Err(Error::invalid(
+                "cursor",
+                "pages the descendants, which include_children: false leaves out",
+            ));
+        }
         let now = self.store.now_ms();
+        let history = if q.history == Some(true) {
+            Some(self.work_item_history(&id, None, None)?)
+        } else {
+            None
+        };
         self.store.read(|tx| {
             let item = require(tx, &id)?;
             let ancestors =
                 query::work_items::rows(tx, item.path.split('/').filter(|s| !s.is_empty() && *s != item.id))?;
-            let (descendants, descendant_count) = if include_children {
-                query::work_items::descendants(tx, &item.id, MAX_DESCENDANTS)?
+            let (descendants, descendant_count, next) = if include_children {
+                query::work_items::descendants(tx, &item.id, after, MAX_DESCENDANTS)?
             } else {
-                (Vec::new(), 0)
+                (Vec::new(), 0, None)
             };
-            let dependencies = if include_dependencies {
+            let dependencies = if q.include_dependencies.unwrap_or(true) {
                 Some(query::work_items::dependencies(tx, &item.id)?)
             } else {
                 None
@@ -577,30 +617,17 @@ impl Tracker {
                 None
             };
             Ok(WorkItemDetail {
-                history: None,
+                history,
                 claim,
                 item,
                 ancestors,
                 descendants,
                 descendant_count,
+                next_cursor: next.map(|(path, key)| super::page::encode_cursor(&[&path, &key.to_string()])),
                 dependencies,
                 conflicts,
             })
         })
-    }
-
-    /// `query_work_item` as its tool takes it: children and dependencies
-    /// unless turned off, the first page of the history when asked.
-    pub fn query_work_item_with(&self, q: &WorkItemQuery) -> Result<WorkItemDetail> {
-        let mut detail = self.query_work_item(
-            &q.id,
-            q.include_children.unwrap_or(true),
-            q.include_dependencies.unwrap_or(true),
-        )?;
-        if q.history == Some(true) {
-            detail.history = Some(self.work_item_history(&q.id, None, None)?);
-        }
-        Ok(detail)
     }
 
     /// A page of compact rows, in the order this store recorded them (oldest

@@ -360,7 +360,7 @@ fn history_lists_each_fields_last_write_newest_first_in_pages() {
     assert!(all.iter().any(|e| e.field == "item_type" && e.author == "alice"));
     // The detail carries the first page when asked.
     let detail = t
-        .query_work_item_with(&WorkItemQuery {
+        .query_work_item_with(WorkItemQuery {
             id: id.clone(),
             history: Some(true),
             ..Default::default()

@@ -464,7 +464,19 @@ fn every_tool_and_its_command_answer_the_same_json() {
     f.same("sync", json!({"action": "status"}), &["sync", "--status"]);
     let listed = f.same("list_conflicts", json!({}), &["conflicts"]);
     assert_eq!(listed["total_count"], 2, "{listed}");
-    f.same("list_conflicts", json!({"limit": 1}), &["conflicts", "--limit", "1"]);
+    let first_page = f.same("list_conflicts", json!({"limit": 1}), &["conflicts", "--limit", "1"]);
+    let next = first_page["next_cursor"].as_str().expect("a second page").to_owned();
+    let second_page = f.same(
+        "list_conflicts",
+        json!({"limit": 1, "cursor": next}),
+        &["conflicts", "--limit", "1", "--cursor", &next],
+    );
+    assert_eq!(
+        [&first_page["conflicts"][0], &second_page["conflicts"][0]],
+        [&listed["conflicts"][0], &listed["conflicts"][1]],
+        "pages follow the list's order"
+    );
+    assert!(second_page.get("next_cursor").is_none(), "{second_page}");
     // Each face resolves one, by the dot of a value and by the value.
     let values = |n: usize| listed["conflicts"][n]["values"].as_array().unwrap().clone();
     let (one, two) = (values(0), values(1));

@@ -524,6 +524,54 @@ fn query_returns_ancestors_descendants_and_dependencies() {
     let d = t.query_work_item(&p.id, true, false).unwrap();
     assert_eq!((d.descendants.len(), d.descendant_count), (max, max as i64 + 2));
     assert_eq!(d.descendants[0].id, s.id, "tree order: the session first");
+
+    // The rest come by cursor, in the same tree order, each once.
+    let cursor = d.next_cursor.clone().expect("more descendants follow");
+    let page = |cursor: Option<String>| {
+        t.query_work_item_with(WorkItemQuery {
+            id: p.id.clone(),
+            cursor,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let rest = page(Some(cursor));
+    assert_eq!((rest.descendants.len(), rest.descendant_count), (2, max as i64 + 2));
+    assert_eq!(rest.next_cursor, None, "the last page");
+    let mut seen: Vec<String> = d
+        .descendants
+        .iter()
+        .chain(&rest.descendants)
+        .map(|r| r.id.clone())
+        .collect();
+    let all = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), all, "no descendant shown twice");
+    assert_eq!(all, max + 2, "every descendant shown");
+    let ordered = t.query_work_item(&p.id, true, false).unwrap();
+    assert_eq!(
+        ordered.descendants, d.descendants,
+        "the first page is the same without a cursor"
+    );
+    // A cursor needs the descendants, and must be one this answer gave.
+    let err = t
+        .query_work_item_with(WorkItemQuery {
+            id: p.id.clone(),
+            include_children: Some(false),
+            cursor: d.next_cursor.clone(),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("include_children"), "{err}");
+    let err = t
+        .query_work_item_with(WorkItemQuery {
+            id: p.id.clone(),
+            cursor: Some("zz".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("cursor"), "{err}");
 }
 
 #[test]

@@ -49,13 +49,14 @@ pub(super) fn apply(
     let mut section = |n: usize| {
         done += n as u64;
         progress.step(done, Some(total), "entries imported");
+        progress.check()
     };
     vendors(tx, &doc.vendors, &mut report)?;
-    section(counts[0]);
+    section(counts[0])?;
     items(tx, &doc.items, &mut report)?;
-    section(counts[1]);
+    section(counts[1])?;
     deployments(tx, &doc.deployments, &mut report)?;
-    section(counts[2]);
+    section(counts[2])?;
     enhancements(tx, &doc.enhancements, &mut report)?;
     progress.done(total, Some(total), "entries imported");
     tx.set_time(None);

@@ -18,6 +18,8 @@ pub(super) const ITEM_COLUMNS: &str = "id, item_type, title, description, status
 
 const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version, \
      (SELECT c.holder FROM claims c WHERE c.id = work_items.id AND c.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+/// How many columns [`ROW_COLUMNS`] names.
+const ROW_COLUMN_COUNT: usize = 9;
 
 /// The holder of a live claim on the item of alias `w` at `?2` (ms), as the
 /// 9th column of a ready row (the lists above read the machine's time in
@@ -125,26 +127,52 @@ pub(crate) fn rows<'a>(conn: &Connection, ids: impl IntoIterator<Item = &'a str>
     Ok(out)
 }
 
-/// The items below item `id`, depth first in tree order, at most `max`,
-/// and how many there are in all.
-pub(crate) fn descendants(conn: &Connection, id: &str, max: i64) -> Result<(Vec<WorkItemRow>, i64)> {
+/// A place in the tree order: an item's `(path, key)`.
+pub(crate) type TreePos = (String, i64);
+
+/// The items below item `id`, depth first in tree order: at most `max`
+/// after the tree position `after` (`(path, key)` of the last one shown),
+/// how many there are in all, and the position of the last one returned
+/// when more follow.
+pub(crate) fn descendants(
+    conn: &Connection,
+    id: &str,
+    after: Option<TreePos>,
+    max: i64,
+) -> Result<(Vec<WorkItemRow>, i64, Option<TreePos>)> {
     let (low, high) = subtree_of(conn, id)?;
+    // The range starts at the cursor's path (an index seek), not at the
+    // subtree's start, so a late page costs what the first one does.
+    let (from, after_key) = match &after {
+        Some((path, key)) if *path >= low => (path.clone(), *key),
+        _ => (low.clone(), i64::MIN),
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ROW_COLUMNS} FROM work_items WHERE path >= ?1 AND path < ?2
-         ORDER BY path, key LIMIT ?3"
+        "SELECT {ROW_COLUMNS}, path, key FROM work_items WHERE path >= ?1 AND path < ?2
+           AND (path, key) > (?1, ?3)
+         ORDER BY path, key LIMIT ?4"
     ))?;
-    let mut rows: Vec<WorkItemRow> = stmt
-        .query_map(rusqlite::params![low, high, max + 1], row_from_row)?
+    let mut rows: Vec<(WorkItemRow, String, i64)> = stmt
+        .query_map(rusqlite::params![from, high, after_key, max + 1], |r| {
+            let n = ROW_COLUMN_COUNT;
+            Ok((row_from_row(r)?, r.get(n)?, r.get(n + 1)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    // A subtree that fits in the answer is counted by it.
-    let count = if rows.len() as i64 <= max {
+    let more = rows.len() as i64 > max;
+    rows.truncate(max as usize);
+    // A subtree that fits in one answer is counted by it.
+    let count = if !more && after.is_none() {
         rows.len() as i64
     } else {
-        rows.truncate(max as usize);
         conn.prepare_cached("SELECT count(*) FROM work_items WHERE path >= ?1 AND path < ?2")?
             .query_row([&low, &high], |r| r.get(0))?
     };
-    Ok((rows, count))
+    let next = if more {
+        rows.last().map(|(_, path, key)| (path.clone(), *key))
+    } else {
+        None
+    };
+    Ok((rows.into_iter().map(|(row, _, _)| row).collect(), count, next))
 }
 
 /// The fields of item `id` with open conflicts: `field` for a value
