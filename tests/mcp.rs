@@ -617,19 +617,26 @@ async fn claims_name_the_agent_and_keep_others_out() {
     )
     .await;
     let other = Session::on(tracker, ALL, "other-client").await;
-    let item = named.ok("create_work_item", json!({"item_type": "task", "title": "T"})).await;
+    let item = named
+        .ok("create_work_item", json!({"item_type": "task", "title": "T"}))
+        .await;
     assert_eq!(item["created_by"], "alice");
     let claimed = named.ok("claim_work_item", json!({"next": true})).await;
     assert_eq!(claimed["item"]["id"], item["id"]);
     assert_eq!(claimed["claim"]["holder"], "alice");
     assert_eq!(claimed["claim"]["state"], "tentative");
     let refused = other
-        .err("update_work_item", json!({"id": item["id"], "version": 1, "title": "mine"}))
+        .err(
+            "update_work_item",
+            json!({"id": item["id"], "version": 1, "title": "mine"}),
+        )
         .await;
     assert!(refused.contains("claimed by \"alice\" until"), "{refused}");
     assert_eq!(other.ok("list_ready_work", json!({})).await["total_count"], 0);
     assert_eq!(named.ok("list_ready_work", json!({})).await["rows"][0][7], "alice");
-    let released = named.ok("claim_work_item", json!({"id": item["id"], "release": true})).await;
+    let released = named
+        .ok("claim_work_item", json!({"id": item["id"], "release": true}))
+        .await;
     assert_eq!(released["claim"], Value::Null);
     assert_eq!(other.ok("list_ready_work", json!({})).await["total_count"], 1);
 }

@@ -212,7 +212,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "One work item: ancestors, descendants (up to 100), dependencies, conflicts, claim; history: who wrote what.",
+        description = "One work item: ancestors, descendants (100 a page), dependencies, conflicts, claim, history.",
         input_schema = input_schema::<ops::WorkItemQuery>(),
         annotations(read_only_hint = true)
     )]
@@ -251,7 +251,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Claim a work item (id, or next: the first ready) for a lease of minutes (30), or release it; force takes it over. claim.state: confirmed, tentative (offline) or lost.",
+        description = "Claim a work item (id, or next: first ready) for minutes (30); release ends it, force takes it over. claim.state: confirmed, tentative (offline) or lost.",
         input_schema = input_schema::<ops::ClaimRequest>(),
         annotations(destructive_hint = false)
     )]

@@ -28,8 +28,7 @@ pub struct ClaimRequest {
     pub next: bool,
     // With next: only ready items of this type.
     pub item_type: Option<String>,
-    // The lease, default 30.
-    #[schemars(range(min = 1, max = 1440))]
+    // The lease, default 30, at most 1440 (checked by the operation).
     pub minutes: Option<u64>,
     // Take it from another agent's live claim.
     #[serde(default)]

@@ -42,7 +42,7 @@ pub struct GitImport {
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkdownImport {
-    /// A legacy .project_status.md file.
+    // A legacy .project_status.md file (the tool says so).
     #[schemars(length(max = 1024))]
     pub path: String,
 }

@@ -208,7 +208,7 @@ pub struct WorkItemQuery {
     // Both default to true.
     pub include_children: Option<bool>,
     pub include_dependencies: Option<bool>,
-    /// The next page of descendants.
+    // The next page of descendants (the tool's description says so).
     #[schemars(length(max = 4096))]
     pub cursor: Option<String>,
     // The first page of its history (`waymark history` pages on).
