@@ -123,10 +123,7 @@ impl RecordState {
         // Races between this change and what is visible, decided before
         // the change replaces anything (causality, not arrival order).
         let deletes = change.fields.get(DELETE_FIELD).is_some_and(|v| !v.is_null());
-        // A change that deletes the record is a delete, even when it carries
-        // the other fields too (a store publishing the state of a record it
-        // holds deleted): no edit of its own can vanish into the deletion.
-        let edits = !deletes && change.fields.keys().any(|k| is_edit_field(k));
+        let edits = change.fields.keys().any(|k| is_edit_field(k));
         let unseen = |dot: &Dot| !change.context.covers(dot);
         let mut races: Vec<(Dot, Dot)> = Vec::new();
         if deletes {
@@ -165,15 +162,12 @@ impl RecordState {
         Applied::Changed
     }
 
-    /// The edits visible in the fields an edit changes (a write that also
-    /// deleted the record is its delete, not an edit).
+    /// The writes visible in the fields an edit changes.
     fn edit_dots(&self) -> BTreeSet<Dot> {
-        let deletes = self.delete_dots();
         self.fields
             .iter()
             .filter(|(name, _)| is_edit_field(name))
             .flat_map(|(_, r)| r.siblings().iter().map(|s| s.dot))
-            .filter(|dot| !deletes.contains(dot))
             .collect()
     }
 
@@ -344,30 +338,6 @@ mod tests {
             json!({"deleted_at": "2026-01-02T00:00:00Z"}),
         ));
         assert!(!three.delete_conflict());
-    }
-
-    #[test]
-    fn two_publications_of_a_deleted_record_do_not_race() {
-        // Two copies of a store each publish the record they hold deleted:
-        // every field, the delete included, as a write of their own. Neither
-        // is an edit that could vanish into the other's delete.
-        let fields = json!({"title": "a", "created_at": "t", "deleted_at": "2026-01-01T00:00:00Z"});
-        let one_copy = change(1, 1, 10, &VersionVector::new(), fields.clone());
-        let other_copy = change(2, 1, 11, &VersionVector::new(), fields);
-        let mut state = RecordState::default();
-        state.apply(&one_copy);
-        state.apply(&other_copy);
-        assert!(!state.delete_conflict(), "{:?}", state.delete_races);
-        // An edit that saw neither still races both deletes, in any order.
-        let edit = change(3, 1, 12, &VersionVector::new(), json!({"title": "edited offline"}));
-        let mut before = state.clone();
-        before.apply(&edit);
-        let mut after = RecordState::default();
-        for c in [&edit, &other_copy, &one_copy] {
-            after.apply(c);
-        }
-        assert!(before.delete_conflict() && after.delete_conflict());
-        assert_eq!(before, after);
     }
 
     #[test]

@@ -448,65 +448,6 @@ mod convergence {
         assert_eq!(export(&a), export(&b));
     }
 
-    /// Two copies of a store that never synced each publish its state on
-    /// their first hub answer, a deleted record included: the same delete
-    /// twice, which no edit raced, so no `delete_vs_update` is raised.
-    #[test]
-    fn copies_publishing_a_deleted_record_raise_no_conflict() {
-        let hub = MemoryHub::new();
-        let root = tempfile::tempdir().unwrap();
-        let original = root.path().join("original");
-        let id = {
-            let t = waymark::Tracker::open(&original).unwrap();
-            let item = t
-                .create_work_item("a", crate::new_item("task", "gone before any sync", None))
-                .unwrap();
-            t.create_work_item("a", crate::new_item("task", "kept", None)).unwrap();
-            t.update_work_item(
-                "a",
-                WorkItemUpdate {
-                    id: item.id.clone(),
-                    version: 1,
-                    deleted: Some(true),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-            t.store().catch_up_search().unwrap();
-            item.id
-        };
-        let copies: Vec<waymark::Tracker> = ["one", "two"]
-            .iter()
-            .map(|name| {
-                let to = root.path().join(name);
-                std::fs::create_dir_all(&to).unwrap();
-                for entry in std::fs::read_dir(&original).unwrap() {
-                    let entry = entry.unwrap();
-                    if !entry.file_name().to_string_lossy().ends_with("-shm") {
-                        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-                    }
-                }
-                let t = waymark::Tracker::open(&to).unwrap();
-                t.store().bind_hub("hub#team").unwrap();
-                assert!(t.store().hub_answered().unwrap() > 0, "the copy publishes its state");
-                t
-            })
-            .collect();
-        let opts = SyncOptions {
-            push_batch: 3,
-            page_size: 4,
-        };
-        for t in [&copies[0], &copies[1], &copies[0]] {
-            block_on(sync_round(t.store(), &hub, "team", opts)).expect("sync round");
-        }
-        for t in &copies {
-            assert_eq!(t.list_conflicts().unwrap(), [], "nothing raced");
-            assert!(t.get_work_item(&id).unwrap().deleted_at.is_some());
-        }
-        let [one, two] = [&copies[0], &copies[1]].map(|t| t.export_json().unwrap());
-        assert_eq!(one, two);
-    }
-
     /// Moves on two stores that together form a cycle are broken the same
     /// way everywhere, without new writes, and reported.
     #[test]
