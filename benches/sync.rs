@@ -366,6 +366,12 @@ impl Replica for TimedApply<'_> {
         self.applying.set(self.applying.get() + started.elapsed());
         applied
     }
+    fn apply_snapshots(&self, snapshots: &[waymark_sync::Snapshot]) -> Result<PageApplied, ReplicaError> {
+        let started = Instant::now();
+        let applied = self.store.apply_snapshots(snapshots);
+        self.applying.set(self.applying.get() + started.elapsed());
+        applied
+    }
     fn record_states(&self) -> Result<RecordStates, ReplicaError> {
         self.store.record_states()
     }

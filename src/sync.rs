@@ -248,6 +248,29 @@ impl Replica for PacedReplica {
         Ok(total)
     }
 
+    fn apply_snapshots(&self, snapshots: &[waymark_sync::Snapshot]) -> Result<PageApplied, ReplicaError> {
+        let mut total = PageApplied::default();
+        let mut rest = snapshots;
+        while !rest.is_empty() {
+            let n = self.apply.size().clamp(1, rest.len());
+            let (slice, later) = rest.split_at(n);
+            let started = Instant::now();
+            let applied = self.store.apply_snapshots(slice)?;
+            self.apply.observe(n, started.elapsed());
+            total.applied += applied.applied;
+            total.already_seen += applied.already_seen;
+            total.conflicts += applied.conflicts;
+            rest = later;
+            let pulled = self.pulled.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed) + n as u64;
+            self.progress.step(pulled, None, "records and changes pulled");
+        }
+        Ok(total)
+    }
+
+    fn label(&self) -> (String, String) {
+        self.store.label()
+    }
+
     fn record_states(&self) -> Result<RecordStates, ReplicaError> {
         self.store.record_states()
     }

@@ -21,6 +21,10 @@ mod conformance {
         block_on = waymark_sync::postgres::testing::block_on,
         hub = waymark_sync::postgres::testing::TestHub::create("conformance").await
     );
+    waymark_sync::hub_admin_conformance_tests!(
+        block_on = waymark_sync::postgres::testing::block_on,
+        hub = waymark_sync::postgres::testing::TestHub::create("conformance").await
+    );
 }
 
 const SPACE: &str = "team";
@@ -605,7 +609,16 @@ fn row_level_security_confines_a_team_role_to_its_spaces() {
                  WHERE m.space_id = spaces.space_id AND m.role_name = current_user));
              CREATE POLICY member ON changes USING (EXISTS (SELECT 1 FROM space_members m
                  WHERE m.space_id = changes.space_id AND m.role_name = current_user));
-             GRANT SELECT, INSERT, UPDATE ON spaces, changes TO {role};
+             ALTER TABLE replicas ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE folded ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE snapshots ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY member ON replicas USING (EXISTS (SELECT 1 FROM space_members m
+                 WHERE m.space_id = replicas.space_id AND m.role_name = current_user));
+             CREATE POLICY member ON folded USING (EXISTS (SELECT 1 FROM space_members m
+                 WHERE m.space_id = folded.space_id AND m.role_name = current_user));
+             CREATE POLICY member ON snapshots USING (EXISTS (SELECT 1 FROM space_members m
+                 WHERE m.space_id = snapshots.space_id AND m.role_name = current_user));
+             GRANT SELECT, INSERT, UPDATE, DELETE ON spaces, changes, replicas, folded, snapshots TO {role};
              GRANT SELECT ON hub_migrations, space_members TO {role};",
             db = db.name()
         ))

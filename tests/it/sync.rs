@@ -60,6 +60,9 @@ impl Replica for SqliteReplica {
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
         via!(self.apply_page(changes, new_cursor))
     }
+    fn apply_snapshots(&self, snapshots: &[waymark_sync::Snapshot]) -> Result<PageApplied, ReplicaError> {
+        via!(self.apply_snapshots(snapshots))
+    }
     fn record_states(&self) -> Result<RecordStates, ReplicaError> {
         via!(self.record_states())
     }
