@@ -1469,4 +1469,89 @@ mod republication {
         let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
         assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "dense seqs");
     }
+
+    /// Bounded history (issue 13), nothing lost: b goes offline and keeps
+    /// writing (a retitle that races a's, a new item, a delete); a goes on,
+    /// b is forgotten (`waymark hub forget`) and the history compacted past
+    /// b's cursor. When b comes back, its round pushes its unpushed writes
+    /// as they are, joins the hub's snapshots into its store (it is behind
+    /// the floor) and pulls the tail: b's writes all survive, the race is a
+    /// conflict on both stores, and a fresh store that bootstraps from the
+    /// snapshots plus the tail holds the same.
+    #[test]
+    fn a_store_behind_the_compaction_floor_catches_up_keeping_its_unpushed_writes() {
+        let db = block_on(TestDatabase::create("behind_floor"));
+        let s = settings(&db, "floor");
+        let ((_a_dir, a), (_b_dir, b)) = (crate::tracker(), crate::tracker());
+        let shared = item(&a, "shared", None);
+        let doomed = item(&a, "doomed", None);
+        sync(&a, &s);
+        sync(&b, &s);
+        let b_id = b.store().replica_id().unwrap();
+
+        // b offline: three writes wait in its outbox.
+        update(&b, &shared, |u| u.title = Some("b's title, offline".into()));
+        item(&b, "b's item, offline", None);
+        update(&b, &doomed, |u| u.deleted = Some(true));
+        assert_eq!(b.store().pending_changes().unwrap(), 3);
+        // a goes on, many times over.
+        for n in 0..20 {
+            update(&a, &shared, |u| u.description = Some(format!("revision {n}")));
+            sync(&a, &s);
+        }
+        update(&a, &shared, |u| u.title = Some("a's title".into()));
+        sync(&a, &s);
+
+        let listed = waymark::sync::hub_replicas(a.store(), &s).unwrap();
+        assert_eq!(listed.replicas.len(), 2);
+        assert!(listed.replicas.iter().any(|r| r.this_store && r.cursor == listed.head));
+        let compacted = waymark::sync::hub_forget(&s, &b_id.to_string()).unwrap();
+        assert_eq!(compacted.forgotten.as_deref(), Some(b_id.to_string().as_str()));
+        assert_eq!(
+            compacted.floor, compacted.head,
+            "a pulled everything; b no longer counts"
+        );
+        assert_eq!(compacted.snapshots, 2);
+        assert_eq!(log(&db, "floor").1.len(), 0, "the log holds no change below the floor");
+        let b_cursor = b.store().cursor().unwrap();
+        assert!(b_cursor < compacted.floor, "b is behind the floor");
+        // A bad replica id is a clear error that changes nothing.
+        let bad = waymark::sync::hub_forget(&s, "not-a-replica").unwrap_err();
+        assert!(bad.to_string().contains("not a replica id"), "{bad}");
+
+        // b comes back.
+        let back = sync(&b, &s);
+        assert_eq!(back.pushed, 3, "its unpushed writes went out as they were: {back:?}");
+        sync(&a, &s);
+        assert_converged(&[&a, &b]);
+        let expected: BTreeSet<(String, bool)> = [("a's title", false), ("b's item, offline", false), ("doomed", true)]
+            .map(|(t, d)| (t.to_owned(), d))
+            .into();
+        assert_eq!(titles(&a), expected);
+        let conflicts = a.list_conflicts().unwrap();
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        let values: BTreeSet<String> = conflicts[0].values.iter().map(|v| v.value.to_string()).collect();
+        assert!(
+            values.contains("\"b's title, offline\"") && values.contains("\"a's title\""),
+            "both titles kept: {values:?}"
+        );
+        assert_eq!(
+            doc(&b)["work_items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["id"] == shared.as_str())
+                .unwrap()["description"],
+            "revision 19",
+            "b has a's edits it never pulled as changes"
+        );
+
+        // b reported again: live, and the next compaction folds its writes too.
+        let again = waymark::sync::hub_compact(&s).unwrap();
+        assert_eq!(again.floor, again.head);
+        let (_c_dir, c) = crate::tracker();
+        let fresh = sync(&c, &s);
+        assert_eq!(fresh.pulled, 3, "three records from snapshots: {fresh:?}");
+        assert_converged(&[&a, &b, &c]);
+    }
 }
