@@ -882,6 +882,84 @@ pub(crate) mod end_to_end {
     }
 }
 
+mod hub_admin {
+    //! `waymark hub replicas|forget|compact` through the binary.
+
+    use serde_json::Value;
+    use waymark_sync::postgres::testing::{TestDatabase, block_on};
+
+    use super::end_to_end::url_of;
+
+    fn waymark(dir: &std::path::Path, hub: &str, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .env("WAYMARK_HUB_URL", hub)
+            .env("WAYMARK_SPACE", "admin")
+            .output()
+            .expect("run waymark")
+    }
+
+    fn ok(dir: &std::path::Path, hub: &str, args: &[&str]) -> String {
+        let out = waymark(dir, hub, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn replicas_forget_and_compact() {
+        let db = block_on(TestDatabase::create("hub_admin"));
+        let hub = url_of(&db);
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let [a, b, c] = [dirs[0].path(), dirs[1].path(), dirs[2].path()];
+        ok(a, &hub, &["item", "create", "--type", "task", "--title", "first"]);
+        ok(a, &hub, &["sync"]);
+        ok(b, &hub, &["sync"]);
+        ok(a, &hub, &["item", "create", "--type", "task", "--title", "second"]);
+        ok(a, &hub, &["sync"]);
+
+        let listed: Value = serde_json::from_str(&ok(a, &hub, &["hub", "replicas", "--json"])).unwrap();
+        let replicas = listed["replicas"].as_array().unwrap();
+        assert_eq!(replicas.len(), 2, "{listed}");
+        assert_eq!(listed["head"], 2);
+        let mine = replicas.iter().find(|r| r["this_store"] == true).unwrap();
+        assert_eq!(mine["cursor"], 2);
+        let theirs = replicas.iter().find(|r| r["this_store"] == false).unwrap();
+        assert_eq!(theirs["cursor"], 1);
+        let b_id = theirs["replica"].as_str().unwrap().to_owned();
+        let human = ok(a, &hub, &["hub", "replicas"]);
+        assert!(human.contains(&b_id) && human.contains("(this store)"), "{human}");
+
+        // b holds the floor at 1 until it is forgotten.
+        let held: Value = serde_json::from_str(&ok(a, &hub, &["hub", "compact", "--json"])).unwrap();
+        assert_eq!((held["floor"].as_u64(), held["folded"].as_u64()), (Some(1), Some(1)));
+        let bad = waymark(a, &hub, &["hub", "forget", "nobody"]);
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("not a replica id"));
+        let forgot: Value = serde_json::from_str(&ok(a, &hub, &["hub", "forget", &b_id, "--json"])).unwrap();
+        assert_eq!(forgot["forgotten"], b_id.as_str());
+        assert_eq!(
+            (forgot["floor"].as_u64(), forgot["snapshots"].as_u64()),
+            (Some(2), Some(2))
+        );
+        let again = waymark(a, &hub, &["hub", "forget", &b_id]);
+        assert!(!again.status.success(), "b is retired already");
+
+        // b and a new store catch up from the snapshots.
+        ok(b, &hub, &["sync"]);
+        ok(c, &hub, &["sync"]);
+        let exports: Vec<String> = [a, b, c].iter().map(|d| ok(d, &hub, &["export", "json"])).collect();
+        assert_eq!(exports[0], exports[1]);
+        assert_eq!(exports[0], exports[2]);
+        assert!(exports[2].contains("second"));
+    }
+}
+
 mod killed {
     //! A sync process killed with SIGKILL at random points: afterwards
     //! everything converges, nothing doubles and nothing acknowledged is lost.

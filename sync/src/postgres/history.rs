@@ -286,3 +286,105 @@ impl HubAdmin for PostgresHub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every statement the hub protocol runs, read from this module's
+    /// source: each `const NAME: &str = "..."`.
+    fn statements() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for source in [include_str!("mod.rs"), include_str!("history.rs")] {
+            let mut rest = source;
+            while let Some(at) = rest.find("const ") {
+                rest = &rest[at + 6..];
+                let Some((name, after)) = rest.split_once(": &str =") else {
+                    continue;
+                };
+                if name.contains(char::is_whitespace) {
+                    continue;
+                }
+                let after = after.trim_start();
+                let Some(body) = after.strip_prefix('"') else { continue };
+                let Some(end) = body.find("\";") else { continue };
+                let sql = body[..end].split("\\\n").map(str::trim).collect::<Vec<_>>().join(" ");
+                out.push((name.trim().to_owned(), sql));
+            }
+        }
+        out
+    }
+
+    const TABLES: [&str; 5] = ["spaces", "changes", "replicas", "folded", "snapshots"];
+
+    /// Every hub statement is keyed by space (issue 13, spec "Scale past one
+    /// Postgres"): each table it reads, updates or deletes from is filtered
+    /// on `space_id = $1`, and each row it inserts starts with `space_id`,
+    /// so on a hub distributed by `space_id` each is routed to one node.
+    #[test]
+    fn every_hub_statement_is_keyed_by_space() {
+        let all = statements();
+        assert!(
+            all.len() >= 20,
+            "the statements were found: {:?}",
+            all.iter().map(|s| &s.0).collect::<Vec<_>>()
+        );
+        for (name, sql) in &all {
+            let lower = sql.to_lowercase();
+            let words: Vec<&str> = lower
+                .split(|c: char| c.is_whitespace() || c == '(' || c == ',')
+                .filter(|w| !w.is_empty())
+                .collect();
+            let mut refs = 0;
+            for pair in words.windows(2) {
+                if matches!(pair[0], "from" | "join" | "update") && TABLES.contains(&pair[1]) {
+                    refs += 1;
+                }
+            }
+            for (i, pair) in words.windows(3).enumerate() {
+                if pair[0] == "insert" && pair[1] == "into" && TABLES.contains(&pair[2]) {
+                    assert_eq!(
+                        words.get(i + 3),
+                        Some(&"space_id"),
+                        "{name}: an insert into {} starts with space_id",
+                        pair[2]
+                    );
+                }
+            }
+            let keyed = lower.matches("space_id = $1").count();
+            assert!(
+                keyed >= refs,
+                "{name} reads or writes {refs} hub tables but filters on space_id = $1 only {keyed} times: {sql}"
+            );
+            let writes = words
+                .windows(2)
+                .any(|p| matches!(p[0], "update" | "delete") && (TABLES.contains(&p[1]) || p[1] == "from"));
+            if writes {
+                assert!(
+                    lower.contains(" where "),
+                    "{name}: an update or delete without WHERE: {sql}"
+                );
+            }
+        }
+    }
+
+    /// Every table of the hub schema is keyed by space first.
+    #[test]
+    fn every_hub_table_is_keyed_by_space_first() {
+        for (version, sql) in super::super::MIGRATIONS {
+            let lower = sql.to_lowercase();
+            for table in lower.split("create table ").skip(1) {
+                let name = table.split_whitespace().next().unwrap_or_default();
+                let keyed = table.contains("primary key (space_id") || table.contains("space_id text primary key");
+                assert!(
+                    keyed,
+                    "migration {version}: table {name} is not keyed by space_id first"
+                );
+                for unique in table.split("unique (").skip(1) {
+                    assert!(
+                        unique.starts_with("space_id"),
+                        "migration {version}: a unique key of {name} does not start with space_id"
+                    );
+                }
+            }
+        }
+    }
+}
