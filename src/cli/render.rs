@@ -406,27 +406,6 @@ pub(super) fn speak_cli(text: &str) -> String {
     text
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_speak_flags_and_commands() {
-        let e = waymark::Error::invalid("item_type", "\"epic\" is not one of project, session, task, research");
-        assert_eq!(
-            cli_error(&e),
-            "invalid --type: \"epic\" is not one of project, session, task, research"
-        );
-        assert_eq!(
-            speak_cli("there is no open conflict x; list_conflicts shows them (update_work_item moves it)"),
-            "there is no open conflict x; `waymark conflicts` shows them (`waymark item update` moves it)"
-        );
-        // Inside a longer word, a tool name stays.
-        assert_eq!(speak_cli("my_list_conflicts_x"), "my_list_conflicts_x");
-        assert_eq!(flag("older_than_days"), "--older-than-days");
-    }
-}
-
 /// `waymark hub replicas` for people: one line per replica.
 pub(super) fn replicas_human(a: &waymark::sync::ReplicasAnswer) -> String {
     let mut out = format!(
@@ -462,4 +441,25 @@ pub(super) fn compact_human(a: &waymark::sync::CompactAnswer) -> String {
         a.space, a.folded, a.retired, a.floor, a.head, a.snapshots
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_speak_flags_and_commands() {
+        let e = waymark::Error::invalid("item_type", "\"epic\" is not one of project, session, task, research");
+        assert_eq!(
+            cli_error(&e),
+            "invalid --type: \"epic\" is not one of project, session, task, research"
+        );
+        assert_eq!(
+            speak_cli("there is no open conflict x; list_conflicts shows them (update_work_item moves it)"),
+            "there is no open conflict x; `waymark conflicts` shows them (`waymark item update` moves it)"
+        );
+        // Inside a longer word, a tool name stays.
+        assert_eq!(speak_cli("my_list_conflicts_x"), "my_list_conflicts_x");
+        assert_eq!(flag("older_than_days"), "--older-than-days");
+    }
 }
