@@ -105,9 +105,17 @@ impl Space {
             };
         }
         if dot.counter != 0 && dot.counter <= last {
-            // Folded into a snapshot: stored, though its body can no
-            // longer be compared.
-            return Ok(false);
+            // Folded into a snapshot: stored, as far as the snapshot can
+            // still tell (its body can no longer be compared).
+            let key = (change.collection.clone(), change.record_id.clone());
+            return if crate::snapshot::may_be_folded(self.snapshots.get(&key), change) {
+                Ok(false)
+            } else {
+                Err(HubError::DuplicateReplica {
+                    replica: dot.replica,
+                    counter: dot.counter,
+                })
+            };
         }
         let expected = last + 1;
         if dot.counter != expected {

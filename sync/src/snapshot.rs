@@ -139,6 +139,28 @@ pub fn fold(snapshots: &mut BTreeMap<RecordKey, RecordState>, changes: &[Change]
     folded
 }
 
+/// Whether `change`, whose dot is at or below its replica's highest folded
+/// counter, can be the change the hub folded under that dot, as far as its
+/// record's snapshot (`None`: the record has none) still tells: the
+/// snapshot saw the dot, and every value of that dot it still shows is the
+/// change's. A resend of the folded change always passes; another change
+/// under the same dot (two stores sharing an id, one restored from a
+/// machine snapshot) fails unless the values it could be compared with are
+/// all gone.
+pub fn may_be_folded(snapshot: Option<&RecordState>, change: &Change) -> bool {
+    let Some(state) = snapshot else { return false };
+    if !state.vv.covers(&change.dot) {
+        return false;
+    }
+    change.fields.iter().all(|(name, value)| {
+        state
+            .fields
+            .get(name)
+            .and_then(|r| r.siblings().iter().find(|s| s.dot == change.dot))
+            .is_none_or(|s| s.value == *value && s.hlc == change.hlc && s.author == change.author)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -610,6 +610,20 @@ pub mod admin {
         let next = change(a, 6, "r1", json!({"title": "after"}));
         let ack = hub.push(space, &[next]).await.expect("the next change");
         assert_eq!((ack.inserted, ack.head_seq), (1, 7));
+
+        // Another store under a's id (restored from a machine snapshot)
+        // pushes its own change 2: folded, but its record's snapshot tells
+        // it is not the change folded there.
+        for twin in [
+            change(a, 2, "r2", json!({"title": "theirs"})),
+            change(a, 2, "r9", json!({"title": "t2"})),
+        ] {
+            let refused = hub.push(space, &[twin]).await;
+            assert_eq!(
+                refused,
+                Err(crate::HubError::DuplicateReplica { replica: a, counter: 2 })
+            );
+        }
     }
 
     /// Replicas silent past the retention are retired, so they no longer

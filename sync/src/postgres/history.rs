@@ -69,7 +69,28 @@ const MOVE_FLOOR: &str = "UPDATE spaces SET floor = $2 WHERE space_id = $1";
 
 const COUNT_SNAPSHOTS: &str = "SELECT count(*) FROM snapshots WHERE space_id = $1";
 
+const SNAPSHOT_OF: &str = "SELECT body FROM snapshots WHERE space_id = $1 AND collection = $2 AND record_id = $3";
+
 impl PostgresHub {
+    /// The snapshot of `change`'s record, inside a push's transaction.
+    pub(super) async fn snapshot_in(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        space: &str,
+        change: &Change,
+    ) -> Result<Option<RecordState>, Failure> {
+        let row = tx
+            .query_opt(SNAPSHOT_OF, &[&space, &change.collection, &change.record_id])
+            .await
+            .map_err(|e| self.db_failure(e))?;
+        row.map(|row| {
+            Snapshot::from_body(&row.get::<_, Vec<u8>>(0))
+                .map(|s| s.state)
+                .map_err(|e| HubError::Other(format!("a snapshot of space {space:?} is unreadable: {e}")).into())
+        })
+        .transpose()
+    }
+
     pub(super) async fn snapshots_once(
         &self,
         conn: &mut Conn,

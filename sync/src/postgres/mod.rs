@@ -548,9 +548,17 @@ impl PostgresHub {
                 None => {}
             }
             if dot.counter != 0 && dot.counter <= folded.get(&dot.replica.0).copied().unwrap_or(0) {
-                // Folded into a snapshot: stored, though its body can no
-                // longer be compared.
-                continue;
+                // Folded into a snapshot: stored, as far as the snapshot can
+                // still tell (its body can no longer be compared).
+                let snapshot = self.snapshot_in(&tx, space, change).await?;
+                if crate::snapshot::may_be_folded(snapshot.as_ref(), change) {
+                    continue;
+                }
+                return Err(HubError::DuplicateReplica {
+                    replica: dot.replica,
+                    counter: dot.counter,
+                }
+                .into());
             }
             let expected = last.get(&dot.replica.0).copied().unwrap_or(0) + 1;
             if dot.counter != expected {
