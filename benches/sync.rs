@@ -618,7 +618,7 @@ fn space_bytes(
 /// `deep`: the same N creations, then `K - 1` retitles of every item by
 /// another replica (pushed straight to the hub, in the same form a store's
 /// update takes: the title field, the record's version vector as context),
-/// then compacted. A fresh store bootstraps from each, three times each,
+/// then compacted. A fresh store bootstraps from each, five times each,
 /// alternating; the median of each and their ratio are printed, and the
 /// hub's bytes for each space.
 fn history() {
@@ -725,7 +725,7 @@ fn history() {
 
     let mut flat_times = Vec::new();
     let mut deep_times = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let (t, r) = bootstrap(&rt, &hub, "flat");
         assert_eq!(r.pulled, n);
         flat_times.push(t);
@@ -735,14 +735,14 @@ fn history() {
     }
     flat_times.sort();
     deep_times.sort();
-    let (flat, deep) = (flat_times[1], deep_times[1]);
+    let (flat, deep) = (flat_times[2], deep_times[2]);
     eprintln!(
         "[history] {n} items x {k} changes: compaction folded {} changes in {compact_took:.2?} ({} snapshots)",
         compacted.folded, compacted.snapshots
     );
     eprintln!(
         "[history] fresh-store bootstrap: compacted {deep:.2?} vs one change per item {flat:.2?} = {:.2}x \
-         (medians of 3; uncompacted {} changes: {uncompacted:.2?})",
+         (medians of 5; uncompacted {} changes: {uncompacted:.2?})",
         deep.as_secs_f64() / flat.as_secs_f64(),
         n * k
     );

@@ -179,6 +179,11 @@ impl RecordState {
         if !news {
             return false;
         }
+        if self.vv.is_empty() && self.fields.is_empty() {
+            // A record this replica never saw (a bootstrap): the other's.
+            *self = other.clone();
+            return true;
+        }
         let mut races: Vec<(Dot, Dot)> = Vec::new();
         let (mine_edits, mine_deletes) = (self.edit_dots(), self.delete_dots());
         let (their_edits, their_deletes) = (other.edit_dots(), other.delete_dots());
