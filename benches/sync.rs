@@ -137,6 +137,9 @@ fn fixture() -> Arc<Fixture> {
         let big = store_with(scale(BIG), "hub's");
         let imported = started.elapsed();
         let store = big.1.store();
+        // A store publishes its state (into its outbox) when a hub first answers it.
+        store.bind_hub("bench#big").expect("bind");
+        store.hub_answered().expect("publish");
         let mut report = RoundReport::default();
         rt.block_on(push_outbox(store, &hub, BIG_SPACE, SyncOptions::default(), &mut report))
             .expect("push the big store");
