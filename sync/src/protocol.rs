@@ -115,7 +115,8 @@ pub struct ReplicaInfo {
     pub host: String,
     /// The cursor it last reported.
     pub cursor: u64,
-    /// Its last contact, in milliseconds since the Unix epoch (the hub's clock).
+    /// Its last contact, in milliseconds since the Unix epoch (the hub's clock;
+    /// a hub may note it to within minutes, so an idle round writes nothing).
     pub last_seen_ms: u64,
     /// Retired (`hub forget`, or silent past the retention): its cursor no
     /// longer holds the compaction floor.

@@ -30,8 +30,15 @@ pub(super) const SNAPSHOTS: &str = "SELECT 0 AS part, floor, NULL::text AS colle
      AND (collection, record_id) > ($2, $3) ORDER BY collection, record_id LIMIT $4) \
      ORDER BY part, collection, record_id";
 
+/// A report that changes nothing the hub keeps (the same cursor, name and
+/// host of a live replica, last seen under five minutes ago) writes
+/// nothing: no row is inserted or locked, so a no-op round's report costs a
+/// read, not a flush of the hub's WAL.
 pub(super) const REPORT: &str = "INSERT INTO replicas (space_id, replica_id, name, host, acked_seq) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (space_id, replica_id) DO UPDATE SET name = excluded.name, \
+     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.space_id = $1 \
+     AND r.replica_id = $2 AND r.acked_seq = $5 AND r.name = $3 AND r.host = $4 AND r.retired_at IS NULL \
+     AND r.last_seen > now() - interval '5 minutes') \
+     ON CONFLICT (space_id, replica_id) DO UPDATE SET name = excluded.name, \
      host = excluded.host, acked_seq = excluded.acked_seq, last_seen = now(), retired_at = NULL";
 
 const REPLICAS: &str = "SELECT replica_id, name, host, acked_seq, \
