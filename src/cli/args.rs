@@ -28,6 +28,29 @@ pub(super) struct Cli {
 }
 
 #[derive(Subcommand)]
+pub(super) enum HubAction {
+    /// List the replicas of the space: what each has pulled, its name, host and last contact.
+    Replicas {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retire a replica that will not come back (history below it can then be compacted);
+    /// if it does come back, it catches up from snapshots, keeping what it has not pushed.
+    Forget {
+        /// The replica id, as `waymark hub replicas` lists it.
+        replica: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fold the history every live replica has pulled into per-record snapshots
+    /// (replicas silent past [sync] retention_days are retired first).
+    Compact {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub(super) enum Command {
     /// Create the store and its config (idempotent); optionally name the sync hub.
     Init {
@@ -45,6 +68,11 @@ pub(super) enum Command {
         status: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Administer the hub's space: its replicas and its history.
+    Hub {
+        #[command(subcommand)]
+        action: HubAction,
     },
     /// The MCP server on stdio (stdout carries only the protocol; logs go to stderr), or over HTTP with --http.
     Serve {

@@ -472,6 +472,43 @@ pub(super) fn speak_cli(text: &str) -> String {
     text
 }
 
+/// `waymark hub replicas` for people: one line per replica.
+pub(super) fn replicas_human(a: &waymark::sync::ReplicasAnswer) -> String {
+    let mut out = format!(
+        "space {} on {}: head {}, history folded up to {}\n",
+        a.space, a.hub, a.head, a.floor
+    );
+    if a.replicas.is_empty() {
+        out.push_str("no replica has reported yet\n");
+    }
+    for r in &a.replicas {
+        out.push_str(&format!(
+            "{}  {:<20} {:<20} pulled {:>8}  last seen {}{}{}\n",
+            r.replica,
+            r.name,
+            r.host,
+            r.cursor,
+            r.last_seen,
+            if r.retired { "  (retired)" } else { "" },
+            if r.this_store { "  (this store)" } else { "" }
+        ));
+    }
+    out.trim_end().to_owned()
+}
+
+/// `waymark hub compact` and `waymark hub forget` for people.
+pub(super) fn compact_human(a: &waymark::sync::CompactAnswer) -> String {
+    let mut out = String::new();
+    if let Some(r) = &a.forgotten {
+        out.push_str(&format!("forgot replica {r}\n"));
+    }
+    out.push_str(&format!(
+        "space {}: folded {} changes ({} replicas retired for silence); history folded up to {} of {}, {} snapshots",
+        a.space, a.folded, a.retired, a.floor, a.head, a.snapshots
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,6 +91,27 @@ fn author() -> &'static str {
     AGENT.get().map(String::as_str).unwrap_or(CLI_AUTHOR)
 }
 
+/// `waymark hub ...`: administration of the configured hub's space.
+fn hub_admin(dir: &Path, action: HubAction) -> Result<()> {
+    let settings = waymark::config::Settings::load(dir)?;
+    let failed = |e: waymark::sync::SyncFailure| anyhow::anyhow!(e.sentence());
+    match action {
+        HubAction::Replicas { json } => {
+            let t = open_existing(dir)?;
+            let answer = waymark::sync::hub_replicas(t.store(), &settings).map_err(failed)?;
+            show(json, &answer, replicas_human)
+        }
+        HubAction::Forget { replica, json } => {
+            let answer = waymark::sync::hub_forget(&settings, &replica).map_err(failed)?;
+            show(json, &answer, compact_human)
+        }
+        HubAction::Compact { json } => {
+            let answer = waymark::sync::hub_compact(&settings).map_err(failed)?;
+            show(json, &answer, compact_human)
+        }
+    }
+}
+
 pub(super) fn run(cli: Cli) -> Result<()> {
     if let Some(agent) = cli.agent.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         if agent.chars().count() > 100 || agent.chars().any(char::is_control) {
@@ -121,6 +142,7 @@ pub(super) fn run(cli: Cli) -> Result<()> {
             let answer = waymark::sync::SyncAnswer::of(&t, Some(round))?;
             show(json, &answer, sync_human)
         }
+        Command::Hub { action } => hub_admin(&dir, action),
         Command::Resolve { id, value, dot, json } => {
             let value = value
                 .map(|v| {

@@ -7,7 +7,7 @@
 
 use rusqlite::OptionalExtension;
 use waymark_sync::{
-    Change, Dot, Hlc, PageApplied, RecordState, RecordStates, Refusal, Replica, ReplicaError, ReplicaId,
+    Change, Dot, Hlc, PageApplied, RecordState, RecordStates, Refusal, Replica, ReplicaError, ReplicaId, Snapshot,
 };
 
 use super::Store;
@@ -229,6 +229,29 @@ impl Store {
         self.write(SYNC_AUTHOR, publish_state)
     }
 
+    /// How the hub lists this store (`waymark hub replicas`): the project
+    /// directory's name (the one holding `.waymark/`) and the machine's
+    /// host name, each cut to 100 characters.
+    pub(crate) fn hub_label(&self) -> (String, String) {
+        let dir = self.path().parent();
+        let project = match dir {
+            Some(d) if d.file_name().is_some_and(|n| n == ".waymark") => d.parent(),
+            other => other,
+        };
+        let name = project
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_default();
+        let cut = |s: String| s.chars().take(100).collect::<String>();
+        (cut(name), cut(host))
+    }
+
     /// Forget the pull cursor: the next round pulls the hub's whole log
     /// again (changes already applied are skipped). Used when the hub or
     /// the space changes.
@@ -417,6 +440,28 @@ impl Replica for Store {
             Ok(report)
         })
         .map_err(replica_error)
+    }
+
+    fn apply_snapshots(&self, snapshots: &[Snapshot]) -> Result<PageApplied, ReplicaError> {
+        let snapshots = snapshots.to_vec();
+        self.write(SYNC_AUTHOR, move |tx| {
+            let mut report = PageApplied::default();
+            for snapshot in &snapshots {
+                match tx.apply_snapshot(snapshot)? {
+                    None => report.already_seen += 1,
+                    Some(_) => {
+                        report.applied += 1;
+                        report.conflicts += usize::from(tx.last_conflicted());
+                    }
+                }
+            }
+            Ok(report)
+        })
+        .map_err(replica_error)
+    }
+
+    fn label(&self) -> (String, String) {
+        self.hub_label()
     }
 
     fn recover(&self, refusal: &Refusal) -> Result<bool, ReplicaError> {

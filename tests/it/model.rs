@@ -66,7 +66,9 @@ use waymark_sync::postgres::testing::{TestDatabase, runtime};
 use waymark_sync::postgres::{HubOptions, PostgresHub};
 use waymark_sync::round::{SyncOptions, sync_round};
 use waymark_sync::testing::{FaultyHub, block_on};
-use waymark_sync::{Change, Dot, Hlc, Hub, RecordStates, Replica, ReplicaId, SCHEMA_VERSION, VersionVector};
+use waymark_sync::{
+    Change, CompactOptions, Dot, Hlc, Hub, HubAdmin, RecordStates, Replica, ReplicaId, SCHEMA_VERSION, VersionVector,
+};
 
 const AUTHOR: &str = "model";
 /// Stores a script starts with (copies add more, up to [`MAX_STORES`]).
@@ -100,6 +102,8 @@ mod stats {
         pub static PUBLISHED: Cell<usize> = const { Cell::new(0) };
         pub static CLAIMS_HELD: Cell<usize> = const { Cell::new(0) };
         pub static CLAIMS_LOST: Cell<usize> = const { Cell::new(0) };
+        pub static FOLDED: Cell<usize> = const { Cell::new(0) };
+        pub static BEHIND_THE_FLOOR: Cell<usize> = const { Cell::new(0) };
     }
 
     pub fn add(counter: &'static std::thread::LocalKey<Cell<usize>>, n: usize) {
@@ -111,7 +115,7 @@ mod stats {
         format!(
             "{} writes, {} refused operations, {} rounds cut by a fault, {} open conflicts at the end (in {} cases), \
              {} records published by stores bound late or moved, {} items held by a claim and {} with claims \
-             that lost at the end",
+             that lost at the end, {} changes folded by compactions (leaving a store behind the floor {} times)",
             t(&WRITES),
             t(&REFUSED),
             t(&FAULTED_ROUNDS),
@@ -119,7 +123,9 @@ mod stats {
             t(&CASES_WITH_CONFLICTS),
             t(&PUBLISHED),
             t(&CLAIMS_HELD),
-            t(&CLAIMS_LOST)
+            t(&CLAIMS_LOST),
+            t(&FOLDED),
+            t(&BEHIND_THE_FLOOR)
         )
     }
 }
@@ -165,9 +171,15 @@ pub enum Kind {
     /// Agents claim items (by id or next, some forced), release them, and
     /// write to them, on every store (issue 14).
     Claims,
+    /// The hub compacts a space's history into snapshots (issue 13), in
+    /// small batches, after forgetting a store or not: stores behind the
+    /// floor catch up from the snapshots, keeping what they have not pushed;
+    /// the final check compacts everything and a new store bootstraps from
+    /// snapshots alone.
+    Compact,
 }
 
-pub const ALL_KINDS: [Kind; 14] = [
+pub const ALL_KINDS: [Kind; 15] = [
     Kind::Base,
     Kind::Copy,
     Kind::MoveCycle,
@@ -182,6 +194,7 @@ pub const ALL_KINDS: [Kind; 14] = [
     Kind::UnknownField,
     Kind::BindLate,
     Kind::Claims,
+    Kind::Compact,
 ];
 
 impl Kind {
@@ -201,6 +214,7 @@ impl Kind {
             Kind::UnknownField => "unknown_field",
             Kind::BindLate => "bind_late",
             Kind::Claims => "claims",
+            Kind::Compact => "compact",
         }
     }
 
@@ -347,6 +361,16 @@ pub enum Action {
         agent: usize,
         item: usize,
         complete: bool,
+    },
+    /// The hub compacts the space of `store` in batches of `batch`, after
+    /// forgetting store `forget` there (which then is behind the floor),
+    /// or, with `others`, every replica but the one of `store` (as a
+    /// retention does to laptops long offline).
+    Compact {
+        store: usize,
+        batch: usize,
+        forget: Option<usize>,
+        others: bool,
     },
 }
 
@@ -516,6 +540,17 @@ fn kind_actions(kind: Kind) -> Vec<(u32, BoxedStrategy<Action>)> {
                     .boxed(),
             ),
         ],
+        Kind::Compact => vec![(
+            3,
+            (s(), 1usize..6, proptest::option::of(s()), any::<bool>())
+                .prop_map(|(store, batch, forget, others)| Action::Compact {
+                    store,
+                    batch,
+                    forget,
+                    others,
+                })
+                .boxed(),
+        )],
         Kind::NewSpace => vec![(2, s().prop_map(|store| Action::NewSpace { store }).boxed())],
         Kind::ClockSkew => vec![(
             2,
@@ -657,6 +692,9 @@ struct World<H: Hub> {
     future: (usize, ReplicaId, u64, HashMap<(String, String), VersionVector>),
     step: usize,
     dirs_made: usize,
+    /// Per space, the log as it was before the hub compacted it (the tail
+    /// the hub keeps follows it): what the final check folds.
+    archive: HashMap<usize, Vec<(u64, Change)>>,
 }
 
 fn replica_row(tracker: &Tracker) -> Outcome<(String, u64)> {
@@ -739,7 +777,7 @@ fn first_difference(a: &str, b: &str) -> String {
     )
 }
 
-impl<H: Hub> World<H> {
+impl<H: HubAdmin> World<H> {
     fn new(hub: H, space: String, runtime: Option<Arc<tokio::runtime::Runtime>>, stores: usize) -> Outcome<Self> {
         let mut world = World {
             hub: FaultyHub::new(hub),
@@ -754,6 +792,7 @@ impl<H: Hub> World<H> {
             future: (0, ReplicaId::mint(), 0, HashMap::new()),
             step: 0,
             dirs_made: 0,
+            archive: HashMap::new(),
         };
         for _ in 0..stores {
             let dir = world.fresh_dir();
@@ -802,9 +841,31 @@ impl<H: Hub> World<H> {
         }
     }
 
+    /// The whole log of `space`: what compactions folded (as the test saw
+    /// it before), then the tail the hub holds.
     fn log(&self, space: usize) -> Outcome<Vec<(u64, Change)>> {
-        self.block(self.hub.log(&self.spaces[space]))
-            .map_err(|e| format!("reading the hub's log: {e}"))
+        let mut all = self.archive.get(&space).cloned().unwrap_or_default();
+        let last = all.last().map_or(0, |(seq, _)| *seq);
+        let tail = self
+            .block(self.hub.log_after(&self.spaces[space], last))
+            .map_err(|e| format!("reading the hub's log: {e}"))?;
+        all.extend(tail);
+        Ok(all)
+    }
+
+    /// Compact `space` on the hub (the log kept aside first, for the check).
+    fn compact(&mut self, space: usize, batch: usize) -> Outcome<waymark_sync::CompactReport> {
+        let log = self.log(space)?;
+        self.archive.insert(space, log);
+        let opts = CompactOptions {
+            batch,
+            ..CompactOptions::default()
+        };
+        let report = self
+            .block(self.hub.compact(&self.spaces[space], opts))
+            .map_err(|e| format!("compacting: {e}"))?;
+        stats::add(&stats::FOLDED, report.folded);
+        Ok(report)
     }
 
     fn node(&self, store: usize) -> &Node {
@@ -1305,6 +1366,40 @@ impl<H: Hub> World<H> {
                     }
                 }
             }
+            Action::Compact {
+                store,
+                batch,
+                forget,
+                others,
+            } => {
+                let space = self.node(store).space;
+                let mut retire: Vec<ReplicaId> = Vec::new();
+                if let Some(f) = forget {
+                    let (replica, _) = replica_row(&self.node(f).tracker)?;
+                    retire.push(replica.parse().map_err(|_| format!("replica id {replica:?}"))?);
+                }
+                if others {
+                    let (keep, _) = replica_row(&self.node(store).tracker)?;
+                    let listed = self
+                        .block(self.hub.replicas(&self.spaces[space]))
+                        .map_err(|e| format!("listing replicas: {e}"))?;
+                    retire.extend(
+                        listed
+                            .iter()
+                            .filter(|r| r.replica.to_string() != keep)
+                            .map(|r| r.replica),
+                    );
+                }
+                for replica in retire {
+                    self.block(self.hub.forget(&self.spaces[space], replica))
+                        .map_err(|e| format!("forgetting: {e}"))?;
+                }
+                let report = self.compact(space, batch)?;
+                for node in self.nodes.iter().filter(|n| n.space == space) {
+                    let cursor = node.tracker.store().cursor().map_err(|e| e.to_string())?;
+                    stats::add(&stats::BEHIND_THE_FLOOR, usize::from(cursor < report.floor));
+                }
+            }
             Action::Late { items } => {
                 if self.nodes.len() < MAX_STORES {
                     let dir = self.fresh_dir();
@@ -1554,6 +1649,17 @@ impl<H: Hub> World<H> {
 
     fn check(&mut self, order_seed: u64) -> Outcome {
         let space = self.finish()?;
+        if !self.archive.is_empty() {
+            // Every store is up to date: everything folds, and the store
+            // that joins next bootstraps from snapshots alone.
+            let report = self.compact(space, 7)?;
+            ensure!(
+                report.floor == report.head,
+                "after the final sync the hub folds up to {} of {} (a store's frontier is behind)",
+                report.floor,
+                report.head
+            );
+        }
         // A store that joins now catches up from the hub alone.
         let dir = self.fresh_dir();
         let joiner = self.open(dir, space, 0, true)?;
@@ -2201,7 +2307,7 @@ fn config(cases: u32) -> Config {
     }
 }
 
-fn run_case<H: Hub>(world: Outcome<World<H>>, script: &Script) -> Result<(), TestCaseError> {
+fn run_case<H: HubAdmin>(world: Outcome<World<H>>, script: &Script) -> Result<(), TestCaseError> {
     let outcome = world.and_then(|mut world| {
         for (n, action) in script.actions.iter().enumerate() {
             world
@@ -2357,6 +2463,29 @@ fn new_space_with_clock_skew() {
 #[test]
 fn unknown_field() {
     run_memory("unknown_field", &with_base(Kind::UnknownField), kind_cases());
+}
+
+#[test]
+fn compact() {
+    run_memory("compact", &with_base(Kind::Compact), kind_cases());
+}
+
+/// Compaction with the kinds that change replica ids or spaces (copies,
+/// stores moved to a new space, stores bound late).
+#[test]
+fn compact_with_copies_and_new_spaces() {
+    run_memory(
+        "compact with copies and new spaces",
+        &[
+            Kind::Base,
+            Kind::Compact,
+            Kind::Copy,
+            Kind::CopyOverwrite,
+            Kind::NewSpace,
+            Kind::BindLate,
+        ],
+        kind_cases(),
+    );
 }
 
 #[test]
