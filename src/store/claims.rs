@@ -88,14 +88,43 @@ pub(super) fn note_seq(conn: &Connection, seq: u64, change: &Change) -> Result<O
     if added == 0 {
         return Ok(None);
     }
+    rederive(conn, &change.record_id)
+}
+
+/// Note the hub seqs a snapshot of a claim keeps (a store that bootstraps
+/// from snapshots learns them there, not from the log); derive its holder
+/// again when they were new. Returns the claim row's key when that changed.
+pub(super) fn note_snapshot_seqs(conn: &Connection, snapshot: &waymark_sync::Snapshot) -> Result<Option<i64>> {
+    if snapshot.collection != CLAIMS.name || snapshot.seqs.is_empty() {
+        return Ok(None);
+    }
+    let mut insert =
+        conn.prepare_cached("INSERT OR IGNORE INTO claim_seqs (replica, counter, seq) VALUES (?1, ?2, ?3)")?;
+    let mut added = 0;
+    for (dot, seq) in &snapshot.seqs {
+        added += insert.execute(rusqlite::params![
+            dot.replica.to_string(),
+            dot.counter as i64,
+            *seq as i64
+        ])?;
+    }
+    if added == 0 {
+        return Ok(None);
+    }
+    rederive(conn, &snapshot.record_id)
+}
+
+/// Derive the holder of claim `record_id` again from its registers and the
+/// seqs known; the row's key when that changed it.
+fn rederive(conn: &Connection, record_id: &str) -> Result<Option<i64>> {
     let Some(key) = conn
         .prepare_cached("SELECT key FROM claims WHERE id = ?1")?
-        .query_row([super::id::sql(&change.record_id)], |r| r.get::<_, i64>(0))
+        .query_row([super::id::sql(record_id)], |r| r.get::<_, i64>(0))
         .optional()?
     else {
         return Ok(None);
     };
-    let state = super::write::load_state(conn, &CLAIMS, &change.record_id)?;
+    let state = super::write::load_state(conn, &CLAIMS, record_id)?;
     let [holder, expires_at, tentative, lost] = derived_columns(conn, &state);
     let changed = conn
         .prepare_cached(

@@ -495,9 +495,16 @@ impl<'c> WriteTx<'c> {
             self.last_conflicted = false;
             return Ok(Some(0));
         };
+        // A claim's holder follows the hub's order: the snapshot tells the
+        // seqs of the writes it keeps, even when this store holds them all.
+        let reordered = super::claims::note_snapshot_seqs(&self.tx, snapshot)?;
         let mut old = collection.load(&self.tx, &snapshot.record_id)?;
         let mut state = std::mem::take(&mut old.state);
         if !state.join(&snapshot.state) {
+            if let Some(key) = reordered {
+                self.dirty = true;
+                self.note_changed(super::CLAIMS.code, key)?;
+            }
             return Ok(None);
         }
         self.observe_snapshot(snapshot)?;

@@ -70,6 +70,8 @@ struct Space {
     /// Replica -> its highest stored counter (folded or not).
     last: HashMap<ReplicaId, u64>,
     snapshots: BTreeMap<RecordKey, RecordState>,
+    /// The hub seqs each snapshot keeps (`snapshot::fold_seqs`).
+    snapshot_seqs: BTreeMap<RecordKey, BTreeMap<Dot, u64>>,
     replicas: BTreeMap<ReplicaId, ReplicaInfo>,
 }
 
@@ -289,7 +291,9 @@ impl MemoryHub {
                 more = true;
                 break;
             }
+            let key = (collection.clone(), record_id.clone());
             records.push(Snapshot {
+                seqs: space.snapshot_seqs.get(&key).cloned().unwrap_or_default(),
                 collection: collection.clone(),
                 record_id: record_id.clone(),
                 state: state.clone(),
@@ -391,6 +395,12 @@ impl HubAdmin for MemoryHub {
             let n = (target - space.floor).min(opts.batch.max(1) as u64) as usize;
             let folded: Vec<Change> = space.log.drain(..n).collect();
             crate::snapshot::fold(&mut space.snapshots, &folded);
+            let with_seqs: Vec<(u64, &Change)> = folded
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (space.floor + i as u64 + 1, c))
+                .collect();
+            crate::snapshot::fold_seqs(&mut space.snapshot_seqs, &space.snapshots, &with_seqs);
             for c in &folded {
                 space.index.remove(&c.dot);
             }

@@ -8,6 +8,12 @@
 //! groups a record's values by the write that left them: one entry per
 //! surviving write (its dot, clock, author and the fields it still shows),
 //! about the size of the changes that survive, not one per field.
+//!
+//! A snapshot also keeps the hub seq of each write it still shows, and of
+//! each write its values name by dot (`replica:counter` text, as a claim's
+//! value names the write that began its turn): what a replica that
+//! bootstraps from it needs to derive what depends on the hub's order (who
+//! holds a claim), the same as a replica that pulled the log.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +35,8 @@ pub struct Snapshot {
     pub collection: String,
     pub record_id: String,
     pub state: RecordState,
+    /// The hub seq of each write the state shows or its values name.
+    pub seqs: BTreeMap<Dot, u64>,
 }
 
 /// The stored form: values grouped by the write that left them.
@@ -44,6 +52,8 @@ struct Packed {
     writes: Vec<PackedWrite>,
     #[serde(rename = "x", default, skip_serializing_if = "BTreeSet::is_empty")]
     races: BTreeSet<(Dot, Dot)>,
+    #[serde(rename = "q", default, skip_serializing_if = "Vec::is_empty")]
+    seqs: Vec<(Dot, u64)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -85,6 +95,7 @@ impl Snapshot {
                 })
                 .collect(),
             races: self.state.delete_races.clone(),
+            seqs: self.seqs.iter().map(|(d, s)| (*d, *s)).collect(),
         };
         serde_json::to_vec(&packed).expect("a snapshot of JSON values always serializes")
     }
@@ -114,6 +125,7 @@ impl Snapshot {
                     .collect(),
                 delete_races: packed.races,
             },
+            seqs: packed.seqs.into_iter().collect(),
         })
     }
 
@@ -137,6 +149,69 @@ pub fn fold(snapshots: &mut BTreeMap<RecordKey, RecordState>, changes: &[Change]
         folded.insert(change.dot);
     }
     folded
+}
+
+/// Note the hub seqs of folded `changes` (`(seq, change)`, folded into
+/// `snapshots` already) in `seqs`, and keep for each record they touched
+/// only the seqs of the writes its snapshot shows or its values name
+/// ([`kept_dots`]).
+pub fn fold_seqs(
+    seqs: &mut BTreeMap<RecordKey, BTreeMap<Dot, u64>>,
+    snapshots: &BTreeMap<RecordKey, RecordState>,
+    changes: &[(u64, &Change)],
+) {
+    let mut touched = BTreeSet::new();
+    for (seq, change) in changes {
+        let key = (change.collection.clone(), change.record_id.clone());
+        seqs.entry(key.clone()).or_default().insert(change.dot, *seq);
+        touched.insert(key);
+    }
+    for key in touched {
+        let keep = snapshots.get(&key).map(kept_dots).unwrap_or_default();
+        if let Some(record) = seqs.get_mut(&key) {
+            record.retain(|dot, _| keep.contains(dot));
+            if record.is_empty() {
+                seqs.remove(&key);
+            }
+        }
+    }
+}
+
+/// The writes whose seqs a record's snapshot keeps: those it shows, and
+/// those its values name as `replica:counter` text (at any depth).
+pub fn kept_dots(state: &RecordState) -> BTreeSet<Dot> {
+    fn named(value: &Value, out: &mut BTreeSet<Dot>, depth: usize) {
+        match value {
+            Value::String(text) => {
+                if let Some(dot) = parse_dot(text) {
+                    out.insert(dot);
+                }
+            }
+            Value::Array(items) if depth < 8 => items.iter().for_each(|v| named(v, out, depth + 1)),
+            Value::Object(map) if depth < 8 => map.values().for_each(|v| named(v, out, depth + 1)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for register in state.fields.values() {
+        for s in register.siblings() {
+            out.insert(s.dot);
+            named(&s.value, &mut out, 0);
+        }
+    }
+    out
+}
+
+/// A dot written as `replica:counter`.
+fn parse_dot(text: &str) -> Option<Dot> {
+    let (replica, counter) = text.rsplit_once(':')?;
+    if replica.len() != 36 {
+        return None;
+    }
+    Some(Dot {
+        replica: crate::clock::ReplicaId(replica.parse().ok()?),
+        counter: counter.parse().ok()?,
+    })
 }
 
 /// Whether `change`, whose dot is at or below its replica's highest folded
@@ -187,8 +262,33 @@ mod tests {
             collection: "items".into(),
             record_id: "r".into(),
             state,
+            seqs: [(base.dot, 1), (delete.dot, 3)].into_iter().collect(),
         };
         let back = Snapshot::from_body(&snapshot.body()).unwrap();
         assert_eq!(back, snapshot);
+    }
+
+    #[test]
+    fn folded_seqs_keep_the_writes_shown_and_named() {
+        let a = ReplicaId::mint();
+        let first = crate::testing::change(a, 1, "r", json!({"holder": "x"}));
+        let mut second = crate::testing::change(a, 2, "r", json!({"holder": "x", "tenure": format!("{}:1", a.0)}));
+        second.context.insert(first.dot);
+        let mut third = crate::testing::change(a, 3, "r", json!({"holder": "y", "tenure": null}));
+        third.context.insert(second.dot);
+        let mut states = BTreeMap::new();
+        let mut seqs = BTreeMap::new();
+        fold(&mut states, &[first.clone(), second.clone()]);
+        fold_seqs(&mut seqs, &states, &[(1, &first), (2, &second)]);
+        let key = ("items".to_owned(), "r".to_owned());
+        // The first write is replaced, but the second names it.
+        assert_eq!(seqs[&key], [(first.dot, 1), (second.dot, 2)].into_iter().collect());
+        fold(&mut states, std::slice::from_ref(&third));
+        fold_seqs(&mut seqs, &states, &[(3, &third)]);
+        assert_eq!(
+            seqs[&key],
+            [(third.dot, 3)].into_iter().collect(),
+            "nothing names the others"
+        );
     }
 }

@@ -464,7 +464,8 @@ pub mod admin {
     use serde_json::json;
 
     use super::{change, run_of};
-    use crate::clock::ReplicaId;
+    use crate::change::Change;
+    use crate::clock::{Dot, ReplicaId};
     use crate::protocol::{CompactOptions, Frontier, HubAdmin, PushAck};
     use crate::snapshot::fold;
 
@@ -589,6 +590,12 @@ pub mod admin {
 
         let mut expected = BTreeMap::new();
         fold(&mut expected, &log);
+        // Each snapshot keeps the seq of every write it shows (the log was
+        // pushed in order: seq n is log[n - 1]).
+        let mut expected_seqs = BTreeMap::new();
+        let numbered: Vec<(u64, &Change)> = log.iter().enumerate().map(|(i, c)| (i as u64 + 1, c)).collect();
+        crate::snapshot::fold_seqs(&mut expected_seqs, &expected, &numbered);
+        let mut got_seqs = BTreeMap::new();
         let mut got = BTreeMap::new();
         let mut after = None;
         let mut pages = 0;
@@ -598,6 +605,10 @@ pub mod admin {
             assert!(page.records.len() <= 2);
             pages += 1;
             for s in page.records {
+                for dot in crate::snapshot::kept_dots(&s.state) {
+                    assert!(s.seqs.contains_key(&dot), "{dot:?} of {:?} has its seq", s.key());
+                }
+                got_seqs.insert(s.key(), s.seqs.clone());
                 assert!(got.insert(s.key(), s.state).is_none(), "each record once");
             }
             match page.next {
@@ -607,6 +618,8 @@ pub mod admin {
         }
         assert!(pages >= 3);
         assert_eq!(got, expected, "the snapshots are the folded log");
+        got_seqs.retain(|_, seqs: &mut BTreeMap<Dot, u64>| !seqs.is_empty());
+        assert_eq!(got_seqs, expected_seqs, "with the hub seqs of what they show");
         let next = change(a, 6, "r1", json!({"title": "after"}));
         let ack = hub.push(space, &[next]).await.expect("the next change");
         assert_eq!((ack.inserted, ack.head_seq), (1, 7));
@@ -755,6 +768,7 @@ pub mod replica {
                 collection,
                 record_id,
                 state,
+                seqs: Default::default(),
             })
             .collect();
         let applied = here.apply_snapshots(&snapshots).unwrap();

@@ -2744,3 +2744,28 @@ regression!(
         },
     ]
 );
+
+// Found when claims met compaction: a claim folded into a snapshot lost its
+// hub seq, so a store that bootstrapped from the snapshots showed it
+// `tentative` where every store that pulled the log showed it confirmed
+// (snapshots now keep the seqs of the writes they show or name).
+regression!(
+    regression_a_claim_folded_into_a_snapshot_keeps_its_place,
+    2,
+    [
+        Action::ChildOfDeleted { deleter: 0, creator: 1 },
+        Action::Claim {
+            store: 1,
+            agent: 0,
+            item: None,
+            force: false,
+            release: false
+        },
+        Action::Compact {
+            store: 0,
+            batch: 1,
+            forget: None,
+            others: false
+        },
+    ]
+);

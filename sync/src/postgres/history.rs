@@ -210,9 +210,11 @@ impl PostgresHub {
         }
         let rows = tx.query(TO_FOLD, &[&space, &floor, &upto]).await.map_err(db)?;
         let mut changes: Vec<Change> = Vec::with_capacity(rows.len());
+        let mut seqs_of: Vec<u64> = Vec::with_capacity(rows.len());
         for row in rows {
             let seq: i64 = row.get(0);
             let body: Vec<u8> = row.get(1);
+            seqs_of.push(seq as u64);
             changes.push(serde_json::from_slice(&body).map_err(|e| {
                 HubError::Other(format!(
                     "the hub's change at seq {seq} of space {space:?} is unreadable: {e}"
@@ -237,17 +239,26 @@ impl PostgresHub {
             .await
             .map_err(db)?;
         let mut states: BTreeMap<RecordKey, RecordState> = BTreeMap::new();
+        let mut seqs: BTreeMap<RecordKey, BTreeMap<crate::Dot, u64>> = BTreeMap::new();
         for row in stored {
             let body: Vec<u8> = row.get(2);
             let snapshot = Snapshot::from_body(&body)
                 .map_err(|e| HubError::Other(format!("a snapshot of space {space:?} is unreadable: {e}")))?;
-            states.insert(snapshot.key(), snapshot.state);
+            if !snapshot.seqs.is_empty() {
+                seqs.insert(snapshot.key(), snapshot.seqs);
+            }
+            states.insert((snapshot.collection, snapshot.record_id), snapshot.state);
         }
         let folded = crate::snapshot::fold(&mut states, &changes);
+        let with_seqs: Vec<(u64, &Change)> = seqs_of.iter().copied().zip(changes.iter()).collect();
+        crate::snapshot::fold_seqs(&mut seqs, &states, &with_seqs);
         let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(states.len());
         let (mut cols, mut ids): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
         for ((collection, record_id), state) in states {
             let snapshot = Snapshot {
+                seqs: seqs
+                    .remove(&(collection.clone(), record_id.clone()))
+                    .unwrap_or_default(),
                 collection,
                 record_id,
                 state,
