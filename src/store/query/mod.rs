@@ -14,6 +14,7 @@ pub(crate) mod dependencies;
 pub(crate) mod deployments;
 pub(crate) mod enhancements;
 pub(crate) mod export;
+pub(crate) mod report;
 pub(crate) mod vendors;
 pub(crate) mod work_items;
 
