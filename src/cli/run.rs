@@ -766,11 +766,13 @@ fn archive(dir: &Path, cmd: ArchiveCommand) -> Result<()> {
             cursor,
             json,
         } => {
-            let page = open_existing(dir)?.query_archived_work_items(ops::ArchivedQuery {
+            let page = open_existing(dir)?.list_work_items(ops::WorkItemFilter {
+                archived: true,
                 text,
                 item_type,
                 limit,
                 cursor,
+                ..Default::default()
             })?;
             show_page(json, &page, item_line, "the archive is empty")
         }

@@ -20,7 +20,7 @@ pub(crate) mod work_items;
 
 use std::path::Path;
 
-pub use archive::{ArchiveRequest, ArchiveResult, ArchivedQuery};
+pub use archive::{ArchiveRequest, ArchiveResult};
 pub use board::{BoardData, BoardDeployment, BoardEnhancement, BoardItem, BoardVendor};
 pub use changes::{Changed, Changes, MAX_WAIT_S, WaitForChanges};
 pub use configuration::{Configuration, ConfigurationUpdate, ConfigurationView, SyncHealth};
