@@ -163,12 +163,10 @@ pub(super) fn run(cli: Cli) -> Result<()> {
             .context("the MCP server stopped")?;
             Ok(())
         }
-        Command::Status { json } => {
+        Command::Status { json, format } => {
             let t = open_existing(&dir)?;
             if json {
-                print_json(&t.project_status(&ops::StatusRequest {
-                    format: Some("json".into()),
-                })?)
+                print_json(&t.project_status(&ops::StatusRequest { format })?)
             } else {
                 out(report::render_markdown(&t.status_report()?, None)?)
             }

@@ -4,8 +4,10 @@
 //! legacy `.project_status.md` layout, so the legacy importer reads it back.
 
 mod bounded;
+mod summary;
 
 pub use bounded::{StatusAnswer, markdown as bounded_markdown};
+pub use summary::{ItemCounts, Section, StatusSummary, VendorSummary};
 
 use std::collections::HashMap;
 

@@ -1,12 +1,16 @@
 //! The status report's reads: the open work items and, one by one, the
 //! ancestors that keep their tree whole; live vendors; the latest
-//! deployments; the enhancements not completed. Each returns the report's
-//! own types (`crate::report`), which say how a stored value is shown.
+//! deployments; the enhancements not completed; and the summary's counts
+//! and last updated items. Each returns the report's own types
+//! (`crate::report`), which say how a stored value is shown.
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::metadata;
+use super::work_items::{ROW_COLUMNS, row_from_row};
+use crate::domain::WorkStatus;
 use crate::error::Result;
+use crate::ops::WorkItemRow;
 use crate::report::{ReportDeployment, ReportEnhancement, ReportVendor, StoredItem};
 use crate::store::id::{self, get_id, get_opt_id};
 
@@ -114,5 +118,39 @@ pub(crate) fn open_enhancements(conn: &Connection) -> Result<Vec<ReportEnhanceme
                 r.get(5)?,
             ))
         })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Work items neither deleted nor archived, counted by type and status
+/// (one pass over the table).
+pub(crate) fn item_counts(conn: &Connection) -> Result<Vec<(String, String, i64)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT item_type, status, count(*) FROM work_items
+             WHERE deleted_at IS NULL AND archived_at IS NULL GROUP BY item_type, status",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Live vendors: `(operational, all)`.
+pub(crate) fn vendor_counts(conn: &Connection) -> Result<(i64, i64)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FILTER (WHERE status = 'operational'), count(*) FROM vendors WHERE deleted_at IS NULL",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// The `limit` work items of `status` (neither deleted nor archived) last
+/// updated, the latest first.
+pub(crate) fn last_updated(conn: &Connection, status: WorkStatus, limit: i64) -> Result<Vec<WorkItemRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM work_items
+             WHERE status = ?1 AND deleted_at IS NULL AND archived_at IS NULL
+             ORDER BY updated_at DESC, key DESC LIMIT {limit}"
+        ))?
+        .query_map([status.as_str()], row_from_row)?
         .collect::<rusqlite::Result<_>>()?)
 }

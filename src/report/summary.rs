@@ -1,0 +1,146 @@
+//! Where the project stands, in a few rows per list: what
+//! `get_project_status` answers as JSON (its default) and `waymark status
+//! --json` prints. Counts, then the first rows of each list a model acts
+//! on, each the first page of the list tool its `more` names (or, for the
+//! active items, those last updated), so the answer stays a few kilobytes
+//! whatever the store holds. The whole report is the markdown one.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::domain::WorkStatus;
+use crate::error::Result;
+use crate::ops::{
+    DeploymentFilter, DeploymentRow, Page, ReadyQuery, Row, SyncHealth, Tracker, VendorFilter, VendorRow,
+    WorkItemFilter, WorkItemRow,
+};
+use crate::store::query::report as query;
+use crate::time::Timestamp;
+
+/// Rows shown of each list: ready work and broken vendors (short rows)
+/// get a few more than the others.
+const READY: i64 = 5;
+const ACTIVE: i64 = 3;
+const BLOCKED: i64 = 3;
+const BROKEN: i64 = 5;
+const DEPLOYMENTS: i64 = 3;
+
+/// What `get_project_status` answers as JSON.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StatusSummary {
+    pub generated_at: String,
+    /// Work items neither deleted nor archived, counted.
+    pub work_items: ItemCounts,
+    /// Ready work, by priority (`list_ready_work`).
+    pub ready: Section<WorkItemRow>,
+    /// Active items, the last updated first.
+    pub active: Section<WorkItemRow>,
+    /// Blocked items, oldest first (`list_work_items` with status blocked).
+    pub blocked: Section<WorkItemRow>,
+    pub vendors: VendorSummary,
+    /// The latest deployments (`list_deployments`).
+    pub deployments: Section<DeploymentRow>,
+    /// The sync health, with the count of open conflicts (`list_conflicts`).
+    pub sync: SyncHealth,
+}
+
+/// Work items by status and by type.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ItemCounts {
+    pub by_status: BTreeMap<String, i64>,
+    pub by_type: BTreeMap<String, i64>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct VendorSummary {
+    pub operational: i64,
+    pub total: i64,
+    /// Broken vendors by name (`list_vendors` with status broken).
+    pub broken: Section<VendorRow>,
+}
+
+/// The first rows of a list: `{columns, rows, total_count, more?}`, where
+/// `more` names the call that lists them all when rows were left out.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Section<T: Row> {
+    #[serde(flatten)]
+    pub page: Page<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub more: Option<&'static str>,
+}
+
+impl<T: Row> Section<T> {
+    /// `page` (its cursor dropped), naming `more` when it is not all.
+    fn of(mut page: Page<T>, more: &'static str) -> Section<T> {
+        let left_out = page.next_cursor.take().is_some() || page.total_count > page.items.len() as i64;
+        Section {
+            page,
+            more: left_out.then_some(more),
+        }
+    }
+}
+
+fn limit(n: i64) -> Option<i64> {
+    Some(n)
+}
+
+impl Tracker {
+    /// Where the project stands, in a few rows per list. Each list is read
+    /// as its own tool reads it; the counts, active items and health in one
+    /// read.
+    pub fn status_summary(&self) -> Result<StatusSummary> {
+        let (counts, (operational, total), active, sync) = self.store().read(|tx| {
+            let mut counts = ItemCounts::default();
+            for (item_type, status, n) in query::item_counts(tx)? {
+                *counts.by_type.entry(item_type).or_default() += n;
+                *counts.by_status.entry(status).or_default() += n;
+            }
+            Ok((
+                counts,
+                query::vendor_counts(tx)?,
+                query::last_updated(tx, WorkStatus::Active, ACTIVE)?,
+                crate::ops::sync_health(tx)?,
+            ))
+        })?;
+        let active_count = counts.by_status.get("active").copied().unwrap_or(0);
+        let active = Page {
+            items: active,
+            total_count: active_count,
+            total_is_capped: false,
+            next_cursor: None,
+        };
+        let ready = self.ready_work(ReadyQuery {
+            limit: limit(READY),
+            ..Default::default()
+        })?;
+        let blocked = self.list_work_items(WorkItemFilter {
+            status: Some("blocked".into()),
+            limit: limit(BLOCKED),
+            ..Default::default()
+        })?;
+        let broken = self.list_vendors(VendorFilter {
+            status: Some("broken".into()),
+            limit: limit(BROKEN),
+            ..Default::default()
+        })?;
+        let deployments = self.list_deployments(DeploymentFilter {
+            limit: limit(DEPLOYMENTS),
+            ..Default::default()
+        })?;
+        Ok(StatusSummary {
+            generated_at: Timestamp::now().to_string(),
+            work_items: counts,
+            ready: Section::of(ready, "list_ready_work"),
+            active: Section::of(active, "list_work_items with status active"),
+            blocked: Section::of(blocked, "list_work_items with status blocked"),
+            vendors: VendorSummary {
+                operational,
+                total,
+                broken: Section::of(broken, "list_vendors with status broken"),
+            },
+            deployments: Section::of(deployments, "list_deployments"),
+            sync,
+        })
+    }
+}
