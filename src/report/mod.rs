@@ -231,39 +231,27 @@ pub(crate) struct StoredItem {
     pub(crate) deleted: bool,
 }
 
-/// A work item as read for the report, before it is placed in the tree.
-struct Node {
-    row: StoredItem,
-    /// Not open itself: an ancestor of an open item.
-    context: bool,
-}
-
-impl Node {
-    /// Deleted: not shown, but still the place of its subtree.
-    fn hidden(&self) -> bool {
-        self.row.deleted
-    }
-
+impl StoredItem {
     /// Siblings are ordered by created time to the second, title, id.
     fn sibling_key(&self) -> (&str, &str, &str) {
-        let created = self.row.created_at.get(..19).unwrap_or(&self.row.created_at);
-        (created, &self.row.title, &self.row.id)
+        let created = self.created_at.get(..19).unwrap_or(&self.created_at);
+        (created, &self.title, &self.id)
     }
 
-    /// The item as the report shows it.
-    fn shown(self, parent_title: Option<String>) -> ReportItem {
-        let r = self.row;
+    /// The item as the report shows it (its texts taken out of `self`);
+    /// `context`: not open itself, an ancestor of an open item.
+    fn take_shown(&mut self, context: bool, parent_title: Option<String>) -> ReportItem {
         ReportItem {
-            id: r.id,
-            title: r.title,
-            item_type: r.item_type,
-            status: r.status,
-            depth: r.depth,
-            indent: indent(r.depth),
-            created: legacy_time(r.created_at),
-            branch_name: r.branch_name,
+            id: std::mem::take(&mut self.id),
+            title: std::mem::take(&mut self.title),
+            item_type: std::mem::take(&mut self.item_type),
+            status: std::mem::take(&mut self.status),
+            depth: self.depth,
+            indent: indent(self.depth),
+            created: legacy_time(std::mem::take(&mut self.created_at)),
+            branch_name: self.branch_name.take(),
             parent_title,
-            context: self.context,
+            context,
         }
     }
 }
@@ -276,41 +264,42 @@ impl Node {
 /// depth 0 is a root whatever its link says (a cut cycle, an orphan).
 /// Returns them with the count of open ones.
 fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
-    let open: Vec<Node> = query::open_items(tx)?
-        .into_iter()
-        .map(|row| Node { row, context: false })
-        .collect();
-    let open_index: IdMap<&str> = open.iter().enumerate().map(|(k, n)| (n.row.id.as_str(), k)).collect();
+    // The open items first, then (from `n_open` on) their ancestors that
+    // are not open; a deleted one is not shown, but is still the place of
+    // its subtree.
+    let mut open = query::open_items(tx)?;
+    let open_index: IdMap<&str> = open.iter().enumerate().map(|(k, n)| (n.id.as_str(), k)).collect();
 
     // The ancestors that are not open, fetched by id up each chain until
     // it meets a known item: shown as context unless deleted.
-    let mut more: Vec<Node> = Vec::new();
+    let mut more: Vec<StoredItem> = Vec::new();
     let mut more_index: IdMap<String> = IdMap::default();
     {
-        let fetch = |id: &str, more: &mut Vec<Node>, more_index: &mut IdMap<String>| -> Result<()> {
+        let mut item = query::items_by_id(tx)?;
+        let mut fetch = |id: &str, more: &mut Vec<StoredItem>, more_index: &mut IdMap<String>| -> Result<()> {
             if open_index.contains_key(id) || more_index.contains_key(id) {
                 return Ok(());
             }
-            if let Some(row) = query::item(tx, id)? {
+            if let Some(row) = item(id)? {
                 more_index.insert(id.to_owned(), more.len());
-                more.push(Node { row, context: true });
+                more.push(row);
             }
             Ok(())
         };
         for n in &open {
-            if n.row.depth > 0
-                && let Some(p) = &n.row.parent_id
+            if n.depth > 0
+                && let Some(p) = &n.parent_id
             {
                 fetch(p, &mut more, &mut more_index)?;
             }
         }
         let mut k = 0;
         while k < more.len() {
-            if more[k].row.depth > 0
-                && let Some(p) = more[k].row.parent_id.take()
+            if more[k].depth > 0
+                && let Some(p) = more[k].parent_id.take()
             {
                 fetch(&p, &mut more, &mut more_index)?;
-                more[k].row.parent_id = Some(p);
+                more[k].parent_id = Some(p);
             }
             k += 1;
         }
@@ -332,15 +321,15 @@ fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
     let mut parent_titles: Vec<Option<String>> = Vec::with_capacity(nodes_len);
     for k in 0..nodes_len {
         let n = node_at(k);
-        let linked = n.row.parent_id.as_deref().map(|p| (p, find(p)));
+        let linked = n.parent_id.as_deref().map(|p| (p, find(p)));
         parent.push(match linked {
-            Some((_, Some(p))) if n.row.depth > 0 && node_at(p).row.depth == n.row.depth - 1 => p,
+            Some((_, Some(p))) if n.depth > 0 && node_at(p).depth == n.depth - 1 => p,
             _ => ROOT,
         });
         parent_titles.push(match linked {
-            _ if n.hidden() => None,
+            _ if n.deleted => None,
             None => None,
-            Some((_, Some(p))) => Some(node_at(p).row.title.clone()),
+            Some((_, Some(p))) => Some(node_at(p).title.clone()),
             Some((p, None)) => query::title(tx, p)?,
         });
     }
@@ -366,13 +355,15 @@ fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
         push_children(k, &mut stack);
     }
 
-    // Each node is placed once: take them out in tree order.
-    let mut nodes: Vec<Option<Node>> = open.into_iter().chain(more).map(Some).collect();
     let mut items = Vec::with_capacity(order.len());
     for k in order {
-        let n = nodes[k].take().expect("each node is placed once");
-        if !n.hidden() {
-            items.push(n.shown(parent_titles[k].take()));
+        let (n, context) = if k < n_open {
+            (&mut open[k], false)
+        } else {
+            (&mut more[k - n_open], true)
+        };
+        if !n.deleted {
+            items.push(n.take_shown(context, parent_titles[k].take()));
         }
     }
     Ok((items, n_open as i64))

@@ -43,12 +43,11 @@ pub(crate) fn open_items(conn: &Connection) -> Result<Vec<StoredItem>> {
         .collect::<rusqlite::Result<_>>()?)
 }
 
-/// The work item of id `id`, whatever its state (deleted ones flagged).
-pub(crate) fn item(conn: &Connection, id: &str) -> Result<Option<StoredItem>> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM work_items WHERE id = ?1"))?
-        .query_row([id::sql(id)], stored_item)
-        .optional()?)
+/// A lookup of work items by id, whatever their state (deleted ones
+/// flagged): one statement for all the lookups of a report.
+pub(crate) fn items_by_id(conn: &Connection) -> Result<impl FnMut(&str) -> Result<Option<StoredItem>> + '_> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM work_items WHERE id = ?1"))?;
+    Ok(move |id: &str| Ok(stmt.query_row([id::sql(id)], stored_item).optional()?))
 }
 
 /// The title of the work item of id `id`, whatever its state.
