@@ -34,7 +34,8 @@ pub struct StatusSummary {
     pub work_items: ItemCounts,
     /// Ready work, by priority (`list_ready_work`).
     pub ready: Section<WorkItemRow>,
-    /// Active items, the last updated first.
+    /// Active items, the last changed here first (among the last 1,000
+    /// work items changed).
     pub active: Section<WorkItemRow>,
     /// Blocked items, oldest first (`list_work_items` with status blocked).
     pub blocked: Section<WorkItemRow>,
@@ -45,11 +46,14 @@ pub struct StatusSummary {
     pub sync: SyncHealth,
 }
 
-/// Work items by status and by type.
+/// Work items by status and by type, counted as lists count them.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ItemCounts {
-    pub by_status: BTreeMap<String, i64>,
-    pub by_type: BTreeMap<String, i64>,
+    pub by_status: BTreeMap<&'static str, i64>,
+    pub by_type: BTreeMap<&'static str, i64>,
+    /// A count stopped at 1,000: it is a lower bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub capped: bool,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -91,25 +95,25 @@ impl Tracker {
     /// read.
     pub fn status_summary(&self) -> Result<StatusSummary> {
         let (counts, (operational, total), active, sync) = self.store().read(|tx| {
-            let mut counts = ItemCounts::default();
-            for (item_type, status, n) in query::item_counts(tx)? {
-                *counts.by_type.entry(item_type).or_default() += n;
-                *counts.by_status.entry(status).or_default() += n;
-            }
-            Ok((
-                counts,
-                query::vendor_counts(tx)?,
-                query::last_updated(tx, WorkStatus::Active, ACTIVE)?,
-                crate::ops::sync_health(tx)?,
-            ))
+            let (by_status, by_type) = query::item_counts(tx)?;
+            let (total_count, total_is_capped) = by_status
+                .iter()
+                .find(|(word, ..)| *word == WorkStatus::Active.as_str())
+                .map_or((0, false), |&(_, n, capped)| (n, capped));
+            let active = Page {
+                items: query::last_changed(tx, WorkStatus::Active, ACTIVE)?,
+                total_count,
+                total_is_capped,
+                next_cursor: None,
+            };
+            let capped = by_status.iter().chain(&by_type).any(|(_, _, capped)| *capped);
+            let counts = ItemCounts {
+                by_status: by_status.into_iter().map(|(word, n, _)| (word, n)).collect(),
+                by_type: by_type.into_iter().map(|(word, n, _)| (word, n)).collect(),
+                capped,
+            };
+            Ok((counts, query::vendor_counts(tx)?, active, crate::ops::sync_health(tx)?))
         })?;
-        let active_count = counts.by_status.get("active").copied().unwrap_or(0);
-        let active = Page {
-            items: active,
-            total_count: active_count,
-            total_is_capped: false,
-            next_cursor: None,
-        };
         let ready = self.ready_work(ReadyQuery {
             limit: limit(READY),
             ..Default::default()

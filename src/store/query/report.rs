@@ -6,12 +6,13 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::metadata;
 use super::work_items::{ROW_COLUMNS, row_from_row};
-use crate::domain::WorkStatus;
+use super::{COUNT_CAP, capped_count, metadata};
+use crate::domain::{ItemType, WorkStatus};
 use crate::error::Result;
 use crate::ops::WorkItemRow;
 use crate::report::{ReportDeployment, ReportEnhancement, ReportVendor, StoredItem};
+use crate::store::WORK_ITEMS;
 use crate::store::id::{self, get_id, get_opt_id};
 
 /// The columns [`stored_item`] reads, in its order.
@@ -120,16 +121,31 @@ pub(crate) fn open_enhancements(conn: &Connection) -> Result<Vec<ReportEnhanceme
         .collect::<rusqlite::Result<_>>()?)
 }
 
-/// Work items neither deleted nor archived, counted by type and status
-/// (one pass over the table).
-pub(crate) fn item_counts(conn: &Connection) -> Result<Vec<(String, String, i64)>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT item_type, status, count(*) FROM work_items
-             WHERE deleted_at IS NULL AND archived_at IS NULL GROUP BY item_type, status",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?)
+/// Work items neither deleted nor archived of each status, then of each
+/// type, counted as lists count (up to `COUNT_CAP`, so the count costs the
+/// same on any store): `(status counts, type counts)`, each `(word, count,
+/// capped)`, the words with none left out.
+#[allow(clippy::type_complexity)]
+pub(crate) fn item_counts(
+    conn: &Connection,
+) -> Result<(Vec<(&'static str, i64, bool)>, Vec<(&'static str, i64, bool)>)> {
+    let count = |column: &str, word: &'static str| -> Result<Option<(&'static str, i64, bool)>> {
+        let (n, capped) = capped_count(
+            conn,
+            &format!("work_items WHERE {column} = ?1 AND deleted_at IS NULL AND archived_at IS NULL"),
+            &[word],
+        )?;
+        Ok((n > 0).then_some((word, n, capped)))
+    };
+    let mut by_status = Vec::new();
+    for s in WorkStatus::ALL {
+        by_status.extend(count("status", s.as_str())?);
+    }
+    let mut by_type = Vec::new();
+    for t in ItemType::ALL {
+        by_type.extend(count("item_type", t.as_str())?);
+    }
+    Ok((by_status, by_type))
 }
 
 /// Live vendors: `(operational, all)`.
@@ -141,15 +157,22 @@ pub(crate) fn vendor_counts(conn: &Connection) -> Result<(i64, i64)> {
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
 }
 
-/// The `limit` work items of `status` (neither deleted nor archived) last
-/// updated, the latest first.
-pub(crate) fn last_updated(conn: &Connection, status: WorkStatus, limit: i64) -> Result<Vec<WorkItemRow>> {
+/// Up to `limit` work items of `status` (neither deleted nor archived)
+/// among the `COUNT_CAP` work items this store changed last (written or
+/// pulled: the change feed), the latest first.
+pub(crate) fn last_changed(conn: &Connection, status: WorkStatus, limit: i64) -> Result<Vec<WorkItemRow>> {
+    // The feed walked down its sequence index (`+collection`: not by its
+    // primary key, which sorts the whole feed), then each item by its key
+    // (`CROSS JOIN` keeps that order; left to itself, SQLite walks every
+    // item of the status instead).
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {ROW_COLUMNS} FROM work_items
-             WHERE status = ?1 AND deleted_at IS NULL AND archived_at IS NULL
-             ORDER BY updated_at DESC, key DESC LIMIT {limit}"
+            "SELECT {ROW_COLUMNS} FROM
+               (SELECT key AS changed, seq FROM change_feed WHERE +collection = ?1 ORDER BY seq DESC LIMIT {COUNT_CAP})
+             CROSS JOIN work_items ON work_items.key = changed
+             WHERE status = ?2 AND deleted_at IS NULL AND archived_at IS NULL
+             ORDER BY seq DESC LIMIT {limit}"
         ))?
-        .query_map([status.as_str()], row_from_row)?
+        .query_map(rusqlite::params![WORK_ITEMS.code, status.as_str()], row_from_row)?
         .collect::<rusqlite::Result<_>>()?)
 }
