@@ -688,6 +688,81 @@ mod ready {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Ready work with claims (issue 14): 10,000 ready tasks, 1,000 of them held
+// by live claims of ten agents, against the same store shape without claims.
+
+/// A store of `items` ready tasks, every tenth claimed (when `claims`) by
+/// one of ten agents, through the operation (tentative: no hub).
+fn claims_store(items: usize, claims: bool) -> (tempfile::TempDir, Tracker) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tracker = Tracker::open(dir.path()).expect("open");
+    let mut ids = Vec::with_capacity(items);
+    for n in 0..items {
+        let item = tracker
+            .create_work_item(
+                AUTHOR,
+                NewWorkItem {
+                    item_type: "task".into(),
+                    title: format!("task {n}"),
+                    priority: Some((n % 5) as i64),
+                    ..Default::default()
+                },
+            )
+            .expect("create");
+        ids.push(item.id);
+    }
+    if claims {
+        for (n, id) in ids.iter().enumerate().filter(|(n, _)| n % 10 == 0) {
+            tracker
+                .claim_work_item(
+                    &format!("agent-{}", n % 100 / 10),
+                    waymark::ops::ClaimRequest {
+                        id: Some(id.clone()),
+                        minutes: Some(1440),
+                        ..Default::default()
+                    },
+                )
+                .expect("claim");
+        }
+    }
+    (dir, tracker)
+}
+
+#[divan::bench_group(sample_count = 200, max_time = 3)]
+mod ready_with_claims {
+    use super::*;
+
+    fn store(claims: bool) -> &'static (tempfile::TempDir, Tracker) {
+        static WITH: OnceLock<(tempfile::TempDir, Tracker)> = OnceLock::new();
+        static WITHOUT: OnceLock<(tempfile::TempDir, Tracker)> = OnceLock::new();
+        let cell = if claims { &WITH } else { &WITHOUT };
+        cell.get_or_init(|| claims_store(scale(10_000), claims))
+    }
+
+    fn page(t: &Tracker) -> waymark::ops::ReadyWork {
+        t.ready_work_for("bench", ReadyQuery::default()).expect("ready")
+    }
+
+    /// 1,000 live claims of others: the page walks past the claimed items.
+    #[divan::bench]
+    fn with_1000_claims(bencher: Bencher) {
+        let (_, t) = store(true);
+        let first = page(t);
+        assert_eq!(first.page.items.len(), 20);
+        assert!(first.page.items.iter().all(|r| r.claimed_by.is_none()));
+        bencher.bench(|| page(t));
+    }
+
+    /// The baseline: the same store shape, no claims.
+    #[divan::bench]
+    fn without_claims(bencher: Bencher) {
+        let (_, t) = store(false);
+        assert_eq!(page(t).page.items.len(), 20);
+        bencher.bench(|| page(t));
+    }
+}
+
 /// What the page of ready work costs beyond the page: the exact count of
 /// every ready item (`total_count`), raw.
 #[divan::bench(sample_count = 10, max_time = 10)]

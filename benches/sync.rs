@@ -23,6 +23,18 @@
 //! with `serve`'s worker at the default interval (30 s): 50 writes a second
 //! or so apart, with the hub's announcements (`listen`) and by polling
 //! alone; the median, p95 and max of each ([`propagation`]).
+//!
+//! `WAYMARK_SYNC_BENCH=claims cargo bench --bench sync` measures a claim
+//! (issue 14): online (`waymark::sync::claim`, the claim pushed and pulled
+//! back in the call, against this Postgres), offline (no hub: tentative),
+//! and, as the baseline in the same run, a local write of the item
+//! ([`claims`]).
+//! `WAYMARK_SYNC_BENCH=history cargo bench --bench sync` measures bounded
+//! history (issue 13, [`history`]): a fresh store's bootstrap of a space of
+//! `WAYMARK_HISTORY_ITEMS` items (default 20,000) with
+//! `WAYMARK_HISTORY_CHANGES` changes each (default 10), compacted, against
+//! the same items with one change each (the floor), and the hub's storage
+//! of each.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -50,6 +62,14 @@ fn main() {
     }
     if std::env::var("WAYMARK_SYNC_BENCH").is_ok_and(|m| m == "propagation") {
         propagation();
+        return;
+    }
+    if std::env::var("WAYMARK_SYNC_BENCH").is_ok_and(|m| m == "claims") {
+        claims();
+        return;
+    }
+    if std::env::var("WAYMARK_SYNC_BENCH").is_ok_and(|m| m == "history") {
+        history();
         return;
     }
     divan::main();
@@ -126,6 +146,9 @@ fn fixture() -> Arc<Fixture> {
         let big = store_with(scale(BIG), "hub's");
         let imported = started.elapsed();
         let store = big.1.store();
+        // A store publishes its state (into its outbox) when a hub first answers it.
+        store.bind_hub("bench#big").expect("bind");
+        store.hub_answered().expect("publish");
         let mut report = RoundReport::default();
         rt.block_on(push_outbox(store, &hub, BIG_SPACE, SyncOptions::default(), &mut report))
             .expect("push the big store");
@@ -366,6 +389,12 @@ impl Replica for TimedApply<'_> {
         self.applying.set(self.applying.get() + started.elapsed());
         applied
     }
+    fn apply_snapshots(&self, snapshots: &[waymark_sync::Snapshot]) -> Result<PageApplied, ReplicaError> {
+        let started = Instant::now();
+        let applied = self.store.apply_snapshots(snapshots);
+        self.applying.set(self.applying.get() + started.elapsed());
+        applied
+    }
     fn record_states(&self) -> Result<RecordStates, ReplicaError> {
         self.store.record_states()
     }
@@ -553,4 +582,288 @@ fn propagation() {
             at(1.0)
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Claims: online (pushed and pulled back in the call), offline, and a local
+// write beside them.
+
+fn claims() {
+    const N: usize = 200;
+    let rt = runtime();
+    let db = rt.block_on(TestDatabase::create("claims"));
+    let settings =
+        waymark::config::Settings::default().with_overrides(Some(db.url().to_string()), Some("claims".into()));
+    let (_online_dir, online) = store_with(0, "");
+    let (_offline_dir, offline) = store_with(0, "");
+    waymark::sync::sync_once_blocking(online.store(), &settings).expect("first round");
+    let task = |t: &Tracker, n: usize| {
+        t.create_work_item(
+            AUTHOR,
+            waymark::ops::NewWorkItem {
+                item_type: "task".into(),
+                title: format!("task {n}"),
+                ..Default::default()
+            },
+        )
+        .expect("create")
+        .id
+    };
+    let mut took: [Vec<Duration>; 3] = Default::default();
+    for n in 0..N {
+        // A local write (the baseline): retitle an item.
+        let id = task(&offline, n);
+        let version = offline.get_work_item(&id).expect("get").version;
+        let started = Instant::now();
+        offline
+            .update_work_item(
+                AUTHOR,
+                waymark::ops::WorkItemUpdate {
+                    id: id.clone(),
+                    version,
+                    title: Some(format!("task {n}, retitled")),
+                    ..Default::default()
+                },
+            )
+            .expect("write");
+        took[0].push(started.elapsed());
+        // Offline: no hub configured.
+        let started = Instant::now();
+        let answer = waymark::sync::claim_blocking(
+            &offline,
+            None,
+            "bench",
+            waymark::ops::ClaimRequest {
+                id: Some(id),
+                ..Default::default()
+            },
+        )
+        .expect("claim offline");
+        took[1].push(started.elapsed());
+        assert_eq!(answer.claim.expect("claim").state.as_str(), "tentative");
+        // Online: `claim next` (the new item is the only ready one).
+        let id = task(&online, n);
+        let started = Instant::now();
+        let answer = waymark::sync::claim_blocking(
+            &online,
+            Some(&settings),
+            "bench",
+            waymark::ops::ClaimRequest {
+                next: true,
+                ..Default::default()
+            },
+        )
+        .expect("claim online");
+        took[2].push(started.elapsed());
+        assert_eq!(answer.item.id, id);
+        assert_eq!(answer.claim.expect("claim").state.as_str(), "confirmed");
+        // Completing it releases the claim, and leaves the next one ready.
+        online
+            .update_work_item(
+                "bench",
+                waymark::ops::WorkItemUpdate {
+                    id: answer.item.id.clone(),
+                    version: answer.item.version,
+                    status: Some("completed".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("complete");
+        waymark::sync::sync_once_blocking(online.store(), &settings).expect("round");
+    }
+    for (name, t) in ["local write (baseline)", "claim offline", "claim next online"]
+        .iter()
+        .zip(took.iter_mut())
+    {
+        t.sort();
+        let at = |q: f64| t[((t.len() - 1) as f64 * q).round() as usize];
+        eprintln!(
+            "[claims] {name:>22}: {N} calls, p50 {:.2?}, p95 {:.2?}, max {:.2?}",
+            at(0.5),
+            at(0.95),
+            at(1.0)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bounded history (issue 13)
+
+fn env_size(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A fresh store's whole first round from `space`, timed.
+fn bootstrap(rt: &tokio::runtime::Runtime, hub: &PostgresHub, space: &str) -> (Duration, RoundReport) {
+    let (_dir, fresh) = store_with(0, "");
+    let timed = TimedApply {
+        store: fresh.store(),
+        applying: Cell::new(Duration::ZERO),
+    };
+    let started = Instant::now();
+    let report = rt
+        .block_on(sync_round(&timed, hub, space, SyncOptions::default()))
+        .expect("bootstrap");
+    let took = started.elapsed();
+    eprintln!(
+        "[history]   {space}: {took:.2?}, {:.2?} of it in the store's apply",
+        timed.applying.get()
+    );
+    (took, report)
+}
+
+/// The bytes a space's rows take on the hub (`pg_column_size` of each row
+/// of `table`, which is the tuple as stored, compressed or not).
+fn space_bytes(
+    rt: &tokio::runtime::Runtime,
+    raw: &waymark_sync::postgres::testing::tokio_postgres::Client,
+    table: &str,
+    space: &str,
+) -> i64 {
+    rt.block_on(raw.query_one(
+        &format!("SELECT coalesce(sum(pg_column_size(t.*)), 0)::bigint FROM {table} t WHERE space_id = $1"),
+        &[&space],
+    ))
+    .expect("size")
+    .get(0)
+}
+
+/// Space `flat`: N items, one change each (a store's publication). Space
+/// `deep`: the same N creations, then `K - 1` retitles of every item by
+/// another replica (pushed straight to the hub, in the same form a store's
+/// update takes: the title field, the record's version vector as context),
+/// then compacted. A fresh store bootstraps from each, five times each,
+/// alternating; the median of each and their ratio are printed, and the
+/// hub's bytes for each space.
+fn history() {
+    let n = env_size("WAYMARK_HISTORY_ITEMS", 20_000);
+    let k = env_size("WAYMARK_HISTORY_CHANGES", 10).max(1);
+    let rt = runtime();
+    let db = rt.block_on(TestDatabase::create("history"));
+    let hub = rt.block_on(db.hub());
+    let raw = rt.block_on(db.raw_client());
+    let started = Instant::now();
+
+    // flat: a store's publication of N items.
+    let (_dir, source) = store_with(n, "first");
+    let store = source.store();
+    store.bind_hub("bench#flat").expect("bind");
+    store.hub_answered().expect("publish");
+    rt.block_on(sync_round(store, &hub, "flat", SyncOptions::default()))
+        .expect("push flat");
+    let mut created: Vec<Change> = Vec::with_capacity(n);
+    let mut after = 0;
+    loop {
+        let page = rt
+            .block_on(waymark_sync::Hub::pull(&hub, "flat", after, 5_000))
+            .expect("pull");
+        let Some(&(last, _)) = page.changes.last() else { break };
+        created.extend(page.changes.into_iter().map(|(_, c)| c));
+        after = last;
+    }
+    assert_eq!(created.len(), n);
+
+    // deep: the same creations, then K - 1 retitles of each item.
+    let push = |batch: &[Change]| {
+        rt.block_on(waymark_sync::Hub::push(&hub, "deep", batch))
+            .expect("push deep");
+    };
+    for chunk in created.chunks(5_000) {
+        push(chunk);
+    }
+    let writer = ReplicaId::mint();
+    let mut counter = 0u64;
+    let mut contexts: Vec<waymark_sync::VersionVector> = created
+        .iter()
+        .map(|c| {
+            let mut vv = c.context.clone();
+            vv.insert(c.dot);
+            vv
+        })
+        .collect();
+    let base_hlc = created.iter().map(|c| c.hlc).max().unwrap_or_default();
+    for round in 1..k {
+        let mut batch = Vec::with_capacity(5_000);
+        for (i, c) in created.iter().enumerate() {
+            counter += 1;
+            let dot = Dot {
+                replica: writer,
+                counter,
+            };
+            batch.push(Change {
+                collection: c.collection.clone(),
+                record_id: c.record_id.clone(),
+                dot,
+                context: contexts[i].clone(),
+                fields: [(
+                    "title".to_owned(),
+                    json!(format!("task {i}, revision {round} of the sync bench")),
+                )]
+                .into(),
+                hlc: waymark_sync::Hlc(base_hlc.0 + counter),
+                author: "bench writer".into(),
+                schema_version: waymark_sync::SCHEMA_VERSION,
+            });
+            contexts[i].insert(dot);
+            if batch.len() == 5_000 {
+                push(&batch);
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            push(&batch);
+        }
+    }
+    let deep_log_bytes = space_bytes(&rt, &raw, "changes", "deep");
+    let flat_bytes = space_bytes(&rt, &raw, "changes", "flat");
+    eprintln!(
+        "[history] built flat ({n} changes) and deep ({} changes) in {:.1?}",
+        n * k,
+        started.elapsed()
+    );
+    let (uncompacted, report) = bootstrap(&rt, &hub, "deep");
+    assert_eq!(report.pulled, n * k);
+    let compacting = Instant::now();
+    let compacted = rt
+        .block_on(waymark_sync::HubAdmin::compact(
+            &hub,
+            "deep",
+            waymark_sync::CompactOptions::default(),
+        ))
+        .expect("compact");
+    let compact_took = compacting.elapsed();
+    assert_eq!(compacted.floor, (n * k) as u64);
+    let deep_bytes = space_bytes(&rt, &raw, "snapshots", "deep")
+        + space_bytes(&rt, &raw, "changes", "deep")
+        + space_bytes(&rt, &raw, "folded", "deep");
+
+    let mut flat_times = Vec::new();
+    let mut deep_times = Vec::new();
+    for _ in 0..5 {
+        let (t, r) = bootstrap(&rt, &hub, "flat");
+        assert_eq!(r.pulled, n);
+        flat_times.push(t);
+        let (t, r) = bootstrap(&rt, &hub, "deep");
+        assert_eq!(r.pulled, n);
+        deep_times.push(t);
+    }
+    flat_times.sort();
+    deep_times.sort();
+    let (flat, deep) = (flat_times[2], deep_times[2]);
+    eprintln!(
+        "[history] {n} items x {k} changes: compaction folded {} changes in {compact_took:.2?} ({} snapshots)",
+        compacted.folded, compacted.snapshots
+    );
+    eprintln!(
+        "[history] fresh-store bootstrap: compacted {deep:.2?} vs one change per item {flat:.2?} = {:.2}x \
+         (medians of 5; uncompacted {} changes: {uncompacted:.2?})",
+        deep.as_secs_f64() / flat.as_secs_f64(),
+        n * k
+    );
+    eprintln!(
+        "[history] hub bytes: compacted {deep_bytes} vs one change per item {flat_bytes} = {:.2}x \
+         (uncompacted log {deep_log_bytes} = {:.2}x)",
+        deep_bytes as f64 / flat_bytes as f64,
+        deep_log_bytes as f64 / flat_bytes as f64
+    );
 }

@@ -14,6 +14,7 @@
 //! [sync]
 //! interval_seconds = 30
 //! listen = true   # pull as soon as the hub announces a push
+//! retention_days = 30   # compaction retires replicas silent this long (0: never)
 //! ```
 
 use std::fmt;
@@ -27,6 +28,8 @@ use crate::error::{Error, Result};
 
 /// The file inside the data directory.
 pub(crate) const CONFIG_FILE: &str = "config.toml";
+/// Replicas silent this many days are retired by compaction, by default.
+pub(crate) const DEFAULT_RETENTION_DAYS: u64 = 30;
 /// The default time between sync rounds.
 pub(crate) const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -54,6 +57,7 @@ struct HubSection {
 struct SyncSection {
     interval_seconds: Option<u64>,
     listen: Option<bool>,
+    retention_days: Option<u64>,
 }
 
 /// Where and how often to sync.
@@ -65,6 +69,9 @@ pub struct Settings {
     pub sync_interval: Option<Duration>,
     /// Listen for the hub's announcements of pushes (default on).
     pub sync_listen: Option<bool>,
+    /// Replicas silent for longer are retired by compaction (default 30 days;
+    /// 0: never).
+    pub retention_days: Option<u64>,
 }
 
 impl fmt::Debug for Settings {
@@ -74,6 +81,7 @@ impl fmt::Debug for Settings {
             .field("space", &self.space)
             .field("sync_interval", &self.sync_interval)
             .field("sync_listen", &self.sync_listen)
+            .field("retention_days", &self.retention_days)
             .finish()
     }
 }
@@ -131,6 +139,7 @@ impl Settings {
             space: file.hub.space,
             sync_interval: file.sync.interval_seconds.map(Duration::from_secs),
             sync_listen: file.sync.listen,
+            retention_days: file.sync.retention_days,
         };
         if let Some(url) = env("WAYMARK_HUB_URL") {
             s.hub_url = Some(url);
@@ -143,6 +152,18 @@ impl Settings {
         }
         if let Some(v) = env("WAYMARK_SYNC_LISTEN") {
             s.sync_listen = Some(parse_switch("WAYMARK_SYNC_LISTEN", &v)?);
+        }
+        if let Some(v) = env("WAYMARK_SYNC_RETENTION_DAYS") {
+            let days: u64 = v.parse().ok().filter(|d| *d <= 36_500).ok_or_else(|| {
+                Error::invalid(
+                    "WAYMARK_SYNC_RETENTION_DAYS",
+                    format!("{} is not a number of days (0 to 36500)", crate::error::quote(&v)),
+                )
+            })?;
+            s.retention_days = Some(days);
+        }
+        if s.retention_days.is_some_and(|d| d > 36_500) {
+            return Err(Error::invalid("sync.retention_days", "must be at most 36500 days"));
         }
         Ok(s)
     }
@@ -172,6 +193,15 @@ impl Settings {
     /// PgBouncer in transaction mode: then it polls at the interval only).
     pub fn listen(&self) -> bool {
         self.sync_listen.unwrap_or(true)
+    }
+
+    /// How long a replica may stay silent before compaction retires it (its
+    /// cursor then no longer holds the hub's history); `None`: never.
+    pub fn retention(&self) -> Option<Duration> {
+        match self.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS) {
+            0 => None,
+            days => Some(Duration::from_secs(days * 86_400)),
+        }
     }
 
     /// The hub and space, when both are set.

@@ -249,6 +249,29 @@ impl Replica for PacedReplica {
         Ok(total)
     }
 
+    fn apply_snapshots(&self, snapshots: &[waymark_sync::Snapshot]) -> Result<PageApplied, ReplicaError> {
+        let mut total = PageApplied::default();
+        let mut rest = snapshots;
+        while !rest.is_empty() {
+            let n = self.apply.size().clamp(1, rest.len());
+            let (slice, later) = rest.split_at(n);
+            let started = Instant::now();
+            let applied = self.store.apply_snapshots(slice)?;
+            self.apply.observe(n, started.elapsed());
+            total.applied += applied.applied;
+            total.already_seen += applied.already_seen;
+            total.conflicts += applied.conflicts;
+            rest = later;
+            let pulled = self.pulled.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed) + n as u64;
+            self.progress.step(pulled, None, "records and changes pulled");
+        }
+        Ok(total)
+    }
+
+    fn label(&self) -> (String, String) {
+        self.store.label()
+    }
+
     fn record_states(&self) -> Result<RecordStates, ReplicaError> {
         self.store.record_states()
     }
@@ -421,6 +444,45 @@ async fn listen(hub: Arc<PostgresHub>, space: String, worker: tokio::sync::mpsc:
     }
 }
 
+/// How often `serve` compacts its space's history on the hub.
+const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Compact the space's history on the hub now and then (every
+/// [`COMPACT_EVERY`], the first time a few minutes after starting, each
+/// jittered so the `serve`s of a team do not compact in step; a compaction
+/// that finds nothing to fold costs the hub two short statements). Failures
+/// are logged and wait for the next time: history only grows meanwhile.
+async fn compact_periodically(hub: Arc<PostgresHub>, space: String, retention: Option<std::time::Duration>, seed: u64) {
+    use waymark_sync::HubAdmin;
+    let mut jitter = seed | 1;
+    let mut next = move |max: u64| {
+        jitter ^= jitter << 13;
+        jitter ^= jitter >> 7;
+        jitter ^= jitter << 17;
+        std::time::Duration::from_secs(jitter % max.max(1))
+    };
+    let mut delay = std::time::Duration::from_secs(300) + next(300);
+    loop {
+        tokio::time::sleep(delay).await;
+        let opts = waymark_sync::CompactOptions {
+            retention_ms: retention.map(|r| r.as_millis() as u64),
+            ..waymark_sync::CompactOptions::default()
+        };
+        match hub.compact(&space, opts).await {
+            Ok(r) if r.folded > 0 || r.retired > 0 => tracing::info!(
+                folded = r.folded,
+                retired = r.retired,
+                floor = r.floor,
+                head = r.head,
+                "compacted the space's history on the hub"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("compacting the space's history on the hub failed: {e}"),
+        }
+        delay = COMPACT_EVERY + next(COMPACT_EVERY.as_secs() / 6);
+    }
+}
+
 /// Start the worker on a thread of its own, with its own tokio runtime:
 /// rounds on a timer, soon after local writes, as soon as the hub
 /// announces a push by another replica (unless `settings` turn listening
@@ -440,6 +502,7 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
         interval: settings.interval(),
         ..WorkerConfig::default()
     };
+    let retention = settings.retention();
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -471,6 +534,7 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
         }
         let hub = Arc::new(hub);
         let listener = announcements.map(|worker| tokio::spawn(listen(hub.clone(), space.clone(), worker)));
+        let compactor = tokio::spawn(compact_periodically(hub.clone(), space.clone(), retention, seed));
         let worker = Worker::new(config, Instant::now(), seed);
         let mut commands = Receiver(rx);
         let replica = PacedReplica::new(store.clone());
@@ -493,6 +557,7 @@ pub fn spawn_worker(store: Store, hub: PostgresHub, space: String, settings: &Se
         if let Some(listener) = listener {
             listener.abort();
         }
+        compactor.abort();
         tracing::debug!("sync worker stopped");
     };
     let started = std::thread::Builder::new().name("waymark-sync".into()).spawn(move || {
@@ -615,6 +680,310 @@ async fn round_once(store: &Store, settings: &Settings, progress: Progress) -> R
     }
     let report = result.map_err(|error| SyncFailure::Round { hub: display, error })?;
     Ok(RoundSummary::of(&report, &before, &open_conflicts(store)?))
+}
+
+/// How many times `claim next` tries another item after losing one online.
+const CLAIM_NEXT_TRIES: usize = 3;
+
+/// Claim (or release) a work item as `agent` (`claim_work_item`, `waymark
+/// claim`): the claim is written locally, then, when a hub is configured,
+/// one round pushes it and pulls up to it, so the answer says `confirmed`
+/// or `lost`; with no hub, or the hub unreachable, it stays `tentative`
+/// (decided at the next sync). A `next` claim that lost tries the next
+/// ready item, a few times.
+pub async fn claim(
+    tracker: &crate::ops::Tracker,
+    settings: Option<&Settings>,
+    agent: &str,
+    request: crate::ops::ClaimRequest,
+) -> crate::Result<crate::ops::ClaimAnswer> {
+    use crate::domain::claim::ClaimState;
+    let settings = settings.filter(|s| s.hub().is_some());
+    let mut tries = 0;
+    let mut lost: Option<crate::ops::ClaimAnswer> = None;
+    loop {
+        tries += 1;
+        let answer = match (tracker.claim_work_item(agent, request.clone()), lost) {
+            (Ok(answer), _) => answer,
+            // Nothing else to take: the answer is the claim that lost.
+            (Err(_), Some(lost)) => return Ok(lost),
+            (Err(e), None) => return Err(e),
+        };
+        let undecided = answer.claim.as_ref().is_none_or(|c| c.state == ClaimState::Tentative);
+        let Some(settings) = settings.filter(|_| undecided) else {
+            return Ok(answer);
+        };
+        // A hub the last round could not reach: the claim stays tentative
+        // at once (the worker decides it when the hub is back), rather than
+        // after a connection timeout.
+        if tracker.store().read(crate::ops::sync_health)?.hub_reachable == Some(false) {
+            return Ok(answer);
+        }
+        if let Err(e) = claim_round(tracker.store(), settings).await {
+            tracing::debug!("the claim stays tentative: {}", e.sentence());
+            return Ok(answer);
+        }
+        let answer = tracker.claim_of(agent, &answer.item.id)?;
+        let is_lost = answer.claim.as_ref().is_some_and(|c| c.state == ClaimState::Lost);
+        if !(is_lost && request.next && tries < CLAIM_NEXT_TRIES) {
+            return Ok(answer);
+        }
+        lost = Some(answer);
+    }
+}
+
+/// A round the claim link runs: the store, its settings, where to answer.
+type ClaimJob = (Store, Settings, tokio::sync::oneshot::Sender<Result<(), SyncFailure>>);
+
+/// One round for a claim: push it, pull up to it. It runs on the claim
+/// link, a thread of this process with its own runtime that keeps the hub's
+/// connection between claims (a claim is a few round trips, not a new
+/// connection), so the runtime awaiting it goes on serving meanwhile.
+async fn claim_round(store: &Store, settings: &Settings) -> Result<(), SyncFailure> {
+    type Job = ClaimJob;
+    static LINK: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>> = Mutex::new(None);
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: Job = (store.clone(), settings.clone(), reply);
+    {
+        let mut link = LINK.lock().unwrap_or_else(|p| p.into_inner());
+        // The link's thread, started at the first claim (again if it ended).
+        let unsent = match link.as_ref() {
+            Some(sender) => sender.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        if let Some(job) = unsent {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
+            std::thread::Builder::new()
+                .name("waymark-claims".into())
+                .spawn(move || claim_link(receiver))
+                .map_err(|e| SyncFailure::Store(crate::Error::Io(e)))?;
+            let _ = sender.send(job);
+            *link = Some(sender);
+        }
+    }
+    answer.await.unwrap_or_else(|_| {
+        Err(SyncFailure::Store(crate::Error::Corrupt(
+            "the claim link stopped before it answered".into(),
+        )))
+    })
+}
+
+/// The claim link's thread: one hub per hub and space named, kept (with
+/// its connection and its schema checked once) while the process runs.
+fn claim_link(mut jobs: tokio::sync::mpsc::UnboundedReceiver<ClaimJob>) {
+    crate::store::wait_patiently();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("the claim link could not start its runtime: {e}");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut hubs: std::collections::HashMap<(String, String), Arc<PostgresHub>> = Default::default();
+        while let Some((store, settings, reply)) = jobs.recv().await {
+            let result = async {
+                let (url, space) = settings.hub().ok_or(SyncFailure::NotConfigured)?;
+                let key = (url.to_owned(), space.to_owned());
+                let display = settings.hub_display().unwrap_or_default();
+                let hub = match hubs.get(&key) {
+                    Some(hub) => hub.clone(),
+                    None => {
+                        let (hub, _) = hub_for(&settings)?;
+                        hub.migrate().await.map_err(|e| SyncFailure::Round {
+                            hub: display.clone(),
+                            error: SyncError::Hub(e),
+                        })?;
+                        let hub = Arc::new(hub);
+                        hubs.insert(key.clone(), hub.clone());
+                        hub
+                    }
+                };
+                bind_cursor(&store, &settings)?;
+                store.hub_answered()?;
+                let replica = PacedReplica::new(store.clone());
+                let result = sync_round(&replica, &*hub, &key.1, SyncOptions::default()).await;
+                if result.is_err() {
+                    // A broken connection is made again at the next claim.
+                    hubs.remove(&key);
+                }
+                record_round(&store, &result);
+                result
+                    .map(|_| ())
+                    .map_err(|error| SyncFailure::Round { hub: display, error })
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+    });
+}
+
+/// [`claim`] on a runtime of its own, blocking the calling thread: for the
+/// command line.
+pub fn claim_blocking(
+    tracker: &crate::ops::Tracker,
+    settings: Option<&Settings>,
+    agent: &str,
+    request: crate::ops::ClaimRequest,
+) -> crate::Result<crate::ops::ClaimAnswer> {
+    if settings.is_none_or(|s| s.hub().is_none()) {
+        return tracker.claim_work_item(agent, request);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(crate::Error::Io)?;
+    runtime.block_on(claim(tracker, settings, agent, request))
+}
+
+/// One replica of the space, as `waymark hub replicas` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReplicaRow {
+    pub replica: String,
+    pub name: String,
+    pub host: String,
+    /// The last seq it pulled and applied.
+    pub cursor: u64,
+    /// Its last contact (RFC 3339, UTC).
+    pub last_seen: String,
+    pub retired: bool,
+    /// Whether this store is that replica.
+    pub this_store: bool,
+}
+
+/// The replicas of the space, and where its history stands.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReplicasAnswer {
+    pub hub: String,
+    pub space: String,
+    pub replicas: Vec<ReplicaRow>,
+    /// The space's last seq, and the seq up to which history is folded.
+    pub head: u64,
+    pub floor: u64,
+}
+
+/// What `waymark hub forget` or `waymark hub compact` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CompactAnswer {
+    pub hub: String,
+    pub space: String,
+    /// The replica forgotten (`hub forget`), when it was live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forgotten: Option<String>,
+    /// Replicas retired for silence past the retention.
+    pub retired: usize,
+    /// Changes folded into snapshots.
+    pub folded: usize,
+    pub floor: u64,
+    pub head: u64,
+    pub snapshots: u64,
+}
+
+/// An administrative call on the configured hub (migrated first), on a
+/// runtime of its own: for the command line.
+fn with_hub<T>(
+    settings: &Settings,
+    call: impl AsyncFnOnce(&PostgresHub, &str) -> Result<T, waymark_sync::HubError>,
+) -> Result<T, SyncFailure> {
+    let (hub, space) = hub_for(settings)?;
+    let display = settings.hub_display().unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SyncFailure::Store(crate::Error::Io(e)))?;
+    runtime
+        .block_on(async {
+            hub.migrate().await?;
+            call(&hub, &space).await
+        })
+        .map_err(|e| SyncFailure::Round {
+            hub: display,
+            error: SyncError::Hub(e),
+        })
+}
+
+fn rfc3339_ms(ms: u64) -> String {
+    crate::time::Timestamp::from_millis(ms).to_string()
+}
+
+/// `waymark hub replicas`: every replica that reported to the space.
+pub fn hub_replicas(store: &Store, settings: &Settings) -> Result<ReplicasAnswer, SyncFailure> {
+    use waymark_sync::HubAdmin;
+    let me = Replica::replica_id(store).ok();
+    let (listed, page) = with_hub(settings, async |hub, space| {
+        let listed = hub.replicas(space).await?;
+        let page = waymark_sync::Hub::pull(hub, space, u64::MAX >> 1, 1).await?;
+        Ok((listed, page))
+    })?;
+    Ok(ReplicasAnswer {
+        hub: settings.hub_display().unwrap_or_default(),
+        space: settings.space.clone().unwrap_or_default(),
+        replicas: listed
+            .into_iter()
+            .map(|r| ReplicaRow {
+                this_store: Some(r.replica) == me,
+                replica: r.replica.to_string(),
+                name: r.name,
+                host: r.host,
+                cursor: r.cursor,
+                last_seen: rfc3339_ms(r.last_seen_ms),
+                retired: r.retired,
+            })
+            .collect(),
+        head: page.head_seq,
+        floor: page.floor,
+    })
+}
+
+/// `waymark hub forget REPLICA`: retire a replica that will not come back
+/// (if it does, it catches up from the snapshots, keeping what it has not
+/// pushed), then compact.
+pub fn hub_forget(settings: &Settings, replica: &str) -> Result<CompactAnswer, SyncFailure> {
+    let id: ReplicaId = replica.trim().parse().map_err(|_| {
+        SyncFailure::Store(crate::Error::invalid(
+            "replica",
+            format!(
+                "{} is not a replica id (a UUID as `waymark hub replicas` lists it)",
+                crate::error::quote(replica)
+            ),
+        ))
+    })?;
+    let forgotten = with_hub(settings, async |hub, space| {
+        use waymark_sync::HubAdmin;
+        hub.forget(space, id).await
+    })?;
+    if !forgotten {
+        return Err(SyncFailure::Store(crate::Error::invalid(
+            "replica",
+            format!("{id} is no live replica of this space (see `waymark hub replicas`)"),
+        )));
+    }
+    let mut answer = hub_compact(settings)?;
+    answer.forgotten = Some(id.to_string());
+    Ok(answer)
+}
+
+/// `waymark hub compact`: retire replicas silent past the retention, then
+/// fold the history every live replica has pulled into snapshots.
+pub fn hub_compact(settings: &Settings) -> Result<CompactAnswer, SyncFailure> {
+    let opts = waymark_sync::CompactOptions {
+        retention_ms: settings.retention().map(|r| r.as_millis() as u64),
+        ..waymark_sync::CompactOptions::default()
+    };
+    let report = with_hub(settings, async |hub, space| {
+        use waymark_sync::HubAdmin;
+        hub.compact(space, opts).await
+    })?;
+    Ok(CompactAnswer {
+        hub: settings.hub_display().unwrap_or_default(),
+        space: settings.space.clone().unwrap_or_default(),
+        forgotten: None,
+        retired: report.retired,
+        folded: report.folded,
+        floor: report.floor,
+        head: report.head,
+        snapshots: report.snapshots,
+    })
 }
 
 #[cfg(test)]

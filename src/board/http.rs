@@ -118,7 +118,7 @@ pub async fn handle<B>(
                 let b = board.clone();
                 match tokio::task::spawn_blocking(move || b.render(page, main_only)).await {
                     Ok(Ok(html)) => {
-                        let mut r = Response::new(Full::new(Bytes::from(html)).boxed());
+                        let mut r = Response::new(Full::new(Bytes::copy_from_slice(html.as_bytes())).boxed());
                         r.headers_mut().insert(
                             header::CONTENT_TYPE,
                             HeaderValue::from_static("text/html; charset=utf-8"),

@@ -18,18 +18,21 @@
 pub mod http;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use minijinja::{Environment, Value as J, context};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ops::{BoardData, BoardItem, Tracker};
+use crate::ops::{BoardData, BoardItem, BoardParts, BoardStamp, Tracker};
 use crate::time::Timestamp;
 
-/// The most cards a column shows (the rest are counted).
-const COLUMN_CARDS: usize = 60;
+/// The most cards a column shows (the rest are counted, and the tree
+/// shows them): a first screen's worth and some, so that the page a
+/// browser paints first stays the same size whatever the store holds.
+const COLUMN_CARDS: usize = 20;
 /// Completed items the done column shows, newest first.
-const DONE_CARDS: usize = 30;
+const DONE_CARDS: usize = 12;
 /// Days the charts cover, today included.
 const CHART_DAYS: i64 = 30;
 
@@ -37,7 +40,7 @@ pub(crate) const CSS: &str = include_str!("board.css");
 pub(crate) const JS: &str = include_str!("board.js");
 
 /// A page of the board.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Page {
     Work,
     Tree,
@@ -71,6 +74,28 @@ impl Page {
         }
     }
 
+    /// What the page reads: only what it shows (the work page, seen first,
+    /// reads no vendors, deployments or conflicts; the plan no work items).
+    fn parts(self) -> BoardParts {
+        match self {
+            Page::Work | Page::Tree => BoardParts {
+                items: true,
+                ..BoardParts::default()
+            },
+            // Items for the titles of conflicting work items.
+            Page::Health => BoardParts {
+                items: true,
+                vendors: true,
+                conflicts: true,
+                ..BoardParts::default()
+            },
+            Page::Plan => BoardParts {
+                plan: true,
+                ..BoardParts::default()
+            },
+        }
+    }
+
     fn template(self) -> &'static str {
         match self {
             Page::Work => "work.html",
@@ -85,22 +110,46 @@ impl Page {
 pub struct Board {
     tracker: Tracker,
     env: Environment<'static>,
+    /// The last render of each page (whole, or `<main>` only), with the
+    /// stamp of the store it shows and its day (the charts end today).
+    /// A page of an unchanged store is not read again: reloads, every
+    /// open board's refresh after one change, and a second browser cost a
+    /// few point reads.
+    cache: Mutex<HashMap<(Page, bool), Rendered>>,
+}
+
+struct Rendered {
+    stamp: BoardStamp,
+    day: i64,
+    html: Arc<str>,
+}
+
+fn templates() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("work.html", include_str!("templates/work.html")),
+        ("tree.html", include_str!("templates/tree.html")),
+        ("health.html", include_str!("templates/health.html")),
+        ("plan.html", include_str!("templates/plan.html")),
+    ] {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("the board's template {name} does not parse: {e}"));
+    }
+    env
+}
+
+fn today() -> i64 {
+    Timestamp::now().0.div_euclid(charts::DAY_MICROS)
 }
 
 impl Board {
     pub fn new(tracker: Tracker) -> Board {
-        let mut env = Environment::new();
-        for (name, source) in [
-            ("base.html", include_str!("templates/base.html")),
-            ("work.html", include_str!("templates/work.html")),
-            ("tree.html", include_str!("templates/tree.html")),
-            ("health.html", include_str!("templates/health.html")),
-            ("plan.html", include_str!("templates/plan.html")),
-        ] {
-            env.add_template(name, source)
-                .unwrap_or_else(|e| panic!("the board's template {name} does not parse: {e}"));
+        Board {
+            tracker,
+            env: templates(),
+            cache: Mutex::new(HashMap::new()),
         }
-        Board { tracker, env }
     }
 
     pub fn tracker(&self) -> &Tracker {
@@ -108,10 +157,44 @@ impl Board {
     }
 
     /// The whole page, or (`main_only`) the contents of its `<main>`, which
-    /// the page's script swaps in on a change.
-    pub fn render(&self, page: Page, main_only: bool) -> Result<String> {
-        let data = self.tracker.board_data()?;
-        let view = View::new(&data);
+    /// the page's script swaps in on a change: the last render while the
+    /// store's stamp and the day are those it showed, else a fresh one.
+    pub fn render(&self, page: Page, main_only: bool) -> Result<Arc<str>> {
+        let stamp = self.tracker.board_stamp()?;
+        let day = today();
+        if let Some(r) = self.cache().get(&(page, main_only))
+            && r.stamp == stamp
+            && r.day == day
+        {
+            return Ok(r.html.clone());
+        }
+        self.render_fresh(page, main_only)
+    }
+
+    /// [`Board::render`] read afresh from the store (and kept for the next).
+    pub fn render_fresh(&self, page: Page, main_only: bool) -> Result<Arc<str>> {
+        let day = today();
+        let data = self.tracker.board_data(page.parts())?;
+        let html: Arc<str> = self.render_data(&data, page, main_only)?.into();
+        self.cache().insert(
+            (page, main_only),
+            Rendered {
+                stamp: data.stamp(),
+                day,
+                html: html.clone(),
+            },
+        );
+        Ok(html)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(Page, bool), Rendered>> {
+        // A render that panicked left nothing half-written: the map holds
+        // whole entries only.
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn render_data(&self, data: &BoardData, page: Page, main_only: bool) -> Result<String> {
+        let view = View::new(data);
         let nav: Vec<J> = Page::ALL
             .iter()
             .map(|p| context! { path => p.path(), label => p.label(), current => *p == page })
@@ -127,7 +210,6 @@ impl Board {
             page => page.label(),
             cursor => data.cursor,
             sync => view.sync_badge(),
-            counts => view.counts(),
             ..ctx
         };
         let name = if main_only { page.template() } else { "base.html" };
@@ -172,8 +254,19 @@ struct Column<'a> {
     key: &'static str,
     title: &'static str,
     count: usize,
-    cards: Vec<Card<'a>>,
+    /// The cards shown, by holder: one group without a holder in every
+    /// column but "in progress", which has one per holder (by name, then
+    /// the items nobody holds).
+    groups: Vec<Group<'a>>,
     more: usize,
+}
+
+#[derive(Serialize)]
+struct Group<'a> {
+    holder: Option<&'a str>,
+    /// Items of this holder in the column (some may not be shown).
+    count: usize,
+    cards: Vec<Card<'a>>,
 }
 
 #[derive(Serialize)]
@@ -279,14 +372,6 @@ impl<'a> View<'a> {
         }
     }
 
-    fn counts(&self) -> J {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for i in &self.live {
-            *counts.entry(self.column_of(i)).or_default() += 1;
-        }
-        serde(&counts)
-    }
-
     fn sync_badge(&self) -> J {
         let h = &self.data.health;
         let (state, text) = if !h.hub_configured {
@@ -320,17 +405,48 @@ impl<'a> View<'a> {
         progress.sort_by(by_priority);
         blocked.sort_by(by_priority);
         done.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
-        let column =
-            |key, title, items: Vec<&'a BoardItem>, cap: usize, note: &dyn Fn(&BoardItem) -> Option<String>| {
-                let count = items.len();
-                Column {
-                    key,
-                    title,
-                    count,
-                    more: count.saturating_sub(cap),
-                    cards: items.into_iter().take(cap).map(|i| self.card(i, note(i))).collect(),
+        let column = |key,
+                      title,
+                      items: Vec<&'a BoardItem>,
+                      cap: usize,
+                      by_holder: bool,
+                      note: &dyn Fn(&BoardItem) -> Option<String>| {
+            let count = items.len();
+            let mut groups: Vec<(Option<&'a str>, Vec<&'a BoardItem>)> = Vec::new();
+            if by_holder {
+                let mut held: BTreeMap<Option<&'a str>, Vec<&'a BoardItem>> = BTreeMap::new();
+                for i in items {
+                    held.entry(i.holder.as_deref()).or_default().push(i);
                 }
-            };
+                // Holders by name, then the items nobody holds.
+                let nobody = held.remove(&None);
+                groups.extend(held);
+                groups.extend(nobody.map(|list| (None, list)));
+            } else {
+                groups.push((None, items));
+            }
+            let mut left = cap;
+            let groups = groups
+                .into_iter()
+                .map(|(holder, list)| {
+                    let shown = list.len().min(left);
+                    left -= shown;
+                    Group {
+                        holder,
+                        count: list.len(),
+                        cards: list.into_iter().take(shown).map(|i| self.card(i, note(i))).collect(),
+                    }
+                })
+                .filter(|g| !g.cards.is_empty())
+                .collect();
+            Column {
+                key,
+                title,
+                count,
+                more: count.saturating_sub(cap),
+                groups,
+            }
+        };
         let waits_note = |i: &BoardItem| -> Option<String> {
             let open: Vec<&str> = self
                 .waits_for
@@ -357,10 +473,10 @@ impl<'a> View<'a> {
             ))
         };
         let columns = vec![
-            column("ready", "Ready", ready, COLUMN_CARDS, &|_| None),
-            column("progress", "In progress", progress, COLUMN_CARDS, &by_note),
-            column("blocked", "Blocked", blocked, COLUMN_CARDS, &waits_note),
-            column("done", "Done", done, DONE_CARDS, &when_note),
+            column("ready", "Ready", ready, COLUMN_CARDS, false, &|_| None),
+            column("progress", "In progress", progress, COLUMN_CARDS, true, &by_note),
+            column("blocked", "Blocked", blocked, COLUMN_CARDS, false, &waits_note),
+            column("done", "Done", done, DONE_CARDS, false, &when_note),
         ];
         let (per_day, open_over_time) = charts::series(&self.data.items, Timestamp::now(), CHART_DAYS);
         context! {
@@ -515,7 +631,7 @@ mod charts {
     use crate::ops::BoardItem;
     use crate::time::Timestamp;
 
-    const DAY_MICROS: i64 = 86_400_000_000;
+    pub(crate) const DAY_MICROS: i64 = 86_400_000_000;
     const W: f64 = 300.0;
     const H: f64 = 80.0;
 
@@ -662,6 +778,7 @@ mod charts {
                 updated_at: updated.into(),
                 updated_by: "a".into(),
                 archived: false,
+                holder: None,
             }
         }
 
@@ -686,5 +803,158 @@ mod charts {
             assert_eq!(done.iter().map(|d| d.1).collect::<Vec<_>>(), [0, 0, 0, 1, 1]);
             assert_eq!(open.iter().map(|d| d.1).collect::<Vec<_>>(), [2, 2, 3, 2, 2]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{NewWorkItem, WorkItemUpdate};
+
+    fn task(tracker: &Tracker, title: &str) -> crate::ops::WorkItem {
+        tracker
+            .create_work_item(
+                "a",
+                NewWorkItem {
+                    item_type: "task".into(),
+                    title: title.into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    }
+
+    /// A page of an unchanged store is the last render, itself; any change
+    /// to the store (here by another tracker on the same store, as another
+    /// process would) renders afresh.
+    #[test]
+    fn an_unchanged_store_is_not_rendered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let board = Board::new(Tracker::open(dir.path()).unwrap());
+        let other = Tracker::open(dir.path()).unwrap();
+        let first = task(&other, "First");
+        let a = board.render(Page::Work, false).unwrap();
+        let b = board.render(Page::Work, false).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the same render");
+        let part = board.render(Page::Work, true).unwrap();
+        assert!(!part.contains("<html") && part.contains("First"), "{part}");
+        assert!(a.contains("<html"), "each page and part has its own render");
+
+        task(&other, "Second");
+        let c = board.render(Page::Work, false).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c) && c.contains("Second"), "{c}");
+        let part = board.render(Page::Work, true).unwrap();
+        assert!(part.contains("Second"), "{part}");
+        other
+            .update_work_item(
+                "a",
+                WorkItemUpdate {
+                    id: first.id,
+                    version: first.version,
+                    status: Some("completed".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let d = board.render(Page::Tree, false).unwrap();
+        assert!(d.contains("completed"), "{d}");
+        let e = board.render(Page::Work, false).unwrap();
+        assert!(!Arc::ptr_eq(&c, &e), "an update moves the feed too");
+    }
+
+    fn item(id: &str, status: &str, holder: Option<&str>) -> BoardItem {
+        BoardItem {
+            id: id.into(),
+            title: format!("Item {id}"),
+            item_type: "task".into(),
+            status: status.into(),
+            priority: 2,
+            parent_id: None,
+            depth: 0,
+            open_blockers: 0,
+            branch_name: Some("b".into()),
+            created_at: "2026-12-01T00:00:00Z".into(),
+            updated_at: "2026-12-02T00:00:00Z".into(),
+            updated_by: "a".into(),
+            archived: false,
+            holder: holder.map(str::to_owned),
+        }
+    }
+
+    fn data(items: Vec<BoardItem>) -> BoardData {
+        BoardData {
+            items,
+            waits: Vec::new(),
+            vendors: Vec::new(),
+            deployments: Vec::new(),
+            enhancements: Vec::new(),
+            health: crate::ops::configuration::SyncHealth {
+                hub_configured: false,
+                last_sync_at: None,
+                last_error: None,
+                hub_reachable: None,
+                pending_changes: 0,
+                open_conflicts: 0,
+                clock_warning: None,
+            },
+            conflicts: Vec::new(),
+            cursor: 0,
+        }
+    }
+
+    /// The in-progress column groups its cards by holder (by name, then
+    /// the items nobody holds) within one bound for the column; the others
+    /// have one group, and every column counts what it leaves out.
+    #[test]
+    fn columns_are_bounded_and_in_progress_groups_by_holder() {
+        let mut items: Vec<BoardItem> = (0..COLUMN_CARDS + 5)
+            .map(|k| item(&format!("p{k:03}"), "active", None))
+            .collect();
+        items.push(item("zed1", "active", Some("zed")));
+        items.push(item("ana1", "active", Some("ana")));
+        items.push(item("ana2", "active", Some("ana")));
+        items.extend((0..DONE_CARDS * 3).map(|k| item(&format!("d{k:03}"), "completed", Some("ana"))));
+        let data = data(items);
+        let view = View::new(&data);
+        let work = serde_json::to_value(view.work()).unwrap();
+        let columns = work["columns"].as_array().unwrap();
+        let progress = &columns[1];
+        assert_eq!(progress["key"], "progress");
+        assert_eq!(progress["count"], COLUMN_CARDS + 8);
+        let groups: Vec<(serde_json::Value, usize, usize)> = progress["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["holder"].clone(),
+                    g["count"].as_u64().unwrap() as usize,
+                    g["cards"].as_array().unwrap().len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("ana".into(), 2, 2),
+                ("zed".into(), 1, 1),
+                (serde_json::Value::Null, COLUMN_CARDS + 5, COLUMN_CARDS - 3),
+            ]
+        );
+        assert_eq!(progress["more"], 8);
+        let done = &columns[3];
+        assert_eq!(done["groups"].as_array().unwrap().len(), 1, "only in progress groups");
+        assert_eq!(done["groups"][0]["cards"].as_array().unwrap().len(), DONE_CARDS);
+        assert_eq!(done["more"], DONE_CARDS * 2);
+        let html = templates()
+            .get_template("work.html")
+            .unwrap()
+            .render(context! { work => view.work() })
+            .unwrap();
+        assert!(
+            html.contains("<h3 class=\"holder\">ana <span class=\"n\">2</span></h3>"),
+            "{html}"
+        );
+        assert!(html.contains(&format!("and {} more", DONE_CARDS * 2)), "{html}");
     }
 }

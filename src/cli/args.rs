@@ -19,8 +19,35 @@ pub(super) struct Cli {
     #[arg(long, global = true, env = "WAYMARK_DATA_DIR", value_name = "DIR")]
     pub(super) data_dir: Option<PathBuf>,
 
+    /// The agent this command writes and claims as (default: cli).
+    #[arg(long = "as", global = true, env = "WAYMARK_AGENT", value_name = "NAME")]
+    pub(super) agent: Option<String>,
+
     #[command(subcommand)]
     pub(super) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(super) enum HubAction {
+    /// List the replicas of the space: what each has pulled, its name, host and last contact.
+    Replicas {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retire a replica that will not come back (history below it can then be compacted);
+    /// if it does come back, it catches up from snapshots, keeping what it has not pushed.
+    Forget {
+        /// The replica id, as `waymark hub replicas` lists it.
+        replica: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fold the history every live replica has pulled into per-record snapshots
+    /// (replicas silent past [sync] retention_days are retired first).
+    Compact {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -41,6 +68,11 @@ pub(super) enum Command {
         status: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Administer the hub's space: its replicas and its history.
+    Hub {
+        #[command(subcommand)]
+        action: HubAction,
     },
     /// The MCP server on stdio (stdout carries only the protocol; logs go to stderr), or over HTTP with --http.
     Serve {
@@ -118,6 +150,42 @@ pub(super) enum Command {
         limit: Option<i64>,
         #[arg(long)]
         cursor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Claim a work item for a lease (ID, or `next`: the first ready one); online, the hub's order decides.
+    Claim {
+        /// The item's id, or `next`.
+        #[arg(value_name = "ID|next")]
+        target: String,
+        /// With `next`: only items of this type.
+        #[arg(long = "type", value_name = "TYPE")]
+        item_type: Option<String>,
+        /// The lease in minutes (default 30).
+        #[arg(long)]
+        minutes: Option<u64>,
+        /// Take the item from another agent's live claim.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who wrote what to a work item: each field's last write and open conflicts, newest first.
+    History {
+        id: String,
+        #[arg(long)]
+        limit: Option<i64>,
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a claim on a work item.
+    Release {
+        id: String,
+        /// Release another agent's claim.
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },

@@ -100,10 +100,60 @@ pub(super) fn show_page<T: ops::Row>(
 }
 
 pub(super) fn item_line(r: &ops::WorkItemRow) -> String {
+    let claimed = r.claimed_by.as_deref().map(|h| format!("  [{h}]")).unwrap_or_default();
     format!(
-        "{}  P{}  {:<9} {:<8} v{}  {}",
+        "{}  P{}  {:<9} {:<8} v{}  {}{claimed}",
         r.id, r.priority, r.status, r.item_type, r.version, r.title
     )
+}
+
+pub(super) fn history_line(e: &ops::HistoryEntry) -> String {
+    format!(
+        "{}  {:<14} {:<16} {}{}",
+        e.at,
+        e.author,
+        e.field,
+        e.value,
+        if e.concurrent { "  (concurrent)" } else { "" }
+    )
+}
+
+/// The claims an agent lost, one line each.
+pub(super) fn lost_lines(lost: &[ops::LostClaim]) -> String {
+    lost.iter()
+        .map(|l| {
+            let to = l.held_by.as_deref().map(|h| format!(" to {h}")).unwrap_or_default();
+            format!(
+                "lost: {} lost its claim on {} ({}){to}; not its to work on",
+                l.agent, l.title, l.id
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(super) fn claim_human(a: &ops::ClaimAnswer) -> String {
+    match &a.claim {
+        None => format!("{} ({}) is not claimed", a.item.title, a.item.id),
+        Some(c) => match c.state {
+            waymark::domain::claim::ClaimState::Lost => format!(
+                "lost: {} ({}) is claimed by {} until {}; not yours to work on",
+                a.item.title, a.item.id, c.holder, c.expires_at
+            ),
+            state => format!(
+                "{} {} ({}) until {} [{}]",
+                c.holder,
+                if state == waymark::domain::claim::ClaimState::Tentative {
+                    "claimed (tentative: decided at the next sync)"
+                } else {
+                    "holds"
+                },
+                a.item.id,
+                c.expires_at,
+                a.item.title
+            ),
+        },
+    }
 }
 
 pub(super) fn item_human(i: &ops::WorkItem) -> String {
@@ -312,6 +362,8 @@ pub(super) fn sync_human(s: &waymark::sync::SyncAnswer) -> String {
 /// operation names in its errors; any other field (a metadata key, say)
 /// keeps its name.
 const FLAGS: &[(&str, &str)] = &[
+    ("minutes", "--minutes"),
+    ("as", "--as"),
     ("title", "--title"),
     ("description", "--description"),
     ("status", "--status"),
@@ -353,6 +405,7 @@ const FLAGS: &[(&str, &str)] = &[
 /// The command that does what each tool does, for errors that point at one.
 /// Longer names first, so that no name is replaced inside another.
 const COMMANDS: &[(&str, &str)] = &[
+    ("claim_work_item with force", "`waymark claim ID --force`"),
     ("manage_enhancement with action list", "`waymark enhancement list`"),
     ("with action get", "with `waymark enhancement show`"),
     ("update_project_configuration", "`waymark config set`"),
@@ -377,6 +430,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("export_markdown", "`waymark export markdown`"),
     ("create_vendor", "`waymark vendor create`"),
     ("list_vendors", "`waymark vendor list`"),
+    ("claim_work_item", "`waymark claim`"),
 ];
 
 /// The flag that sets `field`.
@@ -415,6 +469,43 @@ pub(super) fn speak_cli(text: &str) -> String {
         }
     }
     text
+}
+
+/// `waymark hub replicas` for people: one line per replica.
+pub(super) fn replicas_human(a: &waymark::sync::ReplicasAnswer) -> String {
+    let mut out = format!(
+        "space {} on {}: head {}, history folded up to {}\n",
+        a.space, a.hub, a.head, a.floor
+    );
+    if a.replicas.is_empty() {
+        out.push_str("no replica has reported yet\n");
+    }
+    for r in &a.replicas {
+        out.push_str(&format!(
+            "{}  {:<20} {:<20} pulled {:>8}  last seen {}{}{}\n",
+            r.replica,
+            r.name,
+            r.host,
+            r.cursor,
+            r.last_seen,
+            if r.retired { "  (retired)" } else { "" },
+            if r.this_store { "  (this store)" } else { "" }
+        ));
+    }
+    out.trim_end().to_owned()
+}
+
+/// `waymark hub compact` and `waymark hub forget` for people.
+pub(super) fn compact_human(a: &waymark::sync::CompactAnswer) -> String {
+    let mut out = String::new();
+    if let Some(r) = &a.forgotten {
+        out.push_str(&format!("forgot replica {r}\n"));
+    }
+    out.push_str(&format!(
+        "space {}: folded {} changes ({} replicas retired for silence); history folded up to {} of {}, {} snapshots",
+        a.space, a.folded, a.retired, a.floor, a.head, a.snapshots
+    ));
+    out
 }
 
 #[cfg(test)]

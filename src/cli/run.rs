@@ -84,9 +84,47 @@ fn parse_tests(text: &str) -> Result<Map<String, Value>> {
     Ok(m)
 }
 
+/// The agent the command line writes and claims as (`--as`, `WAYMARK_AGENT`).
+static AGENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn author() -> &'static str {
+    AGENT.get().map(String::as_str).unwrap_or(CLI_AUTHOR)
+}
+
+/// `waymark hub ...`: administration of the configured hub's space.
+fn hub_admin(dir: &Path, action: HubAction) -> Result<()> {
+    let settings = waymark::config::Settings::load(dir)?;
+    let failed = |e: waymark::sync::SyncFailure| anyhow::anyhow!(e.sentence());
+    match action {
+        HubAction::Replicas { json } => {
+            let t = open_existing(dir)?;
+            let answer = waymark::sync::hub_replicas(t.store(), &settings).map_err(failed)?;
+            show(json, &answer, replicas_human)
+        }
+        HubAction::Forget { replica, json } => {
+            let answer = waymark::sync::hub_forget(&settings, &replica).map_err(failed)?;
+            show(json, &answer, compact_human)
+        }
+        HubAction::Compact { json } => {
+            let answer = waymark::sync::hub_compact(&settings).map_err(failed)?;
+            show(json, &answer, compact_human)
+        }
+    }
+}
+
 pub(super) fn run(cli: Cli) -> Result<()> {
+    if let Some(agent) = cli.agent.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        if agent.chars().count() > 100 || agent.chars().any(char::is_control) {
+            return Err(waymark::Error::invalid(
+                "as",
+                "must be a name of at most 100 characters, no control characters",
+            )
+            .into());
+        }
+        let _ = AGENT.set(agent.to_owned());
+    }
     let dir = data_dir(cli.data_dir)?;
-    let a = CLI_AUTHOR;
+    let a = author();
     match cli.command {
         Command::Init { hub, space } => init(&dir, hub, space),
         Command::Sync { status: true, json } => {
@@ -104,6 +142,7 @@ pub(super) fn run(cli: Cli) -> Result<()> {
             let answer = waymark::sync::SyncAnswer::of(&t, Some(round))?;
             show(json, &answer, sync_human)
         }
+        Command::Hub { action } => hub_admin(&dir, action),
         Command::Resolve { id, value, dot, json } => {
             let value = value
                 .map(|v| {
@@ -154,6 +193,7 @@ pub(super) fn run(cli: Cli) -> Result<()> {
                 repo_root: git_root(&cwd),
                 settings: Some(waymark::config::Settings::load(&dir)?),
                 file_roots: file_root,
+                agent: AGENT.get().cloned(),
             };
             let options = waymark::mcp::ServeOptions { toolset, read_only };
             match http {
@@ -178,12 +218,58 @@ pub(super) fn run(cli: Cli) -> Result<()> {
             cursor,
             json,
         } => {
-            let page = open_existing(&dir)?.ready_work(ops::ReadyQuery {
+            let ready = open_existing(&dir)?.ready_work_for(
+                a,
+                ops::ReadyQuery {
+                    item_type,
+                    limit,
+                    cursor,
+                },
+            )?;
+            if json {
+                return show(true, &ready, |_| String::new());
+            }
+            show_page(false, &ready.page, item_line, "nothing is ready")?;
+            if !ready.lost_claims.is_empty() {
+                out(lost_lines(&ready.lost_claims))?;
+            }
+            Ok(())
+        }
+        Command::Claim {
+            target,
+            item_type,
+            minutes,
+            force,
+            json,
+        } => {
+            let next = target.trim().eq_ignore_ascii_case("next");
+            let request = ops::ClaimRequest {
+                id: (!next).then_some(target),
+                next,
                 item_type,
-                limit,
-                cursor,
-            })?;
-            show_page(json, &page, item_line, "nothing is ready")
+                minutes,
+                force,
+                release: false,
+            };
+            claim_command(&dir, a, request, json)
+        }
+        Command::History {
+            id,
+            limit,
+            cursor,
+            json,
+        } => {
+            let page = open_existing(&dir)?.work_item_history(&id, limit, cursor.as_deref())?;
+            show_page(json, &page, history_line, "no history")
+        }
+        Command::Release { id, force, json } => {
+            let request = ops::ClaimRequest {
+                id: Some(id),
+                force,
+                release: true,
+                ..ops::ClaimRequest::default()
+            };
+            claim_command(&dir, a, request, json)
         }
         Command::Dep(cmd) => {
             let t = open_for_write(&dir)?;
@@ -373,8 +459,17 @@ fn init(dir: &Path, hub: Option<String>, space: Option<String>) -> Result<()> {
     ))
 }
 
+/// `waymark claim` and `waymark release`: the claim, confirmed against the
+/// hub when one is configured (see `waymark::sync::claim`).
+fn claim_command(dir: &Path, agent: &str, request: ops::ClaimRequest, json: bool) -> Result<()> {
+    let t = open_for_write(dir)?;
+    let settings = waymark::config::Settings::load(dir)?;
+    let answer = waymark::sync::claim_blocking(&t, Some(&settings), agent, request)?;
+    show(json, &answer, claim_human)
+}
+
 fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
-    let a = CLI_AUTHOR;
+    let a = author();
     match cmd {
         ItemCommand::Create {
             item_type,
@@ -471,7 +566,7 @@ fn item(dir: &Path, cmd: ItemCommand) -> Result<()> {
 
 fn set_deleted(dir: &Path, id: String, version: i64, deleted: bool, json: bool) -> Result<()> {
     let item = open_existing(dir)?.update_work_item(
-        CLI_AUTHOR,
+        author(),
         ops::WorkItemUpdate {
             id,
             version,
@@ -484,7 +579,7 @@ fn set_deleted(dir: &Path, id: String, version: i64, deleted: bool, json: bool) 
 }
 
 fn vendor(dir: &Path, cmd: VendorCommand) -> Result<()> {
-    let a = CLI_AUTHOR;
+    let a = author();
     match cmd {
         VendorCommand::Create {
             name,
@@ -572,7 +667,7 @@ fn deploy(dir: &Path, cmd: DeployCommand) -> Result<()> {
         } => {
             let test_summary = tests.as_deref().map(parse_tests).transpose()?;
             let d = open_for_write(dir)?.record_deployment(
-                CLI_AUTHOR,
+                author(),
                 ops::NewDeployment {
                     commit_hash: commit,
                     deployed_at: at,
@@ -638,7 +733,7 @@ fn config(dir: &Path, cmd: ConfigCommand) -> Result<()> {
             json,
         } => {
             let c = open_for_write(dir)?.configure(
-                CLI_AUTHOR,
+                author(),
                 ops::ConfigurationUpdate {
                     version,
                     active_context_type: context,
@@ -659,7 +754,7 @@ fn enhancement(dir: &Path, cmd: EnhancementCommand) -> Result<()> {
     match cmd {
         EnhancementCommand::Create { title, fields, json } => {
             let e = open_for_write(dir)?.create_enhancement(
-                CLI_AUTHOR,
+                author(),
                 ops::NewEnhancement {
                     title,
                     description: fields.description,
@@ -680,7 +775,7 @@ fn enhancement(dir: &Path, cmd: EnhancementCommand) -> Result<()> {
             json,
         } => {
             let e = open_existing(dir)?.update_enhancement(
-                CLI_AUTHOR,
+                author(),
                 ops::EnhancementUpdate {
                     id,
                     version,
@@ -740,7 +835,7 @@ fn archive(dir: &Path, cmd: ArchiveCommand) -> Result<()> {
         } => {
             let bar = Bar::unless(json);
             let r = open_existing(dir)?.archive_work_items_with(
-                CLI_AUTHOR,
+                author(),
                 ops::ArchiveRequest {
                     older_than_days: Some(older_than_days),
                     dry_run,
@@ -833,6 +928,7 @@ fn board(dir: &Path, addr: std::net::SocketAddr, open: bool) -> Result<()> {
         repo_root: git_root(&cwd),
         settings: Some(waymark::config::Settings::load(dir)?),
         file_roots: Vec::new(),
+        agent: None,
     };
     let options = waymark::mcp::ServeOptions {
         toolset: waymark::mcp::Toolset::All,

@@ -4,6 +4,7 @@
 //! Every rule a tool or the CLI enforces lives here once; the operations
 //! (`crate::ops`) call these before they write.
 
+pub mod claim;
 pub mod ids;
 mod rules;
 

@@ -74,6 +74,7 @@ pub const CORE_TOOLS: &[&str] = &[
     "manage_dependency",
     "get_project_status",
     "wait_for_changes",
+    "claim_work_item",
 ];
 
 const STATUS_URI: &str = "waymark://status";
@@ -138,6 +139,9 @@ pub struct ServeContext {
     pub repo_root: Option<std::path::PathBuf>,
     /// Sync settings, when a hub is configured.
     pub settings: Option<crate::config::Settings>,
+    /// The agent every write and claim of this server is attributed to
+    /// (`serve --as`, `WAYMARK_AGENT`), instead of each client's name.
+    pub agent: Option<String>,
     /// More directories the file tools may use (`serve --file-root`),
     /// beside the repository (or the data directory's parent outside git).
     pub file_roots: Vec<std::path::PathBuf>,

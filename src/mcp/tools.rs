@@ -22,6 +22,18 @@ use crate::ops::{self, EnhancementAction};
 use crate::progress::{Progress, Step};
 use crate::sync::SyncAnswer;
 
+impl WaymarkServer {
+    /// The author of a write, and the agent of a claim: the server's agent
+    /// (`serve --as`, `WAYMARK_AGENT`) when given, else the calling client's
+    /// name.
+    fn author(&self, ctx: &RequestContext<RoleServer>) -> String {
+        match &self.context.agent {
+            Some(agent) => agent.clone(),
+            None => author(ctx),
+        }
+    }
+}
+
 /// The author of a write: the calling client's name, or `mcp` when the
 /// protocol did not give one.
 fn author(ctx: &RequestContext<RoleServer>) -> String {
@@ -184,7 +196,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::NewWorkItem>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.create_work_item(&author(&ctx), p))
+        answer(self.tracker.create_work_item(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -196,11 +208,11 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::WorkItemUpdate>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.update_work_item(&author(&ctx), p))
+        answer(self.tracker.update_work_item(&self.author(&ctx), p))
     }
 
     #[tool(
-        description = "One work item in full: ancestors, descendants (up to 100), dependencies both ways, open conflicts.",
+        description = "One work item: ancestors, descendants (100 a page), dependencies, conflicts, claim, history.",
         input_schema = input_schema::<ops::WorkItemQuery>(),
         annotations(read_only_hint = true)
     )]
@@ -230,8 +242,25 @@ impl WaymarkServer {
         input_schema = input_schema::<ops::ReadyQuery>(),
         annotations(read_only_hint = true)
     )]
-    async fn list_ready_work(&self, Parameters(p): Parameters<ops::ReadyQuery>) -> CallToolResult {
-        answer(self.tracker.ready_work(p))
+    async fn list_ready_work(
+        &self,
+        Parameters(p): Parameters<ops::ReadyQuery>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(self.tracker.ready_work_for(&self.author(&ctx), p))
+    }
+
+    #[tool(
+        description = "Claim a work item (id, or next: first ready) for minutes (30); release ends it, force takes it over. claim.state: confirmed, tentative (offline) or lost.",
+        input_schema = input_schema::<ops::ClaimRequest>(),
+        annotations(destructive_hint = false)
+    )]
+    async fn claim_work_item(
+        &self,
+        Parameters(p): Parameters<ops::ClaimRequest>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        answer(crate::sync::claim(&self.tracker, self.context.settings.as_ref(), &self.author(&ctx), p).await)
     }
 
     #[tool(
@@ -243,7 +272,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::DependencyChange>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.manage_dependency(&author(&ctx), p))
+        answer(self.tracker.manage_dependency(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -256,7 +285,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::NewDeployment>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.record_deployment(&author(&ctx), p))
+        answer(self.tracker.record_deployment(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -278,7 +307,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::NewVendor>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.create_vendor(&author(&ctx), p))
+        answer(self.tracker.create_vendor(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -300,7 +329,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::VendorUpdate>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.update_vendor_status(&author(&ctx), p))
+        answer(self.tracker.update_vendor_status(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -331,7 +360,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::ConfigurationUpdate>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.configure(&author(&ctx), p))
+        answer(self.tracker.configure(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -349,8 +378,8 @@ impl WaymarkServer {
             Err(e) => return failure(&e),
         };
         match action {
-            EnhancementAction::Create(input) => answer(self.tracker.create_enhancement(&author(&ctx), input)),
-            EnhancementAction::Update(input) => answer(self.tracker.update_enhancement(&author(&ctx), input)),
+            EnhancementAction::Create(input) => answer(self.tracker.create_enhancement(&self.author(&ctx), input)),
+            EnhancementAction::Update(input) => answer(self.tracker.update_enhancement(&self.author(&ctx), input)),
             EnhancementAction::Get(id) => answer(self.tracker.get_enhancement(&id)),
             EnhancementAction::List(filter) => answer(self.tracker.list_enhancements(filter)),
         }
@@ -365,7 +394,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::ArchiveRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let (tracker, author, notifier) = (self.tracker.clone(), author(&ctx), Notifier::of(&ctx));
+        let (tracker, author, notifier) = (self.tracker.clone(), self.author(&ctx), Notifier::of(&ctx));
         let progress = notifier.progress();
         let archived = off_thread(move || tracker.archive_work_items_with(&author, p, &progress)).await;
         notifier.finish().await;
@@ -446,7 +475,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::ConflictChoice>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        answer(self.tracker.resolve_conflict_choice(&author(&ctx), p))
+        answer(self.tracker.resolve_conflict_choice(&self.author(&ctx), p))
     }
 
     #[tool(
@@ -467,7 +496,7 @@ impl WaymarkServer {
                 "is required: this server runs outside a git repository",
             )),
         };
-        let (tracker, author) = (self.tracker.clone(), author(&ctx));
+        let (tracker, author) = (self.tracker.clone(), self.author(&ctx));
         let notifier = Notifier::of(&ctx);
         let progress = notifier.progress();
         let imported = off_thread(move || tracker.import_git_with(&author, &repo?, &progress)).await;
@@ -485,7 +514,7 @@ impl WaymarkServer {
         Parameters(p): Parameters<ops::MarkdownImport>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let (files, tracker, author) = (self.files.clone(), self.tracker.clone(), author(&ctx));
+        let (files, tracker, author) = (self.files.clone(), self.tracker.clone(), self.author(&ctx));
         let notifier = Notifier::of(&ctx);
         let progress = notifier.progress();
         let imported = off_thread(move || {

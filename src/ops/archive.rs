@@ -21,7 +21,7 @@ pub struct ArchiveRequest {
     /// Default 365.
     #[schemars(range(min = 0, max = 36500))]
     pub older_than_days: Option<i64>,
-    /// Only report what would be archived.
+    // Only report what would be archived.
     #[serde(default)]
     pub dry_run: bool,
 }

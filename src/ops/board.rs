@@ -31,6 +31,10 @@ pub struct BoardItem {
     pub updated_at: String,
     pub updated_by: String,
     pub archived: bool,
+    /// Who holds the item, where someone does: the in-progress column
+    /// groups its cards by it. Claims (issue 14) will fill it; until then
+    /// no item has a holder.
+    pub holder: Option<String>,
 }
 
 /// A vendor with its test results (`passing` of `total`, when recorded).
@@ -60,7 +64,8 @@ pub struct BoardEnhancement {
     pub target_quarter: Option<String>,
 }
 
-/// Everything the board shows, as of one moment.
+/// What the board shows, as of one moment (the parts a page asked for;
+/// the others empty).
 #[derive(Clone, Debug, Serialize)]
 pub struct BoardData {
     /// Live items (deleted ones left out; archived ones kept for the charts).
@@ -77,18 +82,80 @@ pub struct BoardData {
     pub cursor: i64,
 }
 
+/// Which parts of the store a board page shows; [`Tracker::board_data`]
+/// reads only those (the sync health and the cursor always).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BoardParts {
+    /// Work items and their dependency edges.
+    pub items: bool,
+    pub vendors: bool,
+    /// Deployments and enhancements.
+    pub plan: bool,
+    pub conflicts: bool,
+}
+
+/// What a board page depends on in the store: anything that changes what
+/// the board shows moves the feed's head (every change applied to a record
+/// does) or the sync health (a sync round, an acknowledgement). Equal
+/// stamps, equal data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoardStamp {
+    pub cursor: i64,
+    pub health: SyncHealth,
+}
+
+impl BoardData {
+    /// The stamp of the store these were read from.
+    pub fn stamp(&self) -> BoardStamp {
+        BoardStamp {
+            cursor: self.cursor,
+            health: self.health.clone(),
+        }
+    }
+}
+
 impl Tracker {
-    /// What the board shows, read in one transaction.
-    pub(crate) fn board_data(&self) -> Result<BoardData> {
+    /// The stamp of the store as it is now (a few point reads: the feed's
+    /// head and the sync health), to tell whether a board page rendered
+    /// earlier still shows it.
+    pub(crate) fn board_stamp(&self) -> Result<BoardStamp> {
+        self.store.read(|conn| {
+            Ok(BoardStamp {
+                cursor: crate::store::feed::head(conn)?,
+                health: super::configuration::sync_health(conn)?,
+            })
+        })
+    }
+
+    /// What a board page shows (`parts`; the rest left empty, unread),
+    /// read in one transaction.
+    pub(crate) fn board_data(&self, parts: BoardParts) -> Result<BoardData> {
         self.store.read(|conn| {
             let cursor = crate::store::feed::head(conn)?;
-            let items = query::board::items(conn)?;
-            let waits = query::board::waits(conn)?;
-            let vendors = query::board::vendors(conn)?;
-            let deployments = query::board::deployments(conn, DEPLOYMENTS)?;
-            let enhancements = query::board::enhancements(conn)?;
+            let (items, waits) = if parts.items {
+                (query::board::items(conn)?, query::board::waits(conn)?)
+            } else {
+                Default::default()
+            };
+            let vendors = if parts.vendors {
+                query::board::vendors(conn)?
+            } else {
+                Vec::new()
+            };
+            let (deployments, enhancements) = if parts.plan {
+                (
+                    query::board::deployments(conn, DEPLOYMENTS)?,
+                    query::board::enhancements(conn)?,
+                )
+            } else {
+                Default::default()
+            };
             let health = super::configuration::sync_health(conn)?;
-            let conflicts = super::exchange::list_conflicts(conn)?;
+            let conflicts = if parts.conflicts {
+                super::exchange::list_conflicts(conn)?
+            } else {
+                Vec::new()
+            };
             Ok(BoardData {
                 items,
                 waits,

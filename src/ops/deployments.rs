@@ -76,10 +76,10 @@ pub struct NewDeployment {
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentFilter {
-    /// Only deployments of this vendor (name or id).
+    /// Name or id.
     #[schemars(length(max = 100))]
     pub vendor: Option<String>,
-    /// Only deployments linked to this work item.
+    // Only deployments linked to this work item.
     pub work_item_id: Option<String>,
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,

@@ -8,11 +8,13 @@
 mod archive;
 pub(crate) mod board;
 mod changes;
+pub(crate) mod claims;
 pub(crate) mod configuration;
 mod dependencies;
 pub(crate) mod deployments;
 pub(crate) mod enhancements;
 mod exchange;
+mod history;
 mod page;
 mod requests;
 pub(crate) mod vendors;
@@ -21,8 +23,9 @@ pub(crate) mod work_items;
 use std::path::Path;
 
 pub use archive::{ArchiveRequest, ArchiveResult};
-pub use board::{BoardData, BoardDeployment, BoardEnhancement, BoardItem, BoardVendor};
+pub use board::{BoardData, BoardDeployment, BoardEnhancement, BoardItem, BoardParts, BoardStamp, BoardVendor};
 pub use changes::{Changed, Changes, MAX_WAIT_S, WaitForChanges};
+pub use claims::{ClaimAnswer, ClaimRequest, ClaimView, LostClaim, ReportClaim};
 pub use configuration::{Configuration, ConfigurationUpdate, ConfigurationView, SyncHealth};
 pub use dependencies::{Dependency, DependencyAction, DependencyChange};
 pub use deployments::{Deployment, DeploymentFilter, DeploymentRow, NewDeployment};
@@ -30,11 +33,12 @@ pub use enhancements::{
     Enhancement, EnhancementAction, EnhancementFilter, EnhancementRequest, EnhancementUpdate, NewEnhancement,
 };
 pub use exchange::{ConflictChoice, ConflictList, ConflictQuery, ConflictView, ImportSummary, Resolution};
+pub use history::HistoryEntry;
 pub use page::{Page, Row, clamp_limit};
 pub use requests::{GitImport, MarkdownExport, MarkdownImport, NoArguments, StatusRequest, SyncRequest};
 pub use vendors::{NewVendor, Vendor, VendorFilter, VendorQuery, VendorRow, VendorUpdate};
 pub use work_items::{
-    DependencyLink, ItemDependencies, MAX_DESCENDANTS, NewWorkItem, ReadyQuery, WorkItem, WorkItemDetail,
+    DependencyLink, ItemDependencies, MAX_DESCENDANTS, NewWorkItem, ReadyQuery, ReadyWork, WorkItem, WorkItemDetail,
     WorkItemFilter, WorkItemQuery, WorkItemRow, WorkItemUpdate,
 };
 

@@ -24,7 +24,7 @@ pub struct StatusRequest {
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
-    /// status: the worker's health; now: run one round and report it.
+    // status: the worker's health; now: run one round and report it (the tool says so).
     #[schemars(extend("enum" = ["status", "now"]))]
     pub action: String,
 }
@@ -42,7 +42,7 @@ pub struct GitImport {
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkdownImport {
-    /// A legacy .project_status.md file.
+    // A legacy .project_status.md file (the tool says so).
     #[schemars(length(max = 1024))]
     pub path: String,
 }
@@ -51,7 +51,7 @@ pub struct MarkdownImport {
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkdownExport {
-    /// Output file; default .project_status.md at the repository root.
+    // Output file; default .project_status.md at the repository root (the tool says so).
     #[schemars(length(max = 1024))]
     pub path: Option<String>,
 }

@@ -61,11 +61,22 @@ pub struct WorkItemRow {
     pub parent_id: Option<String>,
     pub updated_at: String,
     pub version: i64,
+    /// The agent whose claim on it is live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
 }
 
 impl super::page::Row for WorkItemRow {
-    const COLUMNS: &'static [&'static str] =
-        &["id", "title", "item_type", "status", "priority", "parent_id", "version"];
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "title",
+        "item_type",
+        "status",
+        "priority",
+        "parent_id",
+        "version",
+        "claimed_by",
+    ];
 }
 
 pub(crate) use crate::store::query::work_items::load;
@@ -166,6 +177,29 @@ pub struct ReadyQuery {
     pub cursor: Option<String>,
 }
 
+/// `list_ready_work`'s answer: a page of ready items, and the claims the
+/// asker lost (another agent's claim came first in the hub's order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadyWork {
+    pub page: Page<WorkItemRow>,
+    pub lost_claims: Vec<super::LostClaim>,
+}
+
+impl Serialize for ReadyWork {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(&self.page).map_err(serde::ser::Error::custom)?;
+        if !self.lost_claims.is_empty()
+            && let Some(map) = value.as_object_mut()
+        {
+            map.insert(
+                "lost_claims".into(),
+                serde_json::to_value(&self.lost_claims).map_err(serde::ser::Error::custom)?,
+            );
+        }
+        value.serialize(s)
+    }
+}
+
 /// What `query_work_item` takes.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -174,9 +208,11 @@ pub struct WorkItemQuery {
     // Both default to true.
     pub include_children: Option<bool>,
     pub include_dependencies: Option<bool>,
-    /// The next page of descendants.
+    // The next page of descendants (the tool's description says so).
     #[schemars(length(max = 4096))]
     pub cursor: Option<String>,
+    // The first page of its history (`waymark history` pages on).
+    pub history: Option<bool>,
 }
 
 /// One dependency seen from an item: the edge and the item at its other end.
@@ -216,6 +252,12 @@ pub struct WorkItemDetail {
     /// where merged moves broke a tree rule, `parent_id (parent_deleted)`,
     /// `archived_at (archived_while_open)`, `deleted_at (delete_vs_update)`.
     pub conflicts: Vec<String>,
+    /// The live claim on it: who works on it, until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<super::ClaimView>,
+    /// The first page of its history, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Page<super::HistoryEntry>>,
 }
 
 /// The most descendants one query returns; `list_work_items` with
@@ -491,8 +533,17 @@ impl Tracker {
 
     /// Update a work item with optimistic locking: `version` must be the
     /// version last read.
+    /// Refused while another agent holds a claim on the item; the holder's
+    /// write renews its lease, and completing or deleting releases it.
     pub fn update_work_item(&self, author: &str, input: WorkItemUpdate) -> Result<WorkItem> {
-        self.store.write(author, move |tx| update_in(tx, input))
+        self.store.write(author, move |tx| {
+            let id = ids::parse("id", &input.id)?;
+            let claim = super::claims::check_write(tx, &id)?;
+            let item = update_in(tx, input)?;
+            let closed = item.status == "completed" || item.deleted_at.is_some();
+            super::claims::after_item_write(tx, &id, claim, closed)?;
+            Ok(item)
+        })
     }
 
     /// One item by id (archived and deleted ones too).
@@ -514,6 +565,7 @@ impl Tracker {
             include_children: Some(include_children),
             include_dependencies: Some(include_dependencies),
             cursor: None,
+            history: None,
         })
     }
 
@@ -538,6 +590,12 @@ impl Tracker {
                 "pages the descendants, which include_children: false leaves out",
             ));
         }
+        let now = self.store.now_ms();
+        let history = if q.history == Some(true) {
+            Some(self.work_item_history(&id, None, None)?)
+        } else {
+            None
+        };
         self.store.read(|tx| {
             let item = require(tx, &id)?;
             let ancestors =
@@ -553,7 +611,14 @@ impl Tracker {
                 None
             };
             let conflicts = query::work_items::conflicted_fields(tx, &item.id)?;
+            let claim = if query::claims::exists(tx, &item.id)? {
+                super::claims::shown(&query::claims::of(tx, &item.id)?, now)
+            } else {
+                None
+            };
             Ok(WorkItemDetail {
+                history,
+                claim,
                 item,
                 ancestors,
                 descendants,
@@ -602,16 +667,31 @@ impl Tracker {
 
     /// Ready work: active, not deleted, nothing it waits for still open;
     /// highest priority, then oldest, first.
+    /// Items anyone holds a live claim on are left out (see
+    /// [`Tracker::ready_work_for`]).
     pub fn ready_work(&self, query: ReadyQuery) -> Result<Page<WorkItemRow>> {
+        Ok(self.ready_work_for("", query)?.page)
+    }
+
+    /// Ready work as `agent` sees it: items others hold a live claim on are
+    /// left out, and the claims `agent` lost are listed beside.
+    pub fn ready_work_for(&self, agent: &str, query: ReadyQuery) -> Result<ReadyWork> {
         let limit = clamp_limit(query.limit)?;
         let item_type = query.item_type.as_deref().map(ItemType::parse).transpose()?;
         let after = query.cursor.as_deref().map(decode_ranked_cursor).transpose()?;
+        let now = self.store.now_ms();
         self.store.read(|tx| {
-            let (rows, total) = query::work_items::ready(tx, item_type, after, limit)?;
-            Ok(paginate(rows, limit, total, |(row, created)| {
+            let (rows, total) = query::work_items::ready(tx, item_type, after, limit, agent, now as i64)?;
+            let page = paginate(rows, limit, total, |(row, created)| {
                 encode_cursor(&[&row.priority.to_string(), created, &row.id])
             })
-            .map(|(row, _)| row))
+            .map(|(row, _)| row);
+            let lost_claims = if agent.is_empty() {
+                Vec::new()
+            } else {
+                super::claims::lost_claims(tx, Some(agent), now)?
+            };
+            Ok(ReadyWork { page, lost_claims })
         })
     }
 }

@@ -51,6 +51,7 @@ const MAX_WORK_ITEMS: usize = 100;
 const MAX_VENDORS: usize = 50;
 const MAX_ENHANCEMENTS: usize = 20;
 const MAX_CONFLICTS: usize = 20;
+const MAX_CLAIMS: usize = 20;
 /// Enhancement descriptions are cut to this many characters.
 const MAX_DESCRIPTION: usize = 280;
 
@@ -75,6 +76,7 @@ fn bounded(tracker: &Tracker) -> Result<(StatusReport, Omitted)> {
             "manage_enhancement with action list",
         ),
         ("conflicts", cut(&mut r.conflicts, MAX_CONFLICTS), "`waymark conflicts`"),
+        ("claims", cut(&mut r.claims, MAX_CLAIMS), "list_work_items"),
     ] {
         if dropped > 0 {
             omitted.push((name, dropped, hint));

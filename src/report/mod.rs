@@ -40,6 +40,16 @@ pub struct StatusReport {
     pub enhancements: Vec<ReportEnhancement>,
     pub conflicts: Vec<ConflictView>,
     pub sync: SyncHealth,
+    /// Live claims of open items, by agent ("in progress, by agent").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<crate::ops::ReportClaim>,
+    /// All live claims, when more than `claims` shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_count: Option<i64>,
+    /// Claims that lost to one first in the hub's order (their agents are
+    /// told here: the item is not theirs to work on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost_claims: Vec<crate::ops::LostClaim>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -392,10 +402,15 @@ fn tests_line(summary: &Value) -> Option<String> {
     )
 }
 
+/// The most live claims the report lists.
+const MAX_CLAIMS: i64 = 50;
+
 impl Tracker {
     /// Gather the status report.
     pub fn status_report(&self) -> Result<StatusReport> {
+        let now = self.store().now_ms();
         self.store().read(|tx| {
+            let (claims, claim_count) = crate::ops::claims::live_claims(tx, now, MAX_CLAIMS)?;
             let vendors = query::vendors(tx)?;
             let operational = vendors.iter().filter(|v| v.status == "operational").count() as i64;
             let (work_items, open_work_items) = report_items(tx)?;
@@ -412,6 +427,9 @@ impl Tracker {
                 enhancements: query::open_enhancements(tx)?,
                 conflicts: crate::ops::exchange_conflicts(tx)?,
                 sync: crate::ops::sync_health(tx)?,
+                claim_count: (claim_count > claims.len() as i64).then_some(claim_count),
+                claims,
+                lost_claims: crate::ops::claims::lost_claims(tx, None, now)?,
             })
         })
     }
@@ -491,6 +509,8 @@ impl CompiledTemplate {
         add("enhancements", &|| Value::from(Serde(&report.enhancements)));
         add("conflicts", &|| Value::from(Serde(&report.conflicts)));
         add("sync", &|| Value::from(Serde(&report.sync)));
+        add("claims", &|| Value::from(Serde(&report.claims)));
+        add("lost_claims", &|| Value::from(Serde(&report.lost_claims)));
         Value::from_pairs(fields)
     }
 }

@@ -55,6 +55,8 @@ enum Derived {
     Tree,
     /// `name_key`: the case-folded name.
     NameKey,
+    /// Who holds a claim, by the hub's order (see `claims.rs`).
+    Claim,
 }
 
 /// The columns a projection writes (`id` first, `version` last) and the
@@ -228,7 +230,16 @@ pub(crate) static CONFIGURATION: Collection = Collection {
     statements: OnceLock::new(),
 };
 
-const ALL: [&Collection; 7] = [
+pub(crate) static CLAIMS: Collection = Collection {
+    name: "claims",
+    code: 8,
+    columns: &[col("claim", Ty::Json("null"))],
+    metadata: false,
+    derived: Derived::Claim,
+    statements: OnceLock::new(),
+};
+
+const ALL: [&Collection; 8] = [
     &WORK_ITEMS,
     &DEPENDENCIES,
     &VENDORS,
@@ -236,6 +247,7 @@ const ALL: [&Collection; 7] = [
     &DEPLOYMENT_LINKS,
     &ENHANCEMENTS,
     &CONFIGURATION,
+    &CLAIMS,
 ];
 
 impl Collection {
@@ -247,8 +259,14 @@ impl Collection {
         ALL.into_iter().find(|c| c.code == code)
     }
 
-    pub(super) fn all() -> [&'static Collection; 7] {
+    pub(super) fn all() -> [&'static Collection; 8] {
         ALL
+    }
+
+    /// Whether concurrent values of its fields are conflicts users see
+    /// (a claim's are decided by the hub's order instead).
+    pub(super) fn raises_conflicts(&self) -> bool {
+        self.derived != Derived::Claim
     }
 
     /// The projection's columns and statements, built once per process.
@@ -262,6 +280,7 @@ impl Collection {
             match self.derived {
                 Derived::Tree => names.extend(["path", "depth"]),
                 Derived::NameKey => names.push("name_key"),
+                Derived::Claim => names.extend(["holder", "expires_at", "tentative", "lost"]),
                 Derived::None => {}
             }
             names.extend(["created_at", "created_by", "updated_at", "updated_by", "version"]);
@@ -485,6 +504,7 @@ impl Collection {
                 let name = state.value("name").and_then(Value::as_str).unwrap_or_default();
                 params.push(Sql::Text(crate::domain::vendor_key(name)));
             }
+            Derived::Claim => params.extend(super::claims::derived_columns(tx, state)),
             Derived::None => {}
         }
         let first = state.first_write();
@@ -572,10 +592,12 @@ impl Collection {
                 _ => {}
             }
         }
-        if had_conflicts
-            || state.conflicts().next().is_some()
-            || state.delete_conflict()
-            || self.unknown_words(state).next().is_some()
+        // Concurrent claims are no conflict: the hub's order decides them.
+        if self.derived != Derived::Claim
+            && (had_conflicts
+                || state.conflicts().next().is_some()
+                || state.delete_conflict()
+                || self.unknown_words(state).next().is_some())
         {
             self.refresh_conflicts(tx, id, state)?;
         }

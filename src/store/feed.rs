@@ -93,6 +93,7 @@ pub fn changed(conn: &Connection, after: i64, upto: i64, filter: &FeedFilter, li
         let gone = match c.name {
             "dependencies" | "deployment_links" => "t.removed",
             "configuration" => "0",
+            "claims" => "t.holder IS NULL",
             _ => "t.deleted_at IS NOT NULL",
         };
         let extra = if is_items {

@@ -10,6 +10,7 @@
 //! committed write at once (WAL).
 
 mod blockers;
+pub(crate) mod claims;
 mod codec;
 mod collections;
 mod derived;
@@ -35,7 +36,7 @@ use waymark_sync::{Hlc, ReplicaId};
 
 pub use collections::Collection;
 pub(crate) use collections::{
-    CONFIGURATION, DEPENDENCIES, DEPLOYMENT_LINKS, DEPLOYMENTS, ENHANCEMENTS, VENDORS, WORK_ITEMS,
+    CLAIMS, CONFIGURATION, DEPENDENCIES, DEPLOYMENT_LINKS, DEPLOYMENTS, ENHANCEMENTS, VENDORS, WORK_ITEMS,
 };
 pub use write::WriteTx;
 
@@ -49,13 +50,14 @@ pub const DB_FILE: &str = "waymark.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The schema's migrations, in order: schema N is the first N applied.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("../../sql/sqlite/0001_initial.sql"),
     include_str!("../../sql/sqlite/0002_compact.sql"),
     include_str!("../../sql/sqlite/0003_lean_writes.sql"),
     include_str!("../../sql/sqlite/0004_binary_ids.sql"),
     include_str!("../../sql/sqlite/0005_immutable_outbox.sql"),
     include_str!("../../sql/sqlite/0006_change_feed.sql"),
+    include_str!("../../sql/sqlite/0007_claims.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -413,6 +415,13 @@ impl Store {
 
     fn clock_skew_ms(&self) -> i64 {
         self.inner.clock_skew_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// This store's time in milliseconds (the machine's, with the test skew).
+    pub(crate) fn now_ms(&self) -> u64 {
+        (Timestamp::now().millis() as i64)
+            .saturating_add(self.clock_skew_ms())
+            .max(0) as u64
     }
 
     /// Call `hook` after every committed transaction that wrote local

@@ -7,7 +7,7 @@
 
 use rusqlite::OptionalExtension;
 use waymark_sync::{
-    Change, Dot, Hlc, PageApplied, RecordState, RecordStates, Refusal, Replica, ReplicaError, ReplicaId,
+    Change, Dot, Hlc, PageApplied, RecordState, RecordStates, Refusal, Replica, ReplicaError, ReplicaId, Snapshot,
 };
 
 use super::Store;
@@ -229,11 +229,45 @@ impl Store {
         self.write(SYNC_AUTHOR, publish_state)
     }
 
+    /// How the hub lists this store (`waymark hub replicas`): the project
+    /// directory's name (the one holding `.waymark/`) and the machine's
+    /// host name, each cut to 100 characters.
+    pub(crate) fn hub_label(&self) -> (String, String) {
+        let dir = self.path().parent();
+        let project = match dir {
+            Some(d) if d.file_name().is_some_and(|n| n == ".waymark") => d.parent(),
+            other => other,
+        };
+        let name = project
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_default();
+        let cut = |s: String| s.chars().take(100).collect::<String>();
+        (cut(name), cut(host))
+    }
+
     /// Forget the pull cursor: the next round pulls the hub's whole log
     /// again (changes already applied are skipped). Used when the hub or
     /// the space changes.
     pub(crate) fn reset_cursor(&self) -> crate::Result<()> {
-        self.local_set(CURSOR_KEY, "0")
+        self.on_writer(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO local_state (key, value) VALUES (?1, '0')
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [CURSOR_KEY],
+            )?;
+            // Seqs of another log order nothing in the next one.
+            super::claims::forget_seqs(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 
@@ -380,11 +414,15 @@ impl Replica for Store {
     }
 
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
-        let changes: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
+        let changes: Vec<(u64, Change)> = changes.to_vec();
         self.write(SYNC_AUTHOR, move |tx| {
             let mut report = PageApplied::default();
-            for change in &changes {
-                match tx.apply_remote(change)? {
+            for (seq, change) in &changes {
+                let applied = tx.apply_remote(change)?;
+                // A claim's holder is decided by the hub's order (its own
+                // changes come back here too).
+                tx.note_hub_seq(*seq, change)?;
+                match applied {
                     None => report.already_seen += 1,
                     Some(_) => {
                         report.applied += 1;
@@ -402,6 +440,28 @@ impl Replica for Store {
             Ok(report)
         })
         .map_err(replica_error)
+    }
+
+    fn apply_snapshots(&self, snapshots: &[Snapshot]) -> Result<PageApplied, ReplicaError> {
+        let snapshots = snapshots.to_vec();
+        self.write(SYNC_AUTHOR, move |tx| {
+            let mut report = PageApplied::default();
+            for snapshot in &snapshots {
+                match tx.apply_snapshot(snapshot)? {
+                    None => report.already_seen += 1,
+                    Some(_) => {
+                        report.applied += 1;
+                        report.conflicts += usize::from(tx.last_conflicted());
+                    }
+                }
+            }
+            Ok(report)
+        })
+        .map_err(replica_error)
+    }
+
+    fn label(&self) -> (String, String) {
+        self.hub_label()
     }
 
     fn recover(&self, refusal: &Refusal) -> Result<bool, ReplicaError> {

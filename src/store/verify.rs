@@ -79,6 +79,7 @@ pub(super) fn check_search(conn: &mut Connection) -> Result<Vec<String>> {
 fn rebuild(from: &Connection, to: &Transaction<'_>) -> Result<()> {
     let mut interned = codec::Interned::default();
     let mut orphans = None;
+    super::claims::copy_seqs(from, to)?;
     for c in Collection::all() {
         for (id, state) in c.all_states(from)? {
             let encoded = codec::encode(to, &mut interned, c, &state)?;

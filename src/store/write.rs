@@ -452,16 +452,97 @@ impl<'c> WriteTx<'c> {
         if state.apply(change) == Applied::AlreadySeen {
             return Err(Error::Corrupt(format!("change {:?} applied twice", change.dot)));
         }
+        self.store_state(collection, &change.record_id, old, state)
+    }
+
+    /// Join a snapshot the hub folded into the record's registers (see
+    /// `RecordState::join`), through the same projection as a change.
+    /// Returns the record's local version, or `None` when the snapshot
+    /// held nothing new here.
+    pub fn apply_snapshot(&mut self, snapshot: &waymark_sync::Snapshot) -> Result<Option<i64>> {
+        if snapshot.collection.is_empty() || snapshot.record_id.is_empty() {
+            return Err(Error::Corrupt("the hub sent a snapshot that names no record".into()));
+        }
+        let own = snapshot.state.vv.get(&self.replica);
+        if own > self.counter {
+            // As for a change (`apply_remote`): this store's own id wrote
+            // more than it remembers, so it was restored from an earlier
+            // state of itself.
+            let (old_id, new_id) = self.take_new_id()?;
+            tracing::warn!(
+                old_replica = %old_id, new_replica = %new_id,
+                "the hub holds changes of this store's replica id that it never wrote (restored from a snapshot?); it takes a new replica id"
+            );
+        }
+        let Some(collection) = Collection::named(&snapshot.collection) else {
+            let mut state = load_opaque(&self.tx, &snapshot.collection, &snapshot.record_id)?;
+            if !state.join(&snapshot.state) {
+                return Ok(None);
+            }
+            self.observe_snapshot(snapshot)?;
+            self.dirty = true;
+            let text = serde_json::to_string(&state)
+                .map_err(|e| Error::Corrupt(format!("opaque record {}: {e}", snapshot.record_id)))?;
+            let key: i64 = self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO opaque_records (collection, record_id, state) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (collection, record_id) DO UPDATE SET state = excluded.state
+                     RETURNING key",
+                )?
+                .query_row([&snapshot.collection, &snapshot.record_id, &text], |r| r.get(0))?;
+            self.note_changed(0, key)?;
+            self.last_conflicted = false;
+            return Ok(Some(0));
+        };
+        let mut old = collection.load(&self.tx, &snapshot.record_id)?;
+        let mut state = std::mem::take(&mut old.state);
+        if !state.join(&snapshot.state) {
+            return Ok(None);
+        }
+        self.observe_snapshot(snapshot)?;
+        self.dirty = true;
+        self.store_state(collection, &snapshot.record_id, old, state)
+            .map(|(version, _)| Some(version))
+    }
+
+    /// Follow the clock of a snapshot's latest write, like a change's.
+    fn observe_snapshot(&mut self, snapshot: &waymark_sync::Snapshot) -> Result<()> {
+        let Some(last) = snapshot.state.last_write() else {
+            return Ok(());
+        };
+        let probe = Change {
+            collection: snapshot.collection.clone(),
+            record_id: snapshot.record_id.clone(),
+            dot: last.dot,
+            context: waymark_sync::VersionVector::new(),
+            fields: Fields::new(),
+            hlc: last.hlc,
+            author: last.author.clone(),
+            schema_version: SCHEMA_VERSION,
+        };
+        self.observe(&probe)
+    }
+
+    /// Store `state` as record `id`'s registers and rematerialize its row.
+    fn store_state(
+        &mut self,
+        collection: &'static Collection,
+        id: &str,
+        old: Loaded,
+        state: RecordState,
+    ) -> Result<(i64, i64)> {
         if std::ptr::eq(collection, &super::WORK_ITEMS) {
             self.work_items_written += 1;
         }
         let encoded = super::codec::encode(&self.tx, &mut self.interned, collection, &state)?;
-        self.last_conflicted = state
-            .conflicts()
-            .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
+        self.last_conflicted = collection.raises_conflicts()
+            && state
+                .conflicts()
+                .any(|(f, _)| !super::collections::QUIET_FIELDS.contains(&f));
         let (version, key) = collection.materialize(
             &self.tx,
-            &change.record_id,
+            id,
             &old,
             &state,
             encoded,
@@ -470,6 +551,16 @@ impl<'c> WriteTx<'c> {
         )?;
         self.note_changed(collection.code, key)?;
         Ok((version, key))
+    }
+
+    /// Note the hub seq of a pulled change (see `claims.rs`); a claim whose
+    /// holder it decides moves to the head of the change feed.
+    pub(super) fn note_hub_seq(&mut self, seq: u64, change: &Change) -> Result<()> {
+        if let Some(key) = super::claims::note_seq(&self.tx, seq, change)? {
+            self.dirty = true;
+            self.note_changed(super::CLAIMS.code, key)?;
+        }
+        Ok(())
     }
 
     /// Move record `key` of collection `code` to the head of the change

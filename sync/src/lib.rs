@@ -20,6 +20,7 @@ pub mod merge;
 pub mod postgres;
 pub mod protocol;
 pub mod round;
+pub mod snapshot;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod worker;
@@ -28,6 +29,10 @@ pub use change::{Change, SCHEMA_VERSION};
 pub use clock::{Dot, Hlc, ReplicaId, VersionVector};
 pub use merge::{Applied, RecordState, Register, Sibling};
 pub use postgres::{HubOptions, HubUrl, PostgresHub, TlsMode};
-pub use protocol::{Hub, HubError, PageApplied, PullPage, PushAck, RecordStates, Refusal, Replica, ReplicaError};
+pub use protocol::{
+    CompactOptions, CompactReport, Frontier, Hub, HubAdmin, HubError, PageApplied, PullPage, PushAck, RecordStates,
+    Refusal, Replica, ReplicaError, ReplicaInfo, SnapshotPage,
+};
 pub use round::{RoundReport, SyncError, SyncOptions, sync_round};
+pub use snapshot::{RecordKey, Snapshot};
 pub use worker::{SyncStatus, Worker, WorkerConfig, WorkerState};

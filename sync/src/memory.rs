@@ -16,7 +16,11 @@ use serde_json::Value;
 use crate::change::{Change, SCHEMA_VERSION};
 use crate::clock::{Dot, Hlc, ReplicaId};
 use crate::merge::{Applied, RecordState};
-use crate::protocol::{Hub, HubError, PageApplied, PullPage, PushAck, RecordStates, Replica, ReplicaError};
+use crate::protocol::{
+    CompactOptions, CompactReport, Frontier, Hub, HubAdmin, HubError, PageApplied, PullPage, PushAck, RecordStates,
+    Replica, ReplicaError, ReplicaInfo, SnapshotPage,
+};
+use crate::snapshot::{RecordKey, Snapshot};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -51,19 +55,29 @@ struct HubInner {
     page_limit: Option<usize>,
     /// Refuse changes of a schema version below this.
     oldest_schema: u32,
+    /// The hub's clock (milliseconds since the epoch), set by the caller.
+    now_ms: u64,
 }
 
 #[derive(Clone, Debug, Default)]
 struct Space {
-    /// The log: the change at index `i` has seq `i + 1`.
+    /// The log above the floor: the change at index `i` has seq `floor + i + 1`.
     log: Vec<Change>,
-    /// Where each stored change sits in the log.
-    index: HashMap<Dot, usize>,
-    /// Replica -> its highest stored counter.
+    /// Changes at or below this seq are folded into `snapshots`.
+    floor: u64,
+    /// The seq of each change the log holds.
+    index: HashMap<Dot, u64>,
+    /// Replica -> its highest stored counter (folded or not).
     last: HashMap<ReplicaId, u64>,
+    snapshots: BTreeMap<RecordKey, RecordState>,
+    replicas: BTreeMap<ReplicaId, ReplicaInfo>,
 }
 
 impl Space {
+    fn head(&self) -> u64 {
+        self.floor + self.log.len() as u64
+    }
+
     /// Check and stage one change; `Ok(true)` when it is new.
     fn stage(&mut self, change: &Change, oldest_schema: u32) -> Result<bool, HubError> {
         if change.schema_version < oldest_schema {
@@ -79,8 +93,9 @@ impl Space {
             )));
         }
         let dot = change.dot;
-        if let Some(&at) = self.index.get(&dot) {
-            return if self.log[at].body() == change.body() {
+        let last = self.last.get(&dot.replica).copied().unwrap_or(0);
+        if let Some(&seq) = self.index.get(&dot) {
+            return if self.log[(seq - self.floor - 1) as usize].body() == change.body() {
                 Ok(false)
             } else {
                 Err(HubError::DuplicateReplica {
@@ -89,7 +104,20 @@ impl Space {
                 })
             };
         }
-        let expected = self.last.get(&dot.replica).copied().unwrap_or(0) + 1;
+        if dot.counter != 0 && dot.counter <= last {
+            // Folded into a snapshot: stored, as far as the snapshot can
+            // still tell (its body can no longer be compared).
+            let key = (change.collection.clone(), change.record_id.clone());
+            return if crate::snapshot::may_be_folded(self.snapshots.get(&key), change) {
+                Ok(false)
+            } else {
+                Err(HubError::DuplicateReplica {
+                    replica: dot.replica,
+                    counter: dot.counter,
+                })
+            };
+        }
+        let expected = last + 1;
         if dot.counter != expected {
             return if dot.counter == 0 {
                 Err(HubError::Other(format!(
@@ -103,7 +131,7 @@ impl Space {
                 })
             };
         }
-        self.index.insert(dot, self.log.len());
+        self.index.insert(dot, self.head() + 1);
         self.last.insert(dot.replica, dot.counter);
         self.log.push(change.clone());
         Ok(true)
@@ -150,16 +178,22 @@ impl MemoryHub {
         lock(&self.inner).oldest_schema = version;
     }
 
-    /// The whole log of `space`, as `(seq, change)`.
+    /// The log of `space` above its floor, as `(seq, change)`.
     pub fn log(&self, space: &str) -> Vec<(u64, Change)> {
         let inner = lock(&self.inner);
         inner.spaces.get(space).map_or_else(Vec::new, |s| {
             s.log
                 .iter()
                 .enumerate()
-                .map(|(i, c)| (i as u64 + 1, c.clone()))
+                .map(|(i, c)| (s.floor + i as u64 + 1, c.clone()))
                 .collect()
         })
+    }
+
+    /// Set the hub's clock (milliseconds since the Unix epoch): the last
+    /// contact of replicas that report, and what retention compares with.
+    pub fn set_time(&self, now_ms: u64) {
+        lock(&self.inner).now_ms = now_ms;
     }
 
     /// Hub calls served so far.
@@ -188,7 +222,7 @@ impl MemoryHub {
                 inserted += 1;
             }
         }
-        let head_seq = staged.log.len() as u64;
+        let head_seq = staged.head();
         inner.spaces.insert(space.to_owned(), staged);
         if fault == Some(Fault::DropReplyAfterCommit) {
             return Err(HubError::Unreachable("injected: reply lost after commit".into()));
@@ -206,20 +240,89 @@ impl MemoryHub {
             return Err(HubError::Unreachable("injected: pull reply lost".into()));
         }
         let limit = inner.page_limit.map_or(limit, |l| l.min(limit));
-        let Some(log) = inner.spaces.get(space).map(|s| &s.log) else {
+        let Some(space) = inner.spaces.get(space) else {
             return Ok(PullPage::default());
         };
-        let from = usize::try_from(after_seq).unwrap_or(usize::MAX).min(log.len());
-        let changes = log[from..]
+        let (head_seq, floor) = (space.head(), space.floor);
+        if after_seq < floor {
+            return Ok(PullPage {
+                changes: Vec::new(),
+                head_seq,
+                floor,
+            });
+        }
+        let from = usize::try_from(after_seq - floor)
+            .unwrap_or(usize::MAX)
+            .min(space.log.len());
+        let changes = space.log[from..]
             .iter()
             .take(limit)
             .enumerate()
-            .map(|(i, c)| ((from + i) as u64 + 1, c.clone()))
+            .map(|(i, c)| (floor + (from + i) as u64 + 1, c.clone()))
             .collect();
         Ok(PullPage {
             changes,
-            head_seq: log.len() as u64,
+            head_seq,
+            floor,
         })
+    }
+
+    fn snapshots_now(&self, space: &str, after: Option<&RecordKey>, limit: usize) -> Result<SnapshotPage, HubError> {
+        let mut inner = lock(&self.inner);
+        if Self::take_fault(&mut inner).is_some() {
+            return Err(HubError::Unreachable("injected: snapshot reply lost".into()));
+        }
+        let limit = inner.page_limit.map_or(limit, |l| l.min(limit)).max(1);
+        let Some(space) = inner.spaces.get(space) else {
+            return Ok(SnapshotPage::default());
+        };
+        let range = match after {
+            Some(key) => space
+                .snapshots
+                .range::<RecordKey, _>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded)),
+            None => space.snapshots.range::<RecordKey, _>(..),
+        };
+        let mut records: Vec<Snapshot> = Vec::new();
+        let mut more = false;
+        for ((collection, record_id), state) in range {
+            if records.len() == limit {
+                more = true;
+                break;
+            }
+            records.push(Snapshot {
+                collection: collection.clone(),
+                record_id: record_id.clone(),
+                state: state.clone(),
+            });
+        }
+        let next = more.then(|| records.last().map(Snapshot::key)).flatten();
+        Ok(SnapshotPage {
+            records,
+            floor: space.floor,
+            next,
+        })
+    }
+
+    fn report_now(&self, space: &str, frontier: &Frontier) -> Result<(), HubError> {
+        let mut inner = lock(&self.inner);
+        if Self::take_fault(&mut inner).is_some() {
+            return Err(HubError::Unreachable("injected: report lost".into()));
+        }
+        let now_ms = inner.now_ms;
+        let space = inner.spaces.entry(space.to_owned()).or_default();
+        let cursor = frontier.cursor;
+        space.replicas.insert(
+            frontier.replica,
+            ReplicaInfo {
+                replica: frontier.replica,
+                name: frontier.name.clone(),
+                host: frontier.host.clone(),
+                cursor,
+                last_seen_ms: now_ms,
+                retired: false,
+            },
+        );
+        Ok(())
     }
 }
 
@@ -230,6 +333,74 @@ impl Hub for MemoryHub {
 
     async fn pull(&self, space: &str, after_seq: u64, limit: usize) -> Result<PullPage, HubError> {
         self.pull_now(space, after_seq, limit)
+    }
+
+    async fn snapshots(&self, space: &str, after: Option<&RecordKey>, limit: usize) -> Result<SnapshotPage, HubError> {
+        self.snapshots_now(space, after, limit)
+    }
+
+    async fn report(&self, space: &str, frontier: &Frontier) -> Result<(), HubError> {
+        self.report_now(space, frontier)
+    }
+}
+
+impl HubAdmin for MemoryHub {
+    async fn replicas(&self, space: &str) -> Result<Vec<ReplicaInfo>, HubError> {
+        let inner = lock(&self.inner);
+        let mut all: Vec<ReplicaInfo> = inner
+            .spaces
+            .get(space)
+            .map(|s| s.replicas.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then(a.replica.cmp(&b.replica)));
+        Ok(all)
+    }
+
+    async fn forget(&self, space: &str, replica: ReplicaId) -> Result<bool, HubError> {
+        let mut inner = lock(&self.inner);
+        let Some(info) = inner.spaces.get_mut(space).and_then(|s| s.replicas.get_mut(&replica)) else {
+            return Ok(false);
+        };
+        let was_live = !info.retired;
+        info.retired = true;
+        Ok(was_live)
+    }
+
+    async fn compact(&self, space: &str, opts: CompactOptions) -> Result<CompactReport, HubError> {
+        let mut inner = lock(&self.inner);
+        let now_ms = inner.now_ms;
+        let Some(space) = inner.spaces.get_mut(space) else {
+            return Ok(CompactReport::default());
+        };
+        let mut report = CompactReport::default();
+        if let Some(retention) = opts.retention_ms {
+            for info in space.replicas.values_mut() {
+                if !info.retired && info.last_seen_ms.saturating_add(retention) <= now_ms {
+                    info.retired = true;
+                    report.retired += 1;
+                }
+            }
+        }
+        let live = space.replicas.values().filter(|r| !r.retired).map(|r| r.cursor).min();
+        let target = live
+            .unwrap_or(u64::MAX)
+            .min(opts.up_to.unwrap_or(u64::MAX))
+            .min(space.head());
+        // Batch by batch, each one atomic step (like one transaction).
+        while space.floor < target {
+            let n = (target - space.floor).min(opts.batch.max(1) as u64) as usize;
+            let folded: Vec<Change> = space.log.drain(..n).collect();
+            crate::snapshot::fold(&mut space.snapshots, &folded);
+            for c in &folded {
+                space.index.remove(&c.dot);
+            }
+            space.floor += n as u64;
+            report.folded += n;
+        }
+        report.floor = space.floor;
+        report.head = space.head();
+        report.snapshots = space.snapshots.len() as u64;
+        Ok(report)
     }
 }
 
@@ -381,6 +552,28 @@ impl Replica for MemoryReplica {
             }
         }
         next.cursor = new_cursor;
+        *s = next;
+        Ok(report)
+    }
+
+    fn apply_snapshots(&self, snapshots: &[Snapshot]) -> Result<PageApplied, ReplicaError> {
+        let mut s = lock(&self.state);
+        let mut next = s.clone();
+        let mut report = PageApplied::default();
+        for snapshot in snapshots {
+            let record = next.records.entry(snapshot.key()).or_default();
+            if record.join(&snapshot.state) {
+                report.applied += 1;
+                if record.conflicts().next().is_some() {
+                    report.conflicts += 1;
+                }
+                if let Some(last) = snapshot.state.last_write() {
+                    next.hlc = next.hlc.observe(last.hlc);
+                }
+            } else {
+                report.already_seen += 1;
+            }
+        }
         *s = next;
         Ok(report)
     }

@@ -162,6 +162,75 @@ impl RecordState {
         Applied::Changed
     }
 
+    /// Merge another state of this record into this one (a snapshot the
+    /// hub folded, joined into what a replica holds): the result is the
+    /// state of the union of the changes both have applied, as if every
+    /// one of them had been applied here. A value survives when this side
+    /// and the other both keep it, or when the side that lacks it never saw
+    /// its write; an edit and a delete that only one side each saw, and that
+    /// neither saw the other, race. Returns whether anything changed.
+    ///
+    /// Precondition (kept by the hub's causal log): each state holds
+    /// everything its version vector covers (its values and the writes
+    /// that replaced them), so a version vector that covers a dot whose
+    /// value it lacks means that value was replaced.
+    pub fn join(&mut self, other: &RecordState) -> bool {
+        let news = other.vv.iter().any(|(r, &c)| self.vv.get(r) < c);
+        if !news {
+            return false;
+        }
+        if self.vv.is_empty() && self.fields.is_empty() {
+            // A record this replica never saw (a bootstrap): the other's.
+            *self = other.clone();
+            return true;
+        }
+        let mut races: Vec<(Dot, Dot)> = Vec::new();
+        let (mine_edits, mine_deletes) = (self.edit_dots(), self.delete_dots());
+        let (their_edits, their_deletes) = (other.edit_dots(), other.delete_dots());
+        for e in mine_edits.iter().filter(|e| !other.vv.covers(e)) {
+            for d in their_deletes.iter().filter(|d| !self.vv.covers(d)) {
+                races.push((*e, *d));
+            }
+        }
+        for e in their_edits.iter().filter(|e| !self.vv.covers(e)) {
+            for d in mine_deletes.iter().filter(|d| !other.vv.covers(d)) {
+                races.push((*e, *d));
+            }
+        }
+        let names: BTreeSet<String> = self.fields.keys().chain(other.fields.keys()).cloned().collect();
+        for name in names {
+            let empty = Register::default();
+            let mine = self.fields.get(&name).unwrap_or(&empty);
+            let theirs = other.fields.get(&name).unwrap_or(&empty);
+            let has = |r: &Register, dot: &Dot| r.0.iter().any(|s| s.dot == *dot);
+            let mut kept: Vec<Sibling> = mine
+                .0
+                .iter()
+                .filter(|s| has(theirs, &s.dot) || !other.vv.covers(&s.dot))
+                .cloned()
+                .collect();
+            kept.extend(
+                theirs
+                    .0
+                    .iter()
+                    .filter(|s| !has(mine, &s.dot) && !self.vv.covers(&s.dot))
+                    .cloned(),
+            );
+            if kept.is_empty() {
+                self.fields.remove(&name);
+            } else {
+                self.fields.insert(name, Register::from_siblings(kept));
+            }
+        }
+        self.vv.join(&other.vv);
+        self.delete_races.extend(other.delete_races.iter().copied());
+        self.delete_races.extend(races);
+        let (edits, deletes) = (self.edit_dots(), self.delete_dots());
+        self.delete_races
+            .retain(|(e, d)| edits.contains(e) && deletes.contains(d));
+        true
+    }
+
     /// The writes visible in the fields an edit changes.
     fn edit_dots(&self) -> BTreeSet<Dot> {
         self.fields
@@ -338,6 +407,84 @@ mod tests {
             json!({"deleted_at": "2026-01-02T00:00:00Z"}),
         ));
         assert!(!three.delete_conflict());
+    }
+
+    /// Joining the states of two replicas gives the state of the union of
+    /// their changes, applied one by one (random histories of three
+    /// replicas writing, deleting and restoring one record, exchanging
+    /// changes in causal order).
+    #[test]
+    fn join_equals_applying_the_union() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let fields = ["title", "status", "deleted_at", "created_at"];
+        for case in 0..3000 {
+            // Each replica: its state and the indexes into `log` it applied.
+            let mut states: Vec<(RecordState, Vec<usize>)> = vec![Default::default(); 3];
+            let mut log: Vec<Change> = Vec::new();
+            let mut counters = [0u64; 3];
+            for step in 0..(4 + next(14)) {
+                let r = next(3) as usize;
+                if next(3) > 0 {
+                    counters[r] += 1;
+                    let mut written = serde_json::Map::new();
+                    for f in fields {
+                        if next(3) == 0 {
+                            let v = if f == "deleted_at" && next(2) == 0 {
+                                Value::Null
+                            } else {
+                                json!(next(3))
+                            };
+                            written.insert(f.into(), v);
+                        }
+                    }
+                    if written.is_empty() {
+                        written.insert("title".into(), json!(step));
+                    }
+                    let c = change(
+                        r as u128 + 1,
+                        counters[r],
+                        next(50),
+                        &states[r].0.vv.clone(),
+                        Value::Object(written),
+                    );
+                    states[r].0.apply(&c);
+                    states[r].1.push(log.len());
+                    log.push(c);
+                } else {
+                    // Deliver the earliest change r lacks whose context r has seen.
+                    let (state, seen) = &mut states[r];
+                    let next_one = (0..log.len())
+                        .find(|i| !seen.contains(i) && log[*i].context.iter().all(|(rep, &n)| state.vv.get(rep) >= n));
+                    if let Some(i) = next_one {
+                        state.apply(&log[i]);
+                        seen.push(i);
+                    }
+                }
+            }
+            let (a, b) = (next(3) as usize, next(3) as usize);
+            let mut joined = states[a].0.clone();
+            joined.join(&states[b].0);
+            let mut union: Vec<usize> = states[a].1.iter().chain(&states[b].1).copied().collect();
+            union.sort_unstable();
+            union.dedup();
+            let mut folded = RecordState::default();
+            for i in union {
+                folded.apply(&log[i]);
+            }
+            assert_eq!(joined, folded, "case {case}: {a} joined with {b}");
+            // Idempotent, and the other way round gives the same.
+            let mut again = joined.clone();
+            assert!(!again.join(&states[b].0));
+            let mut other_way = states[b].0.clone();
+            other_way.join(&states[a].0);
+            assert_eq!(other_way, folded, "case {case}: {b} joined with {a}");
+        }
     }
 
     #[test]

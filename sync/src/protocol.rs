@@ -13,6 +13,7 @@ use std::future::Future;
 use crate::change::Change;
 use crate::clock::{Dot, ReplicaId};
 use crate::merge::RecordState;
+use crate::snapshot::{RecordKey, Snapshot};
 
 /// A shared, ordered log of changes per space. Not a merge authority: it
 /// stores and orders; replicas merge.
@@ -37,13 +38,135 @@ pub trait Hub: Send + Sync {
     /// Store `changes` (in order) in `space`, in one transaction.
     fn push(&self, space: &str, changes: &[Change]) -> impl Future<Output = Result<PushAck, HubError>> + Send;
 
-    /// Read up to `limit` changes of `space` with `seq > after_seq`, in seq order.
+    /// Read up to `limit` changes of `space` with `seq > after_seq`, in seq
+    /// order. Below the space's compaction floor there are none: the page
+    /// carries the floor, and the reader bootstraps from
+    /// [`Hub::snapshots`] first.
     fn pull(
         &self,
         space: &str,
         after_seq: u64,
         limit: usize,
     ) -> impl Future<Output = Result<PullPage, HubError>> + Send;
+
+    /// Read up to `limit` snapshots of `space` after record `after` (from
+    /// the first when `None`), in record order, with the floor they were
+    /// folded to. One consistent read: every snapshot of a page is folded
+    /// to the page's floor.
+    fn snapshots(
+        &self,
+        space: &str,
+        after: Option<&RecordKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<SnapshotPage, HubError>> + Send;
+
+    /// A replica tells the hub what it has pulled and applied (its cursor),
+    /// its name and host: the hub notes its last contact, and a replica it
+    /// had retired is live again.
+    fn report(&self, space: &str, frontier: &Frontier) -> impl Future<Output = Result<(), HubError>> + Send;
+}
+
+/// What an administrator asks of a hub: the replicas of a space, retiring
+/// one, and compacting the space's history. Not used by sync rounds.
+///
+/// Contract (checked by [`crate::hub_conformance_tests`]):
+/// - **compact** folds the changes at or below the lowest cursor of the
+///   space's live replicas (and at most `up_to`) into per-record snapshots,
+///   in transactions of at most `batch` changes, each of which moves the
+///   floor with the snapshots it wrote (crash-safe, and idempotent: a second
+///   run finds nothing to fold). A space with no live replica folds up to
+///   its head. Replicas silent for longer than `retention_ms` are retired
+///   first. Pushes go on around it: a push waits at most one batch.
+/// - After compaction, a resend of a folded change is already stored, and
+///   each replica's next counter follows its last folded one.
+pub trait HubAdmin: Hub {
+    /// Every replica that ever reported to `space`, most recent contact first.
+    fn replicas(&self, space: &str) -> impl Future<Output = Result<Vec<ReplicaInfo>, HubError>> + Send;
+
+    /// Retire `replica` (it will not come back, or may bootstrap again if it
+    /// does): its cursor no longer holds the floor. Whether it was live.
+    fn forget(&self, space: &str, replica: ReplicaId) -> impl Future<Output = Result<bool, HubError>> + Send;
+
+    /// Compact the history of `space` (see the trait's contract).
+    fn compact(
+        &self,
+        space: &str,
+        opts: CompactOptions,
+    ) -> impl Future<Output = Result<CompactReport, HubError>> + Send;
+}
+
+/// What a replica reports to the hub after a pull.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frontier {
+    pub replica: ReplicaId,
+    /// The seq of the last change it applied (its cursor).
+    pub cursor: u64,
+    /// A name people recognise it by (the project directory).
+    pub name: String,
+    /// The machine it runs on.
+    pub host: String,
+}
+
+/// A replica as the hub knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaInfo {
+    pub replica: ReplicaId,
+    pub name: String,
+    pub host: String,
+    /// The cursor it last reported.
+    pub cursor: u64,
+    /// Its last contact, in milliseconds since the Unix epoch (the hub's clock;
+    /// a hub may note it to within minutes, so an idle round writes nothing).
+    pub last_seen_ms: u64,
+    /// Retired (`hub forget`, or silent past the retention): its cursor no
+    /// longer holds the compaction floor.
+    pub retired: bool,
+}
+
+/// How a compaction runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactOptions {
+    /// Changes folded per transaction (the longest a push waits).
+    pub batch: usize,
+    /// Fold no further than this seq.
+    pub up_to: Option<u64>,
+    /// Retire replicas silent for longer than this first.
+    pub retention_ms: Option<u64>,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions {
+            batch: 2_000,
+            up_to: None,
+            retention_ms: None,
+        }
+    }
+}
+
+/// What a compaction did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Replicas retired for silence.
+    pub retired: usize,
+    /// Changes folded into snapshots.
+    pub folded: usize,
+    /// The space's floor and head afterwards.
+    pub floor: u64,
+    pub head: u64,
+    /// Snapshots the space holds afterwards.
+    pub snapshots: u64,
+}
+
+/// One page of snapshots.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SnapshotPage {
+    pub records: Vec<Snapshot>,
+    /// The floor these snapshots were folded to: a reader that applied
+    /// every page pulls the log after it.
+    pub floor: u64,
+    /// The record to read the next page after; `None` on the last page.
+    pub next: Option<RecordKey>,
 }
 
 /// The hub's answer to a successful push: every change of the batch is now
@@ -67,6 +190,9 @@ pub struct PullPage {
     /// The space's highest seq when the page was read: a reader whose cursor
     /// reached it can stop without asking again.
     pub head_seq: u64,
+    /// The space's compaction floor: changes at or below it are folded into
+    /// snapshots, and a pull after a seq below it returns none.
+    pub floor: u64,
 }
 
 /// Why the hub refused or failed a request. [`HubError::is_retryable`] says
@@ -150,6 +276,23 @@ pub trait Replica {
     /// Apply `changes` (in order) and set the cursor to `new_cursor`, in one
     /// local transaction.
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError>;
+
+    /// Join a page of the hub's snapshots into this replica's records, in
+    /// one local transaction (the cursor does not move: the round moves it
+    /// to the snapshots' floor once every page is applied). What a fresh
+    /// store bootstraps from, and what a store behind the floor catches up
+    /// with, keeping every change it has not pushed yet.
+    fn apply_snapshots(&self, snapshots: &[Snapshot]) -> Result<PageApplied, ReplicaError> {
+        let _ = snapshots;
+        Err(ReplicaError::permanent(
+            "this replica cannot apply the hub's snapshots (the space was compacted)",
+        ))
+    }
+
+    /// How the hub should name this replica: `(name, host)`.
+    fn label(&self) -> (String, String) {
+        (String::new(), String::new())
+    }
 
     /// Every record's replication state, for tests that compare replicas.
     fn record_states(&self) -> Result<RecordStates, ReplicaError>;

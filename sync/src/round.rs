@@ -12,7 +12,7 @@
 //! so a round cut anywhere can simply run again.
 
 use crate::clock::ReplicaId;
-use crate::protocol::{Hub, HubError, Refusal, Replica, ReplicaError};
+use crate::protocol::{Frontier, Hub, HubError, Refusal, Replica, ReplicaError};
 
 /// How a round batches its work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,8 +197,23 @@ pub async fn pull_log<R: Replica, H: Hub>(
     report: &mut RoundReport,
 ) -> Result<(), SyncError> {
     let mut cursor = replica.cursor()?;
+    let mut bootstraps = 0;
     loop {
         let page = hub.pull(space, cursor, opts.page_size.max(1)).await?;
+        if cursor < page.floor {
+            // The changes this replica lacks below the floor are folded
+            // into snapshots: join them, then pull the log after them. A
+            // compaction that moves the floor meanwhile means another pass
+            // (joining is idempotent); one on every pass means trouble.
+            if bootstraps == MAX_BOOTSTRAPS {
+                return Err(SyncError::Protocol(format!(
+                    "the floor of space {space:?} moved during each of {MAX_BOOTSTRAPS} bootstraps"
+                )));
+            }
+            bootstraps += 1;
+            cursor = bootstrap(replica, hub, space, opts, report).await?;
+            continue;
+        }
         let Some(&(last, _)) = page.changes.last() else {
             if page.head_seq < cursor {
                 return Err(SyncError::LogReset {
@@ -225,7 +240,46 @@ pub async fn pull_log<R: Replica, H: Hub>(
         }
     }
     report.cursor = cursor;
+    let (name, host) = replica.label();
+    let frontier = Frontier {
+        replica: replica.replica_id()?,
+        cursor,
+        name,
+        host,
+    };
+    hub.report(space, &frontier).await?;
     Ok(())
+}
+
+/// How often one pull bootstraps before it gives up.
+const MAX_BOOTSTRAPS: usize = 4;
+
+/// Join every snapshot of the space into the replica, page by page, then
+/// move its cursor to the lowest floor the pages were folded to (every
+/// record holds at least that much). Returns the new cursor.
+async fn bootstrap<R: Replica, H: Hub>(
+    replica: &R,
+    hub: &H,
+    space: &str,
+    opts: SyncOptions,
+    report: &mut RoundReport,
+) -> Result<u64, SyncError> {
+    let mut after = None;
+    let mut floor = u64::MAX;
+    loop {
+        let page = hub.snapshots(space, after.as_ref(), opts.page_size.max(1)).await?;
+        floor = floor.min(page.floor);
+        let applied = replica.apply_snapshots(&page.records)?;
+        report.pulled += applied.applied;
+        report.conflicts += applied.conflicts;
+        match page.next {
+            Some(key) => after = Some(key),
+            None => break,
+        }
+    }
+    let floor = if floor == u64::MAX { 0 } else { floor };
+    replica.apply_page(&[], floor)?;
+    Ok(replica.cursor()?)
 }
 
 #[cfg(test)]
@@ -380,6 +434,65 @@ mod tests {
             }
         );
         assert!(!error.is_retryable());
+    }
+
+    fn compact(hub: &MemoryHub, opts: crate::CompactOptions) -> crate::CompactReport {
+        use crate::HubAdmin;
+        block_on(hub.compact(SPACE, opts)).unwrap()
+    }
+
+    #[test]
+    fn a_fresh_replica_bootstraps_from_snapshots_then_the_tail() {
+        let hub = MemoryHub::new();
+        let a = MemoryReplica::new(ReplicaId::mint());
+        for round_no in 0..4 {
+            for i in 0..5 {
+                write(&a, &format!("r{i}"), "title", json!(format!("{round_no}-{i}")));
+            }
+            round(&a, &hub).unwrap();
+        }
+        let folded = compact(&hub, crate::CompactOptions::default());
+        assert_eq!((folded.folded, folded.floor, folded.snapshots), (20, 20, 5));
+        write(&a, "r0", "status", json!("active"));
+        round(&a, &hub).unwrap();
+        let fresh = MemoryReplica::new(ReplicaId::mint());
+        let report = round(&fresh, &hub).unwrap();
+        assert_eq!((report.pulled, report.cursor), (6, 21), "5 snapshots, then 1 change");
+        assert_eq!(fresh.record_states().unwrap(), a.record_states().unwrap());
+    }
+
+    #[test]
+    fn a_replica_behind_the_floor_catches_up_keeping_its_unpushed_writes() {
+        use crate::HubAdmin;
+        let hub = MemoryHub::new();
+        let (a, b) = (
+            MemoryReplica::new(ReplicaId::mint()),
+            MemoryReplica::new(ReplicaId::mint()),
+        );
+        write(&a, "r", "title", json!("base"));
+        round(&a, &hub).unwrap();
+        round(&b, &hub).unwrap();
+        // b goes offline and writes; a goes on and b is forgotten.
+        write(&b, "r", "title", json!("b offline"));
+        write(&b, "s", "title", json!("b's new record"));
+        write(&a, "r", "title", json!("a online"));
+        write(&a, "r", "status", json!("active"));
+        round(&a, &hub).unwrap();
+        assert!(block_on(hub.forget(SPACE, b.replica_id().unwrap())).unwrap());
+        assert_eq!(compact(&hub, crate::CompactOptions::default()).floor, 3);
+        assert!(hub.log(SPACE).is_empty());
+        let report = round(&b, &hub).unwrap();
+        assert_eq!(report.pushed, 2, "its unpushed writes went out");
+        assert_eq!(b.pending(), 0);
+        round(&a, &hub).unwrap();
+        assert_eq!(a.record_states().unwrap(), b.record_states().unwrap());
+        let r = a.record("items", "r");
+        assert_eq!(r.conflicts().count(), 1, "a's title and b's offline title both kept");
+        assert_eq!(r.value("status"), Some(&json!("active")));
+        assert_eq!(a.record("items", "s").value("title"), Some(&json!("b's new record")));
+        let fresh = MemoryReplica::new(ReplicaId::mint());
+        round(&fresh, &hub).unwrap();
+        assert_eq!(fresh.record_states().unwrap(), a.record_states().unwrap());
     }
 
     #[test]

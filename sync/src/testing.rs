@@ -24,7 +24,11 @@ use serde_json::{Value, json};
 use crate::change::{Change, SCHEMA_VERSION};
 use crate::clock::{Dot, Hlc, ReplicaId, VersionVector};
 use crate::memory::{Fault, MemoryReplica};
-use crate::protocol::{Hub, HubError, PullPage, PushAck, Replica, ReplicaError};
+use crate::protocol::{
+    CompactOptions, CompactReport, Frontier, Hub, HubAdmin, HubError, PullPage, PushAck, Replica, ReplicaError,
+    ReplicaInfo, SnapshotPage,
+};
+use crate::snapshot::RecordKey;
 
 /// Run a future to completion on this thread (enough for hubs that need no
 /// runtime of their own, like [`crate::memory::MemoryHub`]).
@@ -168,11 +172,19 @@ impl<H: Hub> FaultyHub<H> {
         (state.faults.remove(&call), state.page_limit)
     }
 
-    /// The whole log of `space`, paged through the inner hub (no faults).
+    /// The whole log of `space` (above its floor), paged through the inner
+    /// hub (no faults).
     pub async fn log(&self, space: &str) -> Result<Vec<(u64, Change)>, HubError> {
+        let floor = self.inner.pull(space, u64::MAX >> 1, 1).await?.floor;
+        self.log_after(space, floor).await
+    }
+
+    /// The log of `space` after seq `after`, paged through the inner hub
+    /// (no faults).
+    pub async fn log_after(&self, space: &str, after: u64) -> Result<Vec<(u64, Change)>, HubError> {
         let mut log: Vec<(u64, Change)> = Vec::new();
         loop {
-            let after = log.last().map_or(0, |(seq, _)| *seq);
+            let after = log.last().map_or(after, |(seq, _)| *seq);
             let page = self.inner.pull(space, after, usize::MAX).await?;
             if page.changes.is_empty() {
                 return Ok(log);
@@ -208,6 +220,50 @@ impl<H: Hub> Hub for FaultyHub<H> {
             return Err(HubError::Unreachable("injected: pull reply lost".into()));
         }
         Ok(page)
+    }
+
+    async fn snapshots(&self, space: &str, after: Option<&RecordKey>, limit: usize) -> Result<SnapshotPage, HubError> {
+        let (fault, page_limit) = self.take_fault();
+        if fault == Some(Fault::FailBeforeCommit) {
+            return Err(HubError::Unreachable(
+                "injected: connection reset before the snapshots".into(),
+            ));
+        }
+        let limit = page_limit.map_or(limit, |l| l.min(limit));
+        let page = self.inner.snapshots(space, after, limit).await?;
+        if fault == Some(Fault::DropReplyAfterCommit) {
+            return Err(HubError::Unreachable("injected: snapshot reply lost".into()));
+        }
+        Ok(page)
+    }
+
+    async fn report(&self, space: &str, frontier: &Frontier) -> Result<(), HubError> {
+        let (fault, _) = self.take_fault();
+        if fault == Some(Fault::FailBeforeCommit) {
+            return Err(HubError::Unreachable(
+                "injected: connection reset before the report".into(),
+            ));
+        }
+        self.inner.report(space, frontier).await?;
+        if fault == Some(Fault::DropReplyAfterCommit) {
+            return Err(HubError::Unreachable("injected: report reply lost".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Administration goes straight to the inner hub (no faults, not counted).
+impl<H: HubAdmin> HubAdmin for FaultyHub<H> {
+    async fn replicas(&self, space: &str) -> Result<Vec<ReplicaInfo>, HubError> {
+        self.inner.replicas(space).await
+    }
+
+    async fn forget(&self, space: &str, replica: ReplicaId) -> Result<bool, HubError> {
+        self.inner.forget(space, replica).await
+    }
+
+    async fn compact(&self, space: &str, opts: CompactOptions) -> Result<CompactReport, HubError> {
+        self.inner.compact(space, opts).await
     }
 }
 
@@ -400,6 +456,198 @@ pub mod hub {
     }
 }
 
+/// The administration half of the suite ([`HubAdmin`]): frontiers,
+/// retiring replicas, compaction and snapshots.
+pub mod admin {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::{change, run_of};
+    use crate::clock::ReplicaId;
+    use crate::protocol::{CompactOptions, Frontier, HubAdmin, PushAck};
+    use crate::snapshot::fold;
+
+    fn frontier(replica: ReplicaId, cursor: u64) -> Frontier {
+        Frontier {
+            replica,
+            cursor,
+            name: format!("project-{cursor}"),
+            host: "laptop".into(),
+        }
+    }
+
+    /// The hub lists what each replica reported; a forgotten one is
+    /// retired until it reports again.
+    pub async fn replicas_report_their_frontier<H: HubAdmin>(hub: &H, space: &str) {
+        let (a, b) = (ReplicaId::mint(), ReplicaId::mint());
+        hub.push(space, &run_of(a, 3)).await.expect("push");
+        assert!(hub.replicas(space).await.expect("replicas").is_empty());
+        hub.report(space, &frontier(a, 3)).await.expect("report a");
+        hub.report(space, &frontier(b, 1)).await.expect("report b");
+        hub.report(space, &frontier(b, 2)).await.expect("report b again");
+        let mut listed = hub.replicas(space).await.expect("replicas");
+        listed.sort_by_key(|r| r.cursor);
+        let seen: Vec<_> = listed
+            .iter()
+            .map(|r| (r.replica, r.cursor, r.name.as_str(), r.host.as_str(), r.retired))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (b, 2, "project-2", "laptop", false),
+                (a, 3, "project-3", "laptop", false)
+            ]
+        );
+        assert!(hub.forget(space, b).await.expect("forget"), "b was live");
+        assert!(
+            !hub.forget(space, b).await.expect("forget again"),
+            "b is retired already"
+        );
+        assert!(!hub.forget(space, ReplicaId::mint()).await.expect("forget unknown"));
+        let retired: Vec<_> = hub
+            .replicas(space)
+            .await
+            .expect("replicas")
+            .into_iter()
+            .filter(|r| r.retired)
+            .map(|r| r.replica)
+            .collect();
+        assert_eq!(retired, vec![b]);
+        hub.report(space, &frontier(b, 3)).await.expect("b is back");
+        assert!(hub.replicas(space).await.expect("replicas").iter().all(|r| !r.retired));
+        let other = format!("{space}-other");
+        assert!(
+            hub.replicas(&other).await.expect("replicas").is_empty(),
+            "spaces are isolated"
+        );
+    }
+
+    /// Compaction folds up to the lowest live cursor, in batches; the log
+    /// keeps the tail; snapshots hold the folded state; a resend of a folded
+    /// change is already stored and counters go on after it; a second run
+    /// folds nothing.
+    pub async fn compaction_folds_below_the_lowest_live_cursor<H: HubAdmin>(hub: &H, space: &str) {
+        let (a, b) = (ReplicaId::mint(), ReplicaId::mint());
+        let mut log = run_of(a, 5);
+        let mut edit = change(b, 1, "r1", json!({"title": "b's"}));
+        edit.context.insert(log[0].dot);
+        log.push(edit);
+        hub.push(space, &log[..5]).await.expect("push a");
+        hub.push(space, &log[5..]).await.expect("push b");
+        hub.report(space, &frontier(a, 6)).await.expect("report a");
+        hub.report(space, &frontier(b, 3)).await.expect("report b");
+        let none = CompactOptions {
+            up_to: Some(0),
+            ..CompactOptions::default()
+        };
+        assert_eq!(hub.compact(space, none).await.expect("compact").folded, 0);
+        let report = hub.compact(space, CompactOptions::default()).await.expect("compact");
+        assert_eq!(
+            (report.folded, report.floor, report.head, report.snapshots),
+            (3, 3, 6, 3)
+        );
+        let below = hub.pull(space, 0, 100).await.expect("pull below the floor");
+        assert!(below.changes.is_empty(), "nothing below the floor");
+        assert_eq!((below.floor, below.head_seq), (3, 6));
+        let tail = hub.pull(space, 3, 100).await.expect("pull the tail");
+        let tail: Vec<_> = tail.changes.into_iter().map(|(s, c)| (s, c.dot)).collect();
+        assert_eq!(tail, vec![(4, log[3].dot), (5, log[4].dot), (6, log[5].dot)]);
+
+        // Resends of folded changes are stored already; counters go on.
+        let again = hub.push(space, &log[..5]).await.expect("resend");
+        assert_eq!(
+            again,
+            PushAck {
+                inserted: 0,
+                already_stored: 5,
+                head_seq: 6
+            }
+        );
+        let gap = hub.push(space, &[change(a, 7, "r7", json!({"title": "t7"}))]).await;
+        assert_eq!(
+            gap,
+            Err(crate::HubError::Gap {
+                replica: a,
+                expected: 6
+            })
+        );
+
+        // b is forgotten: everything folds, in batches of two.
+        assert!(hub.forget(space, b).await.expect("forget"));
+        let batched = CompactOptions {
+            batch: 2,
+            ..CompactOptions::default()
+        };
+        let report = hub.compact(space, batched).await.expect("compact");
+        assert_eq!((report.folded, report.floor, report.snapshots), (3, 6, 5));
+        assert_eq!(
+            hub.compact(space, batched).await.expect("again").folded,
+            0,
+            "idempotent"
+        );
+
+        let mut expected = BTreeMap::new();
+        fold(&mut expected, &log);
+        let mut got = BTreeMap::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let page = hub.snapshots(space, after.as_ref(), 2).await.expect("snapshots");
+            assert_eq!(page.floor, 6);
+            assert!(page.records.len() <= 2);
+            pages += 1;
+            for s in page.records {
+                assert!(got.insert(s.key(), s.state).is_none(), "each record once");
+            }
+            match page.next {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        assert!(pages >= 3);
+        assert_eq!(got, expected, "the snapshots are the folded log");
+        let next = change(a, 6, "r1", json!({"title": "after"}));
+        let ack = hub.push(space, &[next]).await.expect("the next change");
+        assert_eq!((ack.inserted, ack.head_seq), (1, 7));
+
+        // Another store under a's id (restored from a machine snapshot)
+        // pushes its own change 2: folded, but its record's snapshot tells
+        // it is not the change folded there.
+        for twin in [
+            change(a, 2, "r2", json!({"title": "theirs"})),
+            change(a, 2, "r9", json!({"title": "t2"})),
+        ] {
+            let refused = hub.push(space, &[twin]).await;
+            assert_eq!(
+                refused,
+                Err(crate::HubError::DuplicateReplica { replica: a, counter: 2 })
+            );
+        }
+    }
+
+    /// Replicas silent past the retention are retired, so they no longer
+    /// hold the floor.
+    pub async fn retention_retires_silent_replicas<H: HubAdmin>(hub: &H, space: &str) {
+        let a = ReplicaId::mint();
+        hub.push(space, &run_of(a, 4)).await.expect("push");
+        hub.report(space, &frontier(a, 1)).await.expect("report");
+        let keep = CompactOptions {
+            retention_ms: Some(86_400_000),
+            ..CompactOptions::default()
+        };
+        let kept = hub.compact(space, keep).await.expect("compact");
+        assert_eq!((kept.retired, kept.floor), (0, 1));
+        let retire = CompactOptions {
+            retention_ms: Some(0),
+            ..CompactOptions::default()
+        };
+        let retired = hub.compact(space, retire).await.expect("compact");
+        assert_eq!((retired.retired, retired.floor, retired.folded), (1, 4, 3));
+        assert!(hub.replicas(space).await.expect("replicas")[0].retired);
+    }
+}
+
 /// The replica half of the suite. Each test takes a constructor of fresh,
 /// empty replicas.
 pub mod replica {
@@ -490,6 +738,45 @@ pub mod replica {
         );
     }
 
+    /// Snapshots join into what a replica holds exactly as their changes
+    /// would apply, its own unpushed writes kept; the cursor stays.
+    pub fn apply_snapshots_joins_what_the_changes_would<R: ReplicaFixture>(make: impl Fn() -> R) {
+        let (here, there, witness) = (make(), make(), make());
+        there.write_record(1, "first").unwrap();
+        there.write_record(2, "second").unwrap();
+        there.write_record(1, "third").unwrap();
+        here.write_record(1, "mine").unwrap();
+        let theirs = there.outbox(10).unwrap();
+        let mut folded = std::collections::BTreeMap::new();
+        crate::snapshot::fold(&mut folded, &theirs);
+        let snapshots: Vec<crate::Snapshot> = folded
+            .into_iter()
+            .map(|((collection, record_id), state)| crate::Snapshot {
+                collection,
+                record_id,
+                state,
+            })
+            .collect();
+        let applied = here.apply_snapshots(&snapshots).unwrap();
+        assert_eq!(
+            (applied.applied, applied.conflicts),
+            (2, 1),
+            "record 1 was written on both sides"
+        );
+        assert_eq!(here.cursor().unwrap(), 0, "the cursor did not move");
+        assert_eq!(here.outbox(10).unwrap().len(), 1, "its own write waits to be pushed");
+        let again = here.apply_snapshots(&snapshots).unwrap();
+        assert_eq!((again.applied, again.already_seen), (0, 2));
+        let mut log = here.outbox(10).unwrap();
+        log.extend(theirs);
+        witness.apply_page(&page(&log, 1), 4).unwrap();
+        assert_eq!(
+            here.record_states().unwrap(),
+            witness.record_states().unwrap(),
+            "the same state as the changes applied one by one"
+        );
+    }
+
     /// A page and its cursor commit together: a page that fails leaves
     /// neither its changes nor the new cursor behind.
     pub fn apply_page_moves_the_cursor_atomically<R: ReplicaFixture>(make: impl Fn() -> R) {
@@ -546,6 +833,31 @@ macro_rules! hub_conformance_tests {
     };
 }
 
+/// Instantiate the administration half of the conformance suite (for hubs
+/// that implement [`HubAdmin`]), like [`hub_conformance_tests!`].
+#[macro_export]
+macro_rules! hub_admin_conformance_tests {
+    (block_on = $block_on:path, hub = $hub:expr $(,)?) => {
+        $crate::hub_admin_conformance_tests!(@tests $block_on, $hub;
+            replicas_report_their_frontier,
+            compaction_folds_below_the_lowest_live_cursor,
+            retention_retires_silent_replicas,
+        );
+    };
+    (@tests $block_on:path, $hub:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $block_on(async {
+                    let hub = $hub;
+                    let space = $crate::testing::fresh_space(stringify!($test));
+                    $crate::testing::admin::$test(&hub, &space).await;
+                })
+            }
+        )*
+    };
+}
+
 /// Instantiate the replica half of the conformance suite. `make` is an
 /// expression that yields a fresh, empty [`ReplicaFixture`] each time it is
 /// evaluated.
@@ -557,6 +869,7 @@ macro_rules! replica_conformance_tests {
             acknowledge_removes_what_the_hub_stored,
             apply_page_is_idempotent,
             apply_page_moves_the_cursor_atomically,
+            apply_snapshots_joins_what_the_changes_would,
         );
     };
     (@tests $make:expr; $($test:ident),* $(,)?) => {
@@ -572,6 +885,14 @@ macro_rules! replica_conformance_tests {
 #[cfg(test)]
 mod memory_hub {
     crate::hub_conformance_tests!(
+        block_on = crate::testing::block_on,
+        hub = crate::memory::MemoryHub::new()
+    );
+}
+
+#[cfg(test)]
+mod memory_hub_admin {
+    crate::hub_admin_conformance_tests!(
         block_on = crate::testing::block_on,
         hub = crate::memory::MemoryHub::new()
     );

@@ -264,6 +264,41 @@ fn every_tool_and_its_command_answer_the_same_json() {
     );
     f.same("list_ready_work", json!({}), &["ready"]);
 
+    // Claims: the CLI claims as the MCP client (`--as`), so ready work,
+    // which leaves out others' claims, reads the same on both faces.
+    let twins = [0, 1].map(|_| {
+        f.tool(
+            "create_work_item",
+            json!({"item_type": "task", "title": "Claimed", "priority": 0}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+    let (claimed, _) = f.alike(
+        "claim_work_item",
+        json!({"id": twins[0], "minutes": 45}),
+        &["claim", &twins[1], "--minutes", "45", "--as", CLIENT],
+    );
+    assert_eq!(claimed["claim"]["state"], "tentative");
+    assert_eq!(claimed["claim"]["holder"], CLIENT);
+    f.same("list_ready_work", json!({}), &["ready", "--as", CLIENT]);
+    f.same("query_work_item", json!({"id": twins[0]}), &["item", "show", &twins[0]]);
+    f.same("list_work_items", json!({}), &["item", "list"]);
+    f.alike(
+        "claim_work_item",
+        json!({"next": true, "item_type": "task"}),
+        &["claim", "next", "--type", "task", "--as", CLIENT],
+    );
+    let with_history = f.tool("query_work_item", json!({"id": twins[0], "history": true}));
+    assert_eq!(with_history["history"], f.cli(&["history", &twins[0]]));
+    let (released, _) = f.alike(
+        "claim_work_item",
+        json!({"id": twins[0], "release": true}),
+        &["release", &twins[1], "--as", CLIENT],
+    );
+    assert_eq!(released["claim"], Value::Null);
+
     // Vendors.
     let masked_names = |v: Value| {
         let mut v = v;

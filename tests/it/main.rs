@@ -1,5 +1,6 @@
 //! Waymark's integration tests, in one binary (fast links on small machines).
 
+mod claims;
 mod cli;
 mod faces;
 mod feed;

@@ -66,7 +66,9 @@ use waymark_sync::postgres::testing::{TestDatabase, runtime};
 use waymark_sync::postgres::{HubOptions, PostgresHub};
 use waymark_sync::round::{SyncOptions, sync_round};
 use waymark_sync::testing::{FaultyHub, block_on};
-use waymark_sync::{Change, Dot, Hlc, Hub, RecordStates, Replica, ReplicaId, SCHEMA_VERSION, VersionVector};
+use waymark_sync::{
+    Change, CompactOptions, Dot, Hlc, Hub, HubAdmin, RecordStates, Replica, ReplicaId, SCHEMA_VERSION, VersionVector,
+};
 
 const AUTHOR: &str = "model";
 /// Stores a script starts with (copies add more, up to [`MAX_STORES`]).
@@ -98,6 +100,10 @@ mod stats {
         pub static CONFLICTS_AT_END: Cell<usize> = const { Cell::new(0) };
         pub static CASES_WITH_CONFLICTS: Cell<usize> = const { Cell::new(0) };
         pub static PUBLISHED: Cell<usize> = const { Cell::new(0) };
+        pub static CLAIMS_HELD: Cell<usize> = const { Cell::new(0) };
+        pub static CLAIMS_LOST: Cell<usize> = const { Cell::new(0) };
+        pub static FOLDED: Cell<usize> = const { Cell::new(0) };
+        pub static BEHIND_THE_FLOOR: Cell<usize> = const { Cell::new(0) };
     }
 
     pub fn add(counter: &'static std::thread::LocalKey<Cell<usize>>, n: usize) {
@@ -108,13 +114,18 @@ mod stats {
         let t = |c: &'static std::thread::LocalKey<Cell<usize>>| c.with(|c| c.replace(0));
         format!(
             "{} writes, {} refused operations, {} rounds cut by a fault, {} open conflicts at the end (in {} cases), \
-             {} records published by stores bound late or moved",
+             {} records published by stores bound late or moved, {} items held by a claim and {} with claims \
+             that lost at the end, {} changes folded by compactions (leaving a store behind the floor {} times)",
             t(&WRITES),
             t(&REFUSED),
             t(&FAULTED_ROUNDS),
             t(&CONFLICTS_AT_END),
             t(&CASES_WITH_CONFLICTS),
-            t(&PUBLISHED)
+            t(&PUBLISHED),
+            t(&CLAIMS_HELD),
+            t(&CLAIMS_LOST),
+            t(&FOLDED),
+            t(&BEHIND_THE_FLOOR)
         )
     }
 }
@@ -157,9 +168,18 @@ pub enum Kind {
     /// A store that joins late: written offline before it is ever bound to
     /// a hub (so with no outbox), it publishes its state at its first round.
     BindLate,
+    /// Agents claim items (by id or next, some forced), release them, and
+    /// write to them, on every store (issue 14).
+    Claims,
+    /// The hub compacts a space's history into snapshots (issue 13), in
+    /// small batches, after forgetting a store or not: stores behind the
+    /// floor catch up from the snapshots, keeping what they have not pushed;
+    /// the final check compacts everything and a new store bootstraps from
+    /// snapshots alone.
+    Compact,
 }
 
-pub const ALL_KINDS: [Kind; 13] = [
+pub const ALL_KINDS: [Kind; 15] = [
     Kind::Base,
     Kind::Copy,
     Kind::MoveCycle,
@@ -173,6 +193,8 @@ pub const ALL_KINDS: [Kind; 13] = [
     Kind::UnknownCollection,
     Kind::UnknownField,
     Kind::BindLate,
+    Kind::Claims,
+    Kind::Compact,
 ];
 
 impl Kind {
@@ -191,6 +213,8 @@ impl Kind {
             Kind::UnknownCollection => "unknown_collection",
             Kind::UnknownField => "unknown_field",
             Kind::BindLate => "bind_late",
+            Kind::Claims => "claims",
+            Kind::Compact => "compact",
         }
     }
 
@@ -313,7 +337,45 @@ pub enum Action {
     /// retitles the first offline; later actions write to it like any
     /// other, and its first round binds it.
     Late { items: usize },
+    /// Agent `agent` claims an item (or the first ready one) on `store`,
+    /// perhaps forcing it over another's claim, or releases its claim.
+    Claim {
+        store: usize,
+        agent: usize,
+        item: Option<usize>,
+        force: bool,
+        release: bool,
+    },
+    /// Two stores claim one item for two agents, neither having seen the
+    /// other's claim: the hub's order decides.
+    ClaimRace {
+        stores: (usize, usize),
+        agents: (usize, usize),
+        item: usize,
+    },
+    /// Agent `agent` writes the title of an item on `store` (refused while
+    /// another holds it; the holder's write renews its lease), perhaps
+    /// completing it (which releases the claim).
+    AgentWrite {
+        store: usize,
+        agent: usize,
+        item: usize,
+        complete: bool,
+    },
+    /// The hub compacts the space of `store` in batches of `batch`, after
+    /// forgetting store `forget` there (which then is behind the floor),
+    /// or, with `others`, every replica but the one of `store` (as a
+    /// retention does to laptops long offline).
+    Compact {
+        store: usize,
+        batch: usize,
+        forget: Option<usize>,
+        others: bool,
+    },
 }
+
+/// The agents that claim.
+const AGENTS: [&str; 3] = ["agent-a", "agent-b", "agent-c"];
 
 fn base_actions() -> Vec<(u32, BoxedStrategy<Action>)> {
     let s = || 0usize..MAX_STORES;
@@ -441,6 +503,54 @@ fn kind_actions(kind: Kind) -> Vec<(u32, BoxedStrategy<Action>)> {
         )],
         Kind::CopyOverwrite => vec![(2, s().prop_map(|store| Action::CopyOverwrite { store }).boxed())],
         Kind::BindLate => vec![(2, (1usize..4).prop_map(|items| Action::Late { items }).boxed())],
+        Kind::Claims => vec![
+            (
+                5,
+                (
+                    s(),
+                    0usize..AGENTS.len(),
+                    proptest::option::of(0usize..64),
+                    proptest::bool::weighted(0.15),
+                    proptest::bool::weighted(0.2),
+                )
+                    .prop_map(|(store, agent, item, force, release)| Action::Claim {
+                        store,
+                        agent,
+                        item,
+                        force,
+                        release,
+                    })
+                    .boxed(),
+            ),
+            (
+                3,
+                ((s(), s()), (0usize..AGENTS.len(), 0usize..AGENTS.len()), 0usize..64)
+                    .prop_map(|(stores, agents, item)| Action::ClaimRace { stores, agents, item })
+                    .boxed(),
+            ),
+            (
+                2,
+                (s(), 0usize..AGENTS.len(), 0usize..64, proptest::bool::weighted(0.2))
+                    .prop_map(|(store, agent, item, complete)| Action::AgentWrite {
+                        store,
+                        agent,
+                        item,
+                        complete,
+                    })
+                    .boxed(),
+            ),
+        ],
+        Kind::Compact => vec![(
+            3,
+            (s(), 1usize..6, proptest::option::of(s()), any::<bool>())
+                .prop_map(|(store, batch, forget, others)| Action::Compact {
+                    store,
+                    batch,
+                    forget,
+                    others,
+                })
+                .boxed(),
+        )],
         Kind::NewSpace => vec![(2, s().prop_map(|store| Action::NewSpace { store }).boxed())],
         Kind::ClockSkew => vec![(
             2,
@@ -582,6 +692,9 @@ struct World<H: Hub> {
     future: (usize, ReplicaId, u64, HashMap<(String, String), VersionVector>),
     step: usize,
     dirs_made: usize,
+    /// Per space, the log as it was before the hub compacted it (the tail
+    /// the hub keeps follows it): what the final check folds.
+    archive: HashMap<usize, Vec<(u64, Change)>>,
 }
 
 fn replica_row(tracker: &Tracker) -> Outcome<(String, u64)> {
@@ -664,7 +777,7 @@ fn first_difference(a: &str, b: &str) -> String {
     )
 }
 
-impl<H: Hub> World<H> {
+impl<H: HubAdmin> World<H> {
     fn new(hub: H, space: String, runtime: Option<Arc<tokio::runtime::Runtime>>, stores: usize) -> Outcome<Self> {
         let mut world = World {
             hub: FaultyHub::new(hub),
@@ -679,6 +792,7 @@ impl<H: Hub> World<H> {
             future: (0, ReplicaId::mint(), 0, HashMap::new()),
             step: 0,
             dirs_made: 0,
+            archive: HashMap::new(),
         };
         for _ in 0..stores {
             let dir = world.fresh_dir();
@@ -727,9 +841,31 @@ impl<H: Hub> World<H> {
         }
     }
 
+    /// The whole log of `space`: what compactions folded (as the test saw
+    /// it before), then the tail the hub holds.
     fn log(&self, space: usize) -> Outcome<Vec<(u64, Change)>> {
-        self.block(self.hub.log(&self.spaces[space]))
-            .map_err(|e| format!("reading the hub's log: {e}"))
+        let mut all = self.archive.get(&space).cloned().unwrap_or_default();
+        let last = all.last().map_or(0, |(seq, _)| *seq);
+        let tail = self
+            .block(self.hub.log_after(&self.spaces[space], last))
+            .map_err(|e| format!("reading the hub's log: {e}"))?;
+        all.extend(tail);
+        Ok(all)
+    }
+
+    /// Compact `space` on the hub (the log kept aside first, for the check).
+    fn compact(&mut self, space: usize, batch: usize) -> Outcome<waymark_sync::CompactReport> {
+        let log = self.log(space)?;
+        self.archive.insert(space, log);
+        let opts = CompactOptions {
+            batch,
+            ..CompactOptions::default()
+        };
+        let report = self
+            .block(self.hub.compact(&self.spaces[space], opts))
+            .map_err(|e| format!("compacting: {e}"))?;
+        stats::add(&stats::FOLDED, report.folded);
+        Ok(report)
     }
 
     fn node(&self, store: usize) -> &Node {
@@ -1177,6 +1313,93 @@ impl<H: Hub> World<H> {
             Action::Copy { store } => {
                 self.copy_store(store)?;
             }
+            Action::Claim {
+                store,
+                agent,
+                item,
+                force,
+                release,
+            } => {
+                let id = match item {
+                    Some(i) => self.item(i),
+                    None => None,
+                };
+                if item.is_none() || id.is_some() {
+                    let request = waymark::ops::ClaimRequest {
+                        next: id.is_none(),
+                        id,
+                        force,
+                        release: release && item.is_some(),
+                        ..Default::default()
+                    };
+                    allow("claim_work_item", self.t(store).claim_work_item(AGENTS[agent], request))?;
+                }
+            }
+            Action::ClaimRace { stores, agents, item } => {
+                if let Some(id) = self.item(item) {
+                    for (store, agent) in [(stores.0, agents.0), (stores.1, agents.1)] {
+                        let request = waymark::ops::ClaimRequest {
+                            id: Some(id.clone()),
+                            ..Default::default()
+                        };
+                        allow("claim_work_item", self.t(store).claim_work_item(AGENTS[agent], request))?;
+                    }
+                }
+            }
+            Action::AgentWrite {
+                store,
+                agent,
+                item,
+                complete,
+            } => {
+                if let Some(id) = self.item(item) {
+                    let t = self.t(store);
+                    if let Some(current) = allow("get_work_item", t.get_work_item(&id))? {
+                        let u = WorkItemUpdate {
+                            id: id.clone(),
+                            version: current.version,
+                            title: Some(format!("written by {} on s{}", AGENTS[agent], store % n)),
+                            status: complete.then(|| "completed".to_owned()),
+                            ..Default::default()
+                        };
+                        allow("update_work_item", t.update_work_item(AGENTS[agent], u))?;
+                    }
+                }
+            }
+            Action::Compact {
+                store,
+                batch,
+                forget,
+                others,
+            } => {
+                let space = self.node(store).space;
+                let mut retire: Vec<ReplicaId> = Vec::new();
+                if let Some(f) = forget {
+                    let (replica, _) = replica_row(&self.node(f).tracker)?;
+                    retire.push(replica.parse().map_err(|_| format!("replica id {replica:?}"))?);
+                }
+                if others {
+                    let (keep, _) = replica_row(&self.node(store).tracker)?;
+                    let listed = self
+                        .block(self.hub.replicas(&self.spaces[space]))
+                        .map_err(|e| format!("listing replicas: {e}"))?;
+                    retire.extend(
+                        listed
+                            .iter()
+                            .filter(|r| r.replica.to_string() != keep)
+                            .map(|r| r.replica),
+                    );
+                }
+                for replica in retire {
+                    self.block(self.hub.forget(&self.spaces[space], replica))
+                        .map_err(|e| format!("forgetting: {e}"))?;
+                }
+                let report = self.compact(space, batch)?;
+                for node in self.nodes.iter().filter(|n| n.space == space) {
+                    let cursor = node.tracker.store().cursor().map_err(|e| e.to_string())?;
+                    stats::add(&stats::BEHIND_THE_FLOOR, usize::from(cursor < report.floor));
+                }
+            }
             Action::Late { items } => {
                 if self.nodes.len() < MAX_STORES {
                     let dir = self.fresh_dir();
@@ -1426,6 +1649,17 @@ impl<H: Hub> World<H> {
 
     fn check(&mut self, order_seed: u64) -> Outcome {
         let space = self.finish()?;
+        if !self.archive.is_empty() {
+            // Every store is up to date: everything folds, and the store
+            // that joins next bootstraps from snapshots alone.
+            let report = self.compact(space, 7)?;
+            ensure!(
+                report.floor == report.head,
+                "after the final sync the hub folds up to {} of {} (a store's frontier is behind)",
+                report.floor,
+                report.head
+            );
+        }
         // A store that joins now catches up from the hub alone.
         let dir = self.fresh_dir();
         let joiner = self.open(dir, space, 0, true)?;
@@ -1530,6 +1764,7 @@ impl<H: Hub> World<H> {
 
         // The stores hold the state of the log, folded in hub order and in
         // another causal order.
+        let seq_of: HashMap<Dot, u64> = log.iter().map(|(seq, c)| (c.dot, *seq)).collect();
         let changes: Vec<Change> = log.into_iter().map(|(_, c)| c).collect();
         for (folded, how) in [
             (fold(&changes), "in hub order"),
@@ -1602,6 +1837,8 @@ impl<H: Hub> World<H> {
                 );
             }
         }
+
+        check_claims(&self.nodes, &changes, &seq_of)?;
 
         let doc: Value = serde_json::from_str(&reference).map_err(|e| e.to_string())?;
         check_rules(&doc, &self.expects)?;
@@ -1794,6 +2031,100 @@ fn check_lists(t: &Tracker) -> Outcome {
     Ok(())
 }
 
+/// Claims (issue 14): every store derives the holder of each item from the
+/// registers and the hub's order alone (the same as the pure derivation
+/// over the log folded with its seqs), claims raise no conflict, and no
+/// agent is shown as holding an item it lost, nor offered it as ready.
+fn check_claims(nodes: &[Node], changes: &[Change], seq_of: &HashMap<Dot, u64>) -> Outcome {
+    use waymark::domain::claim;
+    let folded = fold(changes);
+    type Row = (String, Option<String>, Option<i64>, i64, Option<String>);
+    let mut expected: Vec<Row> = Vec::new();
+    for ((collection, id), state) in &folded {
+        if collection != "claims" {
+            continue;
+        }
+        let siblings: Vec<claim::Sibling> = state
+            .fields
+            .get("claim")
+            .map(|r| {
+                r.siblings()
+                    .iter()
+                    .filter_map(|s| {
+                        Some(claim::Sibling {
+                            dot: s.dot,
+                            hlc: s.hlc,
+                            value: claim::ClaimValue::parse(&s.value)?,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let d = claim::derive(&siblings, |dot| seq_of.get(dot).copied());
+        let holder = d.current.as_ref().filter(|c| !c.released).map(|c| c.holder.clone());
+        if let Some(h) = &holder {
+            ensure!(
+                !d.lost.iter().any(|(l, _)| l == h),
+                "claim of {id}: holder {h} also listed as having lost"
+            );
+        }
+        expected.push((
+            id.clone(),
+            holder.clone(),
+            d.current.as_ref().map(|c| c.expires_at as i64),
+            i64::from(d.tentative && holder.is_some()),
+            (!d.lost.is_empty()).then(|| serde_json::to_string(&d.lost).unwrap()),
+        ));
+    }
+    expected.sort();
+    stats::add(&stats::CLAIMS_HELD, expected.iter().filter(|r| r.1.is_some()).count());
+    stats::add(&stats::CLAIMS_LOST, expected.iter().filter(|r| r.4.is_some()).count());
+    for (i, node) in nodes.iter().enumerate() {
+        let t = &node.tracker;
+        let mut rows: Vec<Row> = t
+            .store()
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT id, holder, expires_at, tentative, lost FROM claims")?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((
+                            waymark::store::id::get_id(r, 0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<Row>>>()?;
+                Ok(rows)
+            })
+            .map_err(|e| format!("reading claims: {e}"))?;
+        rows.sort();
+        ensure!(
+            rows == expected,
+            "store {i} derives other claims than the log in the hub's order: {rows:?} != {expected:?}"
+        );
+        // No agent is offered an item another holds, nor one it lost.
+        for agent in AGENTS {
+            let ready = t
+                .ready_work_for(
+                    agent,
+                    waymark::ops::ReadyQuery {
+                        limit: Some(100),
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| format!("ready: {e}"))?;
+            for row in &ready.page.items {
+                if let Some(h) = &row.claimed_by {
+                    ensure!(h == agent, "store {i} offers {agent} the item {} {h} holds", row.id);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The rules a merge must report when it cannot keep them: the tree, the
 /// dependency graph, and what the scenarios expect.
 fn check_rules(doc: &Value, expects: &[Expect]) -> Outcome {
@@ -1977,7 +2308,7 @@ fn config(cases: u32) -> Config {
     }
 }
 
-fn run_case<H: Hub>(world: Outcome<World<H>>, script: &Script) -> Result<(), TestCaseError> {
+fn run_case<H: HubAdmin>(world: Outcome<World<H>>, script: &Script) -> Result<(), TestCaseError> {
     let outcome = world.and_then(|mut world| {
         for (n, action) in script.actions.iter().enumerate() {
             world
@@ -2136,8 +2467,45 @@ fn unknown_field() {
 }
 
 #[test]
+fn compact() {
+    run_memory("compact", &with_base(Kind::Compact), kind_cases());
+}
+
+/// Compaction with the kinds that change replica ids or spaces (copies,
+/// stores moved to a new space, stores bound late).
+#[test]
+fn compact_with_copies_and_new_spaces() {
+    run_memory(
+        "compact with copies and new spaces",
+        &[
+            Kind::Base,
+            Kind::Compact,
+            Kind::Copy,
+            Kind::CopyOverwrite,
+            Kind::NewSpace,
+            Kind::BindLate,
+        ],
+        kind_cases(),
+    );
+}
+
+#[test]
 fn bind_late() {
     run_memory("bind_late", &with_base(Kind::BindLate), kind_cases());
+}
+
+#[test]
+fn claims() {
+    run_memory("claims", &with_base(Kind::Claims), kind_cases());
+}
+
+#[test]
+fn claims_with_copies_and_new_spaces() {
+    run_memory(
+        "claims_with_copies_and_new_spaces",
+        &[Kind::Base, Kind::Claims, Kind::Copy, Kind::NewSpace, Kind::BindLate],
+        kind_cases(),
+    );
 }
 
 #[test]
@@ -2352,6 +2720,28 @@ regression!(
             batch: 1,
             page: 1,
             fault: Some((1, true))
+        },
+    ]
+);
+
+// A claim made on a store whose clock runs a year ahead: ready work there
+// read its lease against one time and showed the holder against another
+// (issue 14).
+regression!(
+    regression_claim_on_a_clock_a_year_ahead,
+    2,
+    [
+        Action::MoveCycle {
+            first: 0,
+            spread: 2,
+            len: 10
+        },
+        Action::Late { items: 3 },
+        Action::Skew { store: 3, years: 1 },
+        Action::ClaimRace {
+            stores: (0, 2),
+            agents: (0, 0),
+            item: 10
         },
     ]
 );

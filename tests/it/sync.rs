@@ -60,6 +60,9 @@ impl Replica for SqliteReplica {
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
         via!(self.apply_page(changes, new_cursor))
     }
+    fn apply_snapshots(&self, snapshots: &[waymark_sync::Snapshot]) -> Result<PageApplied, ReplicaError> {
+        via!(self.apply_snapshots(snapshots))
+    }
     fn record_states(&self) -> Result<RecordStates, ReplicaError> {
         via!(self.record_states())
     }
@@ -879,6 +882,84 @@ pub(crate) mod end_to_end {
     }
 }
 
+mod hub_admin {
+    //! `waymark hub replicas|forget|compact` through the binary.
+
+    use serde_json::Value;
+    use waymark_sync::postgres::testing::{TestDatabase, block_on};
+
+    use super::end_to_end::url_of;
+
+    fn waymark(dir: &std::path::Path, hub: &str, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .env("WAYMARK_HUB_URL", hub)
+            .env("WAYMARK_SPACE", "admin")
+            .output()
+            .expect("run waymark")
+    }
+
+    fn ok(dir: &std::path::Path, hub: &str, args: &[&str]) -> String {
+        let out = waymark(dir, hub, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn replicas_forget_and_compact() {
+        let db = block_on(TestDatabase::create("hub_admin"));
+        let hub = url_of(&db);
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let [a, b, c] = [dirs[0].path(), dirs[1].path(), dirs[2].path()];
+        ok(a, &hub, &["item", "create", "--type", "task", "--title", "first"]);
+        ok(a, &hub, &["sync"]);
+        ok(b, &hub, &["sync"]);
+        ok(a, &hub, &["item", "create", "--type", "task", "--title", "second"]);
+        ok(a, &hub, &["sync"]);
+
+        let listed: Value = serde_json::from_str(&ok(a, &hub, &["hub", "replicas", "--json"])).unwrap();
+        let replicas = listed["replicas"].as_array().unwrap();
+        assert_eq!(replicas.len(), 2, "{listed}");
+        assert_eq!(listed["head"], 2);
+        let mine = replicas.iter().find(|r| r["this_store"] == true).unwrap();
+        assert_eq!(mine["cursor"], 2);
+        let theirs = replicas.iter().find(|r| r["this_store"] == false).unwrap();
+        assert_eq!(theirs["cursor"], 1);
+        let b_id = theirs["replica"].as_str().unwrap().to_owned();
+        let human = ok(a, &hub, &["hub", "replicas"]);
+        assert!(human.contains(&b_id) && human.contains("(this store)"), "{human}");
+
+        // b holds the floor at 1 until it is forgotten.
+        let held: Value = serde_json::from_str(&ok(a, &hub, &["hub", "compact", "--json"])).unwrap();
+        assert_eq!((held["floor"].as_u64(), held["folded"].as_u64()), (Some(1), Some(1)));
+        let bad = waymark(a, &hub, &["hub", "forget", "nobody"]);
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("not a replica id"));
+        let forgot: Value = serde_json::from_str(&ok(a, &hub, &["hub", "forget", &b_id, "--json"])).unwrap();
+        assert_eq!(forgot["forgotten"], b_id.as_str());
+        assert_eq!(
+            (forgot["floor"].as_u64(), forgot["snapshots"].as_u64()),
+            (Some(2), Some(2))
+        );
+        let again = waymark(a, &hub, &["hub", "forget", &b_id]);
+        assert!(!again.status.success(), "b is retired already");
+
+        // b and a new store catch up from the snapshots.
+        ok(b, &hub, &["sync"]);
+        ok(c, &hub, &["sync"]);
+        let exports: Vec<String> = [a, b, c].iter().map(|d| ok(d, &hub, &["export", "json"])).collect();
+        assert_eq!(exports[0], exports[1]);
+        assert_eq!(exports[0], exports[2]);
+        assert!(exports[2].contains("second"));
+    }
+}
+
 mod killed {
     //! A sync process killed with SIGKILL at random points: afterwards
     //! everything converges, nothing doubles and nothing acknowledged is lost.
@@ -1465,5 +1546,90 @@ mod republication {
         let (head, rows) = log(&db, "restored");
         let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
         assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "dense seqs");
+    }
+
+    /// Bounded history (issue 13), nothing lost: b goes offline and keeps
+    /// writing (a retitle that races a's, a new item, a delete); a goes on,
+    /// b is forgotten (`waymark hub forget`) and the history compacted past
+    /// b's cursor. When b comes back, its round pushes its unpushed writes
+    /// as they are, joins the hub's snapshots into its store (it is behind
+    /// the floor) and pulls the tail: b's writes all survive, the race is a
+    /// conflict on both stores, and a fresh store that bootstraps from the
+    /// snapshots plus the tail holds the same.
+    #[test]
+    fn a_store_behind_the_compaction_floor_catches_up_keeping_its_unpushed_writes() {
+        let db = block_on(TestDatabase::create("behind_floor"));
+        let s = settings(&db, "floor");
+        let ((_a_dir, a), (_b_dir, b)) = (crate::tracker(), crate::tracker());
+        let shared = item(&a, "shared", None);
+        let doomed = item(&a, "doomed", None);
+        sync(&a, &s);
+        sync(&b, &s);
+        let b_id = b.store().replica_id().unwrap();
+
+        // b offline: three writes wait in its outbox.
+        update(&b, &shared, |u| u.title = Some("b's title, offline".into()));
+        item(&b, "b's item, offline", None);
+        update(&b, &doomed, |u| u.deleted = Some(true));
+        assert_eq!(b.store().pending_changes().unwrap(), 3);
+        // a goes on, many times over.
+        for n in 0..20 {
+            update(&a, &shared, |u| u.description = Some(format!("revision {n}")));
+            sync(&a, &s);
+        }
+        update(&a, &shared, |u| u.title = Some("a's title".into()));
+        sync(&a, &s);
+
+        let listed = waymark::sync::hub_replicas(a.store(), &s).unwrap();
+        assert_eq!(listed.replicas.len(), 2);
+        assert!(listed.replicas.iter().any(|r| r.this_store && r.cursor == listed.head));
+        let compacted = waymark::sync::hub_forget(&s, &b_id.to_string()).unwrap();
+        assert_eq!(compacted.forgotten.as_deref(), Some(b_id.to_string().as_str()));
+        assert_eq!(
+            compacted.floor, compacted.head,
+            "a pulled everything; b no longer counts"
+        );
+        assert_eq!(compacted.snapshots, 2);
+        assert_eq!(log(&db, "floor").1.len(), 0, "the log holds no change below the floor");
+        let b_cursor = b.store().cursor().unwrap();
+        assert!(b_cursor < compacted.floor, "b is behind the floor");
+        // A bad replica id is a clear error that changes nothing.
+        let bad = waymark::sync::hub_forget(&s, "not-a-replica").unwrap_err();
+        assert!(bad.to_string().contains("not a replica id"), "{bad}");
+
+        // b comes back.
+        let back = sync(&b, &s);
+        assert_eq!(back.pushed, 3, "its unpushed writes went out as they were: {back:?}");
+        sync(&a, &s);
+        assert_converged(&[&a, &b]);
+        let expected: BTreeSet<(String, bool)> = [("a's title", false), ("b's item, offline", false), ("doomed", true)]
+            .map(|(t, d)| (t.to_owned(), d))
+            .into();
+        assert_eq!(titles(&a), expected);
+        let conflicts = a.list_conflicts().unwrap();
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        let values: BTreeSet<String> = conflicts[0].values.iter().map(|v| v.value.to_string()).collect();
+        assert!(
+            values.contains("\"b's title, offline\"") && values.contains("\"a's title\""),
+            "both titles kept: {values:?}"
+        );
+        assert_eq!(
+            doc(&b)["work_items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["id"] == shared.as_str())
+                .unwrap()["description"],
+            "revision 19",
+            "b has a's edits it never pulled as changes"
+        );
+
+        // b reported again: live, and the next compaction folds its writes too.
+        let again = waymark::sync::hub_compact(&s).unwrap();
+        assert_eq!(again.floor, again.head);
+        let (_c_dir, c) = crate::tracker();
+        let fresh = sync(&c, &s);
+        assert_eq!(fresh.pulled, 3, "three records from snapshots: {fresh:?}");
+        assert_converged(&[&a, &b, &c]);
     }
 }

@@ -30,6 +30,7 @@ pub(crate) fn items(conn: &Connection) -> Result<Vec<BoardItem>> {
                 updated_at: r.get(10)?,
                 updated_by: r.get(11)?,
                 archived: r.get(12)?,
+                holder: None,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?)

@@ -8,12 +8,14 @@
 //! whether more follow.
 
 pub(crate) mod board;
+pub(crate) mod claims;
 pub(crate) mod configuration;
 pub(crate) mod conflicts;
 pub(crate) mod dependencies;
 pub(crate) mod deployments;
 pub(crate) mod enhancements;
 pub(crate) mod export;
+pub(crate) mod history;
 pub(crate) mod report;
 pub(crate) mod vendors;
 pub(crate) mod work_items;

@@ -16,9 +16,15 @@ pub(super) const ITEM_COLUMNS: &str = "id, item_type, title, description, status
      branch_name, commit_hash, pr_number, metadata, deleted_at, archived_at, created_at, created_by, updated_at, \
      updated_by, version";
 
-pub(super) const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version";
+pub(super) const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version, \
+     (SELECT c.holder FROM claims c WHERE c.id = work_items.id AND c.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))";
 /// How many columns [`ROW_COLUMNS`] names.
-const ROW_COLUMN_COUNT: usize = 8;
+const ROW_COLUMN_COUNT: usize = 9;
+
+/// The holder of a live claim on the item of alias `w` at `?2` (ms), as the
+/// 9th column of a ready row (the lists above read the machine's time in
+/// SQL; ready work reads the time its filter reads).
+const W_CLAIMED_BY: &str = "(SELECT c.holder FROM claims c WHERE c.id = w.id AND c.expires_at > ?2)";
 
 pub(super) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItem> {
     let metadata_text: String = r.get(12)?;
@@ -56,6 +62,7 @@ pub(super) fn row_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItemRo
         parent_id: get_opt_id(r, 5)?,
         updated_at: r.get(6)?,
         version: r.get(7)?,
+        claimed_by: r.get(8)?,
     })
 }
 
@@ -200,6 +207,7 @@ pub(crate) fn dependencies(conn: &Connection, id: &str) -> Result<ItemDependenci
                         parent_id: get_opt_id(r, 7)?,
                         updated_at: r.get(8)?,
                         version: r.get(9)?,
+                        claimed_by: None,
                     },
                 })
             })?
@@ -289,7 +297,7 @@ pub(crate) fn list(conn: &Connection, q: &ItemList<'_>) -> Result<(Vec<(WorkItem
         q.limit + 1
     ))?;
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
+        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(9)?)))?
         .collect::<rusqlite::Result<_>>()?;
     Ok((rows, total))
 }
@@ -302,14 +310,20 @@ const READY_FILTER: &str =
 /// Ready work, highest priority (lowest number), then oldest, first: up to
 /// `limit + 1` rows with their created times, after the row `(priority,
 /// created_at, id)` when given, and the count.
+/// Items claimed by others than `agent` whose lease is not over at `now`
+/// (ms) are left out (a point lookup per item the page walks).
 pub(crate) fn ready(
     conn: &Connection,
     item_type: Option<ItemType>,
     after: Option<(i64, String, String)>,
     limit: i64,
+    agent: &str,
+    now: i64,
 ) -> Result<(Vec<(WorkItemRow, String)>, Total)> {
-    let mut args: Vec<SqlValue> = Vec::new();
-    let mut extra = String::new();
+    let mut args: Vec<SqlValue> = vec![agent.to_owned().into(), now.into()];
+    let mut extra =
+        " AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.id = w.id AND c.holder != ?1 AND c.expires_at > ?2)"
+            .to_owned();
     if let Some(t) = item_type {
         args.push(t.as_str().to_owned().into());
         extra.push_str(&format!(" AND w.item_type = ?{}", args.len()));
@@ -332,13 +346,13 @@ pub(crate) fn ready(
     // and sorts every active item (300 ms at 100k).
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT w.id, w.title, w.item_type, w.status, w.priority, w.parent_id, w.updated_at, w.version,
-                w.created_at
+                {W_CLAIMED_BY}, w.created_at
          FROM work_items w INDEXED BY work_items_ready WHERE {page_filters}
          ORDER BY w.priority, w.created_at, w.id LIMIT {}",
         limit + 1
     ))?;
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
+        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(9)?)))?
         .collect::<rusqlite::Result<_>>()?;
     Ok((rows, total))
 }
@@ -347,7 +361,7 @@ pub(crate) fn ready(
 /// no live descendant that is still open (a subtree is archived whole or
 /// not at all); oldest first.
 pub(crate) fn archive_candidates(conn: &Connection, cutoff: &str) -> Result<Vec<WorkItemRow>> {
-    const CANDIDATES: &str = "SELECT id, title, item_type, status, priority, parent_id, updated_at, version
+    const CANDIDATES: &str = "SELECT id, title, item_type, status, priority, parent_id, updated_at, version, NULL
     FROM work_items w
     WHERE w.archived_at IS NULL AND (w.status = 'completed' OR w.deleted_at IS NOT NULL) AND w.updated_at < ?1
       AND NOT EXISTS (SELECT 1 FROM work_items d
@@ -398,7 +412,7 @@ pub(crate) fn archived(
         limit + 1
     ))?;
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(8)?)))?
+        .query_map(rusqlite::params_from_iter(&args), |r| Ok((row_from_row(r)?, r.get(9)?)))?
         .collect::<rusqlite::Result<_>>()?;
     Ok((rows, total))
 }

@@ -62,8 +62,13 @@ use tokio_postgres::{Client, Config, Statement};
 use uuid::Uuid;
 
 use crate::change::Change;
-use crate::protocol::{Hub, HubError, PullPage, PushAck};
+use crate::clock::ReplicaId;
+use crate::protocol::{
+    CompactOptions, CompactReport, Frontier, Hub, HubError, PullPage, PushAck, ReplicaInfo, SnapshotPage,
+};
+use crate::snapshot::RecordKey;
 
+mod history;
 mod pool;
 mod tls;
 mod url;
@@ -77,7 +82,10 @@ pub use url::{HubUrl, TlsMode};
 
 /// The hub schema's migrations, in order: `(version, SQL)`. Each is applied
 /// in its own transaction together with its row in `hub_migrations`.
-pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../../sql/postgres/0001_hub.sql"))];
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../../../sql/postgres/0001_hub.sql")),
+    (2, include_str!("../../../sql/postgres/0002_history.sql")),
+];
 
 /// The hub schema version this code works with (the last migration).
 pub const HUB_SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -140,6 +148,8 @@ struct Stmts {
     insert: Statement,
     announce: Statement,
     pull: Statement,
+    snapshots: Statement,
+    report: Statement,
 }
 
 const LOCK_SPACE: &str = "INSERT INTO spaces (space_id, head) VALUES ($1, 0) \
@@ -148,7 +158,8 @@ const EXISTING: &str = "SELECT c.replica_id, c.counter, c.body FROM changes c \
      JOIN unnest($2::uuid[], $3::bigint[]) AS k (replica_id, counter) \
      ON c.replica_id = k.replica_id AND c.counter = k.counter WHERE c.space_id = $1";
 const LAST_COUNTERS: &str = "SELECT r.replica_id, (SELECT max(c.counter) FROM changes c \
-     WHERE c.space_id = $1 AND c.replica_id = r.replica_id) FROM unnest($2::uuid[]) AS r (replica_id)";
+     WHERE c.space_id = $1 AND c.replica_id = r.replica_id), (SELECT f.counter FROM folded f \
+     WHERE f.space_id = $1 AND f.replica_id = r.replica_id) FROM unnest($2::uuid[]) AS r (replica_id)";
 const INSERT: &str = "WITH inserted AS (INSERT INTO changes (space_id, seq, replica_id, counter, schema_version, body) \
      SELECT $1, t.seq, t.replica_id, t.counter, t.schema_version, t.body \
      FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::int[], $6::bytea[]) \
@@ -157,20 +168,56 @@ const INSERT: &str = "WITH inserted AS (INSERT INTO changes (space_id, seq, repl
 /// Runs where the client is connected (it reads no table), which is where
 /// listeners are, even on a distributed hub.
 const ANNOUNCE: &str = "SELECT pg_notify($1, $2)";
-const PULL: &str = "SELECT 0 AS part, head AS seq, NULL::bytea AS body FROM spaces WHERE space_id = $1 \
-     UNION ALL (SELECT 1, seq, body FROM changes WHERE space_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) \
+const PULL: &str = "SELECT 0 AS part, head AS seq, floor, NULL::bytea AS body FROM spaces WHERE space_id = $1 \
+     UNION ALL (SELECT 1, c.seq, 0, c.body FROM changes c WHERE c.space_id = $1 AND c.seq > $2 \
+     AND $2 >= (SELECT s.floor FROM spaces s WHERE s.space_id = $1) ORDER BY c.seq LIMIT $3) \
      ORDER BY part, seq";
 
 /// One hub call, for [`PostgresHub::with_retries`].
 #[derive(Clone, Copy)]
 enum Op<'a> {
-    Push { space: &'a str, changes: &'a [Change] },
-    Pull { space: &'a str, after: i64, limit: i64 },
+    Push {
+        space: &'a str,
+        changes: &'a [Change],
+    },
+    Pull {
+        space: &'a str,
+        after: i64,
+        limit: i64,
+    },
+    Snapshots {
+        space: &'a str,
+        after: Option<&'a RecordKey>,
+        limit: i64,
+    },
+    Report {
+        space: &'a str,
+        frontier: &'a Frontier,
+    },
+    Replicas {
+        space: &'a str,
+    },
+    Forget {
+        space: &'a str,
+        replica: ReplicaId,
+    },
+    Retire {
+        space: &'a str,
+        retention_ms: i64,
+    },
+    CompactBatch {
+        space: &'a str,
+        opts: CompactOptions,
+    },
 }
 
 enum Done {
     Push(PushAck),
     Pull(PullPage),
+    Snapshots(SnapshotPage),
+    Replicas(Vec<ReplicaInfo>),
+    Count(u64),
+    Compacted(CompactReport),
 }
 
 /// Why one attempt failed: a final answer, or a transaction to try again.
@@ -253,6 +300,7 @@ impl PostgresHub {
                             Some(c) if *c == SqlState::UNIQUE_VIOLATION
                                 || *c == SqlState::DUPLICATE_TABLE
                                 || *c == SqlState::DUPLICATE_OBJECT
+                                || *c == SqlState::DUPLICATE_COLUMN
                                 || *c == SqlState::T_R_SERIALIZATION_FAILURE
                         ) =>
                 {
@@ -326,6 +374,8 @@ impl PostgresHub {
                 insert: c.prepare(INSERT).await?,
                 announce: c.prepare(ANNOUNCE).await?,
                 pull: c.prepare(PULL).await?,
+                snapshots: c.prepare(history::SNAPSHOTS).await?,
+                report: c.prepare(history::REPORT).await?,
             });
         }
         Ok(conn.stmts.as_ref().expect("just prepared"))
@@ -373,6 +423,25 @@ impl PostgresHub {
                         Op::Pull { space, after, limit } => {
                             self.pull_once(&mut conn, space, after, limit).await.map(Done::Pull)
                         }
+                        Op::Snapshots { space, after, limit } => self
+                            .snapshots_once(&mut conn, space, after, limit)
+                            .await
+                            .map(Done::Snapshots),
+                        Op::Report { space, frontier } => self
+                            .report_once(&mut conn, space, frontier)
+                            .await
+                            .map(|()| Done::Count(1)),
+                        Op::Replicas { space } => self.replicas_once(&mut conn, space).await.map(Done::Replicas),
+                        Op::Forget { space, replica } => {
+                            self.forget_once(&mut conn, space, replica).await.map(Done::Count)
+                        }
+                        Op::Retire { space, retention_ms } => {
+                            self.retire_once(&mut conn, space, retention_ms).await.map(Done::Count)
+                        }
+                        Op::CompactBatch { space, opts } => self
+                            .compact_batch_once(&mut conn, space, opts)
+                            .await
+                            .map(Done::Compacted),
                     };
                     Ok((conn, result))
                 })
@@ -433,10 +502,15 @@ impl PostgresHub {
             .into_iter()
             .map(|row| ((row.get(0), row.get(1)), row.get(2)))
             .collect();
-        let mut last: std::collections::HashMap<Uuid, u64> = last_rows
-            .into_iter()
-            .map(|row| (row.get::<_, Uuid>(0), row.get::<_, Option<i64>>(1).unwrap_or(0) as u64))
-            .collect();
+        let mut last: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
+        let mut folded: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
+        for row in last_rows {
+            let replica: Uuid = row.get(0);
+            let logged = row.get::<_, Option<i64>>(1).unwrap_or(0) as u64;
+            let gone = row.get::<_, Option<i64>>(2).unwrap_or(0) as u64;
+            last.insert(replica, logged.max(gone));
+            folded.insert(replica, gone);
+        }
 
         // Stage the batch exactly as the model hub does.
         let mut new = NewRows::default();
@@ -472,6 +546,19 @@ impl PostgresHub {
                     .into());
                 }
                 None => {}
+            }
+            if dot.counter != 0 && dot.counter <= folded.get(&dot.replica.0).copied().unwrap_or(0) {
+                // Folded into a snapshot: stored, as far as the snapshot can
+                // still tell (its body can no longer be compared).
+                let snapshot = self.snapshot_in(&tx, space, change).await?;
+                if crate::snapshot::may_be_folded(snapshot.as_ref(), change) {
+                    continue;
+                }
+                return Err(HubError::DuplicateReplica {
+                    replica: dot.replica,
+                    counter: dot.counter,
+                }
+                .into());
             }
             let expected = last.get(&dot.replica.0).copied().unwrap_or(0) + 1;
             if dot.counter != expected {
@@ -548,9 +635,10 @@ impl PostgresHub {
             let seq: i64 = row.get(1);
             if part == 0 {
                 page.head_seq = seq as u64;
+                page.floor = row.get::<_, i64>(2) as u64;
                 continue;
             }
-            let body: Vec<u8> = row.get(2);
+            let body: Vec<u8> = row.get(3);
             let change: Change = serde_json::from_slice(&body).map_err(|e| {
                 HubError::Other(format!(
                     "the hub's change at seq {seq} of space {space:?} is unreadable: {e}"
@@ -672,7 +760,7 @@ impl Hub for PostgresHub {
         }
         match self.with_retries(Op::Push { space, changes }).await? {
             Done::Push(ack) => Ok(ack),
-            Done::Pull(_) => unreachable!("a push answers with an ack"),
+            _ => unreachable!("a push answers with an ack"),
         }
     }
 
@@ -681,7 +769,19 @@ impl Hub for PostgresHub {
         let limit = limit.clamp(1, MAX_PAGE) as i64;
         match self.with_retries(Op::Pull { space, after, limit }).await? {
             Done::Pull(page) => Ok(page),
-            Done::Push(_) => unreachable!("a pull answers with a page"),
+            _ => unreachable!("a pull answers with a page"),
         }
+    }
+
+    async fn snapshots(&self, space: &str, after: Option<&RecordKey>, limit: usize) -> Result<SnapshotPage, HubError> {
+        let limit = limit.clamp(1, MAX_PAGE) as i64;
+        match self.with_retries(Op::Snapshots { space, after, limit }).await? {
+            Done::Snapshots(page) => Ok(page),
+            _ => unreachable!("snapshots answer with a page"),
+        }
+    }
+
+    async fn report(&self, space: &str, frontier: &Frontier) -> Result<(), HubError> {
+        self.with_retries(Op::Report { space, frontier }).await.map(drop)
     }
 }

@@ -365,6 +365,33 @@ impl Hub for TestHub {
     async fn pull(&self, space: &str, after_seq: u64, limit: usize) -> Result<PullPage, HubError> {
         self.hub.pull(space, after_seq, limit).await
     }
+
+    async fn snapshots(
+        &self,
+        space: &str,
+        after: Option<&crate::RecordKey>,
+        limit: usize,
+    ) -> Result<crate::SnapshotPage, HubError> {
+        self.hub.snapshots(space, after, limit).await
+    }
+
+    async fn report(&self, space: &str, frontier: &crate::Frontier) -> Result<(), HubError> {
+        self.hub.report(space, frontier).await
+    }
+}
+
+impl crate::HubAdmin for TestHub {
+    async fn replicas(&self, space: &str) -> Result<Vec<crate::ReplicaInfo>, HubError> {
+        self.hub.replicas(space).await
+    }
+
+    async fn forget(&self, space: &str, replica: crate::ReplicaId) -> Result<bool, HubError> {
+        self.hub.forget(space, replica).await
+    }
+
+    async fn compact(&self, space: &str, opts: crate::CompactOptions) -> Result<crate::CompactReport, HubError> {
+        self.hub.compact(space, opts).await
+    }
 }
 
 // ---------------------------------------------------------------------------
