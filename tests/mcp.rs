@@ -1156,6 +1156,15 @@ async fn the_status_comes_as_a_summary_or_the_markdown_report() {
         (&json!(1), &json!("Acme"))
     );
     assert!(summary["ready"].get("more").is_none(), "nothing left out: {summary}");
+    assert_eq!(summary["in_progress"], json!({"claims": [], "total_count": 0}));
+    let task = &summary["ready"]["rows"][1][0];
+    s.ok("claim_work_item", json!({"id": task})).await;
+    let claimed = &s.ok("get_project_status", json!({})).await["summary"]["in_progress"];
+    assert_eq!(
+        (&claimed["total_count"], &claimed["claims"][0]["id"], &claimed["claims"][0]["title"]),
+        (&json!(1), task, &json!("Report status")),
+        "{claimed}"
+    );
     assert!(
         s.err("get_project_status", json!({"format": "pdf"}))
             .await

@@ -7,7 +7,7 @@ mod bounded;
 mod summary;
 
 pub use bounded::{StatusAnswer, markdown as bounded_markdown};
-pub use summary::{ItemCounts, Section, StatusSummary, VendorSummary};
+pub use summary::{InProgress, ItemCounts, Section, StatusSummary, VendorSummary};
 
 use std::collections::HashMap;
 

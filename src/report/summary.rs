@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::domain::WorkStatus;
 use crate::error::Result;
 use crate::ops::{
-    DeploymentFilter, DeploymentRow, Page, ReadyQuery, Row, SyncHealth, Tracker, VendorFilter, VendorRow,
+    DeploymentFilter, DeploymentRow, Page, ReadyQuery, ReportClaim, Row, SyncHealth, Tracker, VendorFilter, VendorRow,
     WorkItemFilter, WorkItemRow,
 };
 use crate::store::query::report as query;
@@ -24,6 +24,7 @@ const READY: i64 = 5;
 const ACTIVE: i64 = 3;
 const BLOCKED: i64 = 3;
 const BROKEN: i64 = 5;
+const CLAIMS: i64 = 5;
 const DEPLOYMENTS: i64 = 3;
 
 /// What `get_project_status` answers as JSON.
@@ -34,6 +35,8 @@ pub struct StatusSummary {
     pub work_items: ItemCounts,
     /// Ready work, by priority (`list_ready_work`).
     pub ready: Section<WorkItemRow>,
+    /// Live claims of open items, by agent ("in progress, by agent").
+    pub in_progress: InProgress,
     /// Active items, the last changed here first (among the last 1,000
     /// work items changed).
     pub active: Section<WorkItemRow>,
@@ -44,6 +47,16 @@ pub struct StatusSummary {
     pub deployments: Section<DeploymentRow>,
     /// The sync health, with the count of open conflicts (`list_conflicts`).
     pub sync: SyncHealth,
+}
+
+/// The first live claims, by agent, and how many there are; the
+/// markdown report lists up to 50.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct InProgress {
+    pub claims: Vec<ReportClaim>,
+    pub total_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub more: Option<&'static str>,
 }
 
 /// Work items by status and by type, counted as lists count them.
@@ -94,7 +107,14 @@ impl Tracker {
     /// as its own tool reads it; the counts, active items and health in one
     /// read.
     pub fn status_summary(&self) -> Result<StatusSummary> {
-        let (counts, (operational, total), active, sync) = self.store().read(|tx| {
+        let now = self.store().now_ms();
+        let (counts, (operational, total), in_progress, active, sync) = self.store().read(|tx| {
+            let (claims, total_count) = crate::ops::claims::live_claims(tx, now, CLAIMS)?;
+            let in_progress = InProgress {
+                more: (total_count > claims.len() as i64).then_some("get_project_status with format markdown"),
+                claims,
+                total_count,
+            };
             let (by_status, by_type) = query::item_counts(tx)?;
             let (total_count, total_is_capped) = by_status
                 .iter()
@@ -112,7 +132,13 @@ impl Tracker {
                 by_type: by_type.into_iter().map(|(word, n, _)| (word, n)).collect(),
                 capped,
             };
-            Ok((counts, query::vendor_counts(tx)?, active, crate::ops::sync_health(tx)?))
+            Ok((
+                counts,
+                query::vendor_counts(tx)?,
+                in_progress,
+                active,
+                crate::ops::sync_health(tx)?,
+            ))
         })?;
         let ready = self.ready_work(ReadyQuery {
             limit: limit(READY),
@@ -136,6 +162,7 @@ impl Tracker {
             generated_at: Timestamp::now().to_string(),
             work_items: counts,
             ready: Section::of(ready, "list_ready_work"),
+            in_progress,
             active: Section::of(active, "list_work_items with status active"),
             blocked: Section::of(blocked, "list_work_items with status blocked"),
             vendors: VendorSummary {
