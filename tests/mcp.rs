@@ -1161,7 +1161,11 @@ async fn the_status_comes_as_a_summary_or_the_markdown_report() {
     s.ok("claim_work_item", json!({"id": task})).await;
     let claimed = &s.ok("get_project_status", json!({})).await["summary"]["in_progress"];
     assert_eq!(
-        (&claimed["total_count"], &claimed["claims"][0]["id"], &claimed["claims"][0]["title"]),
+        (
+            &claimed["total_count"],
+            &claimed["claims"][0]["id"],
+            &claimed["claims"][0]["title"]
+        ),
         (&json!(1), task, &json!("Report status")),
         "{claimed}"
     );
