@@ -826,6 +826,26 @@ mod status_report {
         bencher.bench(|| s.tracker.status_report().expect("report"));
     }
 
+    /// `get_project_status` as it answered by default before the summary:
+    /// the report cut to its first rows, as markdown.
+    #[divan::bench]
+    fn answer_markdown(bencher: Bencher) {
+        let s = small();
+        bencher.bench(|| waymark::report::bounded_markdown(&s.tracker).expect("answer"));
+    }
+
+    /// `get_project_status` as it answers by default: the summary, as the
+    /// JSON text a tool result carries.
+    #[divan::bench]
+    fn answer_summary(bencher: Bencher) {
+        let s = small();
+        let request = waymark::ops::StatusRequest::default();
+        bencher.bench(|| {
+            let answer = s.tracker.project_status(&request).expect("answer");
+            serde_json::to_string(&answer).expect("json")
+        });
+    }
+
     /// The report's three reads (vendors, open items in tree order with
     /// their parent's title, the last 10 deployments with vendor names),
     /// without building or rendering anything.

@@ -78,13 +78,7 @@ impl RoundSummary {
 type OpenConflicts = BTreeSet<(String, String, String, String)>;
 
 fn open_conflicts(store: &Store) -> crate::Result<OpenConflicts> {
-    store.read(|conn| {
-        let mut stmt = conn.prepare_cached("SELECT collection, record_id, field, kind FROM conflicts")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get(0)?, crate::store::id::get_id(r, 1)?, r.get(2)?, r.get(3)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    })
+    store.read(|conn| Ok(crate::store::query::conflicts::all(conn)?.into_iter().collect()))
 }
 
 /// How long one local transaction of a sync round should hold the store's

@@ -1111,12 +1111,12 @@ async fn finished_work_is_archived_and_stays_queryable() {
 }
 
 #[tokio::test]
-async fn the_status_report_comes_as_markdown_or_json() {
+async fn the_status_comes_as_a_summary_or_the_markdown_report() {
     let s = Session::all().await;
     let p = s.project("Waymark").await;
     s.item("task", "Report status", &p).await;
     s.ok("create_vendor", json!({"name": "Acme"})).await;
-    let md = s.ok("get_project_status", json!({})).await;
+    let md = s.ok("get_project_status", json!({"format": "markdown"})).await;
     assert_eq!(md["format"], "markdown");
     let text = md["markdown"].as_str().unwrap();
     assert!(text.starts_with("# Project Status - "), "{text}");
@@ -1130,19 +1130,54 @@ async fn the_status_report_comes_as_markdown_or_json() {
         "markdown"
     );
 
-    let js = s.ok("get_project_status", json!({"format": "json"})).await;
-    assert_eq!(js["report"]["work_items"][1]["title"], "Report status");
-    assert_eq!(js["report"]["vendors"]["total"], 1);
-    assert!(js["report"].get("omitted").is_none());
+    // The default: the summary, as JSON.
+    let js = s.ok("get_project_status", json!({})).await;
+    assert_eq!(js, {
+        let mut again = s.ok("get_project_status", json!({"format": "json"})).await;
+        again["summary"]["generated_at"] = js["summary"]["generated_at"].clone();
+        again
+    });
+    assert_eq!(js["format"], "json");
+    let summary = &js["summary"];
+    assert_eq!(summary["work_items"]["by_status"], json!({"active": 2}));
+    assert_eq!(summary["work_items"]["by_type"], json!({"project": 1, "task": 1}));
+    assert_eq!(summary["ready"]["total_count"], 2, "{summary}");
+    assert_eq!(summary["ready"]["rows"][1][1], "Report status");
+    assert_eq!(
+        summary["active"]["rows"][0][1], "Report status",
+        "the last updated first"
+    );
+    assert_eq!(summary["blocked"]["total_count"], 0);
+    assert_eq!(
+        (
+            &summary["vendors"]["total"],
+            &summary["vendors"]["broken"]["rows"][0][0]
+        ),
+        (&json!(1), &json!("Acme"))
+    );
+    assert!(summary["ready"].get("more").is_none(), "nothing left out: {summary}");
+    assert_eq!(summary["in_progress"], json!({"claims": [], "total_count": 0}));
+    let task = &summary["ready"]["rows"][1][0];
+    s.ok("claim_work_item", json!({"id": task})).await;
+    let claimed = &s.ok("get_project_status", json!({})).await["summary"]["in_progress"];
+    assert_eq!(
+        (
+            &claimed["total_count"],
+            &claimed["claims"][0]["id"],
+            &claimed["claims"][0]["title"]
+        ),
+        (&json!(1), task, &json!("Report status")),
+        "{claimed}"
+    );
     assert!(
         s.err("get_project_status", json!({"format": "pdf"}))
             .await
-            .contains("markdown, json")
+            .contains("json, markdown")
     );
 }
 
 #[tokio::test]
-async fn the_status_report_stays_bounded_on_a_big_store() {
+async fn the_status_stays_lean_on_a_big_store() {
     let s = Session::all().await;
     let p = s.project("Big").await;
     for i in 0..120 {
@@ -1153,20 +1188,48 @@ async fn the_status_report_stays_bounded_on_a_big_store() {
                     item_type: "task".into(),
                     title: format!("Task {i}"),
                     parent_id: p["id"].as_str().map(str::to_owned),
+                    status: (i % 4 == 0).then(|| "blocked".into()),
                     ..Default::default()
                 },
             )
             .unwrap();
     }
-    let md = s.ok("get_project_status", json!({})).await;
+    let md = s.ok("get_project_status", json!({"format": "markdown"})).await;
     let text = md["markdown"].as_str().unwrap();
     assert!(
         text.contains("_21 more work items not shown; list_work_items shows them._"),
         "{text}"
     );
-    let js = s.ok("get_project_status", json!({"format": "json"})).await;
-    assert_eq!(js["report"]["work_items"].as_array().unwrap().len(), 100);
-    assert_eq!(js["report"]["omitted"], json!({"work_items": 21}));
+
+    // The summary: counts, then a few rows of each list and the call that
+    // lists the rest, whatever the store holds.
+    let js = s.ok("get_project_status", json!({})).await;
+    let summary = &js["summary"];
+    assert_eq!(summary["work_items"]["by_status"], json!({"active": 91, "blocked": 30}));
+    for (list, shown, total, more) in [
+        ("ready", 5, 91, "list_ready_work"),
+        ("active", 3, 91, "list_work_items with status active"),
+        ("blocked", 3, 30, "list_work_items with status blocked"),
+    ] {
+        let section = &summary[list];
+        assert_eq!(
+            (
+                section["rows"].as_array().unwrap().len(),
+                &section["total_count"],
+                &section["more"]
+            ),
+            (shown, &json!(total), &json!(more)),
+            "{list}: {section}"
+        );
+    }
+    assert_eq!(summary["active"]["rows"][0][1], "Task 119", "the last updated first");
+    let first_ready = s.ok("list_ready_work", json!({"limit": 5})).await;
+    assert_eq!(
+        summary["ready"]["rows"], first_ready["rows"],
+        "the first page of list_ready_work"
+    );
+    let bytes = serde_json::to_string(&js).unwrap().len();
+    assert!(bytes < 4096, "the summary takes {bytes} bytes");
 }
 
 #[tokio::test]

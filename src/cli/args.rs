@@ -130,10 +130,14 @@ pub(super) enum Command {
         #[arg(long)]
         open: bool,
     },
-    /// The status report: vendors, open work, deployments, enhancements, conflicts.
+    /// The status report: vendors, open work, deployments, enhancements, conflicts
+    /// (--json: what get_project_status answers, a summary unless --format markdown).
     Status {
         #[arg(long)]
         json: bool,
+        /// With --json: json (the summary, the default) or markdown (the report, bounded).
+        #[arg(long, requires = "json")]
+        format: Option<String>,
     },
     /// Work items: create, show, update, delete, list.
     #[command(subcommand)]

@@ -410,7 +410,6 @@ const COMMANDS: &[(&str, &str)] = &[
     ("with action get", "with `waymark enhancement show`"),
     ("update_project_configuration", "`waymark config set`"),
     ("get_project_configuration", "`waymark config show`"),
-    ("query_archived_work_items", "`waymark archive list`"),
     ("update_vendor_status", "`waymark vendor update`"),
     ("query_vendor_status", "`waymark vendor show`"),
     ("manage_enhancement", "`waymark enhancement`"),

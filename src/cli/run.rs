@@ -203,12 +203,10 @@ pub(super) fn run(cli: Cli) -> Result<()> {
             .context("the MCP server stopped")?;
             Ok(())
         }
-        Command::Status { json } => {
+        Command::Status { json, format } => {
             let t = open_existing(&dir)?;
             if json {
-                print_json(&t.project_status(&ops::StatusRequest {
-                    format: Some("json".into()),
-                })?)
+                print_json(&t.project_status(&ops::StatusRequest { format })?)
             } else {
                 out(report::render_markdown(&t.status_report()?, None)?)
             }
@@ -861,11 +859,13 @@ fn archive(dir: &Path, cmd: ArchiveCommand) -> Result<()> {
             cursor,
             json,
         } => {
-            let page = open_existing(dir)?.query_archived_work_items(ops::ArchivedQuery {
+            let page = open_existing(dir)?.list_work_items(ops::WorkItemFilter {
+                archived: true,
                 text,
                 item_type,
                 limit,
                 cursor,
+                ..Default::default()
             })?;
             show_page(json, &page, item_line, "the archive is empty")
         }

@@ -402,7 +402,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "The status report: vendor health, the tree of active work, recent deployments, enhancements, conflicts.",
+        description = "Where the project stands: counts and the first rows of each list (json), or the report (markdown).",
         input_schema = input_schema::<ops::StatusRequest>(),
         annotations(read_only_hint = true)
     )]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Tracker;
 use super::page::{Page, clamp_limit, decode_timed_cursor, encode_cursor, paginate};
-use super::work_items::{WorkItemRow, search_words};
+use super::work_items::{WorkItemFilter, WorkItemRow, search_words};
 use crate::domain::ItemType;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -37,20 +37,6 @@ pub struct ArchiveResult {
     /// The first of them.
     #[serde(rename = "rows", serialize_with = "super::page::serialize_rows")]
     pub items: Vec<WorkItemRow>,
-}
-
-/// What `query_archived_work_items` takes.
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ArchivedQuery {
-    /// Words to find in title or description.
-    #[schemars(length(max = 1000))]
-    pub text: Option<String>,
-    #[schemars(extend("enum" = ["project", "session", "task", "research"]))]
-    pub item_type: Option<String>,
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
 }
 
 /// How many archived rows a result lists.
@@ -103,16 +89,23 @@ impl Tracker {
         })
     }
 
-    /// Archived items, most recently archived first.
-    pub fn query_archived_work_items(&self, query: ArchivedQuery) -> Result<Page<WorkItemRow>> {
-        let limit = clamp_limit(query.limit)?;
-        let item_type = query.item_type.as_deref().map(ItemType::parse).transpose()?;
-        let text = query.text.as_deref().filter(|t| !t.trim().is_empty());
+    /// Archived items, most recently archived first: `list_work_items`
+    /// with `archived` (which takes no status, parent or deleted filter).
+    pub(super) fn archived_work_items(&self, filter: WorkItemFilter) -> Result<Page<WorkItemRow>> {
+        if filter.status.is_some() || filter.parent_id.is_some() || filter.include_deleted {
+            return Err(Error::invalid(
+                "archived",
+                "lists take only item_type, text, limit and cursor besides it",
+            ));
+        }
+        let limit = clamp_limit(filter.limit)?;
+        let item_type = filter.item_type.as_deref().map(ItemType::parse).transpose()?;
+        let text = filter.text.as_deref().filter(|t| !t.trim().is_empty());
         let words = text.map(search_words).transpose()?;
         if words.is_some() {
             self.store.catch_up_search()?;
         }
-        let after = query.cursor.as_deref().map(decode_timed_cursor).transpose()?;
+        let after = filter.cursor.as_deref().map(decode_timed_cursor).transpose()?;
         self.store.read(|tx| {
             let (rows, total) = query::work_items::archived(tx, item_type, words.as_deref(), after, limit)?;
             Ok(paginate(rows, limit, total, |(row, at)| encode_cursor(&[at, &row.id])).map(|(row, _)| row))

@@ -22,7 +22,7 @@ pub(crate) mod work_items;
 
 use std::path::Path;
 
-pub use archive::{ArchiveRequest, ArchiveResult, ArchivedQuery};
+pub use archive::{ArchiveRequest, ArchiveResult};
 pub use board::{BoardData, BoardDeployment, BoardEnhancement, BoardItem, BoardParts, BoardStamp, BoardVendor};
 pub use changes::{Changed, Changes, MAX_WAIT_S, WaitForChanges};
 pub use claims::{ClaimAnswer, ClaimRequest, ClaimView, LostClaim, ReportClaim};

@@ -15,8 +15,8 @@ pub struct NoArguments {}
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
-    /// Default markdown.
-    #[schemars(extend("enum" = ["markdown", "json"]))]
+    /// Default json.
+    #[schemars(extend("enum" = ["json", "markdown"]))]
     pub format: Option<String>,
 }
 

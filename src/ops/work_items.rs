@@ -634,18 +634,7 @@ impl Tracker {
     /// first), with the total that match.
     pub fn list_work_items(&self, filter: WorkItemFilter) -> Result<Page<WorkItemRow>> {
         if filter.archived {
-            if filter.status.is_some() || filter.parent_id.is_some() || filter.include_deleted {
-                return Err(Error::invalid(
-                    "archived",
-                    "lists take only item_type, text, limit and cursor besides it",
-                ));
-            }
-            return self.query_archived_work_items(super::ArchivedQuery {
-                text: filter.text,
-                item_type: filter.item_type,
-                limit: filter.limit,
-                cursor: filter.cursor,
-            });
+            return self.archived_work_items(filter);
         }
         let limit = clamp_limit(filter.limit)?;
         let item_type = filter.item_type.as_deref().map(ItemType::parse).transpose()?;

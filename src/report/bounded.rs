@@ -1,26 +1,27 @@
 //! The status report as an answer (tool `get_project_status`, resource
-//! `waymark://status`, `waymark status --json`): the report of
-//! `crate::report`, bounded so that no answer grows with the store. Each list of the report keeps its
-//! first rows and says how many it left out and which tool pages through
-//! them.
+//! `waymark://status`, `waymark status --json`): as JSON (the default), the
+//! summary of `summary.rs`; as markdown, the report of `crate::report`,
+//! bounded so that no answer grows with the store. Each list of the report
+//! keeps its first rows and says how many it left out and which tool pages
+//! through them.
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::ops::{StatusRequest, Tracker};
-use crate::report::{self, StatusReport};
+use crate::report::{self, StatusReport, StatusSummary};
 
-/// What `get_project_status` answers: the bounded report as markdown or JSON.
+/// What `get_project_status` answers: the summary as JSON, or the bounded
+/// report as markdown.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(tag = "format", rename_all = "lowercase")]
 pub enum StatusAnswer {
+    Json { summary: Box<StatusSummary> },
     Markdown { markdown: String },
-    Json { report: Value },
 }
 
 impl Tracker {
-    /// The bounded status report in the format `request` names.
+    /// The status in the format `request` names.
     pub fn project_status(&self, request: &StatusRequest) -> Result<StatusAnswer> {
         match request
             .format
@@ -28,14 +29,16 @@ impl Tracker {
             .map(|f| f.trim().to_ascii_lowercase())
             .as_deref()
         {
-            None | Some("markdown") => Ok(StatusAnswer::Markdown {
+            None | Some("json") => Ok(StatusAnswer::Json {
+                summary: Box::new(self.status_summary()?),
+            }),
+            Some("markdown") => Ok(StatusAnswer::Markdown {
                 markdown: markdown(self)?,
             }),
-            Some("json") => Ok(StatusAnswer::Json { report: report(self)? }),
             Some(_) => Err(Error::invalid(
                 "format",
                 format!(
-                    "{:?} is not one of markdown, json",
+                    "{:?} is not one of json, markdown",
                     request.format.as_deref().unwrap_or_default()
                 ),
             )),
@@ -87,19 +90,6 @@ fn bounded(tracker: &Tracker) -> Result<(StatusReport, Omitted)> {
         }
     }
     Ok((r, omitted))
-}
-
-/// The bounded report as JSON, with `omitted` counting what was left out.
-pub fn report(tracker: &Tracker) -> Result<Value> {
-    let (r, omitted) = bounded(tracker)?;
-    let mut v = serde_json::to_value(&r).map_err(|e| Error::Corrupt(e.to_string()))?;
-    if !omitted.is_empty() {
-        v["omitted"] = omitted
-            .iter()
-            .map(|(name, n, _)| ((*name).to_owned(), Value::from(*n)))
-            .collect();
-    }
-    Ok(v)
 }
 
 /// The bounded report as markdown, with a closing note on what was left out.

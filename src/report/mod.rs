@@ -4,18 +4,19 @@
 //! legacy `.project_status.md` layout, so the legacy importer reads it back.
 
 mod bounded;
+mod summary;
 
 pub use bounded::{StatusAnswer, markdown as bounded_markdown};
+pub use summary::{InProgress, ItemCounts, Section, StatusSummary, VendorSummary};
 
 use std::collections::HashMap;
 
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::ops::{ConflictView, SyncHealth, Tracker};
-use crate::store::id::{self, get_id, get_opt_id};
+use crate::store::query::report as query;
 use crate::time::Timestamp;
 
 /// The default template (the legacy layout).
@@ -67,7 +68,31 @@ pub struct ReportVendor {
     pub formats: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+impl ReportVendor {
+    /// A vendor as the report shows it: its test counts and the formats
+    /// its metadata marks supported.
+    pub(crate) fn new(name: String, status: String, metadata: &Value) -> ReportVendor {
+        let t = &metadata["test_results"];
+        let formats = metadata["format_support"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(_, v)| v.as_bool() == Some(true))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ReportVendor {
+            name,
+            status,
+            passing: t["passing"].as_i64().unwrap_or(0),
+            total_tests: t["total"].as_i64().unwrap_or(0),
+            formats,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
 pub struct ReportItem {
     pub id: String,
     pub title: String,
@@ -106,6 +131,31 @@ pub struct ReportDeployment {
     pub vendors: Vec<String>,
 }
 
+impl ReportDeployment {
+    /// A deployment as the report shows it, from its stored time, commit,
+    /// metadata and the names of the vendors it links (sorted here).
+    pub(crate) fn new(
+        id: String,
+        deployed_at: String,
+        commit: String,
+        metadata: &Value,
+        mut vendors: Vec<String>,
+    ) -> ReportDeployment {
+        vendors.sort_by_key(|v| v.to_lowercase());
+        ReportDeployment {
+            id,
+            deployed: legacy_time(deployed_at),
+            short_commit: commit.chars().take(7).collect(),
+            commit_hash: commit,
+            pr_number: metadata["pr_number"].as_i64(),
+            pr_title: metadata["pr_title"].as_str().map(str::to_owned),
+            tests: tests_line(&metadata["test_summary"]),
+            compliance: metadata["constitutional_compliance"].as_bool(),
+            vendors,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ReportEnhancement {
     pub id: String,
@@ -117,6 +167,28 @@ pub struct ReportEnhancement {
     pub target: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+impl ReportEnhancement {
+    /// An enhancement as the report shows it (its target quarter as
+    /// `Q1 2026`).
+    pub(crate) fn new(
+        id: String,
+        title: String,
+        priority: i64,
+        status: String,
+        target_quarter: Option<&str>,
+        description: Option<String>,
+    ) -> ReportEnhancement {
+        ReportEnhancement {
+            id,
+            title,
+            priority,
+            status,
+            target: target_quarter.map(quarter_label),
+            description,
+        }
+    }
 }
 
 /// A stored time (`2026-01-02T03:04:05.000000Z`) as the report shows it
@@ -153,46 +225,45 @@ fn indent(depth: i64) -> &'static str {
 /// Work item ids to their place in a list.
 type IdMap<K> = HashMap<K, usize>;
 
-/// A work item as read for the report, before it is placed in the tree
-/// (its `item.created` is set when it is shown).
-struct Node {
-    item: ReportItem,
-    parent_id: Option<String>,
+/// A work item as the store holds what the report shows of it
+/// (`store::query::report`).
+#[derive(Clone, Debug)]
+pub(crate) struct StoredItem {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) item_type: String,
+    pub(crate) status: String,
+    pub(crate) depth: i64,
     /// As stored.
-    created_at: String,
-    /// Deleted: not shown, but still the place of its subtree.
-    hidden: bool,
+    pub(crate) created_at: String,
+    pub(crate) branch_name: Option<String>,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) deleted: bool,
 }
 
-impl Node {
+impl StoredItem {
     /// Siblings are ordered by created time to the second, title, id.
     fn sibling_key(&self) -> (&str, &str, &str) {
         let created = self.created_at.get(..19).unwrap_or(&self.created_at);
-        (created, &self.item.title, &self.item.id)
+        (created, &self.title, &self.id)
     }
-}
 
-const ITEM_COLUMNS: &str = "id, title, item_type, status, depth, created_at, branch_name, parent_id";
-
-fn node(r: &rusqlite::Row<'_>, context: bool, hidden: bool) -> rusqlite::Result<Node> {
-    let depth: i64 = r.get(4)?;
-    Ok(Node {
-        item: ReportItem {
-            id: get_id(r, 0)?,
-            title: r.get(1)?,
-            item_type: r.get(2)?,
-            status: r.get(3)?,
-            depth,
-            indent: indent(depth),
-            created: String::new(),
-            branch_name: r.get(6)?,
-            parent_title: None,
+    /// The item as the report shows it (its texts taken out of `self`);
+    /// `context`: not open itself, an ancestor of an open item.
+    fn take_shown(&mut self, context: bool, parent_title: Option<String>) -> ReportItem {
+        ReportItem {
+            id: std::mem::take(&mut self.id),
+            title: std::mem::take(&mut self.title),
+            item_type: std::mem::take(&mut self.item_type),
+            status: std::mem::take(&mut self.status),
+            depth: self.depth,
+            indent: indent(self.depth),
+            created: legacy_time(std::mem::take(&mut self.created_at)),
+            branch_name: self.branch_name.take(),
+            parent_title,
             context,
-        },
-        parent_id: get_opt_id(r, 7)?,
-        created_at: r.get(5)?,
-        hidden,
-    })
+        }
+    }
 }
 
 /// The report's work items: the open ones and the ancestors that keep
@@ -203,41 +274,30 @@ fn node(r: &rusqlite::Row<'_>, context: bool, hidden: bool) -> rusqlite::Result<
 /// depth 0 is a root whatever its link says (a cut cycle, an orphan).
 /// Returns them with the count of open ones.
 fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
-    let mut open: Vec<Node> = Vec::new();
-    {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS} FROM work_items
-             WHERE status != 'completed' AND deleted_at IS NULL AND archived_at IS NULL"
-        ))?;
-        let mut q = stmt.query([])?;
-        while let Some(r) = q.next()? {
-            open.push(node(r, false, false)?);
-        }
-    }
-    let open_index: IdMap<&str> = open.iter().enumerate().map(|(k, n)| (n.item.id.as_str(), k)).collect();
+    // The open items first, then (from `n_open` on) their ancestors that
+    // are not open; a deleted one is not shown, but is still the place of
+    // its subtree.
+    let mut open = query::open_items(tx)?;
+    let open_index: IdMap<&str> = open.iter().enumerate().map(|(k, n)| (n.id.as_str(), k)).collect();
 
     // The ancestors that are not open, fetched by id up each chain until
     // it meets a known item: shown as context unless deleted.
-    let mut more: Vec<Node> = Vec::new();
+    let mut more: Vec<StoredItem> = Vec::new();
     let mut more_index: IdMap<String> = IdMap::default();
     {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS}, deleted_at IS NOT NULL FROM work_items WHERE id = ?1"
-        ))?;
-        let mut fetch = |id: &str, more: &mut Vec<Node>, more_index: &mut IdMap<String>| -> Result<()> {
+        let mut item = query::items_by_id(tx)?;
+        let mut fetch = |id: &str, more: &mut Vec<StoredItem>, more_index: &mut IdMap<String>| -> Result<()> {
             if open_index.contains_key(id) || more_index.contains_key(id) {
                 return Ok(());
             }
-            let mut q = stmt.query([id::sql(id)])?;
-            if let Some(r) = q.next()? {
-                let hidden: bool = r.get(8)?;
+            if let Some(row) = item(id)? {
                 more_index.insert(id.to_owned(), more.len());
-                more.push(node(r, true, hidden)?);
+                more.push(row);
             }
             Ok(())
         };
         for n in &open {
-            if n.item.depth > 0
+            if n.depth > 0
                 && let Some(p) = &n.parent_id
             {
                 fetch(p, &mut more, &mut more_index)?;
@@ -245,7 +305,7 @@ fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
         }
         let mut k = 0;
         while k < more.len() {
-            if more[k].item.depth > 0
+            if more[k].depth > 0
                 && let Some(p) = more[k].parent_id.take()
             {
                 fetch(&p, &mut more, &mut more_index)?;
@@ -269,22 +329,19 @@ fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
     let node_at = |k: usize| if k < n_open { &open[k] } else { &more[k - n_open] };
     let mut parent = Vec::with_capacity(nodes_len);
     let mut parent_titles: Vec<Option<String>> = Vec::with_capacity(nodes_len);
-    {
-        let mut title_stmt = tx.prepare_cached("SELECT title FROM work_items WHERE id = ?1")?;
-        for k in 0..nodes_len {
-            let n = node_at(k);
-            let linked = n.parent_id.as_deref().map(|p| (p, find(p)));
-            parent.push(match linked {
-                Some((_, Some(p))) if n.item.depth > 0 && node_at(p).item.depth == n.item.depth - 1 => p,
-                _ => ROOT,
-            });
-            parent_titles.push(match linked {
-                _ if n.hidden => None,
-                None => None,
-                Some((_, Some(p))) => Some(node_at(p).item.title.clone()),
-                Some((p, None)) => title_stmt.query_row([id::sql(p)], |r| r.get(0)).optional()?,
-            });
-        }
+    for k in 0..nodes_len {
+        let n = node_at(k);
+        let linked = n.parent_id.as_deref().map(|p| (p, find(p)));
+        parent.push(match linked {
+            Some((_, Some(p))) if n.depth > 0 && node_at(p).depth == n.depth - 1 => p,
+            _ => ROOT,
+        });
+        parent_titles.push(match linked {
+            _ if n.deleted => None,
+            None => None,
+            Some((_, Some(p))) => Some(node_at(p).title.clone()),
+            Some((p, None)) => query::title(tx, p)?,
+        });
     }
 
     // Children grouped by parent, each group in sibling order; then a walk
@@ -310,16 +367,13 @@ fn report_items(tx: &rusqlite::Connection) -> Result<(Vec<ReportItem>, i64)> {
 
     let mut items = Vec::with_capacity(order.len());
     for k in order {
-        let n = if k < n_open {
-            &mut open[k]
+        let (n, context) = if k < n_open {
+            (&mut open[k], false)
         } else {
-            &mut more[k - n_open]
+            (&mut more[k - n_open], true)
         };
-        if !n.hidden {
-            let mut item = std::mem::take(&mut n.item);
-            item.created = legacy_time(std::mem::take(&mut n.created_at));
-            item.parent_title = parent_titles[k].take();
-            items.push(item);
+        if !n.deleted {
+            items.push(n.take_shown(context, parent_titles[k].take()));
         }
     }
     Ok((items, n_open as i64))
@@ -357,98 +411,20 @@ impl Tracker {
         let now = self.store().now_ms();
         self.store().read(|tx| {
             let (claims, claim_count) = crate::ops::claims::live_claims(tx, now, MAX_CLAIMS)?;
-            let mut vendors = Vec::new();
-            {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT name, status, metadata FROM vendors WHERE deleted_at IS NULL ORDER BY name_key",
-                )?;
-                let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
-                for row in rows {
-                    let (name, status, metadata) = row?;
-                    let m: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
-                    let t = &m["test_results"];
-                    let formats = m["format_support"]
-                        .as_object()
-                        .map(|o| o.iter().filter(|(_, v)| v.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect())
-                        .unwrap_or_default();
-                    vendors.push(ReportVendor {
-                        name,
-                        status,
-                        passing: t["passing"].as_i64().unwrap_or(0),
-                        total_tests: t["total"].as_i64().unwrap_or(0),
-                        formats,
-                    });
-                }
-            }
+            let vendors = query::vendors(tx)?;
             let operational = vendors.iter().filter(|v| v.status == "operational").count() as i64;
-
             let (work_items, open_work_items) = report_items(tx)?;
-
-            let mut deployments = Vec::new();
-            {
-                // The limit is written into the statement: SQLite plans a
-                // bound LIMIT afresh (re-prepares) on every run.
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT d.id, d.deployed_at, d.commit_hash, d.metadata,
-                            (SELECT group_concat(v.name, char(31)) FROM deployment_links l JOIN vendors v ON v.id = l.target_id
-                              WHERE l.deployment_id = d.id AND l.removed = 0 AND l.link_type = 'vendor')
-                     FROM deployments d WHERE d.deleted_at IS NULL
-                     ORDER BY d.deployed_at DESC, d.id DESC LIMIT {RECENT_DEPLOYMENTS}"
-                ))?;
-                let rows = stmt.query_map([], |r| {
-                    let commit: String = r.get(2)?;
-                    let metadata: String = r.get(3)?;
-                    let m: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
-                    let vendors: Option<String> = r.get(4)?;
-                    let mut vendors: Vec<String> =
-                        vendors.map(|v| v.split('\u{1f}').map(str::to_owned).collect()).unwrap_or_default();
-                    vendors.sort_by_key(|v| v.to_lowercase());
-                    Ok(ReportDeployment {
-                        id: get_id(r, 0)?,
-                        deployed: legacy_time(r.get(1)?),
-                        short_commit: commit.chars().take(7).collect(),
-                        commit_hash: commit,
-                        pr_number: m["pr_number"].as_i64(),
-                        pr_title: m["pr_title"].as_str().map(str::to_owned),
-                        tests: tests_line(&m["test_summary"]),
-                        compliance: m["constitutional_compliance"].as_bool(),
-                        vendors,
-                    })
-                })?;
-                for row in rows {
-                    deployments.push(row?);
-                }
-            }
-
-            let mut enhancements = Vec::new();
-            {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT id, title, priority, status, target_quarter, description FROM enhancements
-                     WHERE deleted_at IS NULL AND status != 'completed' ORDER BY priority, created_at, id",
-                )?;
-                let rows = stmt.query_map([], |r| {
-                    let target: Option<String> = r.get(4)?;
-                    Ok(ReportEnhancement {
-                        id: get_id(r, 0)?,
-                        title: r.get(1)?,
-                        priority: r.get(2)?,
-                        status: r.get(3)?,
-                        target: target.as_deref().map(quarter_label),
-                        description: r.get(5)?,
-                    })
-                })?;
-                for row in rows {
-                    enhancements.push(row?);
-                }
-            }
-
             Ok(StatusReport {
                 generated_at: Timestamp::now().to_string(),
-                vendors: VendorHealth { operational, total: vendors.len() as i64, list: vendors },
+                vendors: VendorHealth {
+                    operational,
+                    total: vendors.len() as i64,
+                    list: vendors,
+                },
                 work_items,
                 open_work_items,
-                deployments,
-                enhancements,
+                deployments: query::recent_deployments(tx, RECENT_DEPLOYMENTS)?,
+                enhancements: query::open_enhancements(tx)?,
                 conflicts: crate::ops::exchange_conflicts(tx)?,
                 sync: crate::ops::sync_health(tx)?,
                 claim_count: (claim_count > claims.len() as i64).then_some(claim_count),

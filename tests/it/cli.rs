@@ -154,9 +154,21 @@ fn a_session_on_the_command_line() {
         md.contains("## Operational Vendors (1/1)") && md.contains("PR #3"),
         "{md}"
     );
-    let report = ok_json(dir, &["status", "--json"]);
-    assert_eq!(report["format"], "json");
-    assert_eq!(report["report"]["vendors"]["operational"], 1);
+    let summary = ok_json(dir, &["status", "--json"]);
+    assert_eq!(summary["format"], "json");
+    assert_eq!(summary["summary"]["vendors"]["operational"], 1);
+    let report = ok_json(dir, &["status", "--json", "--format", "markdown"]);
+    assert!(
+        report["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("## Operational Vendors (1/1)"),
+        "{report}"
+    );
+    assert!(
+        !waymark(dir, &["status", "--format", "markdown"]).status.success(),
+        "--format needs --json"
+    );
 
     // Export, import into a new store, export again: the same bytes.
     let exported = waymark(dir, &["export", "json"]).stdout;

@@ -460,7 +460,16 @@ fn every_tool_and_its_command_answer_the_same_json() {
 
     // The report, sync health and conflicts.
     // The report names the time it was made: alike, not the same.
-    f.alike("get_project_status", json!({"format": "json"}), &["status"]);
+    let (status, _) = f.alike("get_project_status", json!({}), &["status"]);
+    assert!(
+        status["summary"]["work_items"]["by_status"]["active"].as_i64() > Some(0),
+        "{status}"
+    );
+    f.alike(
+        "get_project_status",
+        json!({"format": "json"}),
+        &["status", "--format", "json"],
+    );
     f.same("sync", json!({"action": "status"}), &["sync", "--status"]);
     let listed = f.same("list_conflicts", json!({}), &["conflicts"]);
     assert_eq!(listed["total_count"], 2, "{listed}");

@@ -58,8 +58,8 @@ use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use waymark::Tracker;
 use waymark::ops::{
-    ArchiveRequest, ArchivedQuery, DependencyAction, DependencyChange, NewVendor, NewWorkItem, VendorUpdate,
-    WorkItemFilter, WorkItemUpdate,
+    ArchiveRequest, DependencyAction, DependencyChange, NewVendor, NewWorkItem, VendorUpdate, WorkItemFilter,
+    WorkItemUpdate,
 };
 use waymark_sync::memory::{Fault, MemoryHub};
 use waymark_sync::postgres::testing::{TestDatabase, runtime};
@@ -1998,12 +1998,13 @@ fn check_lists(t: &Tracker) -> Outcome {
     let mut archived: Vec<String> = Vec::new();
     loop {
         let page = t
-            .query_archived_work_items(ArchivedQuery {
+            .list_work_items(WorkItemFilter {
+                archived: true,
                 limit: Some(100),
                 cursor: cursor.take(),
                 ..Default::default()
             })
-            .map_err(|e| format!("query_archived_work_items: {e}"))?;
+            .map_err(|e| format!("list_work_items (archived): {e}"))?;
         archived.extend(page.items.into_iter().map(|r| r.id));
         match page.next_cursor {
             Some(c) => cursor = Some(c),

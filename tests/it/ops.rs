@@ -1422,9 +1422,12 @@ fn archive_moves_old_finished_subtrees_and_keeps_them_queryable() {
         .unwrap();
     assert_eq!(dry.count, 2);
     assert_eq!(
-        t.query_archived_work_items(ArchivedQuery::default())
-            .unwrap()
-            .total_count,
+        t.list_work_items(WorkItemFilter {
+            archived: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .total_count,
         0,
         "a dry run writes nothing"
     );
@@ -1448,7 +1451,8 @@ fn archive_moves_old_finished_subtrees_and_keeps_them_queryable() {
     assert_eq!(listed.len(), 2);
     assert!(!listed.contains(&"finished parent".to_string()));
     let archived = t
-        .query_archived_work_items(ArchivedQuery {
+        .list_work_items(WorkItemFilter {
+            archived: true,
             text: Some("child".into()),
             ..Default::default()
         })
@@ -1573,12 +1577,13 @@ fn lists_page_past_rows_that_tie_on_time_by_id() {
         )
     });
     check("archived work items", &|limit, cursor| {
-        let query = ArchivedQuery {
+        let query = WorkItemFilter {
+            archived: true,
             limit,
             cursor,
             ..Default::default()
         };
-        ids(t.query_archived_work_items(query).unwrap(), |r| r.id)
+        ids(t.list_work_items(query).unwrap(), |r| r.id)
     });
     check("enhancements", &|limit, cursor| {
         let filter = EnhancementFilter {

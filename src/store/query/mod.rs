@@ -16,6 +16,7 @@ pub(crate) mod deployments;
 pub(crate) mod enhancements;
 pub(crate) mod export;
 pub(crate) mod history;
+pub(crate) mod report;
 pub(crate) mod vendors;
 pub(crate) mod work_items;
 

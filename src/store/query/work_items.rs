@@ -16,7 +16,7 @@ pub(super) const ITEM_COLUMNS: &str = "id, item_type, title, description, status
      branch_name, commit_hash, pr_number, metadata, deleted_at, archived_at, created_at, created_by, updated_at, \
      updated_by, version";
 
-const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version, \
+pub(super) const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version, \
      (SELECT c.holder FROM claims c WHERE c.id = work_items.id AND c.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))";
 /// How many columns [`ROW_COLUMNS`] names.
 const ROW_COLUMN_COUNT: usize = 9;
@@ -52,7 +52,7 @@ pub(super) fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItem>
     })
 }
 
-fn row_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItemRow> {
+pub(super) fn row_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkItemRow> {
     Ok(WorkItemRow {
         id: get_id(r, 0)?,
         title: r.get(1)?,
