@@ -351,10 +351,13 @@ async fn tools_list_fits_its_budgets() {
     let mut sizes: Vec<(usize, &str)> = all.iter().map(|t| (size(t), t.name.as_ref())).collect();
     sizes.sort();
     eprintln!("tools/list: all {all_size} bytes, core {core_size} bytes; per tool: {sizes:?}");
-    // Issue 15's budgets (the Python SDK's count, benches/tools_list_size.py,
-    // is within a few bytes of this one: both are compact JSON).
-    assert!(all_size <= 12_000, "whole tools/list is {all_size} bytes");
-    assert!(core_size <= 8_000, "core tools/list is {core_size} bytes");
+    // Issue 15's budgets, as the official Python SDK counts them
+    // (benches/tools_list_size.py): the same compact JSON, plus about 60
+    // bytes of result fields the SDK fills in (ttlMs, cacheScope,
+    // resultType), kept free here.
+    const SDK_FIELDS: usize = 64;
+    assert!(all_size + SDK_FIELDS <= 12_000, "whole tools/list is {all_size} bytes");
+    assert!(core_size + SDK_FIELDS <= 8_000, "core tools/list is {core_size} bytes");
 }
 
 #[tokio::test]

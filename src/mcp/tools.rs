@@ -187,7 +187,7 @@ pub(super) async fn wait_off_thread(
 #[tool_router(vis = "pub(super)")]
 impl WaymarkServer {
     #[tool(
-        description = "Create a work item, optionally under parent_id. Returns it with its id and version.",
+        description = "Create a work item (under parent_id if given); returns it with id and version.",
         input_schema = input_schema::<ops::NewWorkItem>(),
         annotations(destructive_hint = false)
     )]
@@ -200,7 +200,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Change the given fields of a work item. version: the one you last read (if stale, nothing is written). \"\" clears a text field.",
+        description = "Change the given fields. version: as you last read it (stale: nothing is written). \"\" clears a text field.",
         input_schema = input_schema::<ops::WorkItemUpdate>()
     )]
     async fn update_work_item(
@@ -221,7 +221,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Work items, oldest first, by filters or words (total_count capped at 1000).",
+        description = "Work items, oldest first, by filters or words (counts cap at 1000).",
         input_schema = input_schema::<ops::WorkItemFilter>(),
         annotations(read_only_hint = true)
     )]
@@ -238,7 +238,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Work items that can start now (active, nothing they wait for open), by priority then age.",
+        description = "Items that can start now (active, all they wait for done), by priority then age.",
         input_schema = input_schema::<ops::ReadyQuery>(),
         annotations(read_only_hint = true)
     )]
@@ -251,7 +251,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Claim a work item (id, or next: first ready) for minutes (30); release ends it, force takes it over. claim.state: confirmed, tentative (offline) or lost.",
+        description = "Claim an item (id, or next: the first ready) for minutes (30); release ends it, force takes it over. claim.state: confirmed, tentative (offline) or lost.",
         input_schema = input_schema::<ops::ClaimRequest>(),
         annotations(destructive_hint = false)
     )]
@@ -264,7 +264,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Add or remove a dependency. depends_on: source waits for target; blocks: the reverse. Cycles are refused.",
+        description = "Add or remove a dependency. depends_on: source waits for target; blocks: the reverse. Cycles refused.",
         input_schema = input_schema::<ops::DependencyChange>()
     )]
     async fn manage_dependency(
@@ -276,7 +276,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Record a deployment of a commit with the vendors and work items it shipped.",
+        description = "Record a deployed commit with the vendors and work items it shipped.",
         input_schema = input_schema::<ops::NewDeployment>(),
         annotations(destructive_hint = false)
     )]
@@ -320,7 +320,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Change a vendor's status, extractor version or metadata. Send the version you last read.",
+        description = "Change a vendor's status, extractor version or metadata; version as last read.",
         input_schema = input_schema::<ops::VendorUpdate>(),
         annotations(destructive_hint = false)
     )]
@@ -445,7 +445,7 @@ impl WaymarkServer {
     }
 
     #[tool(
-        description = "Wait up to timeout_s for changes, local or pulled; returns them and the next cursor (none given: the current one).",
+        description = "Wait up to timeout_s for changes, local or pulled; returns them and the next cursor (default: now).",
         input_schema = input_schema::<ops::WaitForChanges>(),
         annotations(read_only_hint = true)
     )]

@@ -75,7 +75,6 @@ pub struct ConflictList {
 pub struct ConflictQuery {
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
-    #[schemars(length(max = 4096))]
     pub cursor: Option<String>,
 }
 

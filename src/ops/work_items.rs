@@ -209,7 +209,6 @@ pub struct WorkItemQuery {
     pub include_children: Option<bool>,
     pub include_dependencies: Option<bool>,
     // The next page of descendants (the tool's description says so).
-    #[schemars(length(max = 4096))]
     pub cursor: Option<String>,
     // The first page of its history (`waymark history` pages on).
     pub history: Option<bool>,
