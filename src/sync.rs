@@ -219,6 +219,10 @@ impl Replica for PacedReplica {
         self.store.cursor()
     }
 
+    fn cursor_dot(&self) -> Result<Option<waymark_sync::Dot>, ReplicaError> {
+        self.store.cursor_dot()
+    }
+
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
         if changes.is_empty() {
             return self.store.apply_page(changes, new_cursor);

@@ -30,6 +30,22 @@ fn replica_error(e: Error) -> ReplicaError {
     }
 }
 
+/// Where the store keeps the dot of the change at its cursor (`replica:counter`).
+const CURSOR_DOT_KEY: &str = "sync.cursor_dot";
+
+/// Keep `dot` as the change at the cursor (none: forget it).
+fn set_cursor_dot(conn: &rusqlite::Connection, dot: Option<Dot>) -> Result<(), Error> {
+    match dot {
+        Some(d) => conn.execute(
+            "INSERT INTO local_state (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [CURSOR_DOT_KEY, &format!("{}:{}", d.replica, d.counter)],
+        )?,
+        None => conn.execute("DELETE FROM local_state WHERE key = ?1", [CURSOR_DOT_KEY])?,
+    };
+    Ok(())
+}
+
 fn read_cursor(conn: &rusqlite::Connection) -> Result<u64, Error> {
     local_number(conn, CURSOR_KEY)
 }
@@ -263,6 +279,7 @@ impl Store {
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [CURSOR_KEY],
             )?;
+            set_cursor_dot(&tx, None)?;
             // Seqs of another log order nothing in the next one.
             super::claims::forget_seqs(&tx)?;
             tx.commit()?;
@@ -413,6 +430,23 @@ impl Replica for Store {
         self.read(read_cursor).map_err(replica_error)
     }
 
+    fn cursor_dot(&self) -> Result<Option<Dot>, ReplicaError> {
+        self.read(|conn| {
+            let text: Option<String> = conn
+                .prepare_cached("SELECT value FROM local_state WHERE key = ?1")?
+                .query_row([CURSOR_DOT_KEY], |r| r.get(0))
+                .optional()?;
+            Ok(text.and_then(|t| {
+                let (replica, counter) = t.rsplit_once(':')?;
+                Some(Dot {
+                    replica: ReplicaId(replica.parse().ok()?),
+                    counter: counter.parse().ok()?,
+                })
+            }))
+        })
+        .map_err(replica_error)
+    }
+
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
         let changes: Vec<(u64, Change)> = changes.to_vec();
         self.write(SYNC_AUTHOR, move |tx| {
@@ -437,6 +471,10 @@ impl Replica for Store {
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [CURSOR_KEY, &current.max(new_cursor).to_string()],
             )?;
+            if new_cursor > current {
+                let dot = changes.iter().find(|(seq, _)| *seq == new_cursor).map(|(_, c)| c.dot);
+                set_cursor_dot(tx.conn(), dot)?;
+            }
             Ok(report)
         })
         .map_err(replica_error)

@@ -251,8 +251,12 @@ impl MemoryHub {
                 changes: Vec::new(),
                 head_seq,
                 floor,
+                at_cursor: None,
             });
         }
+        let at_cursor = (after_seq > floor)
+            .then(|| space.log.get((after_seq - floor - 1) as usize).map(|c| c.dot))
+            .flatten();
         let from = usize::try_from(after_seq - floor)
             .unwrap_or(usize::MAX)
             .min(space.log.len());
@@ -266,6 +270,7 @@ impl MemoryHub {
             changes,
             head_seq,
             floor,
+            at_cursor,
         })
     }
 
@@ -432,6 +437,8 @@ struct Durable {
     records: RecordStates,
     outbox: Vec<Change>,
     cursor: u64,
+    /// The dot of the change applied at `cursor`, when a page brought it.
+    cursor_dot: Option<Dot>,
 }
 
 impl MemoryReplica {
@@ -445,6 +452,7 @@ impl MemoryReplica {
             records: RecordStates::new(),
             outbox: Vec::new(),
             cursor: 0,
+            cursor_dot: None,
         };
         MemoryReplica {
             state: Mutex::new(state),
@@ -537,6 +545,10 @@ impl Replica for MemoryReplica {
         Ok(lock(&self.state).cursor)
     }
 
+    fn cursor_dot(&self) -> Result<Option<Dot>, ReplicaError> {
+        Ok(lock(&self.state).cursor_dot)
+    }
+
     fn apply_page(&self, changes: &[(u64, Change)], new_cursor: u64) -> Result<PageApplied, ReplicaError> {
         let mut s = lock(&self.state);
         // The transaction: work on a copy, keep it only if the whole page applies.
@@ -560,6 +572,9 @@ impl Replica for MemoryReplica {
                     next.hlc = next.hlc.observe(change.hlc);
                 }
             }
+        }
+        if new_cursor != next.cursor {
+            next.cursor_dot = changes.iter().find(|(seq, _)| *seq == new_cursor).map(|(_, c)| c.dot);
         }
         next.cursor = new_cursor;
         *s = next;

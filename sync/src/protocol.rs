@@ -193,6 +193,11 @@ pub struct PullPage {
     /// The space's compaction floor: changes at or below it are folded into
     /// snapshots, and a pull after a seq below it returns none.
     pub floor: u64,
+    /// The dot of the change at `after_seq`, when the log holds it (above
+    /// the floor): a reader that applied another change there knows the
+    /// log was rewritten under it (a hub restored from a backup, then
+    /// written past the reader's cursor).
+    pub at_cursor: Option<Dot>,
 }
 
 /// Why the hub refused or failed a request. [`HubError::is_retryable`] says
@@ -272,6 +277,13 @@ pub trait Replica {
 
     /// The seq of the last hub change applied here (0 for none).
     fn cursor(&self) -> Result<u64, ReplicaError>;
+
+    /// The dot of the change applied at the cursor, when a page brought it
+    /// ([`Replica::apply_page`] keeps it with the cursor): what the round
+    /// checks the hub's [`PullPage::at_cursor`] against.
+    fn cursor_dot(&self) -> Result<Option<Dot>, ReplicaError> {
+        Ok(None)
+    }
 
     /// Apply `changes` (in order) and set the cursor to `new_cursor`, in one
     /// local transaction.

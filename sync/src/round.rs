@@ -60,6 +60,12 @@ pub enum SyncError {
         "the hub's log of space {space:?} ends at seq {head}, but this store already read up to {cursor}: the space was reset or restored; the next round pulls it again from the start and publishes this store's state there"
     )]
     LogReset { space: String, head: u64, cursor: u64 },
+    /// The hub's log holds another change at this replica's cursor than the
+    /// one it applied there.
+    #[error(
+        "the hub's log of space {space:?} holds another change at seq {cursor} than the one this store read there: the space was restored from an older backup and written since; the next round pulls it again from the start and publishes this store's state there"
+    )]
+    LogRewritten { space: String, cursor: u64 },
     /// The hub expects a counter this replica no longer has: changes it once
     /// acknowledged are gone from the hub.
     #[error(
@@ -82,7 +88,10 @@ impl SyncError {
         match self {
             SyncError::Hub(e) => e.is_retryable(),
             SyncError::Replica(e) => e.retryable,
-            SyncError::HubLostChanges { .. } | SyncError::LogReset { .. } | SyncError::Protocol(_) => false,
+            SyncError::HubLostChanges { .. }
+            | SyncError::LogReset { .. }
+            | SyncError::LogRewritten { .. }
+            | SyncError::Protocol(_) => false,
         }
     }
 
@@ -100,7 +109,7 @@ impl SyncError {
                 counter: *counter,
             }),
             SyncError::HubLostChanges { .. } => Some(Refusal::HubLost),
-            SyncError::LogReset { .. } => Some(Refusal::LogReset),
+            SyncError::LogReset { .. } | SyncError::LogRewritten { .. } => Some(Refusal::LogReset),
             _ => None,
         }
     }
@@ -198,8 +207,23 @@ pub async fn pull_log<R: Replica, H: Hub>(
 ) -> Result<(), SyncError> {
     let mut cursor = replica.cursor()?;
     let mut bootstraps = 0;
+    let mut checked = false;
     loop {
         let page = hub.pull(space, cursor, opts.page_size.max(1)).await?;
+        if !checked {
+            checked = true;
+            // The change at the cursor must be the one applied there: a
+            // log restored from a backup and written past the cursor since
+            // holds other changes under the seqs this replica read.
+            if let (Some(theirs), Some(mine)) = (page.at_cursor, replica.cursor_dot()?)
+                && theirs != mine
+            {
+                return Err(SyncError::LogRewritten {
+                    space: space.to_owned(),
+                    cursor,
+                });
+            }
+        }
         if cursor < page.floor {
             // The changes this replica lacks below the floor are folded
             // into snapshots: join them, then pull the log after them. A

@@ -431,6 +431,13 @@ pub mod hub {
         let middle = hub.pull(space, 4, 100).await.expect("pull");
         assert_eq!(middle.changes.first().map(|(s, _)| *s), Some(5));
         assert_eq!(middle.changes.len(), 6);
+        // Each page names the change at the cursor it was read after.
+        assert_eq!(middle.at_cursor, Some(run[3].dot), "the change at seq 4");
+        assert_eq!(
+            hub.pull(space, 0, 1).await.expect("pull").at_cursor,
+            None,
+            "no change at 0"
+        );
         let beyond = hub.pull(space, 10, 100).await.expect("pull");
         assert!(beyond.changes.is_empty());
         assert_eq!(beyond.head_seq, 10);
@@ -813,6 +820,9 @@ pub mod replica {
         here.apply_page(&log[1..], 2).unwrap();
         assert_eq!(here.cursor().unwrap(), 2);
         assert_eq!(here.record_states().unwrap(), there.record_states().unwrap());
+        // With the cursor, the dot of the change applied there (what a round
+        // checks the hub's log against).
+        assert_eq!(here.cursor_dot().unwrap(), Some(log[1].1.dot));
     }
 }
 

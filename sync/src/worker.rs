@@ -244,6 +244,7 @@ impl Worker {
                     SyncError::Hub(_)
                     | SyncError::HubLostChanges { .. }
                     | SyncError::LogReset { .. }
+                    | SyncError::LogRewritten { .. }
                     | SyncError::Protocol(_) => {
                         self.status.hub_reachable = Some(!error.is_unreachable());
                     }

@@ -54,6 +54,10 @@ impl Replica for SqliteReplica {
     fn acknowledge(&self, dots: &[Dot]) -> Result<(), ReplicaError> {
         via!(self.acknowledge(dots))
     }
+    fn cursor_dot(&self) -> Result<Option<Dot>, ReplicaError> {
+        via!(self.cursor_dot())
+    }
+
     fn cursor(&self) -> Result<u64, ReplicaError> {
         via!(self.cursor())
     }
@@ -1546,6 +1550,50 @@ mod republication {
         let (head, rows) = log(&db, "restored");
         let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
         assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "dense seqs");
+    }
+
+    /// A hub restored from an older backup and written past a store's cursor
+    /// before that store syncs again: the store's cursor is no longer past
+    /// the log's end, yet the seqs below it now name other changes. The
+    /// store sees that the change at its cursor is not the one it applied
+    /// there, pulls the log again and publishes its state: the three
+    /// converge, nothing skipped.
+    #[test]
+    fn a_restored_hub_written_past_a_stores_cursor_is_noticed() {
+        let db = block_on(TestDatabase::create("restored_past"));
+        let s = settings(&db, "restored");
+        let ((_a_dir, a), (_b_dir, b), (_c_dir, c)) = (crate::tracker(), crate::tracker(), crate::tracker());
+        for t in [&a, &b, &c] {
+            sync(t, &s);
+        }
+        item(&a, "a1", None);
+        sync(&a, &s);
+        let (backup, _) = log(&db, "restored");
+        item(&a, "a2", None);
+        item(&b, "b1", None);
+        for t in [&a, &b, &c, &a] {
+            sync(t, &s);
+        }
+        restore(&db, "restored", backup);
+        // b and a write and sync first: each publishes its state again (the
+        // hub lost what it acknowledged), which carries the log past c's
+        // cursor with changes c never saw under seqs it thinks it has.
+        item(&b, "b2", None);
+        sync(&b, &s);
+        item(&a, "a3", None);
+        sync(&a, &s);
+        let (head, _) = log(&db, "restored");
+        let c_cursor = c.store().cursor().unwrap() as i64;
+        assert!(
+            head >= c_cursor,
+            "the log ({head}) reaches c's cursor ({c_cursor}) again"
+        );
+        for t in [&c, &b, &a, &c] {
+            sync(t, &s);
+        }
+        assert_converged(&[&a, &b, &c]);
+        let expected: BTreeSet<(String, bool)> = ["a1", "a2", "a3", "b1", "b2"].map(|t| (t.to_owned(), false)).into();
+        assert_eq!(titles(&c), expected);
     }
 
     /// Bounded history (issue 13), nothing lost: b goes offline and keeps

@@ -62,7 +62,7 @@ use tokio_postgres::{Client, Config, Statement};
 use uuid::Uuid;
 
 use crate::change::Change;
-use crate::clock::ReplicaId;
+use crate::clock::{Dot, ReplicaId};
 use crate::protocol::{
     CompactOptions, CompactReport, Frontier, Hub, HubError, PullPage, PushAck, ReplicaInfo, SnapshotPage,
 };
@@ -168,9 +168,12 @@ const INSERT: &str = "WITH inserted AS (INSERT INTO changes (space_id, seq, repl
 /// Runs where the client is connected (it reads no table), which is where
 /// listeners are, even on a distributed hub.
 const ANNOUNCE: &str = "SELECT pg_notify($1, $2)";
-const PULL: &str = "SELECT 0 AS part, head AS seq, floor, NULL::bytea AS body FROM spaces WHERE space_id = $1 \
-     UNION ALL (SELECT 1, c.seq, 0, c.body FROM changes c WHERE c.space_id = $1 AND c.seq > $2 \
+const PULL: &str = "SELECT 0 AS part, head AS seq, floor, NULL::bytea AS body, NULL::uuid AS replica_id, \
+     NULL::bigint AS counter FROM spaces WHERE space_id = $1 \
+     UNION ALL (SELECT 1, c.seq, 0, c.body, NULL, NULL FROM changes c WHERE c.space_id = $1 AND c.seq > $2 \
      AND $2 >= (SELECT s.floor FROM spaces s WHERE s.space_id = $1) ORDER BY c.seq LIMIT $3) \
+     UNION ALL SELECT 2, c.seq, 0, NULL, c.replica_id, c.counter FROM changes c \
+     WHERE c.space_id = $1 AND c.seq = $2 \
      ORDER BY part, seq";
 
 /// One hub call, for [`PostgresHub::with_retries`].
@@ -636,6 +639,13 @@ impl PostgresHub {
             if part == 0 {
                 page.head_seq = seq as u64;
                 page.floor = row.get::<_, i64>(2) as u64;
+                continue;
+            }
+            if part == 2 {
+                page.at_cursor = Some(Dot {
+                    replica: ReplicaId(row.get::<_, Uuid>(4)),
+                    counter: row.get::<_, i64>(5) as u64,
+                });
                 continue;
             }
             let body: Vec<u8> = row.get(3);
