@@ -168,6 +168,39 @@ impl PacedReplica {
         self
     }
 
+    /// Apply `items` in slices of about a millisecond each (one local
+    /// transaction per slice, `apply(slice, is_last)`), so tool writes
+    /// interleave with a big pull; a cancelled `sync now` stops between
+    /// slices (what was applied stays, each slice with its cursor).
+    fn in_slices<T>(
+        &self,
+        items: &[T],
+        what: &'static str,
+        apply: impl Fn(&[T], bool) -> Result<PageApplied, ReplicaError>,
+    ) -> Result<PageApplied, ReplicaError> {
+        let mut total = PageApplied::default();
+        let mut rest = items;
+        while !rest.is_empty() {
+            if self.progress.is_cancelled() {
+                return Err(ReplicaError::permanent(
+                    "cancelled by the client; what was pulled before stays applied",
+                ));
+            }
+            let n = self.apply.size().clamp(1, rest.len());
+            let (slice, later) = rest.split_at(n);
+            let started = Instant::now();
+            let applied = apply(slice, later.is_empty())?;
+            self.apply.observe(n, started.elapsed());
+            total.applied += applied.applied;
+            total.already_seen += applied.already_seen;
+            total.conflicts += applied.conflicts;
+            rest = later;
+            let pulled = self.pulled.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed) + n as u64;
+            self.progress.step(pulled, None, what);
+        }
+        Ok(total)
+    }
+
     /// How many changes the next slice of a page applies (for tests).
     pub fn apply_slice(&self) -> usize {
         self.apply.size()
@@ -227,49 +260,16 @@ impl Replica for PacedReplica {
         if changes.is_empty() {
             return self.store.apply_page(changes, new_cursor);
         }
-        let mut total = PageApplied::default();
-        let mut rest = changes;
-        while !rest.is_empty() {
-            // A cancelled `sync now` stops between slices: what was applied
-            // stays (each slice with its cursor), the rest comes next round.
-            if self.progress.is_cancelled() {
-                return Err(ReplicaError::permanent(
-                    "cancelled by the client; the changes pulled before stay applied",
-                ));
-            }
-            let n = self.apply.size().clamp(1, rest.len());
-            let (slice, later) = rest.split_at(n);
-            let cursor = if later.is_empty() { new_cursor } else { slice[n - 1].0 };
-            let started = Instant::now();
-            let applied = self.store.apply_page(slice, cursor)?;
-            self.apply.observe(n, started.elapsed());
-            total.applied += applied.applied;
-            total.already_seen += applied.already_seen;
-            total.conflicts += applied.conflicts;
-            rest = later;
-            let pulled = self.pulled.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed) + n as u64;
-            self.progress.step(pulled, None, "changes pulled");
-        }
-        Ok(total)
+        self.in_slices(changes, "changes pulled", |slice, last| {
+            let cursor = if last { new_cursor } else { slice[slice.len() - 1].0 };
+            self.store.apply_page(slice, cursor)
+        })
     }
 
     fn apply_snapshots(&self, snapshots: &[waymark_sync::Snapshot]) -> Result<PageApplied, ReplicaError> {
-        let mut total = PageApplied::default();
-        let mut rest = snapshots;
-        while !rest.is_empty() {
-            let n = self.apply.size().clamp(1, rest.len());
-            let (slice, later) = rest.split_at(n);
-            let started = Instant::now();
-            let applied = self.store.apply_snapshots(slice)?;
-            self.apply.observe(n, started.elapsed());
-            total.applied += applied.applied;
-            total.already_seen += applied.already_seen;
-            total.conflicts += applied.conflicts;
-            rest = later;
-            let pulled = self.pulled.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed) + n as u64;
-            self.progress.step(pulled, None, "records and changes pulled");
-        }
-        Ok(total)
+        self.in_slices(snapshots, "records and changes pulled", |slice, _| {
+            self.store.apply_snapshots(slice)
+        })
     }
 
     fn label(&self) -> (String, String) {
