@@ -365,7 +365,8 @@ impl<'a> View<'a> {
             "done"
         } else if i.status == "blocked" || i.open_blockers > 0 {
             "blocked"
-        } else if i.branch_name.is_some() || self.started.contains(i.id.as_str()) {
+        } else if i.holder.is_some() || i.branch_name.is_some() || self.started.contains(i.id.as_str()) {
+            // An agent's live claim, a branch, or work started under it.
             "progress"
         } else {
             "ready"
@@ -862,6 +863,39 @@ mod tests {
         assert!(!Arc::ptr_eq(&c, &e), "an update moves the feed too");
     }
 
+    /// An item an agent claims is in progress under the agent's name, and
+    /// released it is ready again (the claim moves the change feed, so the
+    /// render is fresh).
+    #[test]
+    fn a_claimed_item_is_in_progress_by_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let board = Board::new(Tracker::open(dir.path()).unwrap());
+        let other = Tracker::open(dir.path()).unwrap();
+        let t = task(&other, "Claimed work");
+        let claim = |release: bool| {
+            other
+                .claim_work_item(
+                    "agent-x",
+                    crate::ops::ClaimRequest {
+                        id: Some(t.id.clone()),
+                        release,
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+        };
+        claim(false);
+        let html = board.render(Page::Work, true).unwrap();
+        assert!(html.contains("<h3 class=\"holder\">agent-x"), "{html}");
+        assert!(
+            board.tracker.board_stamp().unwrap().lease_end.is_some(),
+            "a live lease ends some time"
+        );
+        claim(true);
+        let html = board.render(Page::Work, true).unwrap();
+        assert!(!html.contains("agent-x") && html.contains("Claimed work"), "{html}");
+    }
+
     fn item(id: &str, status: &str, holder: Option<&str>) -> BoardItem {
         BoardItem {
             id: id.into(),
@@ -898,6 +932,7 @@ mod tests {
                 clock_warning: None,
             },
             conflicts: Vec::new(),
+            lease_end: None,
             cursor: 0,
         }
     }

@@ -80,6 +80,8 @@ pub struct BoardData {
     pub conflicts: Vec<ConflictView>,
     /// The change feed's cursor these were read at.
     pub cursor: i64,
+    /// When the first live lease ends ([`BoardStamp::lease_end`]).
+    pub lease_end: Option<i64>,
 }
 
 /// Which parts of the store a board page shows; [`Tracker::board_data`]
@@ -102,6 +104,8 @@ pub struct BoardParts {
 pub struct BoardStamp {
     pub cursor: i64,
     pub health: SyncHealth,
+    /// When the first live lease ends: the clock alone frees its item.
+    pub lease_end: Option<i64>,
 }
 
 impl BoardData {
@@ -110,6 +114,7 @@ impl BoardData {
         BoardStamp {
             cursor: self.cursor,
             health: self.health.clone(),
+            lease_end: self.lease_end,
         }
     }
 }
@@ -123,6 +128,7 @@ impl Tracker {
             Ok(BoardStamp {
                 cursor: crate::store::feed::head(conn)?,
                 health: super::configuration::sync_health(conn)?,
+                lease_end: query::board::next_lease_end(conn)?,
             })
         })
     }
@@ -165,6 +171,7 @@ impl Tracker {
                 health,
                 conflicts,
                 cursor,
+                lease_end: query::board::next_lease_end(conn)?,
             })
         })
     }
