@@ -29,6 +29,13 @@
 //! back in the call, against this Postgres), offline (no hub: tentative),
 //! and, as the baseline in the same run, a local write of the item
 //! ([`claims`]).
+//! `WAYMARK_SYNC_BENCH=hub-load cargo bench --bench sync` measures the
+//! hub's load (issue 13, [`hub_load`]): `WAYMARK_HUB_REPLICAS` replicas
+//! (default 1,000) over `WAYMARK_HUB_SPACES` spaces (default 1), each
+//! running a sync round every 30 s (spread evenly), most of them no-ops,
+//! while 5 writers push a change a second; the no-op rounds' latency against
+//! the same round with the hub otherwise idle, in the same run.
+//!
 //! `WAYMARK_SYNC_BENCH=history cargo bench --bench sync` measures bounded
 //! history (issue 13, [`history`]): a fresh store's bootstrap of a space of
 //! `WAYMARK_HISTORY_ITEMS` items (default 20,000) with
@@ -66,6 +73,10 @@ fn main() {
     }
     if std::env::var("WAYMARK_SYNC_BENCH").is_ok_and(|m| m == "claims") {
         claims();
+        return;
+    }
+    if std::env::var("WAYMARK_SYNC_BENCH").is_ok_and(|m| m == "hub-load") {
+        hub_load();
         return;
     }
     if std::env::var("WAYMARK_SYNC_BENCH").is_ok_and(|m| m == "history") {
@@ -865,5 +876,144 @@ fn history() {
          (uncompacted log {deep_log_bytes} = {:.2}x)",
         deep_bytes as f64 / flat_bytes as f64,
         deep_log_bytes as f64 / flat_bytes as f64
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Hub load (issue 13): many replicas' rounds against one Postgres hub
+
+fn hub_load() {
+    use waymark_sync::memory::MemoryReplica;
+
+    let replicas = env_size("WAYMARK_HUB_REPLICAS", 1_000);
+    let spaces = env_size("WAYMARK_HUB_SPACES", 1).max(1);
+    const PERIOD: Duration = Duration::from_secs(30);
+    const WRITERS: usize = 5;
+    let rt = runtime();
+    let db = rt.block_on(TestDatabase::create("hub_load"));
+    let hub = Arc::new(rt.block_on(db.hub_with(
+        db.url(),
+        HubOptions {
+            max_idle: 16,
+            ..HubOptions::default()
+        },
+    )));
+    let space_of = |i: usize| format!("space-{}", i % spaces);
+    let opts = SyncOptions::default();
+    let field = |text: String| -> std::collections::BTreeMap<String, Value> {
+        [("title".to_owned(), Value::String(text))].into_iter().collect()
+    };
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+
+    // Each space has a history of 200 records first; every replica pulls it
+    // once (its frontier reaches the hub), so the rounds measured are no-ops
+    // but for the writers' changes.
+    let seed = MemoryReplica::new(ReplicaId::mint());
+    for s in 0..spaces {
+        for r in 0..200 {
+            seed.write(
+                "work_items",
+                &format!("s{s}-r{r}"),
+                field(format!("seed {r}")),
+                now_ms(),
+            );
+        }
+        rt.block_on(sync_round(&seed, hub.as_ref(), &space_of(s), opts))
+            .expect("seed");
+    }
+    let started = Instant::now();
+    let all: Vec<Arc<MemoryReplica>> = (0..replicas)
+        .map(|_| Arc::new(MemoryReplica::new(ReplicaId::mint())))
+        .collect();
+    for (i, r) in all.iter().enumerate() {
+        rt.block_on(sync_round(r.as_ref(), hub.as_ref(), &space_of(i), opts))
+            .expect("first round");
+    }
+    eprintln!(
+        "[hub-load] {replicas} replicas over {spaces} space(s) caught up in {:.1?}",
+        started.elapsed()
+    );
+
+    // The baseline: one replica's no-op round with the hub otherwise idle.
+    let mut idle: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            rt.block_on(sync_round(all[0].as_ref(), hub.as_ref(), &space_of(0), opts))
+                .expect("idle round");
+            t.elapsed()
+        })
+        .collect();
+
+    let mut loaded: Vec<Duration> = Vec::new();
+    rt.block_on(async {
+        // The load: every replica's round once in a period of 30 s, spread
+        // evenly (what 1,000 stores syncing every 30 s ask of the hub),
+        // while the writers write and push once a second.
+        let mut tasks = tokio::task::JoinSet::new();
+        let begin = tokio::time::Instant::now();
+        let step = PERIOD / replicas.max(1) as u32;
+        let mut w_next = begin;
+        for i in 0..replicas {
+            let at = begin + step * i as u32;
+            while w_next <= at {
+                tokio::time::sleep_until(w_next).await;
+                for (w, writer) in all.iter().take(WRITERS).enumerate() {
+                    let (hub, replica, space) = (hub.clone(), writer.clone(), space_of(w));
+                    replica.write("work_items", &format!("w{w}"), field(format!("at {at:?}")), now_ms());
+                    tasks.spawn(async move {
+                        sync_round(replica.as_ref(), hub.as_ref(), &space, opts)
+                            .await
+                            .expect("writer round");
+                        None
+                    });
+                }
+                w_next += Duration::from_secs(1);
+            }
+            tokio::time::sleep_until(at).await;
+            if i < WRITERS {
+                continue;
+            }
+            let (hub, replica, space) = (hub.clone(), all[i].clone(), space_of(i));
+            tasks.spawn(async move {
+                let t = Instant::now();
+                sync_round(replica.as_ref(), hub.as_ref(), &space, opts)
+                    .await
+                    .expect("round");
+                Some(t.elapsed())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Some(took) = done.expect("a round task") {
+                loaded.push(took);
+            }
+        }
+    });
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.5), at(0.99), at(1.0))
+    };
+    let (i50, i99, imax) = stats(&mut idle);
+    let (l50, l99, lmax) = stats(&mut loaded);
+    println!(
+        "| {replicas} replicas, {spaces} space(s), a round each every 30 s, {WRITERS} writers at 1/s | rounds | p50 | p99 | max |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| a no-op round, hub otherwise idle (baseline) | {} | {i50:.2?} | {i99:.2?} | {imax:.2?} |",
+        idle.len()
+    );
+    println!(
+        "| a replica's round under the load (every replica once over 30 s) | {} | {l50:.2?} | {l99:.2?} | {lmax:.2?} |",
+        loaded.len()
+    );
+    println!(
+        "p99 under load / idle p99: {:.2}x (target: p99 under 50 ms)",
+        l99.as_secs_f64() / i99.as_secs_f64()
     );
 }
