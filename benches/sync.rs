@@ -913,8 +913,8 @@ fn hub_load() {
     // Each space has a history of 200 records first; every replica pulls it
     // once (its frontier reaches the hub), so the rounds measured are no-ops
     // but for the writers' changes.
-    let seed = MemoryReplica::new(ReplicaId::mint());
     for s in 0..spaces {
+        let seed = MemoryReplica::new(ReplicaId::mint());
         for r in 0..200 {
             seed.write(
                 "work_items",
