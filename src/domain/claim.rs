@@ -67,16 +67,12 @@ impl ClaimValue {
 
 /// A dot as a claim value names it.
 pub fn dot_text(dot: &Dot) -> String {
-    format!("{}:{}", dot.replica, dot.counter)
+    dot.to_string()
 }
 
 /// The dot a claim value names.
 pub fn parse_dot(text: &str) -> Option<Dot> {
-    let (replica, counter) = text.rsplit_once(':')?;
-    Some(Dot {
-        replica: replica.parse().ok()?,
-        counter: counter.parse().ok()?,
-    })
+    text.parse().ok()
 }
 
 /// One value of the register, as the derivation sees it.

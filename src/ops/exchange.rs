@@ -56,7 +56,7 @@ pub struct ConflictValue {
 
 /// The name of a write, as [`ConflictValue::dot`] shows it.
 fn dot_name(dot: &waymark_sync::Dot) -> String {
-    format!("{}:{}", dot.replica, dot.counter)
+    dot.to_string()
 }
 
 /// What `list_conflicts` answers: a page of the open conflicts, how many

@@ -39,7 +39,7 @@ fn set_cursor_dot(conn: &rusqlite::Connection, dot: Option<Dot>) -> Result<(), E
         Some(d) => conn.execute(
             "INSERT INTO local_state (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [CURSOR_DOT_KEY, &format!("{}:{}", d.replica, d.counter)],
+            [CURSOR_DOT_KEY, &d.to_string()],
         )?,
         None => conn.execute("DELETE FROM local_state WHERE key = ?1", [CURSOR_DOT_KEY])?,
     };
@@ -436,13 +436,7 @@ impl Replica for Store {
                 .prepare_cached("SELECT value FROM local_state WHERE key = ?1")?
                 .query_row([CURSOR_DOT_KEY], |r| r.get(0))
                 .optional()?;
-            Ok(text.and_then(|t| {
-                let (replica, counter) = t.rsplit_once(':')?;
-                Some(Dot {
-                    replica: ReplicaId(replica.parse().ok()?),
-                    counter: counter.parse().ok()?,
-                })
-            }))
+            Ok(text.and_then(|t| t.parse().ok()))
         })
         .map_err(replica_error)
     }

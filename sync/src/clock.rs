@@ -51,6 +51,32 @@ pub struct Dot {
     pub counter: u64,
 }
 
+/// A dot as text, `replica:counter` (the replica's id hyphenated): how a
+/// conflict names the write of each value, a claim the write that began
+/// its turn, and a store the change at its cursor.
+impl fmt::Display for Dot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.replica, self.counter)
+    }
+}
+
+impl std::str::FromStr for Dot {
+    type Err = String;
+
+    /// Exactly the text [`Dot`]'s `Display` writes.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{text:?} is not a dot (replica:counter)");
+        let (replica, counter) = text.rsplit_once(':').ok_or_else(bad)?;
+        if replica.len() != 36 {
+            return Err(bad());
+        }
+        Ok(Dot {
+            replica: replica.parse().map_err(|_| bad())?,
+            counter: counter.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
 /// For one record: replica -> highest counter of that replica's changes to
 /// the record that this replica has applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -183,7 +183,7 @@ pub fn kept_dots(state: &RecordState) -> BTreeSet<Dot> {
     fn named(value: &Value, out: &mut BTreeSet<Dot>, depth: usize) {
         match value {
             Value::String(text) => {
-                if let Some(dot) = parse_dot(text) {
+                if let Ok(dot) = text.parse() {
                     out.insert(dot);
                 }
             }
@@ -200,18 +200,6 @@ pub fn kept_dots(state: &RecordState) -> BTreeSet<Dot> {
         }
     }
     out
-}
-
-/// A dot written as `replica:counter`.
-fn parse_dot(text: &str) -> Option<Dot> {
-    let (replica, counter) = text.rsplit_once(':')?;
-    if replica.len() != 36 {
-        return None;
-    }
-    Some(Dot {
-        replica: crate::clock::ReplicaId(replica.parse().ok()?),
-        counter: counter.parse().ok()?,
-    })
 }
 
 /// Whether `change`, whose dot is at or below its replica's highest folded

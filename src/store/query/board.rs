@@ -10,11 +10,11 @@ use crate::store::id::{get_id, get_opt_id};
 /// Every live work item (archived ones flagged), in the order this store recorded them.
 pub(crate) fn items(conn: &Connection) -> Result<Vec<BoardItem>> {
     Ok(conn
-        .prepare_cached(&format!(
+        .prepare_cached(concat!(
             "SELECT id, title, item_type, status, priority, parent_id, depth, open_blockers, branch_name,
-                    created_at, updated_at, updated_by, archived_at IS NOT NULL,
-                    (SELECT c.holder FROM claims c WHERE c.id = work_items.id AND c.expires_at > {NOW_MS})
-             FROM work_items WHERE deleted_at IS NULL ORDER BY key"
+                    created_at, updated_at, updated_by, archived_at IS NOT NULL, ",
+            live_holder!(),
+            " FROM work_items WHERE deleted_at IS NULL ORDER BY key"
         ))?
         .query_map([], |r| {
             Ok(BoardItem {
@@ -37,16 +37,13 @@ pub(crate) fn items(conn: &Connection) -> Result<Vec<BoardItem>> {
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Now, in milliseconds since the epoch, as a statement reads it (leases
-/// are decided at read time).
-const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
-
 /// When the first live lease ends (a board that shows its holder is stale
 /// from then on).
 pub(crate) fn next_lease_end(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT min(expires_at) FROM claims WHERE holder IS NOT NULL AND expires_at > {NOW_MS}"
+        .prepare_cached(concat!(
+            "SELECT min(expires_at) FROM claims WHERE holder IS NOT NULL AND expires_at > ",
+            now_ms!()
         ))?
         .query_row([], |r| r.get(0))?)
 }

@@ -7,6 +7,25 @@
 //! the page (`limit + 1`), so the operations can cut the page and tell
 //! whether more follow.
 
+/// Now, in milliseconds since the epoch, as a statement reads it: leases
+/// are decided at read time.
+macro_rules! now_ms {
+    () => {
+        "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
+    };
+}
+
+/// The agent holding a live claim on the `work_items` row in scope, if any.
+macro_rules! live_holder {
+    () => {
+        concat!(
+            "(SELECT c.holder FROM claims c WHERE c.id = work_items.id AND c.expires_at > ",
+            now_ms!(),
+            ")"
+        )
+    };
+}
+
 pub(crate) mod board;
 pub(crate) mod claims;
 pub(crate) mod configuration;

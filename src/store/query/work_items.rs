@@ -16,8 +16,10 @@ pub(super) const ITEM_COLUMNS: &str = "id, item_type, title, description, status
      branch_name, commit_hash, pr_number, metadata, deleted_at, archived_at, created_at, created_by, updated_at, \
      updated_by, version";
 
-pub(super) const ROW_COLUMNS: &str = "id, title, item_type, status, priority, parent_id, updated_at, version, \
-     (SELECT c.holder FROM claims c WHERE c.id = work_items.id AND c.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+pub(super) const ROW_COLUMNS: &str = concat!(
+    "id, title, item_type, status, priority, parent_id, updated_at, version, ",
+    live_holder!()
+);
 /// How many columns [`ROW_COLUMNS`] names.
 const ROW_COLUMN_COUNT: usize = 9;
 
