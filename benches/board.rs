@@ -93,10 +93,10 @@ fn spread(xs: &[f64]) -> String {
     format!("{:.0} / {:.0} / {:.0}", at(0.25), at(0.5), at(0.75))
 }
 
-/// The server's render of `/`, in this process (µs per render, median).
-fn render_times(repo: &Repo, runs: usize) -> (f64, f64, usize) {
+/// The server's render of a page, in this process (µs per render, median).
+fn render_times(repo: &Repo, which: Page, runs: usize) -> (f64, f64, usize) {
     let board = Board::new(Tracker::open(&repo.data_dir()).expect("open"));
-    let page = board.render(Page::Work, false).expect("render");
+    let page = board.render(which, false).expect("render");
     let time = |f: &dyn Fn() -> std::sync::Arc<str>| {
         let mut times = Vec::with_capacity(runs);
         for _ in 0..runs {
@@ -106,8 +106,8 @@ fn render_times(repo: &Repo, runs: usize) -> (f64, f64, usize) {
         }
         median(times)
     };
-    let cached = time(&|| board.render(Page::Work, false).unwrap());
-    let fresh = time(&|| board.render_fresh(Page::Work, false).unwrap());
+    let cached = time(&|| board.render(which, false).unwrap());
+    let fresh = time(&|| board.render_fresh(which, false).unwrap());
     (cached, fresh, page.len())
 }
 
@@ -340,16 +340,22 @@ fn main() {
     let repo = Repo::new(small);
     let big_repo = Repo::new(big);
 
-    println!("## The server's render of `/` (in process, median of the runs)\n");
-    println!("| store | unchanged store | fresh render | page |");
-    println!("|---|---:|---:|---:|");
-    for (r, runs) in [
-        (&empty, 200),
-        (&repo, if bench { 200 } else { 5 }),
-        (&big_repo, if bench { 40 } else { 3 }),
-    ] {
-        let (cached, fresh, bytes) = render_times(r, runs);
-        println!("| {} items | {cached:.0} µs | {fresh:.0} µs | {bytes} B |", r.items);
+    for which in [Page::Work, Page::Tree] {
+        println!(
+            "## The server's render of `{}` (in process, median of the runs)\n",
+            which.path()
+        );
+        println!("| store | unchanged store | fresh render | page |");
+        println!("|---|---:|---:|---:|");
+        for (r, runs) in [
+            (&empty, 200),
+            (&repo, if bench { 200 } else { 5 }),
+            (&big_repo, if bench { 40 } else { 3 }),
+        ] {
+            let (cached, fresh, bytes) = render_times(r, which, runs);
+            println!("| {} items | {cached:.0} µs | {fresh:.0} µs | {bytes} B |", r.items);
+        }
+        println!();
     }
 
     let bin = waymark_bin();

@@ -13,7 +13,7 @@
   function refresh() {
     if (busy) { again = true; return; }
     busy = true;
-    var url = location.pathname + (location.pathname.indexOf("?") < 0 ? "?" : "&") + "part=main";
+    var url = location.pathname + (location.search ? location.search + "&" : "?") + "part=main";
     fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
       if (!r.ok) throw new Error(r.status);
       return r.text();

@@ -26,7 +26,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
-use super::{Board, CSS, JS, Page};
+use super::{At, Board, CSS, JS, Page};
 use crate::ops::{Changes, WaitForChanges};
 
 /// How long the event stream stays quiet before it sends a comment (which
@@ -115,8 +115,12 @@ pub async fn handle<B>(
         _ => match Page::at(&path) {
             Some(page) => {
                 let main_only = param(&query, "part").as_deref() == Some("main");
+                let at = match at(page, &query) {
+                    Ok(at) => at,
+                    Err(refusal) => return *refusal,
+                };
                 let b = board.clone();
-                match tokio::task::spawn_blocking(move || b.render(page, main_only)).await {
+                match tokio::task::spawn_blocking(move || b.render_at(page, &at, main_only)).await {
                     Ok(Ok(html)) => {
                         let mut r = Response::new(Full::new(Bytes::copy_from_slice(html.as_bytes())).boxed());
                         r.headers_mut().insert(
@@ -126,6 +130,9 @@ pub async fn handle<B>(
                         r.headers_mut()
                             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                         r
+                    }
+                    Ok(Err(crate::error::Error::NotFound { .. })) => {
+                        text(StatusCode::NOT_FOUND, "no live work item with that id on this board")
                     }
                     Ok(Err(e)) => {
                         tracing::error!("the board failed: {e}");
@@ -240,6 +247,33 @@ fn origin_matches(allowed: &str, origin: &str) -> bool {
         }),
         None => allowed.eq_ignore_ascii_case(origin),
     }
+}
+
+/// The part of `page` its address asks for: the tree page takes `root`
+/// (a work item's id) and `from` (a count); other pages take neither.
+fn at(page: Page, query: &str) -> Result<At, Box<Response<Body>>> {
+    if page != Page::Tree {
+        return Ok(At::default());
+    }
+    let root = param(query, "root");
+    if let Some(id) = &root
+        && (id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    {
+        return Err(Box::new(text(
+            StatusCode::NOT_FOUND,
+            "no live work item with that id on this board",
+        )));
+    }
+    let from = match param(query, "from") {
+        None => 0,
+        Some(n) => n.parse::<usize>().map_err(|_| {
+            Box::new(text(
+                StatusCode::BAD_REQUEST,
+                "from must be a count of top-level items (0, 1, 2, ...)",
+            ))
+        })?,
+    };
+    Ok(At { root, from })
 }
 
 /// The value of `name` in a query string (no percent-decoding: cursors,

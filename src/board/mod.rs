@@ -35,6 +35,11 @@ const COLUMN_CARDS: usize = 20;
 const DONE_CARDS: usize = 12;
 /// Days the charts cover, today included.
 const CHART_DAYS: i64 = 30;
+/// The most items the tree page shows: past them a subtree is cut to a
+/// link to its own page (`/tree?root=ID`) and the remaining top-level
+/// items to a next page (`/tree?from=N`), so the page stays the same size
+/// whatever the store holds.
+pub const TREE_NODES: usize = 300;
 
 pub(crate) const CSS: &str = include_str!("board.css");
 pub(crate) const JS: &str = include_str!("board.js");
@@ -106,6 +111,22 @@ impl Page {
     }
 }
 
+/// Which part of a page to show, from its address: the tree of one item
+/// (`?root=ID`) or from the `from`-th top-level item (`?from=N`). Only the
+/// tree page takes either; the default is the whole page, and only it is
+/// cached.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct At {
+    pub root: Option<String>,
+    pub from: usize,
+}
+
+impl At {
+    fn is_default(&self) -> bool {
+        *self == At::default()
+    }
+}
+
 /// The board of one tracker.
 pub struct Board {
     tracker: Tracker,
@@ -160,6 +181,17 @@ impl Board {
     /// the page's script swaps in on a change: the last render while the
     /// store's stamp and the day are those it showed, else a fresh one.
     pub fn render(&self, page: Page, main_only: bool) -> Result<Arc<str>> {
+        self.render_at(page, &At::default(), main_only)
+    }
+
+    /// [`Board::render`] of a part of a page ([`At`]); a part other than
+    /// the whole is rendered afresh each time. `Err(NotFound)` for a root
+    /// that is no live work item here.
+    pub fn render_at(&self, page: Page, at: &At, main_only: bool) -> Result<Arc<str>> {
+        if !at.is_default() {
+            let data = self.tracker.board_data(page.parts())?;
+            return Ok(self.render_data(&data, page, at, main_only)?.into());
+        }
         let stamp = self.tracker.board_stamp()?;
         let day = today();
         if let Some(r) = self.cache().get(&(page, main_only))
@@ -175,7 +207,7 @@ impl Board {
     pub fn render_fresh(&self, page: Page, main_only: bool) -> Result<Arc<str>> {
         let day = today();
         let data = self.tracker.board_data(page.parts())?;
-        let html: Arc<str> = self.render_data(&data, page, main_only)?.into();
+        let html: Arc<str> = self.render_data(&data, page, &At::default(), main_only)?.into();
         self.cache().insert(
             (page, main_only),
             Rendered {
@@ -193,7 +225,7 @@ impl Board {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn render_data(&self, data: &BoardData, page: Page, main_only: bool) -> Result<String> {
+    fn render_data(&self, data: &BoardData, page: Page, at: &At, main_only: bool) -> Result<String> {
         let view = View::new(data);
         let nav: Vec<J> = Page::ALL
             .iter()
@@ -201,7 +233,7 @@ impl Board {
             .collect();
         let ctx = match page {
             Page::Work => context! { work => view.work() },
-            Page::Tree => context! { tree => view.tree() },
+            Page::Tree => context! { tree => view.tree(at)? },
             Page::Health => context! { health => view.health() },
             Page::Plan => context! { plan => view.plan() },
         };
@@ -279,13 +311,27 @@ struct Node<'a> {
     waits: Vec<Link<'a>>,
     children: Vec<Node<'a>>,
     open: bool,
+    /// Items below this one the page does not show (a finished subtree,
+    /// or past the bound), and the page that shows them.
+    hidden: usize,
+    more: Option<String>,
 }
 
 #[derive(Serialize)]
 struct Link<'a> {
     title: &'a str,
-    anchor: String,
+    #[serde(skip)]
+    id: &'a str,
+    href: String,
     done: bool,
+}
+
+/// The tree page's walk: how many more items it may show, and which it
+/// showed.
+struct Walk<'a, 's> {
+    budget: usize,
+    shown: std::collections::HashSet<&'a str>,
+    sizes: &'s HashMap<&'a str, usize>,
 }
 
 /// The data, indexed for the pages.
@@ -490,33 +536,127 @@ impl<'a> View<'a> {
         }
     }
 
-    fn tree(&self) -> J {
-        let mut roots: Vec<&BoardItem> = self
-            .live
-            .iter()
-            .copied()
-            .filter(|i| {
-                i.parent_id
-                    .as_deref()
-                    .is_none_or(|p| self.by_id.get(p).is_none_or(|p| p.archived))
+    /// The tree page: every live item under its parent, open work first,
+    /// at most [`TREE_NODES`] of them. A finished item's subtree is folded
+    /// into a count; a subtree cut by the bound links to its own page.
+    fn tree(&self, at: &At) -> Result<J> {
+        let focus = match at.root.as_deref() {
+            None => None,
+            Some(id) => Some(
+                self.by_id
+                    .get(id)
+                    .copied()
+                    .filter(|i| !i.archived)
+                    .ok_or_else(|| Error::NotFound {
+                        kind: crate::error::Kind::WorkItem,
+                        id: id.to_owned(),
+                    })?,
+            ),
+        };
+        let roots: Vec<&BoardItem> = match focus {
+            Some(f) => vec![f],
+            None => {
+                let mut roots: Vec<&BoardItem> = self
+                    .live
+                    .iter()
+                    .copied()
+                    .filter(|i| {
+                        i.parent_id
+                            .as_deref()
+                            .is_none_or(|p| self.by_id.get(p).is_none_or(|p| p.archived))
+                    })
+                    .collect();
+                roots.sort_by(|a, b| {
+                    (!is_open(a), a.priority, &a.created_at).cmp(&(!is_open(b), b.priority, &b.created_at))
+                });
+                roots
+            }
+        };
+        let sizes = self.subtree_sizes();
+        let mut walk = Walk {
+            budget: TREE_NODES,
+            shown: std::collections::HashSet::new(),
+            sizes: &sizes,
+        };
+        let mut nodes = Vec::new();
+        let mut next = None;
+        for (k, r) in roots.iter().enumerate().skip(at.from) {
+            if walk.budget == 0 {
+                next = Some(k);
+                break;
+            }
+            nodes.push(self.node(r, 0, focus.is_some(), &mut walk));
+        }
+        // A dependency links within the page when its item is shown, else
+        // to the item's own tree.
+        fn link_up(n: &mut Node<'_>, shown: &std::collections::HashSet<&str>) {
+            for w in &mut n.waits {
+                if !shown.contains(w.id) {
+                    w.href = format!("/tree?root={}", w.id);
+                }
+            }
+            for c in &mut n.children {
+                link_up(c, shown);
+            }
+        }
+        for n in &mut nodes {
+            link_up(n, &walk.shown);
+        }
+        let trail: Vec<J> = focus
+            .map(|f| {
+                let mut up = Vec::new();
+                let mut at = f.parent_id.as_deref().and_then(|p| self.by_id.get(p));
+                while let Some(p) = at.filter(|p| !p.archived && up.len() < 16) {
+                    up.push(context! { title => &p.title, href => format!("/tree?root={}", p.id) });
+                    at = p.parent_id.as_deref().and_then(|q| self.by_id.get(q));
+                }
+                up.reverse();
+                up
             })
-            .collect();
-        roots.sort_by(|a, b| (!is_open(a), a.priority, &a.created_at).cmp(&(!is_open(b), b.priority, &b.created_at)));
-        let nodes: Vec<Node> = roots.into_iter().map(|r| self.node(r, 0)).collect();
-        context! { roots => serde(&nodes), items => self.live.len(), edges => self.data.waits.len() }
+            .unwrap_or_default();
+        Ok(context! {
+            roots => serde(&nodes),
+            items => self.live.len(),
+            edges => self.data.waits.len(),
+            shown => walk.shown.len(),
+            focus => focus.map(|f| &f.title),
+            trail,
+            from => at.from,
+            next => next.map(|k| format!("/tree?from={k}")),
+            rest => next.map(|k| roots[k..].iter().map(|r| sizes.get(r.id.as_str()).copied().unwrap_or(1)).sum::<usize>()),
+        })
     }
 
-    fn node(&self, i: &'a BoardItem, depth: usize) -> Node<'a> {
-        let children: Vec<Node> = if depth > 8 {
-            Vec::new()
-        } else {
-            self.children
-                .get(i.id.as_str())
-                .into_iter()
-                .flatten()
-                .map(|c| self.node(c, depth + 1))
-                .collect()
-        };
+    /// Each live item's subtree size (itself included).
+    fn subtree_sizes(&self) -> HashMap<&'a str, usize> {
+        let mut sizes: HashMap<&str, usize> = HashMap::with_capacity(self.live.len());
+        let mut deepest_first = self.live.clone();
+        deepest_first.sort_by_key(|i| std::cmp::Reverse(i.depth));
+        for i in deepest_first {
+            let size = 1 + sizes.get(i.id.as_str()).copied().unwrap_or(0);
+            sizes.insert(i.id.as_str(), size);
+            if let Some(p) = i.parent_id.as_deref() {
+                *sizes.entry(p).or_insert(0) += size;
+            }
+        }
+        sizes
+    }
+
+    fn node(&self, i: &'a BoardItem, depth: usize, unfold: bool, walk: &mut Walk<'a, '_>) -> Node<'a> {
+        walk.budget = walk.budget.saturating_sub(1);
+        walk.shown.insert(i.id.as_str());
+        let kids: &[&BoardItem] = self.children.get(i.id.as_str()).map_or(&[], Vec::as_slice);
+        // A finished item folds its subtree (unless it is the page's root).
+        let expand = (unfold || is_open(i)) && depth <= 8;
+        let mut children = Vec::new();
+        let mut hidden = 0;
+        for c in kids {
+            if expand && walk.budget > 0 {
+                children.push(self.node(c, depth + 1, false, walk));
+            } else {
+                hidden += walk.sizes.get(c.id.as_str()).copied().unwrap_or(1);
+            }
+        }
         let waits = self
             .waits_for
             .get(i.id.as_str())
@@ -525,7 +665,8 @@ impl<'a> View<'a> {
             .filter_map(|w| self.by_id.get(w))
             .map(|w| Link {
                 title: &w.title,
-                anchor: anchor(&w.id),
+                id: &w.id,
+                href: format!("#{}", anchor(&w.id)),
                 done: !is_open(w),
             })
             .collect();
@@ -538,6 +679,8 @@ impl<'a> View<'a> {
             waits,
             open: is_open(i) && !children.is_empty(),
             children,
+            hidden,
+            more: (hidden > 0).then(|| format!("/tree?root={}", i.id)),
         }
     }
 
@@ -991,5 +1134,93 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(&format!("and {} more", DONE_CARDS * 2)), "{html}");
+    }
+
+    fn child(id: &str, parent: &str, status: &str) -> BoardItem {
+        BoardItem {
+            parent_id: Some(parent.into()),
+            depth: 1,
+            branch_name: None,
+            ..item(id, status, None)
+        }
+    }
+
+    fn tree_html(data: &BoardData, at: &At) -> (serde_json::Value, String) {
+        let view = View::new(data);
+        let tree = view.tree(at).unwrap();
+        let html = templates()
+            .get_template("tree.html")
+            .unwrap()
+            .render(context! { tree => tree.clone() })
+            .unwrap();
+        (serde_json::to_value(&tree).unwrap(), html)
+    }
+
+    /// The tree page shows at most `TREE_NODES` items whatever the store
+    /// holds: a finished subtree folds into a count, a subtree cut by the
+    /// bound links to its own page, the remaining top-level items to the
+    /// next page; and every item is on some page.
+    #[test]
+    fn the_tree_is_bounded_and_every_item_is_reachable() {
+        let mut items = vec![item("big", "active", None), item("done", "completed", None)];
+        items.extend((0..TREE_NODES + 50).map(|k| child(&format!("b{k:04}"), "big", "pending")));
+        items.extend((0..3).map(|k| child(&format!("d{k}"), "done", "completed")));
+        items.extend((0..40).map(|k| item(&format!("r{k:03}"), "pending", None)));
+        let mut data = data(items);
+        data.waits.push(("r000".into(), "b0340".into()));
+        let (tree, html) = tree_html(&data, &At::default());
+        // (minijinja writes `/` in attributes as `&#x2f;`.)
+        let shown = html.matches("<li ").count();
+        assert_eq!(shown, TREE_NODES, "bounded");
+        assert_eq!(tree["shown"], TREE_NODES);
+        // The big project is first (open, created first) and eats the
+        // bound: its cut children link to its own page.
+        assert!(
+            html.contains("51 more below</a>") && html.contains("href=\"&#x2f;tree?root=big\""),
+            "{html}"
+        );
+        // The rest of the top-level items are on the next page.
+        assert_eq!(tree["next"], "/tree?from=1");
+        assert_eq!(tree["rest"], 40 + 4, "{tree}");
+
+        // The next page: the other roots, with a dependency on an item not
+        // on this page linking to that item's tree.
+        let (tree, html) = tree_html(&data, &At { root: None, from: 1 });
+        assert!(tree["next"].is_null());
+        assert!(html.contains("Item r039"), "{html}");
+        assert!(html.contains("href=\"&#x2f;tree?root=b0340\""), "{html}");
+        // The finished project folds its three children into a count.
+        assert!(!html.contains("Item d0") && html.contains("3 more below"), "{html}");
+
+        // A subtree's own page unfolds it (even finished) with the way back.
+        let (_, html) = tree_html(
+            &data,
+            &At {
+                root: Some("done".into()),
+                from: 0,
+            },
+        );
+        assert!(html.contains("Item d0") && html.contains("Item d2"), "{html}");
+        assert!(html.contains("<a href=\"/tree\">whole tree</a>"), "{html}");
+        let (_, html) = tree_html(
+            &data,
+            &At {
+                root: Some("b0007".into()),
+                from: 0,
+            },
+        );
+        assert!(
+            html.contains("<a href=\"&#x2f;tree?root=big\">Item big</a>"),
+            "the trail: {html}"
+        );
+        // An unknown root is not found.
+        let view = View::new(&data);
+        assert!(matches!(
+            view.tree(&At {
+                root: Some("nope".into()),
+                from: 0
+            }),
+            Err(Error::NotFound { .. })
+        ));
     }
 }

@@ -589,7 +589,7 @@ fn board_prints_its_url_and_serves_it() {
     use std::io::{BufRead, BufReader, Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok_json(
+    let project = ok_json(
         d,
         &[
             "item",
@@ -623,15 +623,36 @@ fn board_prints_its_url_and_serves_it() {
         .and_then(|u| u.strip_suffix('/'))
         .unwrap_or_else(|| panic!("a URL: {url:?}"))
         .to_owned();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    write!(stream, "GET /tree HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut page = String::new();
-    stream.read_to_string(&mut page).unwrap();
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut page = String::new();
+        stream.read_to_string(&mut page).unwrap();
+        let status: u16 = page.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, page)
+    };
+    let (status, page) = get("/tree");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("On the board"), "{page}");
+    // One item's tree, and addresses that name none: refused, not echoed.
+    let id = project["id"].as_str().unwrap();
+    let (status, page) = get(&format!("/tree?root={id}"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("whole tree") && page.contains("On the board"), "{page}");
+    for (path, expected) in [
+        ("/tree?root=%3Cscript%3Ealert(1)%3C/script%3E", 404),
+        ("/tree?root=00000000-0000-0000-0000-000000000000", 404),
+        ("/tree?from=-1", 400),
+        ("/tree?from=99999999999999999999999", 400),
+    ] {
+        let (status, page) = get(path);
+        assert_eq!(status, expected, "{path}: {page}");
+        let body = page.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert!(!body.contains("script") && !body.contains("00000000"), "{path}: {page}");
+    }
+    let (status, page) = get("/tree?from=5");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("No more top-level items"), "{page}");
     let _ = board.kill();
     let _ = board.wait();
-    assert!(
-        page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
-        "{page}"
-    );
-    assert!(page.contains("On the board"), "{page}");
 }
